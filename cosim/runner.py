@@ -1,0 +1,120 @@
+"""Build and run the cocotb testbenches on the emitted Verilog (Verilator or Icarus).
+
+One build directory per configuration, simulator and (for mutation tests) injected fault:
+    <build_root>/<config name>-<config hash[:10]>[-<fault>]/<sim>/
+The Verilog is regenerated on every run but rewritten only when its text changes, so the
+simulator build is reused when nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..golden.config import Config, load_config
+from ..hdl.ap import ap_module_name
+from ..hdl.emit import ap_verilog
+from ..hdl.lint import WAIVER_FILE, waiver_text
+from ..hdl.tools import require, verilator_build_env
+
+SIMS = ("verilator", "icarus")
+DEFAULT_BUILD_ROOT = Path("build") / "cosim"
+
+
+class CosimFailure(AssertionError):
+    """The cosimulation ran and the RTL disagreed with the golden model (or crashed)."""
+
+
+@dataclass
+class CosimResult:
+    sim: str
+    config: str
+    seed: int
+    passed: bool
+    summary: dict          # written by the testbench (empty when it did not finish)
+    log: Path
+    build_dir: Path
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def build_dir_for(cfg: Config, sim: str, build_root: Path, fault: str | None) -> Path:
+    tag = f"{cfg.name}-{cfg.hash[:10]}" + (f"-{fault}" if fault else "")
+    return Path(build_root).resolve() / tag / sim
+
+
+def run_ap_cosim(config: str | Path | Config, sim: str, seed: int = 1, n_ops: int = 2000,
+                 build_root: str | Path = DEFAULT_BUILD_ROOT, fault: str | None = None,
+                 waves: bool = False) -> CosimResult:
+    """Generate the AP core of `config`, simulate it under `sim` against the golden model."""
+    if sim not in SIMS:
+        raise ValueError(f"unknown simulator {sim!r}: choose one of {', '.join(SIMS)}")
+    cfg = config if isinstance(config, Config) else load_config(config)
+    require(sim)
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    bdir = build_dir_for(cfg, sim, Path(build_root), fault)
+    rtl = bdir / "rtl"
+    rtl.mkdir(parents=True, exist_ok=True)
+    top = ap_module_name(cfg.ap)
+    vfile = rtl / f"{top}.v"
+    _write_if_changed(vfile, ap_verilog(cfg, fault=fault))
+    cfg_file = bdir / "config.json"  # the exact validated config the testbench loads
+    _write_if_changed(cfg_file, json.dumps(cfg.as_dict(), indent=2) + "\n")
+
+    runner = get_runner(sim)
+    build_kw: dict = {}
+    if sim == "icarus":
+        build_kw["timescale"] = ("1ns", "1ps")
+    else:
+        vlt = rtl / WAIVER_FILE
+        _write_if_changed(vlt, waiver_text())
+        build_kw["build_args"] = [str(vlt)]
+    saved = dict(os.environ)
+    if sim == "verilator":
+        os.environ.update(verilator_build_env())
+    try:
+        runner.build(sources=[vfile], hdl_toplevel=top, build_dir=bdir, always=False,
+                     **build_kw)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+    result_json = bdir / "result.json"
+    result_json.unlink(missing_ok=True)
+    log = bdir / "sim.log"
+    xml = bdir / "results.xml"
+    try:  # under pytest cocotb's runner raises SystemExit on a failed test: we report it
+        runner.test(
+            test_module="bfimna.cosim.ap_tb", hdl_toplevel=top, build_dir=bdir, test_dir=bdir,
+            results_xml=str(xml), waves=waves, log_file=log,
+            extra_env={"BFIMNA_CONFIG": str(cfg_file), "BFIMNA_SEED": str(seed),
+                       "BFIMNA_OPS": str(n_ops), "BFIMNA_RESULT": str(result_json)})
+    except SystemExit:
+        pass
+    try:
+        n_tests, n_failed = get_results(xml)
+        passed = n_tests > 0 and n_failed == 0
+    except RuntimeError:  # the simulator died before writing results
+        passed = False
+    summary = json.loads(result_json.read_text()) if result_json.exists() else {}
+    return CosimResult(sim=sim, config=cfg.name, seed=seed, passed=passed and bool(summary),
+                       summary=summary, log=log, build_dir=bdir)
+
+
+def failure_excerpt(res: CosimResult, lines: int = 40) -> str:
+    """The part of the simulation log that says what went wrong."""
+    if not res.log.exists():
+        return f"(no log at {res.log})"
+    text = res.log.read_text(errors="replace").splitlines()
+    for i, line in enumerate(text):
+        if "Mismatch" in line or "Error" in line or "FAIL" in line:
+            return "\n".join(text[i: i + lines])
+    return "\n".join(text[-lines:])
+

@@ -1,0 +1,120 @@
+"""Seeded random micro-operation streams for AP-core verification.
+
+The stream is biased so that it exercises what matters: compare keys are often taken
+from a row the array really holds (so compares match some rows, not none), masks are
+sparse, row ranges are sometimes partial, and a small share of micro-ops is illegal
+(bad opcode, row, column, shift or range). Every field always fits its port, so the
+same stream can drive the RTL.
+
+The generator reads the model it is checked against (to pick keys that match), so the
+caller must step that model with each micro-op before asking for the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from .ap import APModel
+from .config import APConfig
+from .uops import COLUMN_OPS, N_COUNTERS, OP_BITS, Op, UOp, addr_bits, col_bits
+
+_WEIGHTS_1D = {Op.NOP: 2, Op.CMP: 20, Op.CMPA: 10, Op.WR: 16, Op.RDROW: 10,
+               Op.WRROW: 16, Op.ROWEN: 4}
+_WEIGHTS_2D = {**_WEIGHTS_1D, Op.RDCOL: 6, Op.WRCOL: 6, Op.MVCOL: 8}
+ILLEGAL_SHARE = 0.02
+
+
+def _rand_bits(rng: np.random.Generator, n: int) -> int:
+    return int.from_bytes(rng.bytes((n + 7) // 8), "little") & ((1 << n) - 1)
+
+
+def _sparse_mask(rng: np.random.Generator, cols: int) -> int:
+    r = rng.random()
+    if r < 0.05:
+        return 0
+    if r < 0.15:
+        return _rand_bits(rng, cols)
+    mask = 0
+    for c in rng.choice(cols, size=min(cols, int(rng.integers(1, 4))), replace=False):
+        mask |= 1 << int(c)
+    return mask
+
+
+def _shift(rng: np.random.Generator, rows: int) -> int:
+    r = rng.random()
+    if r < 0.3:
+        return 0
+    if r < 0.8:  # powers of two: the vertical moves of a reduction
+        return min(rows - 1, 1 << int(rng.integers(0, max(1, rows.bit_length() - 1))))
+    return int(rng.integers(0, rows))
+
+
+def _illegal(rng: np.random.Generator, model: APModel) -> UOp:
+    ap = model.cfg
+    aw, cw = addr_bits(ap.rows), col_bits(ap.cols)
+    kinds = ["opcode", "row", "rowen"]
+    if ap.two_d:
+        kinds += ["shift"] + (["col"] if (1 << cw) > ap.cols else [])
+    else:
+        kinds += ["column_op_on_1d"]
+    kind = kinds[int(rng.integers(len(kinds)))]
+    if kind == "opcode":
+        return UOp(int(rng.integers(max(Op) + 1, 1 << OP_BITS)))
+    if kind == "row":
+        op = Op.RDROW if rng.random() < 0.5 else Op.WRROW
+        return UOp(op, addr=int(rng.integers(ap.rows, 1 << aw)), mask=(1 << ap.cols) - 1,
+                   data=_rand_bits(rng, ap.cols))
+    if kind == "rowen":  # end beyond the last row, or start after end
+        if rng.random() < 0.5 and ap.rows + 1 < (1 << aw):
+            return UOp(Op.ROWEN, addr=0, addr2=int(rng.integers(ap.rows + 1, 1 << aw)))
+        hi = int(rng.integers(0, ap.rows))
+        return UOp(Op.ROWEN, addr=int(rng.integers(hi + 1, ap.rows + 1)), addr2=hi)
+    if kind == "shift":
+        return UOp(Op.MVCOL, shift=int(rng.integers(ap.rows, 1 << aw)))
+    if kind == "col":
+        return UOp(Op.RDCOL, col=int(rng.integers(ap.cols, 1 << cw)))
+    return UOp(Op.RDCOL)  # column op on a 1D AP
+
+
+def random_uops(model: APModel, seed: int, n: int) -> Iterator[UOp]:
+    """Yield `n` micro-ops; step `model` with each before taking the next."""
+    ap = model.cfg
+    rng = np.random.default_rng(seed)
+    weights = _WEIGHTS_2D if ap.two_d else _WEIGHTS_1D
+    ops = list(weights)
+    p = np.array([weights[o] for o in ops], dtype=float)
+    p /= p.sum()
+    for _ in range(n):
+        if rng.random() < ILLEGAL_SHARE:
+            yield _illegal(rng, model)
+            continue
+        op = ops[int(rng.choice(len(ops), p=p))]
+        mask = _sparse_mask(rng, ap.cols)
+        if op in (Op.CMP, Op.CMPA) and rng.random() < 0.6:
+            key = model.row(int(rng.integers(ap.rows)))  # matches at least that row
+        else:
+            key = _rand_bits(rng, ap.cols)
+        u = UOp(op, key=key, mask=mask, data=_rand_bits(rng, ap.cols),
+                addr=int(rng.integers(ap.rows)))
+        if op == Op.ROWEN:
+            if rng.random() < 0.4:
+                lo, hi = 0, ap.rows
+            else:
+                lo, hi = sorted(int(x) for x in rng.integers(0, ap.rows + 1, size=2))
+            u = UOp(op, addr=lo, addr2=hi)
+        elif op in COLUMN_OPS:
+            u = UOp(op, col=int(rng.integers(ap.cols)), col2=int(rng.integers(ap.cols)),
+                    shift=_shift(rng, ap.rows), vec=_rand_bits(rng, ap.rows))
+        yield u
+
+
+
+def readback_uops(ap: APConfig) -> Iterator[UOp]:
+    """Read every row through the row port, then idle for one cycle per counter, so that
+    a testbench rotating cnt_sel sees every counter (the whole state becomes visible)."""
+    for r in range(ap.rows):
+        yield UOp(Op.RDROW, addr=r, mask=(1 << ap.cols) - 1)
+    for _ in range(N_COUNTERS):
+        yield UOp(Op.NOP)

@@ -1,0 +1,71 @@
+"""Verilog emission: one file per generated module plus a JSON manifest.
+
+The manifest lists, for every module, its file, its ports (name, direction, width) and
+the generator parameters, together with the configuration's hash and tool versions, so
+that a user (or a later flow step) can check which configuration a netlist came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+# Reproducible output without a system Yosys: use the Yosys that amaranth bundles.
+os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+
+import amaranth  # noqa: E402
+from amaranth import Shape  # noqa: E402
+from amaranth.back import verilog  # noqa: E402
+from amaranth.lib import wiring  # noqa: E402
+
+from ..golden.config import Config  # noqa: E402
+from .ap import APCore, ap_module_name, ap_signature  # noqa: E402
+
+MANIFEST = "manifest.json"
+
+
+def _ports(signature: wiring.Signature) -> list[dict]:
+    ports = [{"name": "clk", "dir": "in", "width": 1}, {"name": "rst", "dir": "in", "width": 1}]
+    for name, member in signature.members.items():
+        ports.append({"name": name, "dir": "in" if member.flow == wiring.In else "out",
+                      "width": Shape.cast(member.shape).width})
+    return ports
+
+
+def ap_verilog(cfg: Config, fault: str | None = None) -> str:
+    """Verilog text of the AP core of `cfg` (top module named by ap_module_name)."""
+    core = APCore(cfg.ap, fault=fault)
+    return verilog.convert(core, name=ap_module_name(cfg.ap), emit_src=False)
+
+
+def emit(cfg: Config, out_dir: str | Path, fault: str | None = None) -> dict:
+    """Write the Verilog of every module of `cfg` and the manifest into `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = ap_module_name(cfg.ap)
+    vfile = out / f"{name}.v"
+    vfile.write_text(ap_verilog(cfg, fault=fault))
+    manifest = {
+        "config": {"name": cfg.name, "source": cfg.source, "sha256": cfg.hash,
+                   "values": cfg.as_dict()},
+        "generator": {"bfimna": _version(), "amaranth": amaranth.__version__,
+                      "fault_injected": fault},
+        "top": name,
+        "modules": [{
+            "name": name, "kind": "ap_core", "file": vfile.name,
+            "parameters": {"rows": cfg.ap.rows, "cols": cfg.ap.cols, "dims": cfg.ap.dims,
+                           "counter_bits": cfg.ap.counter_bits},
+            "ports": _ports(ap_signature(cfg.ap)),
+        }],
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("bfimna")
+    except PackageNotFoundError:
+        return "unknown"

