@@ -23,8 +23,8 @@ SIMS = ("verilator", "icarus")
 DEFAULT_BUILD_ROOT = Path("build") / "cosim"
 
 
-class CosimFailure(AssertionError):
-    """The cosimulation ran and the RTL disagreed with the golden model (or crashed)."""
+class CosimBuildError(RuntimeError):
+    """The simulator could not build the emitted Verilog."""
 
 
 @dataclass
@@ -79,9 +79,14 @@ def run_ap_cosim(config: str | Path | Config, sim: str, seed: int = 1, n_ops: in
     saved = dict(os.environ)
     if sim == "verilator":
         os.environ.update(verilator_build_env())
+    build_log = bdir / "build.log"
     try:
         runner.build(sources=[vfile], hdl_toplevel=top, build_dir=bdir, always=False,
-                     **build_kw)
+                     log_file=build_log, **build_kw)
+    except RuntimeError as exc:
+        tail = "\n".join(build_log.read_text(errors="replace").splitlines()[-30:])
+        raise CosimBuildError(f"{sim} build of {top} failed ({exc}); log {build_log}:\n"
+                              f"{tail}") from None
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -54,6 +54,7 @@ def ap_signature(ap: APConfig) -> wiring.Signature:
 class APCore(wiring.Component):
     def __init__(self, ap: APConfig, fault: str | None = None):
         if fault is not None and fault not in FAULTS:
+            self._MustUse__silence = True  # never elaborated: no "unused" warning
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         self.ap = ap
         self.fault = fault

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from .golden.config import ConfigError, default_config_path, load_config
+from .hdl.ap import FAULTS
 from .hdl.tools import ToolError
 
 
@@ -55,15 +56,18 @@ def cmd_cosim(args) -> int:
     print(f"cosim: AP core of {cfg.name} ({cfg.ap.dims}D, {cfg.ap.rows} rows x "
           f"{cfg.ap.cols} cols) on {args.sim}, seed {args.seed}, {args.ops} random micro-ops",
           flush=True)
+    print(f"  building the {args.sim} model (reused when the Verilog is unchanged; log in "
+          f"{args.build_dir}/...)", flush=True)
     t0 = time.perf_counter()
     res = run_ap_cosim(cfg, args.sim, seed=args.seed, n_ops=args.ops,
-                       build_root=args.build_dir, waves=args.waves)
+                       build_root=args.build_dir, waves=args.waves, fault=args.inject_fault)
     wall = time.perf_counter() - t0
     if not res.passed:
         print(failure_excerpt(res), file=sys.stderr)
+        fault = f" --inject-fault {args.inject_fault}" if args.inject_fault else ""
         print(f"FAILED: RTL differs from the golden model (log: {res.log}); reproduce with "
               f"`bfimna cosim --sim {args.sim} --config {args.config} --seed {args.seed} "
-              f"--ops {args.ops}`", file=sys.stderr)
+              f"--ops {args.ops}{fault}`", file=sys.stderr)
         return 1
     s = res.summary
     if args.json:
@@ -101,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
     c.add_argument("--waves", action="store_true", help="record a waveform (VCD/FST)")
     c.add_argument("--json", action="store_true", help="also print the JSON summary")
+    c.add_argument("--inject-fault", choices=sorted(FAULTS), default=None,
+                   help="mutation testing: simulate a deliberately broken generator, which "
+                        "the testbench must reject")
     c.set_defaults(func=cmd_cosim)
     return p
 
@@ -115,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     except ToolError as exc:
         print(f"bfimna: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # a simulator build that failed, with its log excerpt
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -73,7 +73,6 @@ def test_every_injected_fault_is_caught(fault, seed):
     assert out["mismatch"] is not None, f"fault {fault!r} ({FAULTS[fault]}) went unnoticed"
 
 
-@pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_unknown_fault_rejected():
     with pytest.raises(ValueError, match="unknown fault"):
         APCore(SIM_CONFIGS[0], fault="nope")
