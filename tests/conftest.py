@@ -7,6 +7,7 @@ other streams. Every failure message carries the seed it ran with.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from bfimna.golden.config import load_config
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "configs"
 HW_CONFIGS = sorted(p for p in CONFIG_DIR.glob("*.yaml"))
+# The `bfimna` command, run from this interpreter whether or not the venv is on PATH.
+BFIMNA = [sys.executable, "-m", "bfimna.cli"]
 
 
 def base_seed() -> int:

@@ -10,7 +10,7 @@ import pytest
 from bfimna.cosim.runner import failure_excerpt, run_ap_cosim
 from bfimna.golden.config import load_config
 
-from conftest import CONFIG_DIR, HW_CONFIGS, ROOT
+from conftest import BFIMNA, CONFIG_DIR, HW_CONFIGS, ROOT
 
 pytestmark = pytest.mark.cosim
 
@@ -45,7 +45,7 @@ def test_broken_generator_fails_cosim(sim, fault, seed):
 
 
 def test_cli_cosim(tmp_path):
-    out = subprocess.run(["bfimna", "cosim", "--sim", "icarus", "--config",
+    out = subprocess.run([*BFIMNA, "cosim", "--sim", "icarus", "--config",
                           str(CONFIG_DIR / "ap2d_37x16.yaml"), "--seed", "5", "--ops", "500",
                           "--build-dir", str(BUILD)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -17,7 +17,7 @@ from bfimna.hdl.ap import FAULTS, APCore, ap_module_name
 from bfimna.hdl.emit import emit
 from bfimna.hdl.lint import WAIVERS, lint
 
-from conftest import HW_CONFIGS
+from conftest import BFIMNA, HW_CONFIGS
 
 SIM_CONFIGS = [
     APConfig(rows=13, cols=8, dims=2, counter_bits=12),
@@ -123,11 +123,11 @@ def test_lint_reports_real_problems(tmp_path):
 
 
 def test_cli_verilog(tmp_path):
-    out = subprocess.run(["bfimna", "verilog", "--config", str(HW_CONFIGS[0]),
+    out = subprocess.run([*BFIMNA, "verilog", "--config", str(HW_CONFIGS[0]),
                           "--out", str(tmp_path), "--lint"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "lint: verilator --lint-only -Wall" in out.stdout
     assert (tmp_path / "manifest.json").is_file()
-    bad = subprocess.run(["bfimna", "verilog", "--config", str(tmp_path / "none.yaml"),
+    bad = subprocess.run([*BFIMNA, "verilog", "--config", str(tmp_path / "none.yaml"),
                           "--out", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "configuration file not found" in bad.stderr
