@@ -87,7 +87,9 @@ class APModel:
         self.cam[self.rowen, col] = v[self.rowen]
 
     def col_move(self, dst: int, src: int, shift: int) -> None:
-        v = self._shifted(self.cam[:, src].copy(), shift)
+        # disabled rows are no source: a reduction over a row range never sees rows
+        # outside it
+        v = self._shifted(self.cam[:, src] & self.rowen, shift)
         self.cam[self.rowen, dst] = v[self.rowen]
 
     # -- one clock cycle --------------------------------------------------------------

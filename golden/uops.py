@@ -36,7 +36,8 @@ class Op(enum.IntEnum):
     ROWEN = 6   # rowen[r] = addr <= r < addr2
     RDCOL = 7   # rcol <= cam[:, col] (2D only, valid the next cycle)
     WRCOL = 8   # rows with rowen: cam[r][col] = vec[r + shift] (0 past the last row) (2D)
-    MVCOL = 9   # rows with rowen: cam[r][col] = cam[r + shift][col2] (0 past the end) (2D)
+    MVCOL = 9   # rows with rowen: cam[r][col] = cam[r + shift][col2] if row r + shift is
+    #             enabled, else 0 (also past the last row) (2D)
 
 
 OP_BITS = 4

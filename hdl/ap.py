@@ -29,6 +29,7 @@ FAULTS = {
     "wr_ignores_tag": "tag-enabled write writes every row",
     "wrrow_ignores_mask": "row write writes the whole word",
     "shift_off_by_one": "column write/move shifts by one row more than asked",
+    "move_ignores_rowen": "column move takes its source from disabled rows too",
     "wr_not_counted": "the WR counter never counts",
 }
 
@@ -124,6 +125,8 @@ class APCore(wiring.Component):
             with m.If(is_op[Op.RDCOL]):
                 m.d.sync += self.rcol.eq(Cat(row.bit_select(self.col, 1) for row in rows))
             src_col = Cat(row.bit_select(self.col2, 1) for row in rows)
+            if fault != "move_ignores_rowen":
+                src_col = src_col & rowen
             col_src = Mux(is_op[Op.MVCOL], src_col, self.vec)
             shift = self.shift + 1 if fault == "shift_off_by_one" else self.shift
             col_data = Signal(R)

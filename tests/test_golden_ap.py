@@ -87,7 +87,7 @@ class RefAP:
             if u.op == 8:
                 src = [(u.vec >> r) & 1 for r in range(R)]
             else:
-                src = [self.bit(r, u.col2) for r in range(R)]
+                src = [self.bit(r, u.col2) if self.rowen[r] else 0 for r in range(R)]
             new = [src[r + u.shift] if r + u.shift < R else 0 for r in range(R)]
             for r in range(R):
                 if self.rowen[r]:
