@@ -159,5 +159,20 @@ class APModel:
                 out["rcol"] = self.rcol
         return out
 
+    def write_field(self, start: int, width: int, values) -> None:
+        """Host-side load (not a micro-op): every row's field [start, start+width) gets
+        the low `width` bits of values[r] (two's complement for negatives)."""
+        v = np.asarray(values, dtype=np.int64).reshape(self.rows)
+        bits = (v[:, None] >> np.arange(width)) & 1
+        self.cam[:, start:start + width] = bits.astype(bool)
+
+    def read_field(self, start: int, width: int, signed: bool = False) -> np.ndarray:
+        """Host-side view (not a micro-op) of a field in every row, as int64."""
+        bits = self.cam[:, start:start + width].astype(np.int64)
+        v = (bits << np.arange(width)).sum(axis=1)
+        if signed:
+            v = np.where(v >> (width - 1) & 1, v - (1 << width), v)
+        return v
+
     def counter_dict(self) -> dict[str, int]:
         return dict(zip(COUNTER_NAMES, self.counters))

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 Bits = tuple[tuple[str, int], ...]  # ((role, bit), ...): a partial assignment
@@ -109,7 +111,7 @@ def t_borrow_top(c, x, y):  # the same at the sign bit of a signed compare (MSBs
     return {"c": int((1 - y) - (1 - x) - c < 0)}
 
 
-def t_copy_if(c, x, y):  # y = x where c
+def t_cmov(c, x, y):  # y = x where c
     return {"y": x if c else y}
 
 
@@ -258,7 +260,7 @@ _SPECS = {
     "dec1": (("c", "y"), ("c", "y"), t_dec1),
     "borrow": (("c", "x", "y"), ("c",), t_borrow),
     "borrow_top": (("c", "x", "y"), ("c",), t_borrow_top),
-    "copy_if": (("c", "x", "y"), ("y",), t_copy_if),
+    "cmov": (("c", "x", "y"), ("y",), t_cmov),
 }
 
 
@@ -271,6 +273,41 @@ def build_luts(kind: str = "search") -> dict[str, LUT]:
     return luts
 
 
-LUTS = build_luts("search")
+TABLE_FILE = Path(__file__).with_name("luts.json")
+
+
+def _fmt(bits: Bits) -> str:
+    return " ".join(f"{r}={v}" for r, v in bits)
+
+
+def _parse(text: str) -> Bits:
+    return tuple((r, int(v)) for r, v in (t.split("=") for t in text.split()))
+
+
+def luts_to_json(luts: dict[str, LUT]) -> str:
+    """Compact, readable form: each group is its compares and its write."""
+    data = {name: {"roles": " ".join(l.roles), "writable": " ".join(l.writable),
+                   "cycles": l.cycles,
+                   "groups": [{"cmp": [_fmt(c) for c in g.compares], "wr": _fmt(g.write)}
+                              for g in l.groups]}
+            for name, l in luts.items()}
+    return json.dumps(data, indent=1) + "\n"
+
+
+def luts_from_json(text: str) -> dict[str, LUT]:
+    return {name: LUT(name, tuple(d["roles"].split()), tuple(d["writable"].split()),
+                      tuple(Group(tuple(_parse(c) for c in g["cmp"]), _parse(g["wr"]))
+                            for g in d["groups"]))
+            for name, d in json.loads(text).items()}
+
+
+# The searched table is stored (the search takes seconds); tests/test_microcode.py
+# re-runs the search and checks the stored table is what it finds.
+# Regenerate with: python -m bfimna.golden.microcode
+LUTS = luts_from_json(TABLE_FILE.read_text()) if TABLE_FILE.exists() else {}
 TEXTBOOK = build_luts("textbook")
 SPECS = _SPECS
+
+if __name__ == "__main__":
+    TABLE_FILE.write_text(luts_to_json(build_luts("search")))
+    print(f"wrote {TABLE_FILE}")
