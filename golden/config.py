@@ -78,6 +78,10 @@ SCHEMA: dict[str, Any] = {
                                     "2: computing AP (adds column read, write and move)"),
         "counter_bits": IntField(8, 64, "width of each micro-op counter", default=32),
     },
+    "ctrl": {
+        "queue_depth": IntField(2, 1024, "instructions the controller's queue holds",
+                                default=16),
+    },
 }
 
 
@@ -93,9 +97,12 @@ def _validate(section_schema: dict, data: Any, prefix: str) -> dict:
     for key, spec in section_schema.items():
         path = f"{prefix}{key}"
         if isinstance(spec, dict):
-            if key not in data:
+            if key in data:
+                out[key] = _validate(spec, data[key], path + ".")
+            elif all(not isinstance(f, dict) and f.default is not None for f in spec.values()):
+                out[key] = _validate(spec, {}, path + ".")  # every field has a default
+            else:
                 raise ConfigError(f"{path}: missing section")
-            out[key] = _validate(spec, data[key], path + ".")
         elif key in data:
             out[key] = spec.check(path, data[key])
         elif spec.default is not None:
@@ -118,15 +125,22 @@ class APConfig:
 
 
 @dataclass(frozen=True)
+class CtrlConfig:
+    queue_depth: int = 16
+
+
+@dataclass(frozen=True)
 class Config:
     name: str
     ap: APConfig
+    ctrl: CtrlConfig = CtrlConfig()
     source: str = "<dict>"
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "ap": {
-            "rows": self.ap.rows, "cols": self.ap.cols, "dims": self.ap.dims,
-            "counter_bits": self.ap.counter_bits}}
+        return {"name": self.name,
+                "ap": {"rows": self.ap.rows, "cols": self.ap.cols, "dims": self.ap.dims,
+                       "counter_bits": self.ap.counter_bits},
+                "ctrl": {"queue_depth": self.ctrl.queue_depth}}
 
     @property
     def hash(self) -> str:
@@ -137,7 +151,8 @@ class Config:
 
 def config_from_dict(data: Any, source: str = "<dict>") -> Config:
     v = _validate(SCHEMA, data, "")
-    return Config(name=v["name"], ap=APConfig(**v["ap"]), source=source)
+    return Config(name=v["name"], ap=APConfig(**v["ap"]), ctrl=CtrlConfig(**v["ctrl"]),
+                  source=source)
 
 
 def load_config(path: str | Path) -> Config:

@@ -118,3 +118,77 @@ def readback_uops(ap: APConfig) -> Iterator[UOp]:
         yield UOp(Op.RDROW, addr=r, mask=(1 << ap.cols) - 1)
     for _ in range(N_COUNTERS):
         yield UOp(Op.NOP)
+
+
+def random_instruction(ap: APConfig, rng: np.random.Generator, max_width: int = 16):
+    """One legal macro-instruction with random operation, precision (1..max_width),
+    signedness, immediate and field placement."""
+    from .isa import Instr, Opc, operand_fields, validate  # isa imports config only
+
+    usable = ap.cols - 2
+    ops = [o for o in Opc if o != Opc.REDUCE or ap.two_d]
+    while True:
+        op = ops[int(rng.integers(len(ops)))]
+        n = int(rng.integers(1, max_width + 1))
+        s = bool(rng.integers(2))
+        m = 0
+        if op == Opc.ROWS:
+            lo, hi = sorted(int(x) for x in rng.integers(0, ap.rows + 1, size=2))
+            if rng.random() < 0.5:
+                lo, hi = 0, ap.rows
+            return Instr(op=op, lo=lo, hi=hi)
+        if op == Opc.NOP:
+            return Instr(op=op)
+        if op == Opc.MUL:
+            m = int(rng.integers(1, max_width + 1))
+        elif op == Opc.MAC:
+            m = int(rng.integers(n, 2 * max_width + 1))
+        elif op in (Opc.CLAMP, Opc.SHR):
+            n = max(n, 2)
+            m = int(rng.integers(1, n))
+        elif op == Opc.REDUCE:
+            m = int(rng.integers(1, max(1, (ap.rows - 1).bit_length()) + 1))
+        imm = int(rng.integers(-(1 << 15), 1 << 15))
+        if rng.random() < 0.3:
+            imm = int(rng.integers(-8, 9))
+        probe = Instr(op=op, n=n, m=m, s=s, imm=imm)
+        fields = operand_fields(probe)
+        total = sum(w for _s, w in fields.values())
+        if total > usable:
+            continue
+        names = [str(x) for x in rng.permutation(list(fields))]
+        slack = usable - total
+        kw, pos = {}, 0
+        for name in names:
+            gap = int(rng.integers(0, slack // len(names) + 1))
+            pos += gap
+            kw[name] = pos
+            pos += fields[name][1]
+        ins = Instr(op=op, n=n, m=m, s=s, imm=imm, **kw)
+        if validate(ins, ap) is None:
+            return ins
+
+
+def random_program(ap: APConfig, seed: int, n_instr: int, illegal_share: float = 0.03,
+                   max_width: int = 16) -> list[int]:
+    """A seeded random program as 64-bit words: legal instructions over every operation,
+    precision and signedness, and a share of illegal words (bad opcode, fields out of
+    range, reserved bits set, overlapping operands)."""
+    from .isa import Instr, Opc, encode
+
+    rng = np.random.default_rng(seed)
+    words = []
+    for _ in range(n_instr):
+        if rng.random() < illegal_share:
+            kind = int(rng.integers(4))
+            if kind == 0:
+                words.append(int(rng.integers(16, 32)))                 # unknown opcode
+            elif kind == 1:
+                words.append(encode(Instr(op=Opc.ADD, d=ap.cols - 3, a=0, n=4)))  # off the end
+            elif kind == 2:
+                words.append(encode(Instr(op=Opc.NOP)) | (1 << 62))     # reserved bit
+            else:
+                words.append(encode(Instr(op=Opc.SUB, d=0, a=1, n=4)))  # overlap
+        else:
+            words.append(encode(random_instruction(ap, rng, max_width)))
+    return words
