@@ -1,7 +1,8 @@
 """Build and run the cocotb testbenches on the emitted Verilog (Verilator or Icarus).
 
-One build directory per configuration, simulator and (for mutation tests) injected fault:
-    <build_root>/<config name>-<config hash[:10]>[-<fault>]/<sim>/
+One build directory per configuration, unit (ap core, controller), simulator and (for
+mutation tests) injected fault:
+    <build_root>/<config name>-<config hash[:10]>[-<fault>]/<unit>-<sim>/
 The Verilog is regenerated on every run but rewritten only when its text changes, so the
 simulator build is reused when nothing changed.
 """
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from ..golden.config import Config, load_config
 from ..hdl.ap import ap_module_name
-from ..hdl.emit import ap_verilog
+from ..hdl.controller import controller_module_name
+from ..hdl.emit import ap_verilog, controller_verilog
 from ..hdl.lint import WAIVER_FILE, waiver_text
 from ..hdl.tools import require, verilator_build_env
 
@@ -43,28 +45,26 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def build_dir_for(cfg: Config, sim: str, build_root: Path, fault: str | None) -> Path:
+def build_dir_for(cfg: Config, sim: str, build_root: Path, fault: str | None = None,
+                  unit: str = "ap") -> Path:
     tag = f"{cfg.name}-{cfg.hash[:10]}" + (f"-{fault}" if fault else "")
-    return Path(build_root).resolve() / tag / sim
+    return Path(build_root).resolve() / tag / f"{unit}-{sim}"
 
 
-def run_ap_cosim(config: str | Path | Config, sim: str, seed: int = 1, n_ops: int = 2000,
-                 build_root: str | Path = DEFAULT_BUILD_ROOT, fault: str | None = None,
-                 waves: bool = False) -> CosimResult:
-    """Generate the AP core of `config`, simulate it under `sim` against the golden model."""
+def _build_and_test(cfg: Config, sim: str, bdir: Path, top: str, verilog_text: str,
+                    test_module: str, env: dict[str, str], waves: bool = False):
+    """Write the Verilog (if changed), build it for `sim` (if outdated), run one cocotb
+    test module. Returns (passed, summary written by the test, log path)."""
     if sim not in SIMS:
         raise ValueError(f"unknown simulator {sim!r}: choose one of {', '.join(SIMS)}")
-    cfg = config if isinstance(config, Config) else load_config(config)
     require(sim)
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
-    bdir = build_dir_for(cfg, sim, Path(build_root), fault)
     rtl = bdir / "rtl"
     rtl.mkdir(parents=True, exist_ok=True)
-    top = ap_module_name(cfg.ap)
     vfile = rtl / f"{top}.v"
-    _write_if_changed(vfile, ap_verilog(cfg, fault=fault))
+    _write_if_changed(vfile, verilog_text)
     cfg_file = bdir / "config.json"  # the exact validated config the testbench loads
     _write_if_changed(cfg_file, json.dumps(cfg.as_dict(), indent=2) + "\n")
 
@@ -96,11 +96,10 @@ def run_ap_cosim(config: str | Path | Config, sim: str, seed: int = 1, n_ops: in
     log = bdir / "sim.log"
     xml = bdir / "results.xml"
     try:  # under pytest cocotb's runner raises SystemExit on a failed test: we report it
-        runner.test(
-            test_module="bfimna.cosim.ap_tb", hdl_toplevel=top, build_dir=bdir, test_dir=bdir,
-            results_xml=str(xml), waves=waves, log_file=log,
-            extra_env={"BFIMNA_CONFIG": str(cfg_file), "BFIMNA_SEED": str(seed),
-                       "BFIMNA_OPS": str(n_ops), "BFIMNA_RESULT": str(result_json)})
+        runner.test(test_module=test_module, hdl_toplevel=top, build_dir=bdir, test_dir=bdir,
+                    results_xml=str(xml), waves=waves, log_file=log,
+                    extra_env={"BFIMNA_CONFIG": str(cfg_file),
+                               "BFIMNA_RESULT": str(result_json), **env})
     except SystemExit:
         pass
     try:
@@ -109,8 +108,52 @@ def run_ap_cosim(config: str | Path | Config, sim: str, seed: int = 1, n_ops: in
     except RuntimeError:  # the simulator died before writing results
         passed = False
     summary = json.loads(result_json.read_text()) if result_json.exists() else {}
-    return CosimResult(sim=sim, config=cfg.name, seed=seed, passed=passed and bool(summary),
+    return passed and bool(summary), summary, log
+
+
+def run_ap_cosim(config: str | Path | Config, sim: str, seed: int = 1, n_ops: int = 2000,
+                 build_root: str | Path = DEFAULT_BUILD_ROOT, fault: str | None = None,
+                 waves: bool = False) -> CosimResult:
+    """Generate the AP core of `config`, simulate it under `sim` against the golden model."""
+    cfg = config if isinstance(config, Config) else load_config(config)
+    bdir = build_dir_for(cfg, sim, Path(build_root), fault, unit="ap")
+    passed, summary, log = _build_and_test(
+        cfg, sim, bdir, ap_module_name(cfg.ap), ap_verilog(cfg, fault=fault),
+        "bfimna.cosim.ap_tb", {"BFIMNA_SEED": str(seed), "BFIMNA_OPS": str(n_ops)}, waves)
+    return CosimResult(sim=sim, config=cfg.name, seed=seed, passed=passed,
                        summary=summary, log=log, build_dir=bdir)
+
+
+@dataclass
+class ProgramRun:
+    """What the RTL controller did with a program: final array, counters, status."""
+    passed: bool           # the driver finished (not: agreed with golden)
+    rows: list[int]
+    counters: dict[str, int]
+    error: bool
+    summary: dict
+    log: Path
+
+
+def run_program_rtl(config: str | Path | Config, sim: str, words: list[int], cam,
+                    build_root: str | Path = DEFAULT_BUILD_ROOT,
+                    waves: bool = False) -> ProgramRun:
+    """Run a program (64-bit words) on the emitted AP controller from the initial array
+    `cam` (R x C bits; reserved columns ignored) and read back what it left."""
+    import numpy as np
+
+    cfg = config if isinstance(config, Config) else load_config(config)
+    bdir = build_dir_for(cfg, sim, Path(build_root), unit="ctl")
+    bdir.mkdir(parents=True, exist_ok=True)
+    prog_file = bdir / "program.npz"
+    np.savez(prog_file, words=np.array(words, dtype=np.uint64),
+             cam=np.asarray(cam, dtype=np.uint8))
+    passed, summary, log = _build_and_test(
+        cfg, sim, bdir, controller_module_name(cfg), controller_verilog(cfg),
+        "bfimna.cosim.ctl_tb", {"BFIMNA_PROGRAM": str(prog_file)}, waves)
+    rows = [int(x, 16) for x in summary.get("rows", [])]
+    return ProgramRun(passed=passed, rows=rows, counters=summary.get("counters", {}),
+                      error=bool(summary.get("error")), summary=summary, log=log)
 
 
 def failure_excerpt(res: CosimResult, lines: int = 40) -> str:

@@ -21,6 +21,7 @@ from amaranth.lib import wiring  # noqa: E402
 
 from ..golden.config import Config  # noqa: E402
 from .ap import APCore, ap_module_name, ap_signature  # noqa: E402
+from .controller import APController, controller_module_name, controller_signature  # noqa: E402
 
 MANIFEST = "manifest.json"
 
@@ -39,25 +40,39 @@ def ap_verilog(cfg: Config, fault: str | None = None) -> str:
     return verilog.convert(core, name=ap_module_name(cfg.ap), emit_src=False)
 
 
+def controller_verilog(cfg: Config) -> str:
+    """Verilog text of the AP controller (queue, sequencer and its AP core)."""
+    return verilog.convert(APController(cfg), name=controller_module_name(cfg),
+                           emit_src=False)
+
+
 def emit(cfg: Config, out_dir: str | Path, fault: str | None = None) -> dict:
-    """Write the Verilog of every module of `cfg` and the manifest into `out_dir`."""
+    """Write the Verilog of every module of `cfg` and the manifest into `out_dir`.
+
+    Modules: the AP core alone (for AP-level use and its testbench) and the AP
+    controller (the top: instruction stream in, AP core inside).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    name = ap_module_name(cfg.ap)
-    vfile = out / f"{name}.v"
-    vfile.write_text(ap_verilog(cfg, fault=fault))
+    ap_name, ctl_name = ap_module_name(cfg.ap), controller_module_name(cfg)
+    (out / f"{ap_name}.v").write_text(ap_verilog(cfg, fault=fault))
+    (out / f"{ctl_name}.v").write_text(controller_verilog(cfg))
+    ap_params = {"rows": cfg.ap.rows, "cols": cfg.ap.cols, "dims": cfg.ap.dims,
+                 "counter_bits": cfg.ap.counter_bits}
     manifest = {
         "config": {"name": cfg.name, "source": cfg.source, "sha256": cfg.hash,
                    "values": cfg.as_dict()},
         "generator": {"bfimna": _version(), "amaranth": amaranth.__version__,
                       "fault_injected": fault},
-        "top": name,
-        "modules": [{
-            "name": name, "kind": "ap_core", "file": vfile.name,
-            "parameters": {"rows": cfg.ap.rows, "cols": cfg.ap.cols, "dims": cfg.ap.dims,
-                           "counter_bits": cfg.ap.counter_bits},
-            "ports": _ports(ap_signature(cfg.ap)),
-        }],
+        "top": ctl_name,
+        "modules": [
+            {"name": ap_name, "kind": "ap_core", "file": f"{ap_name}.v",
+             "parameters": ap_params, "ports": _ports(ap_signature(cfg.ap))},
+            {"name": ctl_name, "kind": "ap_controller", "file": f"{ctl_name}.v",
+             "parameters": {**ap_params, "queue_depth": cfg.ctrl.queue_depth},
+             "ports": _ports(controller_signature(cfg)),
+             "contains": [f"{ctl_name}.core (AP core)", f"{ctl_name}.queue (FIFO)"]},
+        ],
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -40,12 +40,13 @@ def cmd_verilog(args) -> int:
     print(f"wrote {Path(args.out) / 'manifest.json'} (config {cfg.name}, "
           f"sha256 {cfg.hash[:16]}...) in {time.perf_counter() - t0:.1f} s")
     if args.lint:
-        files = [Path(args.out) / m["file"] for m in manifest["modules"]]
-        problems = lint(files, manifest["top"])
-        if problems:
-            print("\n\n".join(problems), file=sys.stderr)
-            return 1
-        print("lint: verilator --lint-only -Wall (waivers: hdl/lint.py) and iverilog -g2012 clean")
+        for mod in manifest["modules"]:
+            problems = lint([Path(args.out) / mod["file"]], mod["name"])
+            if problems:
+                print("\n\n".join(problems), file=sys.stderr)
+                return 1
+            print(f"lint {mod['name']}: verilator --lint-only -Wall (waivers: hdl/lint.py) "
+                  f"and iverilog -g2012 clean")
     return 0
 
 
