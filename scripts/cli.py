@@ -87,6 +87,72 @@ def cmd_cosim(args) -> int:
     return 0
 
 
+def cmd_isa(args) -> int:
+    from .golden.costs import cost_table
+
+    cfg = load_config(args.config)
+    table = cost_table(tuple(args.bits), rows=cfg.ap.rows)
+    if args.json:
+        print(json.dumps([{k: r[k] for k in ("op", "bits", "cycles", "textbook")}
+                          for r in table], indent=1))
+        return 0
+    print(f"cycles per macro-operation (one micro-op per cycle), searched microcode vs the "
+          f"textbook 4-pass-per-bit sequences; REDUCE over {cfg.ap.rows} rows")
+    print(f"{'op':<8} {'bits':>4} {'cycles':>7} {'textbook':>9} {'saved':>6} {'cyc/bit':>8}")
+    for r in table:
+        saved = 100 * (1 - r["cycles"] / r["textbook"])
+        print(f"{r['op']:<8} {r['bits']:>4} {r['cycles']:>7} {r['textbook']:>9} "
+              f"{saved:>5.0f}% {r['cycles'] / r['bits']:>8.1f}")
+    return 0
+
+
+def cmd_exec(args) -> int:
+    import numpy as np
+
+    from .cosim.exec import ExecInputError, exec_program, save_dump
+    from .golden.isa import AsmError
+
+    cfg = load_config(args.config)
+    try:
+        text = Path(args.program).read_text()
+    except OSError as exc:
+        print(f"bfimna: cannot read program: {exc}", file=sys.stderr)
+        return 2
+    init = None
+    if args.init:
+        try:
+            with np.load(args.init) as f:
+                init = {k: f[k] for k in f.files}
+        except (OSError, ValueError) as exc:
+            print(f"bfimna: cannot read --init {args.init}: {exc}", file=sys.stderr)
+            return 2
+    if args.backend != "golden":
+        print(f"building and running the {args.backend} model of the controller "
+              f"(reused when unchanged; build dir {args.build_dir})", flush=True)
+    try:
+        res = exec_program(text, cfg, args.backend, init, build_root=args.build_dir)
+    except AsmError as exc:
+        print(f"bfimna: {args.program} does not assemble:\n{exc}", file=sys.stderr)
+        return 2
+    except ExecInputError as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 2
+    c = res.counters
+    print(f"{args.program}: {res.n_instructions} instructions on {args.backend} "
+          f"({cfg.name}: {cfg.ap.rows} x {cfg.ap.cols}, {cfg.ap.dims}D)")
+    print(f"  cycles {c['cycles']}, compares {c['compares']}, writes {c['writes']}, "
+          f"column transfers {c['col_transfers']}, instructions {c['instructions']}, "
+          f"errors {c['errors']}" + ("  (error flag set)" if res.error else ""))
+    show = min(cfg.ap.rows, args.show_rows)
+    for name, vals in res.fields.items():
+        more = " ..." if cfg.ap.rows > show else ""
+        print(f"  {name:<10} rows 0..{show - 1}: {' '.join(str(int(v)) for v in vals[:show])}{more}")
+    if args.dump:
+        save_dump(args.dump, res)
+        print(f"  wrote {args.dump} (cam, counter_*, error, and every .field)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bfimna", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -110,6 +176,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mutation testing: simulate a deliberately broken generator, which "
                         "the testbench must reject")
     c.set_defaults(func=cmd_cosim)
+    i = sub.add_parser("isa", help="the instruction set: cycle costs per operation and precision")
+    _config_arg(i)
+    i.add_argument("--costs", action="store_true", help="print the cost table (the default)")
+    i.add_argument("--json", action="store_true",
+                   help="print the table as JSON: a list of {op, bits, cycles, textbook}")
+    i.add_argument("--bits", type=int, nargs="+", default=[1, 2, 4, 8, 16],
+                   help="precisions to tabulate")
+    i.set_defaults(func=cmd_isa)
+
+    e = sub.add_parser("exec", help="assemble a program and run it on a fresh AP controller")
+    e.add_argument("program", type=Path, help="program in the text form (docs/isa.md)")
+    _config_arg(e)
+    e.add_argument("--backend", choices=("golden", "verilator", "icarus"), default="golden")
+    e.add_argument("--init", type=Path, help=".npz with `cam` and/or one array per .field")
+    e.add_argument("--dump", type=Path, help="write the final array, counters and fields (.npz)")
+    e.add_argument("--show-rows", type=int, default=8, help="rows of each field to print")
+    e.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
+    e.set_defaults(func=cmd_exec)
     return p
 
 

@@ -80,3 +80,19 @@ def test_bit_fluidity_precision_changes_every_instruction(sim, seed):
     assert all(a != b for a, b in zip(precisions, precisions[1:])), precisions
     res, gold = check_against_golden(cfg, sim, words, random_cam(cfg, rng), seed)
     assert gold.counters["errors"] == 0 and gold.counters["instructions"] == len(words)
+
+
+def test_cli_exec_example_on_icarus(tmp_path):
+    """The documented example through `bfimna exec --backend icarus`, checked by numpy."""
+    import subprocess
+
+    from conftest import BFIMNA
+    ex = ROOT / "docs" / "examples"
+    out = subprocess.run([*BFIMNA, "exec", str(ex / "relu_affine.s"), "--init",
+                          str(ex / "relu_affine_init.npz"), "--backend", "icarus",
+                          "--build-dir", str(BUILD), "--dump", str(tmp_path / "d.npz")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    x = np.load(ex / "relu_affine_init.npz")["x"]
+    want = np.clip((np.maximum(3 * x - 5, 0) + 1) >> 1, -128, 127)
+    assert np.array_equal(np.load(tmp_path / "d.npz")["z"], want)

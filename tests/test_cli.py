@@ -1,0 +1,54 @@
+"""The `bfimna` command: isa and exec (golden backend); verilog and cosim are covered in
+test_emit.py and test_cosim_*.py."""
+
+import json
+import subprocess
+
+import numpy as np
+
+from conftest import BFIMNA, ROOT
+
+EXAMPLE = ROOT / "docs" / "examples" / "relu_affine.s"
+EXAMPLE_INIT = ROOT / "docs" / "examples" / "relu_affine_init.npz"
+
+
+def run(*args):
+    return subprocess.run([*BFIMNA, *map(str, args)], capture_output=True, text=True)
+
+
+def example_reference():
+    x = np.load(EXAMPLE_INIT)["x"]
+    y = (np.maximum(3 * x - 5, 0) + 1) >> 1
+    return np.clip(y, -128, 127)
+
+
+def test_exec_example_golden(tmp_path):
+    out = run("exec", EXAMPLE, "--init", EXAMPLE_INIT, "--dump", tmp_path / "d.npz")
+    assert out.returncode == 0, out.stderr
+    assert "8 instructions on golden" in out.stdout and "errors 0" in out.stdout
+    d = np.load(tmp_path / "d.npz")
+    assert np.array_equal(d["z"], example_reference())
+    assert int(d["counter_instructions"]) == 8 and int(d["error"]) == 0
+    assert d["cam"].shape == (256, 64)
+
+
+def test_exec_reports_bad_programs_and_inputs(tmp_path):
+    prog = tmp_path / "bad.s"
+    prog.write_text("ROWS lo=0 hi=4\nADD d=0 a=2 n=4\nFOO\n")
+    out = run("exec", prog)
+    assert out.returncode == 2
+    assert "line 2: operands d and a overlap" in out.stderr and "line 3: unknown opcode" in out.stderr
+    np.savez(tmp_path / "i.npz", q=np.zeros(256))
+    out = run("exec", EXAMPLE, "--init", tmp_path / "i.npz")
+    assert out.returncode == 2 and "'q' is neither `cam` nor a .field" in out.stderr
+
+
+def test_isa_costs_json():
+    out = run("isa", "--json", "--bits", "4", "8")
+    assert out.returncode == 0, out.stderr
+    table = json.loads(out.stdout)
+    assert all(set(r) == {"op", "bits", "cycles", "textbook"} for r in table)
+    add8 = next(r for r in table if r["op"] == "ADD" and r["bits"] == 8)
+    assert add8 == {"op": "ADD", "bits": 8, "cycles": 2 + 8 * 7, "textbook": 2 + 8 * 8}
+    text = run("isa", "--costs", "--bits", "8").stdout
+    assert "MAC.s" in text and "textbook" in text
