@@ -35,8 +35,12 @@ test-fast: setup
 demo: setup
 	$(BIN)/bfimna verilog --config configs/default.yaml --out build/verilog/default --lint
 	$(BIN)/bfimna cosim --sim verilator --config configs/default.yaml --seed 1 --ops 20000
+	$(BIN)/bfimna isa --costs --bits 4 8 16
+	$(BIN)/bfimna exec docs/examples/relu_affine.s --init docs/examples/relu_affine_init.npz \
+	    --backend verilator --dump build/relu_affine.npz
 
 bench: setup
+	$(BIN)/python scripts/bench_isa.py
 	$(BIN)/python scripts/bench_cosim.py
 
 clean:

@@ -27,6 +27,7 @@ from cocotb.triggers import FallingEdge, RisingEdge, Timer
 from bfimna.golden.ap import bits_to_int
 from bfimna.golden.config import load_config
 from bfimna.golden.controller import COUNTER_KEYS
+from bfimna.golden.isa import RESERVED_COLS
 from bfimna.hdl.controller import HOST_READ, HOST_WRITE
 
 PERIOD_NS = 10
@@ -56,7 +57,7 @@ async def run_program(dut):
     prog = np.load(os.environ["BFIMNA_PROGRAM"])
     words = [int(w) for w in prog["words"]]
     cam = prog["cam"]
-    usable_mask = (1 << (cfg.ap.cols - 2)) - 1
+    usable_mask = (1 << (cfg.ap.cols - RESERVED_COLS)) - 1
 
     cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
     for sig in (dut.s_valid, dut.host_op, dut.csr_sel):
@@ -66,7 +67,7 @@ async def run_program(dut):
         await FallingEdge(dut.clk)
     dut.rst.value = 0
 
-    # initial array through the host port (reserved columns are not writable)
+    # initial array through the host port (the reserved column is not writable)
     for r in range(cfg.ap.rows):
         dut.host_op.value = HOST_WRITE
         dut.host_addr.value = r

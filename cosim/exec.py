@@ -3,8 +3,8 @@ controller, golden or RTL (Verilator / Icarus through cocotb), from an optional 
 array, returning the final array, the counters and the named fields.
 
 Initial data (`--init FILE.npz`): an array `cam` (R x C, 0/1) and/or one array per
-`.field` the program declares (R values, or one value for every row). The two reserved
-top columns start at zero whatever the file says (the host cannot write them).
+`.field` the program declares (R values, or one value for every row). The reserved top
+column starts at zero whatever the file says (the host cannot write it).
 """
 
 from __future__ import annotations

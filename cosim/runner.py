@@ -136,20 +136,20 @@ class ProgramRun:
 
 
 def run_program_rtl(config: str | Path | Config, sim: str, words: list[int], cam,
-                    build_root: str | Path = DEFAULT_BUILD_ROOT,
-                    waves: bool = False) -> ProgramRun:
+                    build_root: str | Path = DEFAULT_BUILD_ROOT, waves: bool = False,
+                    fault: str | None = None) -> ProgramRun:
     """Run a program (64-bit words) on the emitted AP controller from the initial array
-    `cam` (R x C bits; reserved columns ignored) and read back what it left."""
+    `cam` (R x C bits; the reserved column is ignored) and read back what it left."""
     import numpy as np
 
     cfg = config if isinstance(config, Config) else load_config(config)
-    bdir = build_dir_for(cfg, sim, Path(build_root), unit="ctl")
+    bdir = build_dir_for(cfg, sim, Path(build_root), fault, unit="ctl")
     bdir.mkdir(parents=True, exist_ok=True)
     prog_file = bdir / "program.npz"
     np.savez(prog_file, words=np.array(words, dtype=np.uint64),
              cam=np.asarray(cam, dtype=np.uint8))
     passed, summary, log = _build_and_test(
-        cfg, sim, bdir, controller_module_name(cfg), controller_verilog(cfg),
+        cfg, sim, bdir, controller_module_name(cfg), controller_verilog(cfg, fault),
         "bfimna.cosim.ctl_tb", {"BFIMNA_PROGRAM": str(prog_file)}, waves)
     rows = [int(x, 16) for x in summary.get("rows", [])]
     return ProgramRun(passed=passed, rows=rows, counters=summary.get("counters", {}),

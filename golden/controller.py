@@ -4,8 +4,9 @@ on the golden AP model, keeping the counters the RTL controller must match.
 `expand(ins, ap)` is the microcode sequencer's specification: the exact micro-op stream
 (and so the exact cycle count) of every instruction. It takes its per-bit passes from
 golden/microcode.py (LUTS); the loops, column bindings and the few whole-field passes are
-here. Two top columns are reserved: CY = C-2 (carry, borrow or flag) and Z = C-1 (always
-zero, used as the operand bit of a known-zero extension).
+here. The top column CY = C-1 is reserved for the carry, borrow or flag of the
+instruction in progress (an operand bit known to be zero needs no column: the carry
+then propagates through the cheaper `inc`/`dec` passes).
 """
 
 from __future__ import annotations
@@ -15,17 +16,13 @@ from dataclasses import dataclass, field
 
 from .ap import APModel
 from .config import APConfig
-from .isa import Instr, Opc, decode, validate
+from .isa import RESERVED_COLS, Instr, Opc, decode, validate
 from .microcode import LUT, LUTS
 from .uops import Op, UOp
 
 
 def cy_col(ap: APConfig) -> int:
-    return ap.cols - 2
-
-
-def z_col(ap: APConfig) -> int:
-    return ap.cols - 1
+    return ap.cols - RESERVED_COLS
 
 
 def field_mask(start: int, width: int) -> int:
@@ -79,7 +76,7 @@ def expand(ins: Instr, ap: APConfig, luts: dict[str, LUT] = LUTS) -> Iterator[UO
 
 def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT]) -> Iterator[UOp]:
     op, n, m, d, a, b = Opc(ins.op), ins.n, ins.m, ins.d, ins.a, ins.b
-    CY, Z = cy_col(ap), z_col(ap)
+    CY = cy_col(ap)
     cy = 1 << CY
 
     def clear(mask: int) -> Iterator[UOp]:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .config import APConfig
 
 WORD_BITS = 64
 MAX_WIDTH = 32       # largest precision (n) and result width an instruction may name
 IMM_BITS = 16
-RESERVED_COLS = 2    # the two top columns: carry/flag (C-2) and constant zero (C-1)
+RESERVED_COLS = 1    # the top column (C-1): the carry, borrow or flag of the controller
 
 
 class Opc(enum.IntEnum):
@@ -285,7 +285,3 @@ def disassemble(ins: Instr) -> str:
     mnem = op.name + ((".s" if ins.s else ".u") if has_sign else "")
     args = " ".join(f"{k}={getattr(ins, k)}" for k in wanted)
     return f"{mnem} {args}".strip()
-
-
-def strip_line(ins: Instr) -> Instr:
-    return replace(ins, line=0)

@@ -123,9 +123,9 @@ def readback_uops(ap: APConfig) -> Iterator[UOp]:
 def random_instruction(ap: APConfig, rng: np.random.Generator, max_width: int = 16):
     """One legal macro-instruction with random operation, precision (1..max_width),
     signedness, immediate and field placement."""
-    from .isa import Instr, Opc, operand_fields, validate  # isa imports config only
+    from .isa import RESERVED_COLS, Instr, Opc, operand_fields, validate
 
-    usable = ap.cols - 2
+    usable = ap.cols - RESERVED_COLS
     ops = [o for o in Opc if o != Opc.REDUCE or ap.two_d]
     while True:
         op = ops[int(rng.integers(len(ops)))]

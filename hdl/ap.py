@@ -20,7 +20,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import APConfig
-from ..golden.uops import CNT_CYCLES, CNT_ILLEGAL, N_COUNTERS, OP_BITS, Op, addr_bits, port_widths
+from ..golden.uops import CNT_CYCLES, CNT_ILLEGAL, N_COUNTERS, Op, addr_bits, port_widths
 
 FAULTS = {
     "cmp_ignores_mask": "compare tests every column, not only the masked ones",

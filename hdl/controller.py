@@ -88,16 +88,29 @@ def _field(word, name, layout=FIELDS):
     return word[lsb: lsb + width]
 
 
+FAULTS = {
+    "no_carry_clear": "the carry column is not cleared before an add/sub/compare chain",
+    "last_bit_skipped": "bit-serial loops stop one bit early",
+}
+
+
 class APController(wiring.Component):
-    def __init__(self, cfg: Config):
+    """`fault` deliberately breaks the sequencer (FAULTS), only so that the tests can
+    show the testbenches catch it; it is never used to emit real RTL."""
+
+    def __init__(self, cfg: Config, fault: str | None = None):
+        if fault is not None and fault not in FAULTS:
+            self._MustUse__silence = True
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         self.cfg = cfg
+        self.fault = fault
         super().__init__(controller_signature(cfg))
 
     def elaborate(self, platform):
         m = Module()
         cfg, ap = self.cfg, self.cfg.ap
         C, R = ap.cols, ap.rows
-        CY, Z = C - 2, C - 1
+        CY = C - RESERVED_COLS
         usable = C - RESERVED_COLS
 
         m.submodules.core = core = APCore(ap)
@@ -226,7 +239,7 @@ class APController(wiring.Component):
             with m.Case(Opc.MUL):
                 m.d.comb += clr_mask.eq(Mux(step == 0, rng_mask(d, n + mm), 0) | onehot(CY))
             with m.Default():
-                m.d.comb += clr_mask.eq(onehot(CY))
+                m.d.comb += clr_mask.eq(0 if self.fault == "no_carry_clear" else onehot(CY))
         sign_col = d + n - 1
         # CLAMP loop index t runs over i (+ the start offset)
         clamp_t0 = Mux(s, mm - 1, mm)
@@ -307,7 +320,7 @@ class APController(wiring.Component):
                 stmts.append(nxt_j.eq(j_))
             return stmts
 
-        def finish():
+        def finish():  # the micro-op this cycle ends the instruction
             return [last.eq(1)]
 
         with m.Switch(ph):
@@ -319,7 +332,7 @@ class APController(wiring.Component):
                 m.d.comb += phase_end.eq(1)
             with m.Case(PH_LUT):
                 with m.If(lut_last_pass):
-                    with m.If(i + 1 == cnt):
+                    with m.If(i + 1 == cnt - (1 if self.fault == "last_bit_skipped" else 0)):
                         m.d.comb += phase_end.eq(1)
                     with m.Else():
                         m.d.comb += [nxt_i.eq(i + 1), nxt_p.eq(0)]
@@ -416,8 +429,7 @@ class APController(wiring.Component):
                     with m.Default():
                         m.d.comb += finish()
 
-        # -- MAC: consume the digit that starts (a CLR0 entered for a digit) --------------
-        # -- load: start the next instruction in the cycle after the last micro-op --------
+        # -- load: the next instruction starts right after the last micro-op ------------
         load = Signal()
         m.d.comb += load.eq(queue.r_rdy & (~active | last))
         m.d.comb += queue.r_en.eq(load)
@@ -475,8 +487,7 @@ class APController(wiring.Component):
                              dsign.eq((digits_neg >> dig_pos)[0])]
 
         # -- drive the AP core: the sequencer's micro-op, or the host port when idle -----
-        issuing = Signal()
-        m.d.comb += issuing.eq(active)
+        issuing = active  # the sequencer issues a micro-op in every active cycle
         with m.If(active):
             m.d.comb += [core.op.eq(u_op), core.key.eq(u_key), core.mask.eq(u_mask),
                          core.addr.eq(u_addr), core.addr2.eq(u_addr2)]

@@ -40,9 +40,9 @@ def ap_verilog(cfg: Config, fault: str | None = None) -> str:
     return verilog.convert(core, name=ap_module_name(cfg.ap), emit_src=False)
 
 
-def controller_verilog(cfg: Config) -> str:
+def controller_verilog(cfg: Config, fault: str | None = None) -> str:
     """Verilog text of the AP controller (queue, sequencer and its AP core)."""
-    return verilog.convert(APController(cfg), name=controller_module_name(cfg),
+    return verilog.convert(APController(cfg, fault=fault), name=controller_module_name(cfg),
                            emit_src=False)
 
 

@@ -99,3 +99,11 @@ def test_hash_is_canonical_and_sensitive():
     reordered = {"ap": {k: GOOD["ap"][k] for k in reversed(GOOD["ap"])}, "name": "t"}
     assert config_from_dict(reordered).hash == a.hash
     assert config_from_dict(_with("ap", "rows", 9)).hash != a.hash
+
+
+def test_ctrl_section_defaults_and_checks(tmp_path):
+    assert config_from_dict(GOOD).ctrl.queue_depth == 16
+    with pytest.raises(ConfigError, match=r"ctrl\.queue_depth: must be in \[2, 1024\], got 1"):
+        load_config(_write(tmp_path, {**GOOD, "ctrl": {"queue_depth": 1}}))
+    with pytest.raises(ConfigError, match=r"ctrl\.depth: unknown field"):
+        load_config(_write(tmp_path, {**GOOD, "ctrl": {"depth": 4}}))

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from bfimna.golden.config import APConfig
 from bfimna.golden.controller import Controller, csd_digits, cy_col, cycles, expand
-from bfimna.golden.isa import Instr, Opc, encode, operand_fields, validate
+from bfimna.golden.isa import RESERVED_COLS, Instr, Opc, encode, operand_fields, validate
 from bfimna.golden.microcode import TEXTBOOK
 
 AP = APConfig(rows=11, cols=72, dims=2, counter_bits=32)
-USABLE = AP.cols - 2
+USABLE = AP.cols - RESERVED_COLS
 
 
 def wrap(v, w, signed=False):
@@ -179,7 +179,7 @@ def test_mac_cost_follows_nonzero_digits():
 
 def test_illegal_instruction_sets_error_and_is_skipped():
     ctl = Controller(AP)
-    ctl.execute(Instr(op=Opc.ADD, d=0, a=60, n=16))  # a runs into the reserved columns
+    ctl.execute(Instr(op=Opc.ADD, d=0, a=60, n=16))  # a runs into the reserved column
     assert ctl.error and "reserved" in ctl.last_error
     assert ctl.counters["errors"] == 1 and ctl.counters["cycles"] == 1
     ctl.execute(0x1F)  # unknown opcode 31

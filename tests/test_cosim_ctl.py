@@ -10,7 +10,7 @@ import pytest
 from bfimna.cosim.runner import run_program_rtl
 from bfimna.golden.config import load_config
 from bfimna.golden.controller import Controller
-from bfimna.golden.isa import Instr, Opc, encode
+from bfimna.golden.isa import RESERVED_COLS, Instr, Opc, encode
 from bfimna.golden.stimulus import random_program
 
 from conftest import CONFIG_DIR, HW_CONFIGS, ROOT
@@ -22,7 +22,7 @@ N_INSTR = {"verilator": 300, "icarus": 80}
 
 def random_cam(cfg, rng):
     cam = rng.integers(0, 2, size=(cfg.ap.rows, cfg.ap.cols)).astype(np.uint8)
-    cam[:, -2:] = 0  # reserved columns start (and stay) zero
+    cam[:, -RESERVED_COLS:] = 0  # the reserved column starts (and stays) zero
     return cam
 
 
@@ -56,10 +56,27 @@ def test_random_programs_match_golden(path, sim, seed):
     assert gold.counters["instructions"] + gold.counters["errors"] == len(words)
 
 
+@pytest.mark.parametrize("sim,fault", [("verilator", "no_carry_clear"),
+                                       ("icarus", "last_bit_skipped")])
+def test_broken_sequencer_fails_cosim(sim, fault, seed):
+    """Mutation check: comparing only the final state still catches a wrong sequencer."""
+    cfg = load_config(CONFIG_DIR / "ap2d_37x16.yaml")
+    rng = np.random.default_rng(seed)
+    words = random_program(cfg.ap, seed, 60, illegal_share=0.0)
+    cam = random_cam(cfg, rng)
+    res = run_program_rtl(cfg, sim, words, cam, build_root=BUILD, fault=fault)
+    gold = Controller(cfg.ap)
+    gold.ap.cam[:] = cam.astype(bool)
+    gold.run(words)
+    assert res.passed
+    assert res.rows != gold.ap.rows_as_ints() or res.counters != gold.counters, \
+        f"fault {fault} went unnoticed (seed {seed})"
+
+
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
 def test_bit_fluidity_precision_changes_every_instruction(sim, seed):
     """One generated design, one program, a different precision on every instruction."""
-    cfg = load_config(CONFIG_DIR / "ap2d_37x16.yaml")  # 14 usable columns
+    cfg = load_config(CONFIG_DIR / "ap2d_37x16.yaml")  # 15 usable columns
     rng = np.random.default_rng(seed)
     words, precisions = [], []
     for k in range(48):

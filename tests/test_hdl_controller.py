@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 
 from bfimna.golden.config import config_from_dict
 from bfimna.golden.controller import COUNTER_KEYS, Controller, expand
-from bfimna.golden.isa import Instr, Opc, decode, encode, validate
+from bfimna.golden.isa import RESERVED_COLS, Instr, Opc, decode, encode, validate
 from bfimna.golden.stimulus import random_program
 from bfimna.golden.uops import Op
 from bfimna.hdl.controller import HOST_READ, HOST_WRITE, APController
@@ -104,7 +104,7 @@ def run_rtl(cfg, words, init_rows, seed, gaps=True):
 
 def golden_run(cfg, words, init_rows):
     ctl = Controller(cfg.ap)
-    usable = (1 << (cfg.ap.cols - 2)) - 1
+    usable = (1 << (cfg.ap.cols - RESERVED_COLS)) - 1
     for r, v in enumerate(init_rows):
         ctl.ap.row_write(r, v, usable)
     ctl.run(words)
@@ -115,7 +115,8 @@ def golden_run(cfg, words, init_rows):
 def test_controller_matches_golden(cfg, seed):
     rng = np.random.default_rng(seed)
     words = random_program(cfg.ap, seed, 40, illegal_share=0.1, max_width=8)
-    init = [int(x) for x in rng.integers(0, 1 << (cfg.ap.cols - 2), size=cfg.ap.rows)]
+    init = [int(x) for x in rng.integers(0, 1 << (cfg.ap.cols - RESERVED_COLS),
+                                         size=cfg.ap.rows)]
     rtl = run_rtl(cfg, words, init, seed)
     want = expected_stream(cfg, words)
     assert len(rtl["uops"]) == len(want), f"seed {seed}: {len(rtl['uops'])} vs {len(want)}"
