@@ -11,6 +11,8 @@ Environment (set by cosim/runner.py):
     BFIMNA_CONFIG   validated configuration (JSON)
     BFIMNA_PROGRAM  .npz with `words` (uint64 instruction words) and `cam` (R x C bits)
     BFIMNA_RESULT   JSON written at the end: rows (hex), counters, error, cycles, timing
+    BFIMNA_MAX_CYCLES  watchdog: a program still busy after this many cycles is reported
+                    as timed out (the testbench never waits forever on a broken design)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, RisingEdge, Timer
+from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, Timer, with_timeout
 
 from bfimna.golden.ap import bits_to_int
 from bfimna.golden.config import load_config
@@ -75,13 +77,23 @@ async def run_program(dut):
         await FallingEdge(dut.clk)
     dut.host_op.value = 0
 
+    max_cycles = int(os.environ.get("BFIMNA_MAX_CYCLES", "10000000"))
+
+    async def run_to_idle():
+        await push_words(dut, words)
+        await FallingEdge(dut.clk)
+        while _u(dut.busy.value):
+            await FallingEdge(dut.busy)
+            await FallingEdge(dut.clk)
+
     t0 = time.perf_counter()
     sim_t0 = cocotb.utils.get_sim_time("ns")
-    await push_words(dut, words)
-    await FallingEdge(dut.clk)
-    while _u(dut.busy.value):
-        await FallingEdge(dut.busy)
-        await FallingEdge(dut.clk)
+    try:
+        await with_timeout(run_to_idle(), max_cycles * PERIOD_NS, "ns")
+    except SimTimeoutError:
+        with open(os.environ["BFIMNA_RESULT"], "w") as fh:
+            json.dump({"timed_out": True, "max_cycles": max_cycles}, fh)
+        raise AssertionError(f"still busy after {max_cycles} cycles") from None
     wall = time.perf_counter() - t0
     sim_cycles = int((cocotb.utils.get_sim_time("ns") - sim_t0) // PERIOD_NS)
 

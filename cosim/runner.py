@@ -128,6 +128,7 @@ def run_ap_cosim(config: str | Path | Config, sim: str, seed: int = 1, n_ops: in
 class ProgramRun:
     """What the RTL controller did with a program: final array, counters, status."""
     passed: bool           # the driver finished (not: agreed with golden)
+    timed_out: bool        # still busy after the watchdog's cycle budget
     rows: list[int]
     counters: dict[str, int]
     error: bool
@@ -139,10 +140,16 @@ def run_program_rtl(config: str | Path | Config, sim: str, words: list[int], cam
                     build_root: str | Path = DEFAULT_BUILD_ROOT, waves: bool = False,
                     fault: str | None = None) -> ProgramRun:
     """Run a program (64-bit words) on the emitted AP controller from the initial array
-    `cam` (R x C bits; the reserved column is ignored) and read back what it left."""
+    `cam` (R x C bits; the reserved column is ignored) and read back what it left.
+    A watchdog allows twice the cycles the golden controller needs, plus 1000."""
     import numpy as np
 
+    from ..golden.controller import cycles
+    from ..golden.isa import decode, validate
+
     cfg = config if isinstance(config, Config) else load_config(config)
+    budget = 1000 + 2 * sum(cycles(i, cfg.ap) if validate(i, cfg.ap) is None else 1
+                            for i in map(decode, words))
     bdir = build_dir_for(cfg, sim, Path(build_root), fault, unit="ctl")
     bdir.mkdir(parents=True, exist_ok=True)
     prog_file = bdir / "program.npz"
@@ -150,9 +157,11 @@ def run_program_rtl(config: str | Path | Config, sim: str, words: list[int], cam
              cam=np.asarray(cam, dtype=np.uint8))
     passed, summary, log = _build_and_test(
         cfg, sim, bdir, controller_module_name(cfg), controller_verilog(cfg, fault),
-        "bfimna.cosim.ctl_tb", {"BFIMNA_PROGRAM": str(prog_file)}, waves)
+        "bfimna.cosim.ctl_tb", {"BFIMNA_PROGRAM": str(prog_file),
+                                "BFIMNA_MAX_CYCLES": str(budget)}, waves)
     rows = [int(x, 16) for x in summary.get("rows", [])]
-    return ProgramRun(passed=passed, rows=rows, counters=summary.get("counters", {}),
+    return ProgramRun(passed=passed, timed_out=bool(summary.get("timed_out")), rows=rows,
+                      counters=summary.get("counters", {}),
                       error=bool(summary.get("error")), summary=summary, log=log)
 
 

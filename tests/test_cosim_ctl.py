@@ -68,9 +68,10 @@ def test_broken_sequencer_fails_cosim(sim, fault, seed):
     gold = Controller(cfg.ap)
     gold.ap.cam[:] = cam.astype(bool)
     gold.run(words)
-    assert res.passed
-    assert res.rows != gold.ap.rows_as_ints() or res.counters != gold.counters, \
-        f"fault {fault} went unnoticed (seed {seed})"
+    # a broken sequencer may also never finish: the watchdog then stops the run
+    assert res.timed_out or res.rows != gold.ap.rows_as_ints() or \
+        res.counters != gold.counters, f"fault {fault} went unnoticed (seed {seed})"
+    assert res.passed or res.timed_out
 
 
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
