@@ -31,6 +31,7 @@ from bfimna.golden.ap import APModel
 from bfimna.golden.config import load_config
 from bfimna.golden.stimulus import random_uops, readback_uops
 from bfimna.golden.uops import COUNTER_NAMES, N_COUNTERS, Op, UOp, port_widths
+from bfimna.cosim.values import unsigned
 from bfimna.hdl.ap import ap_signature
 
 SWEEP_EVERY = 4000
@@ -38,11 +39,6 @@ SWEEP_EVERY = 4000
 
 class Mismatch(AssertionError):
     pass
-
-
-def _unsigned(value) -> int:
-    """A port value as an int: 1-bit ports read as Logic, wider ones as LogicArray."""
-    return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
 
 
 class APBench:
@@ -95,7 +91,7 @@ class APBench:
             self.cover["writes_to_rows"] += 1
         for port, want in model.expected_outputs(cnt_sel).items():
             self.expect(port if port != "cnt" else f"cnt ({COUNTER_NAMES[cnt_sel]})",
-                        _unsigned(self.outputs[port].value), want)
+                        unsigned(self.outputs[port].value), want)
 
     async def sweep(self) -> None:
         """Read the whole array back through the row port; see every counter."""

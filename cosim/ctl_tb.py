@@ -26,6 +26,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, Timer, with_timeout
 
+from bfimna.cosim.values import unsigned
 from bfimna.golden.ap import bits_to_int
 from bfimna.golden.config import load_config
 from bfimna.golden.controller import COUNTER_KEYS
@@ -35,15 +36,11 @@ from bfimna.hdl.controller import HOST_READ, HOST_WRITE
 PERIOD_NS = 10
 
 
-def _u(value) -> int:
-    return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
-
-
 async def push_words(dut, words) -> None:
     """Hand every word to the valid/ready stream; sleep while the queue is full."""
     for w in words:
         await FallingEdge(dut.clk)
-        if not _u(dut.s_ready.value):
+        if not unsigned(dut.s_ready.value):
             dut.s_valid.value = 0
             await RisingEdge(dut.s_ready)  # woken when the queue has room again
             await FallingEdge(dut.clk)
@@ -84,7 +81,7 @@ async def run_program(dut):
     async def run_to_idle():
         await push_words(dut, words)
         await FallingEdge(dut.clk)
-        while _u(dut.busy.value):
+        while unsigned(dut.busy.value):
             await FallingEdge(dut.busy)
             await FallingEdge(dut.clk)
 
@@ -104,16 +101,16 @@ async def run_program(dut):
         dut.host_op.value = HOST_READ
         dut.host_addr.value = r
         await FallingEdge(dut.clk)
-        assert _u(dut.host_rvalid.value), f"host read of row {r} gave no data"
-        rows.append(_u(dut.host_rdata.value))
+        assert unsigned(dut.host_rvalid.value), f"host read of row {r} gave no data"
+        rows.append(unsigned(dut.host_rdata.value))
     dut.host_op.value = 0
     counters = {}
     for idx, key in enumerate(COUNTER_KEYS):
         dut.csr_sel.value = idx
         await Timer(1, unit="ns")
-        counters[key] = _u(dut.csr_data.value)
+        counters[key] = unsigned(dut.csr_data.value)
     result = {"rows": [f"{v:x}" for v in rows], "counters": counters,
-              "error": _u(dut.error.value), "busy": _u(dut.busy.value),
+              "error": unsigned(dut.error.value), "busy": unsigned(dut.busy.value),
               "words": len(words), "sim_cycles": sim_cycles, "wall_s": round(wall, 4),
               "cycles_per_s": round(sim_cycles / wall, 1) if wall > 0 else None}
     with open(os.environ["BFIMNA_RESULT"], "w") as fh:

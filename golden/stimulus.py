@@ -18,6 +18,7 @@ import numpy as np
 
 from .ap import APModel
 from .config import APConfig
+from .isa import RESERVED_COLS, Instr, Opc, encode, operand_fields, validate
 from .uops import COLUMN_OPS, N_COUNTERS, OP_BITS, Op, UOp, addr_bits, col_bits
 
 _WEIGHTS_1D = {Op.NOP: 2, Op.CMP: 20, Op.CMPA: 10, Op.WR: 16, Op.RDROW: 10,
@@ -123,8 +124,6 @@ def readback_uops(ap: APConfig) -> Iterator[UOp]:
 def random_instruction(ap: APConfig, rng: np.random.Generator, max_width: int = 16):
     """One legal macro-instruction with random operation, precision (1..max_width),
     signedness, immediate and field placement."""
-    from .isa import RESERVED_COLS, Instr, Opc, operand_fields, validate
-
     usable = ap.cols - RESERVED_COLS
     ops = [o for o in Opc if o != Opc.REDUCE or ap.two_d]
     while True:
@@ -174,8 +173,6 @@ def random_program(ap: APConfig, seed: int, n_instr: int, illegal_share: float =
     """A seeded random program as 64-bit words: legal instructions over every operation,
     precision and signedness, and a share of illegal words (bad opcode, fields out of
     range, reserved bits set, overlapping operands)."""
-    from .isa import Instr, Opc, encode
-
     rng = np.random.default_rng(seed)
     words = []
     for _ in range(n_instr):

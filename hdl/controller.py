@@ -297,13 +297,22 @@ class APController(wiring.Component):
                     m.d.comb += [u_op.eq(Op.MVCOL), u_col.eq(a + i), u_col2.eq(d + i),
                                  u_shift.eq(Const(1, 1) << j)]
 
-        # -- MAC digits: the next nonzero digit below m -----------------------------------
-        dig_any = Signal()
-        dig_pos = Signal(5)
-        rem = (digits_pos | digits_neg) & ((Const(1, 1) << mm) - 1)[:18]
-        for k in reversed(range(18)):
-            with m.If(rem[k]):
-                m.d.comb += [dig_any.eq(1), dig_pos.eq(k)]
+        # -- MAC digits: the lowest nonzero CSD digit below m, and taking it ------------
+        def lowest_digit(pos, neg, limit, name):
+            found, k_out = Signal(name=f"{name}_any"), Signal(5, name=f"{name}_pos")
+            rem = (pos | neg) & ((Const(1, 1) << limit) - 1)[:18]
+            for k in reversed(range(18)):
+                with m.If(rem[k]):
+                    m.d.comb += [found.eq(1), k_out.eq(k)]
+            return found, k_out
+
+        def take_digit(pos, neg, k):
+            """Remove digit k from the remaining digits; its sign decides add or sub."""
+            bit = (Const(1, 1) << k)[:18]
+            return [digits_pos.eq(pos & ~bit), digits_neg.eq(neg & ~bit),
+                    dsign.eq((neg >> k)[0])]
+
+        dig_any, dig_pos = lowest_digit(digits_pos, digits_neg, mm, "dig")
 
         # -- next state ------------------------------------------------------------------
         # what happens when the current phase ends: the next phase of this instruction
@@ -443,12 +452,7 @@ class APController(wiring.Component):
         c3 = Signal(19)
         m.d.comb += [x.eq(h_imm.as_signed()), xh.eq(x >> 1), x3.eq(x + xh), c3.eq(xh ^ x3),
                      h_dpos.eq((x3 & c3)[:18]), h_dneg.eq((xh & c3)[:18])]
-        h_first = Signal(5)
-        h_first_any = Signal()
-        h_rem = (h_dpos | h_dneg) & ((Const(1, 1) << h_m) - 1)[:18]
-        for k in reversed(range(18)):
-            with m.If(h_rem[k]):
-                m.d.comb += [h_first_any.eq(1), h_first.eq(k)]
+        h_first_any, h_first = lowest_digit(h_dpos, h_dneg, h_m, "h_first")
         with m.If(~h_legal):
             m.d.comb += h_ph.eq(PH_ONE)
         with m.Else():
@@ -474,17 +478,13 @@ class APController(wiring.Component):
                          digits_neg.eq(h_dneg)]
             with m.If(h_op == Opc.MAC):
                 # the first digit is consumed now
-                m.d.sync += [digits_pos.eq(h_dpos & ~(Const(1, 1) << h_first)[:18]),
-                             digits_neg.eq(h_dneg & ~(Const(1, 1) << h_first)[:18]),
-                             dsign.eq((h_dneg >> h_first)[0])]
+                m.d.sync += take_digit(h_dpos, h_dneg, h_first)
         with m.Elif(last):
             m.d.sync += active.eq(0)
         with m.Elif(active):
             m.d.sync += [ph.eq(nxt_ph), step.eq(nxt_step), i.eq(nxt_i), p.eq(nxt_p), j.eq(nxt_j)]
             with m.If((op == Opc.MAC) & (nxt_ph == PH_CLR0) & (ph != PH_CLR0)):
-                m.d.sync += [digits_pos.eq(digits_pos & ~(Const(1, 1) << dig_pos)[:18]),
-                             digits_neg.eq(digits_neg & ~(Const(1, 1) << dig_pos)[:18]),
-                             dsign.eq((digits_neg >> dig_pos)[0])]
+                m.d.sync += take_digit(digits_pos, digits_neg, dig_pos)
 
         # -- drive the AP core: the sequencer's micro-op, or the host port when idle -----
         issuing = active  # the sequencer issues a micro-op in every active cycle
