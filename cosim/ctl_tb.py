@@ -61,7 +61,7 @@ async def run_program(dut):
     # the clock toggles in the simulator (C++ GPI), not in Python: Python sleeps while
     # the controller runs
     cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns", impl="gpi").start())
-    for sig in (dut.s_valid, dut.host_op, dut.csr_sel):
+    for sig in (dut.s_valid, dut.host_op, dut.host_ap, dut.csr_sel):
         sig.value = 0
     dut.rst.value = 1
     for _ in range(2):
@@ -73,6 +73,7 @@ async def run_program(dut):
         dut.host_op.value = HOST_WRITE
         dut.host_addr.value = r
         dut.host_wdata.value = bits_to_int(cam[r]) & usable_mask
+        dut.host_mask.value = usable_mask
         await FallingEdge(dut.clk)
     dut.host_op.value = 0
 

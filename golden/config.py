@@ -82,6 +82,20 @@ SCHEMA: dict[str, Any] = {
         "queue_depth": IntField(2, 1024, "instructions the controller's queue holds",
                                 default=16),
     },
+    "tile": {
+        "maps": IntField(0, 7, "memory APs (MAPs, 1D) per tile beside the computing AP",
+                         default=1),
+        "map_rows": IntField(1, 4096, "rows of each MAP (default: ap.rows)",
+                             default="ap.rows"),
+        "map_cols": IntField(2, 256, "bit columns of each MAP (default: ap.cols)",
+                             default="ap.cols"),
+    },
+    "system": {
+        "tiles": IntField(1, 16, "tiles (each one CAP, its MAPs and a tile controller)",
+                          default=1),
+        "topology": ChoiceField(("bus",), "interconnect between tiles and the host port",
+                                default="bus"),
+    },
 }
 
 
@@ -105,6 +119,8 @@ def _validate(section_schema: dict, data: Any, prefix: str) -> dict:
                 raise ConfigError(f"{path}: missing section")
         elif key in data:
             out[key] = spec.check(path, data[key])
+        elif isinstance(spec.default, str) and "." in spec.default:
+            out[key] = spec.default  # another field's value: resolved by the caller
         elif spec.default is not None:
             out[key] = spec.default
         else:
@@ -130,17 +146,54 @@ class CtrlConfig:
 
 
 @dataclass(frozen=True)
+class TileConfig:
+    maps: int = 1
+    map_rows: int = 0     # 0 only in a Config built without a tile section: see Config
+    map_cols: int = 0
+
+    def map_ap(self, ap: APConfig) -> APConfig:
+        """The configuration of each MAP: a 1D AP."""
+        return APConfig(rows=self.map_rows or ap.rows, cols=self.map_cols or ap.cols,
+                        dims=1, counter_bits=ap.counter_bits)
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    tiles: int = 1
+    topology: str = "bus"
+
+
+@dataclass(frozen=True)
 class Config:
     name: str
     ap: APConfig
     ctrl: CtrlConfig = CtrlConfig()
+    tile: TileConfig = TileConfig()
+    system: SystemConfig = SystemConfig()
     source: str = "<dict>"
+
+    def __post_init__(self):
+        if not self.tile.map_rows or not self.tile.map_cols:  # MAPs default to the CAP's size
+            object.__setattr__(self, "tile", TileConfig(
+                self.tile.maps, self.tile.map_rows or self.ap.rows,
+                self.tile.map_cols or self.ap.cols))
+
+    @property
+    def map_ap(self) -> APConfig:
+        return self.tile.map_ap(self.ap)
+
+    def ap_of(self, index: int) -> APConfig:
+        """AP `index` of a tile: 0 is the CAP, 1..maps the MAPs."""
+        return self.ap if index == 0 else self.map_ap
 
     def as_dict(self) -> dict:
         return {"name": self.name,
                 "ap": {"rows": self.ap.rows, "cols": self.ap.cols, "dims": self.ap.dims,
                        "counter_bits": self.ap.counter_bits},
-                "ctrl": {"queue_depth": self.ctrl.queue_depth}}
+                "ctrl": {"queue_depth": self.ctrl.queue_depth},
+                "tile": {"maps": self.tile.maps, "map_rows": self.tile.map_rows,
+                         "map_cols": self.tile.map_cols},
+                "system": {"tiles": self.system.tiles, "topology": self.system.topology}}
 
     @property
     def hash(self) -> str:
@@ -151,7 +204,14 @@ class Config:
 
 def config_from_dict(data: Any, source: str = "<dict>") -> Config:
     v = _validate(SCHEMA, data, "")
+    for sec in v.values():
+        if isinstance(sec, dict):
+            for k, val in sec.items():
+                if isinstance(val, str) and "." in val:   # default taken from another field
+                    s, f = val.split(".")
+                    sec[k] = v[s][f]
     return Config(name=v["name"], ap=APConfig(**v["ap"]), ctrl=CtrlConfig(**v["ctrl"]),
+                  tile=TileConfig(**v["tile"]), system=SystemConfig(**v["system"]),
                   source=source)
 
 

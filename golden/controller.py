@@ -95,8 +95,10 @@ def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT]) -> Iterator[UOp]:
                     bind.update(extra)
                 yield from lut_uops(luts[lut_add], bind)
 
-    if op == Opc.NOP:
+    if op in (Opc.NOP, Opc.XROWS):   # XROWS only sets the tile's transfer registers
         yield UOp(Op.NOP)
+    elif op == Opc.MOVW:
+        raise ValueError("MOVW moves words between the APs of a tile: see golden/tile.py")
     elif op == Opc.ROWS:
         yield UOp(Op.ROWEN, addr=ins.lo, addr2=ins.hi)
     elif op == Opc.CLEAR:

@@ -42,7 +42,11 @@ class Opc(enum.IntEnum):
     CLAMP = 13
     SHR = 14
     REDUCE = 15
+    XROWS = 16   # transfer row registers (tile)
+    MOVW = 17    # move words between the APs of a tile
 
+
+TRANSFER_OPS = (Opc.XROWS, Opc.MOVW)
 
 # operands each opcode takes (in canonical order) and whether .s/.u applies
 OPERANDS: dict[Opc, tuple[tuple[str, ...], bool]] = {
@@ -62,12 +66,18 @@ OPERANDS: dict[Opc, tuple[tuple[str, ...], bool]] = {
     Opc.CLAMP: (("d", "n", "m"), True),
     Opc.SHR: (("d", "n", "m"), True),
     Opc.REDUCE: (("d", "a", "n", "m"), False),
+    Opc.XROWS: (("srow", "drow", "stride"), False),
+    Opc.MOVW: (("sap", "dap", "d", "a", "n", "count"), False),
 }
 
 # bit fields of the 64-bit word: name -> (lsb, width). ROWS reuses bits 18..49 for lo/hi.
 FIELDS = {"op": (0, 5), "s": (5, 1), "n": (6, 6), "m": (12, 6), "d": (18, 9),
           "a": (27, 9), "b": (36, 9), "imm": (45, 16), "rsv": (61, 3)}
 ROWS_FIELDS = {"op": (0, 5), "lo": (18, 16), "hi": (34, 16)}
+XROWS_FIELDS = {"op": (0, 5), "srow": (18, 16), "drow": (34, 16), "stride": (50, 8)}
+MOVW_FIELDS = {"op": (0, 5), "n": (6, 6), "sap": (12, 3), "dap": (15, 3), "d": (18, 9),
+               "a": (27, 9), "count": (45, 16), "rsv": (61, 3)}
+LAYOUTS = {Opc.ROWS: ROWS_FIELDS, Opc.XROWS: XROWS_FIELDS, Opc.MOVW: MOVW_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,12 @@ class Instr:
     imm: int = 0
     lo: int = 0
     hi: int = 0
+    srow: int = 0         # XROWS: first source row, first destination row, source stride
+    drow: int = 0
+    stride: int = 0
+    sap: int = 0          # MOVW: source and destination AP (0 CAP, 1..K MAPs), word count
+    dap: int = 0
+    count: int = 0
     rsv: int = 0          # reserved bits of a decoded word (must be 0)
     line: int = field(default=0, compare=False)  # source line, for messages
 
@@ -97,7 +113,7 @@ class Instr:
 
 def encode(ins: Instr) -> int:
     word = 0
-    layout = ROWS_FIELDS if ins.op == Opc.ROWS else FIELDS
+    layout = LAYOUTS.get(ins.op, FIELDS)
     for name, (lsb, width) in layout.items():
         v = int(getattr(ins, name))
         if name == "imm":
@@ -115,10 +131,15 @@ def decode(word: int) -> Instr:
     def get(lsb, width):
         return (word >> lsb) & ((1 << width) - 1)
     op = get(*FIELDS["op"])
-    if op == Opc.ROWS:
-        rest = word & ~((1 << 5) - 1) & ~(((1 << 32) - 1) << 18)
-        return Instr(op=op, lo=get(*ROWS_FIELDS["lo"]), hi=get(*ROWS_FIELDS["hi"]),
-                     rsv=int(rest != 0))
+    if op in (Opc.ROWS, Opc.XROWS):
+        layout = LAYOUTS[op]
+        rest = word
+        for lsb, width in layout.values():
+            rest &= ~(((1 << width) - 1) << lsb)
+        return Instr(op=op, rsv=int(rest != 0),
+                     **{k: get(*v) for k, v in layout.items() if k != "op"})
+    if op == Opc.MOVW:
+        return Instr(op=op, **{k: get(*v) for k, v in MOVW_FIELDS.items() if k != "op"})
     imm = get(*FIELDS["imm"])
     if imm >> (IMM_BITS - 1):
         imm -= 1 << IMM_BITS
@@ -148,8 +169,18 @@ def _overlap(f, g) -> bool:
     return f[0] < g[0] + g[1] and g[0] < f[0] + f[1]
 
 
-def validate(ins: Instr, ap: APConfig) -> str | None:
-    """None if the AP controller executes `ins`, else the reason it is illegal."""
+def usable_cols(ap: APConfig, index: int) -> int:
+    """Columns instructions may name in AP `index` of a tile (the CAP reserves its top)."""
+    return ap.cols - RESERVED_COLS if index == 0 else ap.cols
+
+
+def validate(ins: Instr, ap: APConfig, cfg=None, xrows=(0, 0, 0)) -> str | None:
+    """None if the AP controller executes `ins`, else the reason it is illegal.
+
+    Transfer instructions need the tile: `cfg` (a golden.config.Config whose `ap` is
+    `ap`) and, for MOVW, the transfer row registers `xrows` = (srow, drow, stride) set
+    by the last XROWS.
+    """
     try:
         op = Opc(ins.op)
     except ValueError:
@@ -157,8 +188,10 @@ def validate(ins: Instr, ap: APConfig) -> str | None:
     if ins.rsv:
         return "reserved bits are not zero"
     usable = ap.cols - RESERVED_COLS
-    if op == Opc.NOP:
+    if op in (Opc.NOP, Opc.XROWS):
         return None
+    if op == Opc.MOVW:
+        return _validate_movw(ins, cfg, xrows)
     if op == Opc.ROWS:
         if not ins.lo <= ins.hi <= ap.rows:
             return f"row range [{ins.lo}, {ins.hi}) is not within [0, {ap.rows}]"
@@ -192,6 +225,33 @@ def validate(ins: Instr, ap: APConfig) -> str | None:
     return None
 
 
+def _validate_movw(ins: Instr, cfg, xrows) -> str | None:
+    if cfg is None:
+        return "MOVW needs a tile configuration"
+    k = cfg.tile.maps
+    if ins.sap > k or ins.dap > k:
+        return f"AP {max(ins.sap, ins.dap)} does not exist (0 = CAP, 1..{k} = MAPs)"
+    if ins.sap == ins.dap:
+        return f"source and destination are the same AP ({ins.sap})"
+    if not 1 <= ins.n <= MAX_WIDTH:
+        return f"width n={ins.n} outside 1..{MAX_WIDTH}"
+    if ins.count < 1:
+        return "count=0 moves nothing"
+    src, dst = cfg.ap_of(ins.sap), cfg.ap_of(ins.dap)
+    for name, start, index, ap_ in (("a", ins.a, ins.sap, src), ("d", ins.d, ins.dap, dst)):
+        u = usable_cols(ap_, index)
+        if start + ins.n > u:
+            return (f"operand {name} [{start}, {start + ins.n}) outside the usable columns "
+                    f"[0, {u}) of AP {index}")
+    srow, drow, stride = xrows
+    last_src = srow + (ins.count - 1) * stride
+    if last_src >= src.rows:
+        return f"source rows reach {last_src}, AP {ins.sap} has {src.rows}"
+    if drow + ins.count > dst.rows:
+        return f"destination rows [{drow}, {drow + ins.count}) outside AP {ins.dap}'s {dst.rows}"
+    return None
+
+
 # -- assembler / disassembler ---------------------------------------------------------------
 
 class AsmError(ValueError):
@@ -207,9 +267,12 @@ def _parse_int(text: str, fields: dict[str, int]) -> int:
     return int(text, 0)
 
 
-def assemble(text: str, ap: APConfig) -> list[Instr]:
-    """Text -> validated instructions. Raises AsmError naming each bad line and why."""
+def assemble(text: str, ap: APConfig, cfg=None) -> list[Instr]:
+    """Text -> validated instructions. Raises AsmError naming each bad line and why.
+
+    `cfg` (the whole configuration) enables the tile's transfer instructions."""
     prog: list[Instr] = []
+    xrows = (0, 0, 0)
     errors: list[str] = []
     names: dict[str, int] = {}
     for lineno, raw in enumerate(text.splitlines(), start=1):
@@ -253,9 +316,11 @@ def assemble(text: str, ap: APConfig) -> list[Instr]:
                 if k != "imm" and v < 0:
                     raise ValueError(f"operand {k}={v} is negative")
             ins = Instr(op=op, s=suffix == ".s", line=lineno, **ops)
-            reason = validate(ins, ap)
+            reason = validate(ins, ap, cfg, xrows)
             if reason:
                 raise ValueError(reason)
+            if op == Opc.XROWS:
+                xrows = (ins.srow, ins.drow, ins.stride)
             prog.append(ins)
         except ValueError as exc:
             errors.append(f"line {lineno}: {exc}: {raw.strip()}")

@@ -18,7 +18,7 @@ import numpy as np
 
 from .ap import APModel
 from .config import APConfig
-from .isa import RESERVED_COLS, Instr, Opc, encode, operand_fields, validate
+from .isa import RESERVED_COLS, TRANSFER_OPS, Instr, Opc, encode, operand_fields, validate
 from .uops import COLUMN_OPS, N_COUNTERS, OP_BITS, Op, UOp, addr_bits, col_bits
 
 _WEIGHTS_1D = {Op.NOP: 2, Op.CMP: 20, Op.CMPA: 10, Op.WR: 16, Op.RDROW: 10,
@@ -125,7 +125,7 @@ def random_instruction(ap: APConfig, rng: np.random.Generator, max_width: int = 
     """One legal macro-instruction with random operation, precision (1..max_width),
     signedness, immediate and field placement."""
     usable = ap.cols - RESERVED_COLS
-    ops = [o for o in Opc if o != Opc.REDUCE or ap.two_d]
+    ops = [o for o in Opc if (o != Opc.REDUCE or ap.two_d) and o not in TRANSFER_OPS]
     while True:
         op = ops[int(rng.integers(len(ops)))]
         n = int(rng.integers(1, max_width + 1))
@@ -179,7 +179,7 @@ def random_program(ap: APConfig, seed: int, n_instr: int, illegal_share: float =
         if rng.random() < illegal_share:
             kind = int(rng.integers(4))
             if kind == 0:
-                words.append(int(rng.integers(16, 32)))                 # unknown opcode
+                words.append(int(rng.integers(len(Opc), 32)))          # unknown opcode
             elif kind == 1:
                 words.append(encode(Instr(op=Opc.ADD, d=ap.cols - 3, a=0, n=4)))  # off the end
             elif kind == 2:
@@ -188,4 +188,43 @@ def random_program(ap: APConfig, seed: int, n_instr: int, illegal_share: float =
                 words.append(encode(Instr(op=Opc.SUB, d=0, a=1, n=4)))  # overlap
         else:
             words.append(encode(random_instruction(ap, rng, max_width)))
+    return words
+
+
+def random_transfer(cfg, rng: np.random.Generator) -> list[Instr]:
+    """XROWS + a legal MOVW between two random APs of a tile (cfg.tile.maps >= 1)."""
+    from .isa import usable_cols
+    K = cfg.tile.maps
+    sap, dap = (int(x) for x in rng.choice(K + 1, size=2, replace=False))
+    src, dst = cfg.ap_of(sap), cfg.ap_of(dap)
+    us, ud = usable_cols(src, sap), usable_cols(dst, dap)
+    n = int(rng.integers(1, min(us, ud, 16) + 1))
+    a, d = int(rng.integers(0, us - n + 1)), int(rng.integers(0, ud - n + 1))
+    count = int(rng.integers(1, min(src.rows, dst.rows) + 1))
+    if rng.random() < 0.3:
+        count = min(count, 4)
+    stride_max = (src.rows - 1) // max(1, count - 1) if count > 1 else 255
+    stride = int(rng.integers(0, min(stride_max, 255, 3) + 1))
+    srow = int(rng.integers(0, src.rows - (count - 1) * stride))
+    drow = int(rng.integers(0, dst.rows - count + 1))
+    return [Instr(op=Opc.XROWS, srow=srow, drow=drow, stride=stride),
+            Instr(op=Opc.MOVW, sap=sap, dap=dap, a=a, d=d, n=n, count=count)]
+
+
+def random_tile_program(cfg, seed: int, n_instr: int, transfer_share: float = 0.3,
+                        illegal_share: float = 0.03, max_width: int = 16) -> list[int]:
+    """A random program for a tile: CAP instructions (as random_program) mixed with
+    XROWS + MOVW between random APs; some MOVWs are illegal (rows past the end)."""
+    rng = np.random.default_rng(seed)
+    cap_words = iter(random_program(cfg.ap, seed + 1, n_instr, illegal_share, max_width))
+    words = []
+    while len(words) < n_instr:
+        if cfg.tile.maps and rng.random() < transfer_share:
+            xr, mv = random_transfer(cfg, rng)
+            if rng.random() < illegal_share * 3:
+                mv = Instr(op=Opc.MOVW, sap=mv.sap, dap=mv.dap, a=mv.a, d=mv.d, n=mv.n,
+                           count=cfg.ap_of(mv.dap).rows + 1)
+            words += [encode(xr), encode(mv)]
+        else:
+            words.append(next(cap_words))
     return words

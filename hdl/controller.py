@@ -1,5 +1,5 @@
-"""Amaranth generator of the AP controller: instruction queue, validation, microcode
-ROM and sequencer around one AP core.
+"""Amaranth generator of the tile: the AP controller (instruction queue, validation,
+microcode ROM and sequencer) around one computing AP (the CAP) and K memory APs (MAPs).
 
 Behaviour is specified by the golden controller (golden/controller.py: `expand`, the
 exact micro-op stream of each instruction, and `Controller`, the counters). The per-bit
@@ -11,7 +11,9 @@ consecutive instructions follow with no idle cycle. An illegal instruction (gold
 validate() says why) issues one NOP, sets the sticky `error` flag, counts in `errors`
 and is skipped. Instructions arrive on a valid/ready stream (`s_valid`, `s_ready`,
 `s_data`); the host reads counters through `csr_sel`/`csr_data` and may read or write
-rows through the host port while the controller is idle.
+rows of any AP and columns of the CAP through the host port while the tile is idle
+(`busy` low). Transfers between the tile's APs (XROWS, MOVW) are instructions, specified
+by golden/tile.py.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.config import Config
 from ..golden.controller import COUNTER_KEYS
-from ..golden.isa import FIELDS, IMM_BITS, MAX_WIDTH, RESERVED_COLS, ROWS_FIELDS, WORD_BITS, Opc
+from ..golden.isa import (FIELDS, IMM_BITS, MAX_WIDTH, RESERVED_COLS, ROWS_FIELDS, WORD_BITS,
+                          XROWS_FIELDS, Opc)
 from ..golden.microcode import LUTS
-from ..golden.uops import Op, addr_bits
+from ..golden.uops import Op, addr_bits, col_bits
 from .ap import APCore
 
 # -- microcode ROM: every LUT's passes, one entry per micro-op --------------------------
@@ -60,27 +63,39 @@ ROM_WORDS, LUT_START = _rom()
 
 # sequencer phases
 (PH_ONE, PH_CLR0, PH_CLR1, PH_LUT, PH_COPYB, PH_CLAMPC, PH_CLAMPW, PH_RELU, PH_SHRR,
- PH_MV) = range(10)
+ PH_MV, PH_XFER) = range(11)
 
 
 def controller_module_name(cfg: Config) -> str:
-    ap = cfg.ap
-    return (f"bfimna_apctl{ap.dims}d_r{ap.rows}_c{ap.cols}_n{ap.counter_bits}"
-            f"_q{cfg.ctrl.queue_depth}")
+    ap, t = cfg.ap, cfg.tile
+    return (f"bfimna_tile{ap.dims}d_r{ap.rows}_c{ap.cols}_n{ap.counter_bits}"
+            f"_q{cfg.ctrl.queue_depth}_k{t.maps}_m{t.map_rows}x{t.map_cols}")
+
+
+def host_widths(cfg: Config) -> dict[str, int]:
+    """Widths of the tile's host port: data (rows of any AP, columns of the CAP), mask,
+    address (a row of any AP or a CAP column)."""
+    ap, mp = cfg.ap, cfg.map_ap
+    data = max(ap.cols, mp.cols if cfg.tile.maps else 0, ap.rows if ap.two_d else 0)
+    mask = max(ap.cols, mp.cols if cfg.tile.maps else 0)
+    addr = max(addr_bits(ap.rows), addr_bits(mp.rows), col_bits(ap.cols))
+    return {"data": data, "mask": mask, "addr": addr}
 
 
 def controller_signature(cfg: Config) -> wiring.Signature:
-    ap = cfg.ap
+    hw = host_widths(cfg)
     return wiring.Signature({
         "s_valid": In(1), "s_data": In(WORD_BITS), "s_ready": Out(1),
-        "host_op": In(2), "host_addr": In(addr_bits(ap.rows)), "host_wdata": In(ap.cols),
-        "host_rdata": Out(ap.cols), "host_rvalid": Out(1),
-        "csr_sel": In(4), "csr_data": Out(ap.counter_bits),
+        "host_op": In(3), "host_ap": In(3), "host_addr": In(hw["addr"]),
+        "host_wdata": In(hw["data"]), "host_mask": In(hw["mask"]),
+        "host_rdata": Out(hw["data"]), "host_rvalid": Out(1),
+        "csr_sel": In(4), "csr_data": Out(cfg.ap.counter_bits),
         "busy": Out(1), "error": Out(1),
     })
 
 
-HOST_NONE, HOST_READ, HOST_WRITE = 0, 1, 2
+# host port operations (`host_op`), honoured while the tile is idle
+HOST_NONE, HOST_READ, HOST_WRITE, HOST_READ_COL, HOST_WRITE_COL = 0, 1, 2, 3, 4
 
 
 def _field(word, name, layout=FIELDS):
@@ -114,6 +129,13 @@ class APController(wiring.Component):
         usable = C - RESERVED_COLS
 
         m.submodules.core = core = APCore(ap)
+        K = cfg.tile.maps
+        mp = cfg.map_ap
+        maps = []
+        for k in range(K):
+            maps.append(APCore(mp))
+            m.submodules[f"map{k + 1}"] = maps[-1]
+        aps = [core] + maps
         m.submodules.queue = queue = SyncFIFOBuffered(width=WORD_BITS, depth=cfg.ctrl.queue_depth)
         m.d.comb += [queue.w_data.eq(self.s_data), queue.w_en.eq(self.s_valid),
                      self.s_ready.eq(queue.w_rdy)]
@@ -126,7 +148,12 @@ class APController(wiring.Component):
         h_imm = _field(w, "imm")
         h_lo, h_hi = _field(w, "lo", ROWS_FIELDS), _field(w, "hi", ROWS_FIELDS)
         h_legal = Signal()
+        # transfer row registers (XROWS) and the MOVW operands
+        x_srow, x_drow, x_stride = Signal(16), Signal(16), Signal(8)
+        h_sap, h_dap = h_m[0:3], h_m[3:6]
         self._validate(m, h_legal, w, h_op, h_n, h_m, h_d, h_a, h_b, h_lo, h_hi, usable, R, ap)
+        self._validate_transfers(m, h_legal, w, h_op, h_n, h_d, h_a, h_imm, h_sap, h_dap,
+                                 x_srow, x_drow, x_stride, cfg)
 
         # -- instruction registers ----------------------------------------------------
         op = Signal(5)
@@ -143,16 +170,28 @@ class APController(wiring.Component):
         p = Signal(range(len(ROM_WORDS) + 1))
         i = Signal(7)
         j = Signal(7)
+        xi = Signal(17)                 # MOVW cycle: reads word xi, writes word xi - 1
+        src_ptr, dst_ptr = Signal(16), Signal(16)
         digits_pos, digits_neg = Signal(18), Signal(18)
         dsign = Signal()   # sign of the MAC digit in progress (1: subtract)
 
         # -- host port -------------------------------------------------------------------
         busy = Signal()
-        m.d.comb += [busy.eq(active | queue.r_rdy), self.busy.eq(busy)]
-        m.d.comb += [self.host_rdata.eq(core.rdata)]
-        host_rd_pending = Signal()
+        # w_level covers a word written this cycle that r_rdy shows only later
+        m.d.comb += [busy.eq(active | queue.r_rdy | (queue.w_level != 0)), self.busy.eq(busy)]
+        host_rd_pending, host_rd_col = Signal(), Signal()
+        host_rd_ap = Signal(3)
         m.d.sync += host_rd_pending.eq(0)
-        m.d.comb += self.host_rvalid.eq(host_rd_pending & core.rd_valid)
+        with m.If(host_rd_col):
+            if ap.two_d:
+                m.d.comb += [self.host_rdata.eq(core.rcol),
+                             self.host_rvalid.eq(host_rd_pending & core.rcol_valid)]
+        with m.Else():
+            with m.Switch(host_rd_ap):
+                for k, a_ in enumerate(aps):
+                    with m.Case(k):
+                        m.d.comb += [self.host_rdata.eq(a_.rdata),
+                                     self.host_rvalid.eq(host_rd_pending & a_.rd_valid)]
 
         # -- the micro-op this cycle ------------------------------------------------------
         u_op, u_key, u_mask = Signal(4), Signal(C), Signal(C)
@@ -248,10 +287,10 @@ class APController(wiring.Component):
         # -- micro-op generation ----------------------------------------------------------
         with m.Switch(ph):
             with m.Case(PH_ONE):
-                with m.If(illegal | (op == Opc.NOP) | (op == Opc.MAC)):
-                    m.d.comb += u_op.eq(Op.NOP)
-                with m.Else():  # ROWS
+                with m.If(~illegal & (op == Opc.ROWS)):
                     m.d.comb += [u_op.eq(Op.ROWEN), u_addr.eq(lo), u_addr2.eq(hi)]
+                with m.Else():  # NOP, XROWS, MAC by 0, an illegal word
+                    m.d.comb += u_op.eq(Op.NOP)
             with m.Case(PH_CLR0):
                 m.d.comb += u_op.eq(Op.CMP)
             with m.Case(PH_CLR1):
@@ -370,6 +409,8 @@ class APController(wiring.Component):
                     m.d.comb += phase_end.eq(1)
                 with m.Else():
                     m.d.comb += nxt_i.eq(i + 1)
+            with m.Case(PH_XFER):
+                m.d.comb += phase_end.eq(xi == imm)
 
         # per-opcode phase sequences (mirror golden _expand)
         with m.If(phase_end):
@@ -457,8 +498,10 @@ class APController(wiring.Component):
             m.d.comb += h_ph.eq(PH_ONE)
         with m.Else():
             with m.Switch(h_op):
-                with m.Case(Opc.NOP, Opc.ROWS):
+                with m.Case(Opc.NOP, Opc.ROWS, Opc.XROWS):
                     m.d.comb += h_ph.eq(PH_ONE)
+                with m.Case(Opc.MOVW):
+                    m.d.comb += h_ph.eq(PH_XFER)
                 with m.Case(Opc.RELU):
                     m.d.comb += h_ph.eq(PH_RELU)
                 with m.Case(Opc.CLAMP):
@@ -479,28 +522,71 @@ class APController(wiring.Component):
             with m.If(h_op == Opc.MAC):
                 # the first digit is consumed now
                 m.d.sync += take_digit(h_dpos, h_dneg, h_first)
+            with m.If(h_legal & (h_op == Opc.XROWS)):
+                m.d.sync += [x_srow.eq(_field(w, "srow", XROWS_FIELDS)),
+                             x_drow.eq(_field(w, "drow", XROWS_FIELDS)),
+                             x_stride.eq(_field(w, "stride", XROWS_FIELDS))]
+            m.d.sync += [xi.eq(0), src_ptr.eq(x_srow), dst_ptr.eq(x_drow)]
         with m.Elif(last):
             m.d.sync += active.eq(0)
         with m.Elif(active):
             m.d.sync += [ph.eq(nxt_ph), step.eq(nxt_step), i.eq(nxt_i), p.eq(nxt_p), j.eq(nxt_j)]
+            with m.If(ph == PH_XFER):
+                m.d.sync += [xi.eq(xi + 1), src_ptr.eq(src_ptr + x_stride)]
+                with m.If(xi != 0):
+                    m.d.sync += dst_ptr.eq(dst_ptr + 1)
             with m.If((op == Opc.MAC) & (nxt_ph == PH_CLR0) & (ph != PH_CLR0)):
                 m.d.sync += take_digit(digits_pos, digits_neg, dig_pos)
 
-        # -- drive the AP core: the sequencer's micro-op, or the host port when idle -----
+        # -- MOVW: read word xi of the source AP, write word xi-1 into the destination ---
+        xfer = Signal()
+        m.d.comb += xfer.eq(active & (ph == PH_XFER))
+        x_rd, x_wr = Signal(), Signal()
+        m.d.comb += [x_rd.eq(xfer & (xi < imm)), x_wr.eq(xfer & (xi != 0))]
+        sap, dap = mm[0:3], mm[3:6]
+        wmax = max(a_.cols for a_ in [ap, mp])
+        src_word = Signal(wmax)
+        with m.Switch(sap):
+            for k, a_ in enumerate(aps):
+                with m.Case(k):
+                    m.d.comb += src_word.eq(a_.rdata)
+        fmask = Signal(wmax)
+        m.d.comb += fmask.eq(Cat(*((n > k) for k in range(wmax))))
+        x_data, x_mask = Signal(wmax), Signal(wmax)
+        m.d.comb += [x_data.eq(((src_word >> a) & fmask) << d), x_mask.eq(fmask << d)]
+
+        # -- drive the APs: the sequencer's micro-op, MOVW, or the host port when idle -----
         issuing = active  # the sequencer issues a micro-op in every active cycle
-        with m.If(active):
-            m.d.comb += [core.op.eq(u_op), core.key.eq(u_key), core.mask.eq(u_mask),
-                         core.addr.eq(u_addr), core.addr2.eq(u_addr2)]
-            if ap.two_d:
-                m.d.comb += [core.col.eq(u_col), core.col2.eq(u_col2), core.shift.eq(u_shift)]
-        with m.Elif(~queue.r_rdy):
-            with m.Switch(self.host_op):
-                with m.Case(HOST_READ):
-                    m.d.comb += [core.op.eq(Op.RDROW), core.addr.eq(self.host_addr)]
-                    m.d.sync += host_rd_pending.eq(1)
-                with m.Case(HOST_WRITE):
-                    m.d.comb += [core.op.eq(Op.WRROW), core.addr.eq(self.host_addr),
-                                 core.data.eq(self.host_wdata), core.mask.eq((1 << usable) - 1)]
+        host_idle = ~active & ~queue.r_rdy
+        for k, a_ in enumerate(aps):
+            with m.If(x_rd & (sap == k)):
+                m.d.comb += [a_.op.eq(Op.RDROW), a_.addr.eq(src_ptr)]
+            with m.Elif(x_wr & (dap == k)):
+                m.d.comb += [a_.op.eq(Op.WRROW), a_.addr.eq(dst_ptr), a_.data.eq(x_data),
+                             a_.mask.eq(x_mask)]
+            if k == 0:
+                with m.Elif(active & ~xfer):
+                    m.d.comb += [core.op.eq(u_op), core.key.eq(u_key), core.mask.eq(u_mask),
+                                 core.addr.eq(u_addr), core.addr2.eq(u_addr2)]
+                    if ap.two_d:
+                        m.d.comb += [core.col.eq(u_col), core.col2.eq(u_col2),
+                                     core.shift.eq(u_shift)]
+            with m.Elif(host_idle & (self.host_ap == k)):
+                with m.Switch(self.host_op):
+                    with m.Case(HOST_READ):
+                        m.d.comb += [a_.op.eq(Op.RDROW), a_.addr.eq(self.host_addr)]
+                        m.d.sync += [host_rd_pending.eq(1), host_rd_ap.eq(k),
+                                     host_rd_col.eq(0)]
+                    with m.Case(HOST_WRITE):
+                        m.d.comb += [a_.op.eq(Op.WRROW), a_.addr.eq(self.host_addr),
+                                     a_.data.eq(self.host_wdata), a_.mask.eq(self.host_mask)]
+                    if k == 0 and ap.two_d:
+                        with m.Case(HOST_READ_COL):
+                            m.d.comb += [core.op.eq(Op.RDCOL), core.col.eq(self.host_addr)]
+                            m.d.sync += [host_rd_pending.eq(1), host_rd_col.eq(1)]
+                        with m.Case(HOST_WRITE_COL):
+                            m.d.comb += [core.op.eq(Op.WRCOL), core.col.eq(self.host_addr),
+                                         core.vec.eq(self.host_wdata)]
 
         # -- counters and status ------------------------------------------------------------
         err = Signal()
@@ -509,6 +595,14 @@ class APController(wiring.Component):
         counters = {k: Signal(cb, name=f"ctl_{k}") for k in COUNTER_KEYS}
         with m.If(issuing):
             m.d.sync += counters["cycles"].eq(counters["cycles"] + 1)
+            with m.If(last):
+                with m.If(illegal):
+                    m.d.sync += [counters["errors"].eq(counters["errors"] + 1), err.eq(1)]
+                with m.Else():
+                    m.d.sync += counters["instructions"].eq(counters["instructions"] + 1)
+        with m.If(xfer):
+            m.d.sync += counters["row_transfers"].eq(counters["row_transfers"] + x_rd + x_wr)
+        with m.Elif(issuing):
             with m.Switch(u_op):
                 with m.Case(Op.CMP, Op.CMPA):
                     m.d.sync += counters["compares"].eq(counters["compares"] + 1)
@@ -522,11 +616,6 @@ class APController(wiring.Component):
                     m.d.sync += counters["rowen"].eq(counters["rowen"] + 1)
                 with m.Case(Op.NOP):
                     m.d.sync += counters["nops"].eq(counters["nops"] + 1)
-            with m.If(last):
-                with m.If(illegal):
-                    m.d.sync += [counters["errors"].eq(counters["errors"] + 1), err.eq(1)]
-                with m.Else():
-                    m.d.sync += counters["instructions"].eq(counters["instructions"] + 1)
         with m.Switch(self.csr_sel):
             for idx, key in enumerate(COUNTER_KEYS):
                 with m.Case(idx):
@@ -534,7 +623,7 @@ class APController(wiring.Component):
             with m.Case(len(COUNTER_KEYS)):
                 m.d.comb += self.csr_data.eq(Cat(busy, err))
         # the micro-op stream, for simulator testbenches (internal signals, not ports)
-        self.uop = {"valid": issuing, "op": u_op, "key": u_key, "mask": u_mask,
+        self.uop = {"valid": issuing & ~xfer, "op": u_op, "key": u_key, "mask": u_mask,
                     "addr": u_addr, "addr2": u_addr2}
         if ap.two_d:
             self.uop.update(col=u_col, col2=u_col2, shift=u_shift)
@@ -580,6 +669,32 @@ class APController(wiring.Component):
                     m.d.comb += legal.eq((rsv == 0) & n_ok & m_ok
                                          & (mm <= (R - 1).bit_length())  # 2^(m-1) < R
                                          & fits(d, n) & fits(a, n) & apart(d, n, a, n))
+
+
+    @staticmethod
+    def _validate_transfers(m, legal, w, op, n, d, a, count, sap, dap, srow, drow, stride, cfg):
+        """Combinational mirror of golden isa.validate() for XROWS and MOVW."""
+        K, ap, mp = cfg.tile.maps, cfg.ap, cfg.map_ap
+        rest = Signal()
+        m.d.comb += rest.eq((w[5:18] != 0) | (w[58:64] != 0))
+        with m.Switch(op):
+            with m.Case(Opc.XROWS):
+                m.d.comb += legal.eq(~rest)
+            with m.Case(Opc.MOVW):
+                if K == 0:
+                    m.d.comb += legal.eq(0)
+                else:
+                    def per_ap(idx, cap_value, map_value):
+                        return Mux(idx == 0, cap_value, map_value)
+                    last_src = Signal(25)
+                    m.d.comb += last_src.eq(srow + (count - 1) * stride)
+                    m.d.comb += legal.eq(
+                        (_field(w, "rsv") == 0) & (sap <= K) & (dap <= K) & (sap != dap)
+                        & (n >= 1) & (n <= MAX_WIDTH) & (count >= 1)
+                        & (a + n <= per_ap(sap, ap.cols - RESERVED_COLS, mp.cols))
+                        & (d + n <= per_ap(dap, ap.cols - RESERVED_COLS, mp.cols))
+                        & (last_src < per_ap(sap, ap.rows, mp.rows))
+                        & (drow + count <= per_ap(dap, ap.rows, mp.rows)))
 
 
 def _or(values):

@@ -56,6 +56,7 @@ def run_rtl(cfg, words, init_rows, seed, gaps=True):
             ctx.set(dut.host_op, HOST_WRITE)
             ctx.set(dut.host_addr, r)
             ctx.set(dut.host_wdata, v)
+            ctx.set(dut.host_mask, (1 << (cfg.ap.cols - 1)) - 1)
             await ctx.tick()
         ctx.set(dut.host_op, 0)
         pending = list(words)

@@ -4,12 +4,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bfimna.golden.config import APConfig
+from bfimna.golden.config import APConfig, Config, TileConfig
 from bfimna.golden.isa import (OPERANDS, AsmError, Instr, Opc, assemble, decode, disassemble,
                                encode, validate)
 
 AP = APConfig(rows=100, cols=64, dims=2, counter_bits=32)
 AP1 = APConfig(rows=100, cols=64, dims=1, counter_bits=32)
+TILE = Config(name="t", ap=AP, tile=TileConfig(maps=3, map_rows=80, map_cols=40))
 
 
 @st.composite
@@ -28,10 +29,10 @@ def legal_instr(draw):
 @settings(max_examples=500)
 @given(legal_instr())
 def test_text_binary_text_round_trip(ins):
-    if validate(ins, AP) is not None:
+    if validate(ins, AP, TILE) is not None:
         return  # random operands are often out of range; the legal ones round-trip
     text = disassemble(ins)
-    [back] = assemble(text, AP)
+    [back] = assemble(text, AP, TILE)
     assert back == ins
     word = encode(ins)
     assert 0 <= word < 1 << 64
