@@ -228,3 +228,95 @@ def random_tile_program(cfg, seed: int, n_instr: int, transfer_share: float = 0.
         else:
             words.append(next(cap_words))
     return words
+
+
+def random_host_program(cfg, seed: int, n_packets: int = 30, bad_share: float = 0.08,
+                        instr_len: int = 12, final_readback: bool = True):
+    """A seeded random HostProgram (golden/host.py) for the system: random data into every
+    AP of every tile, then random INSTR (tile programs, sometimes broadcast), WRITE, READ,
+    COPY, COPYCOL and SYNC packets and a share of bad packets (unknown type, a tile that
+    does not exist, count 0, tlast early, tlast late), then every AP read back and a
+    SYNC."""
+    from .host import HostProgram, Response
+    from .system import BROADCAST, PT, dest, header
+    rng = np.random.default_rng(seed)
+    T, K = cfg.system.tiles, cfg.tile.maps
+    prog = HostProgram(cfg)
+
+    def rand_field(ap):
+        cols = cfg.ap_of(ap).cols
+        col = int(rng.integers(0, cols))
+        width = int(rng.integers(1, min(64, cols - col) + 1))
+        return col, width
+
+    def rand_rows(ap, cap=None):
+        rows = cfg.ap_of(ap).rows
+        count = int(rng.integers(1, min(rows, cap or rows) + 1))
+        return int(rng.integers(0, rows - count + 1)), count
+
+    def vals(n, width):
+        return [int(v) for v in rng.integers(0, 1 << min(width, 62), size=n, dtype=np.int64)]
+
+    for t in range(T):
+        for ap in range(K + 1):
+            a = cfg.ap_of(ap)
+            for col in range(0, a.cols, 64):
+                w = min(64, a.cols - col)
+                prog.write(t, ap, 0, vals(a.rows, w), col=col, width=w)
+    pkt_seed = seed * 7919
+    for _ in range(n_packets):
+        r = rng.random()
+        tile = int(rng.integers(T))
+        ap = int(rng.integers(K + 1))
+        if r < bad_share:
+            kind = int(rng.integers(5))
+            if kind == 0:
+                prog.raw([header(PT.SYNC) | 0xF])                            # type 15
+            elif kind == 1:
+                prog.raw([header(PT.READ, tile=min(T, 254), count=1)])       # no such tile
+            elif kind == 2:
+                prog.raw([header(PT.WRITE, tile=tile, count=0), 1, 2])       # count 0
+            elif kind == 3:
+                prog.raw([header(PT.WRITE, tile=tile, ap=0, count=3, width=4), 5])  # short
+            else:
+                prog.raw([header(PT.INSTR, tile=tile, count=1), 0, 0, 0])    # too long
+            continue
+        if r < 0.45:
+            pkt_seed += 1
+            words = random_tile_program(cfg, pkt_seed, int(rng.integers(1, instr_len + 1)),
+                                        illegal_share=0.02, max_width=8)
+            prog.instr(BROADCAST if rng.random() < 0.2 else tile, words)
+        elif r < 0.6:
+            col, width = rand_field(ap)
+            row, count = rand_rows(ap, 16)
+            prog.write(tile, ap, row, vals(count, width), col=col, width=width)
+        elif r < 0.75:
+            col, width = rand_field(ap)
+            row, count = rand_rows(ap, 16)
+            prog.read(tile, ap, row, count, col=col, width=width)
+        elif r < 0.85 and T > 1:
+            dtile = int((tile + rng.integers(1, T)) % T)
+            dap = int(rng.integers(K + 1))
+            c_s, c_d = cfg.ap_of(ap).cols, cfg.ap_of(dap).cols
+            width = int(rng.integers(1, min(64, c_s, c_d) + 1))
+            col, dcol = int(rng.integers(0, c_s - width + 1)), int(rng.integers(0, c_d - width + 1))
+            rows = min(cfg.ap_of(ap).rows, cfg.ap_of(dap).rows)
+            count = int(rng.integers(1, rows + 1))
+            prog.copy(tile, ap, int(rng.integers(0, cfg.ap_of(ap).rows - count + 1)), count,
+                      dtile, dap, int(rng.integers(0, cfg.ap_of(dap).rows - count + 1)),
+                      col=col, width=width, dst_col=dcol)
+        elif r < 0.92 and T > 1 and cfg.ap.two_d:
+            dtile = int((tile + rng.integers(1, T)) % T)
+            count = int(rng.integers(1, cfg.ap.cols + 1))
+            prog.copy_cols(tile, int(rng.integers(0, cfg.ap.cols - count + 1)), count, dtile,
+                           int(rng.integers(0, cfg.ap.cols - count + 1)))
+        else:
+            prog.sync(int(rng.integers(1 << 16)))
+    if final_readback:
+        for t in range(T):
+            for ap in range(K + 1):
+                a = cfg.ap_of(ap)
+                for col in range(0, a.cols, 64):
+                    prog.read(t, ap, 0, a.rows, col=col, width=min(64, a.cols - col))
+        prog.sync(0xBEEF)
+    return prog

@@ -192,6 +192,10 @@ class System:
         self._k = 0
         self.out: list[tuple[int, bool]] = []
 
+    def clear_proto_error(self) -> None:
+        """What writing 1 to bit 0 of the CONTROL register does."""
+        self.proto_error = False
+
     @property
     def tile_errors(self) -> int:
         return sum(int(t.error) << i for i, t in enumerate(self.tiles))

@@ -22,6 +22,7 @@ from amaranth.lib import wiring  # noqa: E402
 from ..golden.config import Config  # noqa: E402
 from .ap import APCore, ap_module_name, ap_signature  # noqa: E402
 from .controller import APController, controller_module_name, controller_signature  # noqa: E402
+from .system import System, system_module_name, system_signature  # noqa: E402
 
 MANIFEST = "manifest.json"
 
@@ -46,17 +47,25 @@ def controller_verilog(cfg: Config, fault: str | None = None) -> str:
                            emit_src=False)
 
 
+def system_verilog(cfg: Config) -> str:
+    """Verilog text of the system top (tiles, global controller, AXI host interface)."""
+    return verilog.convert(System(cfg), name=system_module_name(cfg), emit_src=False)
+
+
 def emit(cfg: Config, out_dir: str | Path, fault: str | None = None) -> dict:
     """Write the Verilog of every module of `cfg` and the manifest into `out_dir`.
 
-    Modules: the AP core alone (for AP-level use and its testbench) and the AP
-    controller (the top: instruction stream in, AP core inside).
+    Modules: the AP core alone (for AP-level use and its testbench), the tile (the AP
+    controller with its CAP and MAPs) and the system top (every tile, the global
+    controller and the AXI host interface; it is the top). Each file is self-contained.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ap_name, ctl_name = ap_module_name(cfg.ap), controller_module_name(cfg)
+    sys_name = system_module_name(cfg)
     (out / f"{ap_name}.v").write_text(ap_verilog(cfg, fault=fault))
     (out / f"{ctl_name}.v").write_text(controller_verilog(cfg))
+    (out / f"{sys_name}.v").write_text(system_verilog(cfg))
     ap_params = {"rows": cfg.ap.rows, "cols": cfg.ap.cols, "dims": cfg.ap.dims,
                  "counter_bits": cfg.ap.counter_bits}
     manifest = {
@@ -64,14 +73,20 @@ def emit(cfg: Config, out_dir: str | Path, fault: str | None = None) -> dict:
                    "values": cfg.as_dict()},
         "generator": {"bfimna": _version(), "amaranth": amaranth.__version__,
                       "fault_injected": fault},
-        "top": ctl_name,
+        "top": sys_name,
         "modules": [
             {"name": ap_name, "kind": "ap_core", "file": f"{ap_name}.v",
              "parameters": ap_params, "ports": _ports(ap_signature(cfg.ap))},
-            {"name": ctl_name, "kind": "ap_controller", "file": f"{ctl_name}.v",
-             "parameters": {**ap_params, "queue_depth": cfg.ctrl.queue_depth},
+            {"name": ctl_name, "kind": "tile", "file": f"{ctl_name}.v",
+             "parameters": {**ap_params, "queue_depth": cfg.ctrl.queue_depth,
+                            **{f"tile_{k}": v for k, v in cfg.as_dict()["tile"].items()}},
              "ports": _ports(controller_signature(cfg)),
-             "contains": [f"{ctl_name}.core (AP core)", f"{ctl_name}.queue (FIFO)"]},
+             "contains": [f"{ctl_name}.core (CAP)", f"{ctl_name}.queue (FIFO)"]
+             + [f"{ctl_name}.map{k + 1} (MAP)" for k in range(cfg.tile.maps)]},
+            {"name": sys_name, "kind": "system", "file": f"{sys_name}.v",
+             "parameters": cfg.as_dict(), "ports": _ports(system_signature(cfg)),
+             "contains": [f"{sys_name}.tile{t} (tile)" for t in range(cfg.system.tiles)]
+             + [f"{sys_name}.out_fifo (FIFO)"]},
         ],
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
