@@ -175,3 +175,18 @@ def failure_excerpt(res: CosimResult, lines: int = 40) -> str:
             return "\n".join(text[i: i + lines])
     return "\n".join(text[-lines:])
 
+
+
+def run_system_job(cfg: Config, sim: str, job: dict, build_root: str | Path = DEFAULT_BUILD_ROOT,
+                   waves: bool = False) -> tuple[bool, dict, Path]:
+    """Run one host job (see cosim/sys_tb.py) on the emitted system top of `cfg`.
+    Returns (the testbench finished, its result JSON, the log)."""
+    from ..hdl.emit import system_verilog
+    from ..hdl.system import system_module_name
+
+    bdir = build_dir_for(cfg, sim, Path(build_root), unit="sys")
+    bdir.mkdir(parents=True, exist_ok=True)
+    job_file = bdir / "job.json"
+    job_file.write_text(json.dumps(job))
+    return _build_and_test(cfg, sim, bdir, system_module_name(cfg), system_verilog(cfg),
+                           "bfimna.cosim.sys_tb", {"BFIMNA_JOB": str(job_file)}, waves)
