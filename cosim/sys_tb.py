@@ -132,6 +132,7 @@ async def run_host_program(dut):
         host.send(job["reset"]["frames"])
         await ClockCycles(dut.clk, job["reset"]["after_cycles"])
         words_in_before = await host.read(GLOBAL_COUNTER_BASE)
+        busy_before = await host.read(REG_TILE_BUSY)
         host.src.clear()
         dut.rst.value = 1
         await ClockCycles(dut.clk, 4)
@@ -139,7 +140,8 @@ async def run_host_program(dut):
         dut.rst.value = 0
         await ClockCycles(dut.clk, 4)
         regs = await host.registers()
-        result["after_reset"] = {"words_in_before": words_in_before, "registers": regs,
+        result["after_reset"] = {"words_in_before": words_in_before,
+                                 "tile_busy_before": busy_before, "registers": regs,
                                  "output_words": host.sink.count()}
         await ClockCycles(dut.clk, 50)
         result["after_reset"]["output_words_later"] = host.sink.count()

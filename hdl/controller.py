@@ -550,8 +550,8 @@ class APController(wiring.Component):
             for k, a_ in enumerate(aps):
                 with m.Case(k):
                     m.d.comb += src_word.eq(a_.rdata)
-        fmask = Signal(wmax)
-        m.d.comb += fmask.eq(Cat(*((n > k) for k in range(wmax))))
+        fmask = Signal(wmax)   # n low bits (n <= MAX_WIDTH)
+        m.d.comb += fmask.eq(Cat(*((n > k) for k in range(min(wmax, MAX_WIDTH)))))
         x_data, x_mask = Signal(wmax), Signal(wmax)
         m.d.comb += [x_data.eq(((src_word >> a) & fmask) << d), x_mask.eq(fmask << d)]
 

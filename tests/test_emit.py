@@ -10,6 +10,7 @@ from bfimna.hdl.ap import ap_module_name
 from bfimna.hdl.controller import controller_module_name
 from bfimna.hdl.emit import emit
 from bfimna.hdl.lint import WAIVERS, lint
+from bfimna.hdl.system import system_module_name
 
 from conftest import BFIMNA, HW_CONFIGS
 
@@ -19,11 +20,14 @@ def test_emit_manifest_and_lint(path, tmp_path):
     cfg = load_config(path)
     manifest = emit(cfg, tmp_path)
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
-    core, ctl = manifest["modules"]
+    core, ctl, top = manifest["modules"]
     assert manifest["config"]["sha256"] == cfg.hash
     assert core["name"] == ap_module_name(cfg.ap)
-    assert ctl["name"] == controller_module_name(cfg) == manifest["top"]
-    for mod in (core, ctl):
+    assert ctl["name"] == controller_module_name(cfg)
+    assert top["name"] == system_module_name(cfg) == manifest["top"]
+    assert len([c for c in ctl["contains"] if "(MAP)" in c]) == cfg.tile.maps
+    assert len(top["contains"]) == cfg.system.tiles + 1
+    for mod in (core, ctl, top):
         text = (tmp_path / mod["file"]).read_text()
         assert f"module {mod['name']}(" in text
         ports = {p["name"]: (p["dir"], p["width"]) for p in mod["ports"]}
@@ -36,6 +40,9 @@ def test_emit_manifest_and_lint(path, tmp_path):
     assert ("vec" in ports) == cfg.ap.two_d
     ports = {p["name"]: (p["dir"], p["width"]) for p in ctl["ports"]}
     assert ports["s_data"] == ("in", 64) and ports["s_ready"] == ("out", 1)
+    ports = {p["name"]: (p["dir"], p["width"]) for p in top["ports"]}
+    assert ports["s_axis_tdata"] == ("in", 64) and ports["m_axis_tlast"] == ("out", 1)
+    assert ports["s_axil_rdata"] == ("out", 32)
 
 
 def test_emission_is_reproducible(tmp_path):
@@ -60,7 +67,7 @@ def test_cli_verilog(tmp_path):
     out = subprocess.run([*BFIMNA, "verilog", "--config", str(HW_CONFIGS[0]),
                           "--out", str(tmp_path), "--lint"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.count("verilator --lint-only -Wall") == 2  # AP core and controller
+    assert out.stdout.count("verilator --lint-only -Wall") == 3  # AP core, tile, system
     assert (tmp_path / "manifest.json").is_file()
     bad = subprocess.run([*BFIMNA, "verilog", "--config", str(tmp_path / "none.yaml"),
                           "--out", str(tmp_path)], capture_output=True, text=True)
