@@ -38,10 +38,13 @@ demo: setup
 	$(BIN)/bfimna isa --costs --bits 4 8 16
 	$(BIN)/bfimna exec docs/examples/relu_affine.s --init docs/examples/relu_affine_init.npz \
 	    --backend verilator --dump build/relu_affine.npz
+	$(BIN)/bfimna cosim --unit system --sim verilator --config configs/default.yaml --seed 1 \
+	    --packets 40
 
 bench: setup
 	$(BIN)/python scripts/bench_isa.py
 	$(BIN)/python scripts/bench_cosim.py
+	$(BIN)/python scripts/bench_system.py
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

@@ -103,7 +103,10 @@ async def run_program(dut):
         dut.host_addr.value = r
         await FallingEdge(dut.clk)
         assert unsigned(dut.host_rvalid.value), f"host read of row {r} gave no data"
-        rows.append(unsigned(dut.host_rdata.value))
+        try:
+            rows.append(unsigned(dut.host_rdata.value))
+        except ValueError:   # X or Z: say which row instead of a bare conversion error
+            raise AssertionError(f"row {r} reads as {dut.host_rdata.value}") from None
     dut.host_op.value = 0
     counters = {}
     for idx, key in enumerate(COUNTER_KEYS):

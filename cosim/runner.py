@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,20 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
+_AUTO_TRIGGER = re.compile(r"reg (\\\$auto\$verilog_backend\S+) += 0;")
+
+
+def icarus_text(verilog_text: str) -> str:
+    """The emitted Verilog as Icarus must see it. Yosys writes combinational processes as
+    `always @*` that also read a per-module register `$auto...` initialised to 0, meant
+    to run each process once at time 0; Icarus 11 applies declaration initialisers
+    without an event, so a process whose real inputs all keep their initial value after
+    reset (a mux reading all-zero rows, say) is never run and its output stays X.
+    Toggling that register once, after every process waits on it, runs them all."""
+    return _AUTO_TRIGGER.sub(lambda mt: f"{mt.group(0)}\n  initial #0 {mt.group(1)} = 1'h1;",
+                             verilog_text)
+
+
 def build_dir_for(cfg: Config, sim: str, build_root: Path, fault: str | None = None,
                   unit: str = "ap") -> Path:
     tag = f"{cfg.name}-{cfg.hash[:10]}" + (f"-{fault}" if fault else "")
@@ -64,6 +79,8 @@ def _build_and_test(cfg: Config, sim: str, bdir: Path, top: str, verilog_text: s
     rtl = bdir / "rtl"
     rtl.mkdir(parents=True, exist_ok=True)
     vfile = rtl / f"{top}.v"
+    if sim == "icarus":
+        verilog_text = icarus_text(verilog_text)
     _write_if_changed(vfile, verilog_text)
     cfg_file = bdir / "config.json"  # the exact validated config the testbench loads
     _write_if_changed(cfg_file, json.dumps(cfg.as_dict(), indent=2) + "\n")

@@ -73,7 +73,7 @@ def _put(layout: dict, **values) -> int:
 
 
 def header(ptype: int, tile: int = 0, ap: int = 0, row: int = 0, count: int = 0,
-           col: int = 0, width: int = 64) -> int:
+           col: int = 0, width: int = 1) -> int:
     if not 1 <= width <= 64:
         raise ValueError(f"width={width} outside 1..64")
     return _put(HEADER, type=int(ptype), tile=tile, ap=ap, row=row, count=count, col=col,

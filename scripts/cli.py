@@ -2,6 +2,7 @@
 
     bfimna verilog --config FILE --out DIR [--lint]
     bfimna cosim --sim {verilator,icarus} --config FILE [--seed N] [--ops N]
+    bfimna cosim --unit system --sim {verilator,icarus} --config FILE [--packets N]
 
 Every subcommand prints what it did; errors (bad config, missing tool, a failed check)
 end with a one-line message and a non-zero exit status.
@@ -50,10 +51,48 @@ def cmd_verilog(args) -> int:
     return 0
 
 
+def cmd_cosim_system(args, cfg) -> int:
+    from .cosim.driver import backend, compare
+    from .golden.stimulus import random_host_program
+
+    prog = random_host_program(cfg, args.seed, n_packets=args.packets)
+    print(f"cosim: system top of {cfg.name} ({cfg.system.tiles} tile(s), each a "
+          f"{cfg.ap.dims}D {cfg.ap.rows}x{cfg.ap.cols} CAP + {cfg.tile.maps} MAP(s) "
+          f"{cfg.tile.map_rows}x{cfg.tile.map_cols}) on {args.sim} through AXI "
+          f"(cocotbext-axi), seed {args.seed}: {len(prog.frames)} packets, "
+          f"{prog.n_words} words, idle {args.idle:.0%}, back-pressure {args.backpressure:.0%}",
+          flush=True)
+    want = backend("golden", cfg).run(prog)
+    t0 = time.perf_counter()
+    got = backend(args.sim, cfg, build_root=args.build_dir, seed=args.seed, idle=args.idle,
+                  backpressure=args.backpressure, waves=args.waves).run(prog)
+    wall = time.perf_counter() - t0
+    diffs = compare(want, got, prog)
+    if diffs:
+        print("\n".join(diffs[:20]), file=sys.stderr)
+        print(f"FAILED: the system top differs from the golden system (log: {got.log}); "
+              f"reproduce with `bfimna cosim --unit system --sim {args.sim} --config "
+              f"{args.config} --seed {args.seed} --packets {args.packets}`", file=sys.stderr)
+        return 1
+    g = got.global_counters
+    print(f"PASSED: {len(got.responses)} responses ({g['words_out']} words) equal the golden "
+          f"system's; status and every counter equal")
+    print("  packets: " + ", ".join(f"{k} {g[k]}" for k in
+                                    ("packets", "bad_packets", "dropped_words", "instr_words",
+                                     "host_writes", "host_reads", "copy_words", "copy_cols")))
+    for t, c in enumerate(got.tile_counters):
+        print(f"  tile {t}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
+    print(f"  speed: {got.sim_cycles} cycles, {got.cycles_per_s:.0f} simulated cycles/s "
+          f"({args.sim}); wall {wall:.1f} s including build")
+    return 0
+
+
 def cmd_cosim(args) -> int:
     from .cosim.runner import failure_excerpt, run_ap_cosim
 
     cfg = load_config(args.config)
+    if args.unit == "system":
+        return cmd_cosim_system(args, cfg)
     print(f"cosim: AP core of {cfg.name} ({cfg.ap.dims}D, {cfg.ap.rows} rows x "
           f"{cfg.ap.cols} cols) on {args.sim}, seed {args.seed}, {args.ops} random micro-ops",
           flush=True)
@@ -164,11 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run verilator --lint-only -Wall and iverilog -g2012")
     v.set_defaults(func=cmd_verilog)
 
-    c = sub.add_parser("cosim", help="cocotb cosimulation of the AP core against the golden model")
+    c = sub.add_parser("cosim", help="cocotb cosimulation of the AP core or the system top "
+                                     "against the golden model")
+    c.add_argument("--unit", choices=("ap", "system"), default="ap",
+                   help="ap: the AP core, cycle by cycle; system: the system top through "
+                        "its AXI ports with a random host program")
     c.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     _config_arg(c)
     c.add_argument("--seed", type=int, default=1, help="seed of the random micro-op stream")
     c.add_argument("--ops", type=int, default=20000, help="number of random micro-ops")
+    c.add_argument("--packets", type=int, default=60, help="system: random packets")
+    c.add_argument("--idle", type=float, default=0.3,
+                   help="system: share of cycles the host leaves the input idle")
+    c.add_argument("--backpressure", type=float, default=0.3,
+                   help="system: share of cycles the host refuses output words")
     c.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
     c.add_argument("--waves", action="store_true", help="record a waveform (VCD/FST)")
     c.add_argument("--json", action="store_true", help="also print the JSON summary")

@@ -108,7 +108,9 @@ def test_cli_exec_example_on_icarus(tmp_path):
     ex = ROOT / "docs" / "examples"
     out = subprocess.run([*BFIMNA, "exec", str(ex / "relu_affine.s"), "--init",
                           str(ex / "relu_affine_init.npz"), "--backend", "icarus",
-                          "--build-dir", str(BUILD), "--dump", str(tmp_path / "d.npz")],
+                          # its own build tree: the random-program test of the same
+                          # config may run at the same time under pytest -n
+                          "--build-dir", str(BUILD / "exec"), "--dump", str(tmp_path / "d.npz")],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     x = np.load(ex / "relu_affine_init.npz")["x"]
