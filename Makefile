@@ -40,6 +40,10 @@ demo: setup
 	    --backend verilator --dump build/relu_affine.npz
 	$(BIN)/bfimna cosim --unit system --sim verilator --config configs/default.yaml --seed 1 \
 	    --packets 40
+	$(BIN)/bfimna run --network models/digits/network.yaml --plan models/digits/mixed.yaml \
+	    --backend verilator --images 4
+	$(BIN)/bfimna run --network models/digits/network.yaml --plan models/digits/int8.yaml \
+	    --backend golden
 
 bench: setup
 	$(BIN)/python scripts/bench_isa.py

@@ -58,13 +58,17 @@ class RunResult:
 class GoldenBackend:
     name = "golden"
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, fast: bool = False):
+        """fast: the macro-level tile model (golden/fast.py), for whole networks."""
         self.cfg = cfg
+        self.fast = fast
         self.system: System | None = None
 
     def run(self, prog: HostProgram) -> RunResult:
+        from ..golden.fast import FastTile
+        from ..golden.tile import Tile
         t0 = time.perf_counter()
-        self.system = s = System(self.cfg)
+        self.system = s = System(self.cfg, FastTile if self.fast else Tile)
         out = s.feed(prog.beats())
         mod = 1 << self.cfg.ap.counter_bits   # the hardware's counters wrap
         return RunResult(
@@ -126,7 +130,7 @@ class RtlBackend:
 def backend(name: str, cfg: Config, **kw):
     """The backend called `name` ("golden", "verilator" or "icarus")."""
     if name == "golden":
-        return GoldenBackend(cfg)
+        return GoldenBackend(cfg, **{k: v for k, v in kw.items() if k == "fast"})
     return RtlBackend(cfg, name, **kw)
 
 

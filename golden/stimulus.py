@@ -320,3 +320,39 @@ def random_host_program(cfg, seed: int, n_packets: int = 30, bad_share: float = 
                     prog.read(t, ap, 0, a.rows, col=col, width=min(64, a.cols - col))
         prog.sync(0xBEEF)
     return prog
+
+
+def random_network(out_dir, seed: int, in_hw: int = 4, conv_ch: int = 3, classes: int = 4,
+                   n_images: int = 8):
+    """A small random CNN (conv 3x3 stride 2 pad 1 + ReLU, maxpool 2 stride 1, fc) with
+    float weights, calibration and a random 'test set', written as network.yaml,
+    weights.npz, test.npz and plan.yaml (4-bit) into out_dir; returns the network path."""
+    from pathlib import Path
+
+    import yaml
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    oh = (in_hw + 2 - 3) // 2 + 1
+    ph = oh - 1
+    feat = conv_ch * ph * ph
+    w = {"conv1.weight": rng.normal(0, 0.5, (conv_ch, 1, 3, 3)),
+         "conv1.bias": rng.normal(0, 0.1, conv_ch),
+         "fc.weight": rng.normal(0, 0.5, (classes, feat)), "fc.bias": rng.normal(0, 0.1, classes)}
+    x = rng.random((n_images, 1, in_hw, in_hw))
+    w["input.act_max"] = np.float32(1.0)
+    w["conv1.act_max"] = np.float32(2.0)
+    w["fc.act_max"] = np.float32(4.0)
+    np.savez(out / "weights.npz", **{k: np.asarray(v, dtype=np.float32) for k, v in w.items()})
+    np.savez(out / "test.npz", x=x.astype(np.float32), y=rng.integers(0, classes, n_images))
+    layers = [{"name": "conv1", "type": "conv", "out_channels": conv_ch, "kernel": 3,
+               "stride": 2, "pad": 1, "relu": True},
+              {"name": "pool1", "type": "maxpool", "kernel": 2, "stride": 1},
+              {"name": "fc", "type": "fc", "out_features": classes, "relu": False}]
+    (out / "network.yaml").write_text(yaml.safe_dump(
+        {"name": f"random{seed}", "input": {"channels": 1, "height": in_hw, "width": in_hw},
+         "weights": "weights.npz", "dataset": "test.npz", "layers": layers}, sort_keys=False))
+    (out / "plan.yaml").write_text(yaml.safe_dump(
+        {"name": "int4", "input_bits": 4, "layers": {"conv1": {"w_bits": 4, "a_bits": 4},
+                                                      "fc": {"w_bits": 4, "a_bits": 6}}}))
+    return out / "network.yaml"

@@ -178,12 +178,14 @@ def sync_word(tag: int, proto_error: bool, tile_errors: int) -> int:
 class System:
     """Golden system: feed it the host's beats (word, tlast), get the response beats."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, tile_cls=Tile):
+        """`tile_cls`: Tile (bit level) or golden.fast.FastTile (whole networks)."""
         self.cfg = cfg
+        self.tile_cls = tile_cls
         self.reset()
 
     def reset(self) -> None:
-        self.tiles = [Tile(self.cfg) for _ in range(self.cfg.system.tiles)]
+        self.tiles = [self.tile_cls(self.cfg) for _ in range(self.cfg.system.tiles)]
         self.counters = dict.fromkeys(GLOBAL_COUNTERS, 0)
         self.proto_error = False
         self.last_error: str | None = None

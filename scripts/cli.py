@@ -3,6 +3,7 @@
     bfimna verilog --config FILE --out DIR [--lint]
     bfimna cosim --sim {verilator,icarus} --config FILE [--seed N] [--ops N]
     bfimna cosim --unit system --sim {verilator,icarus} --config FILE [--packets N]
+    bfimna run --network NET.yaml --plan PLAN.yaml --backend {golden,verilator,icarus}
 
 Every subcommand prints what it did; errors (bad config, missing tool, a failed check)
 end with a one-line message and a non-zero exit status.
@@ -126,6 +127,62 @@ def cmd_cosim(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from .cosim.driver import backend
+    from .golden.network import NetworkError, load_network, load_plan, quantize
+    from .sched.run import Mismatch, run_network
+    from .sched.schedule import ScheduleError
+
+    cfg = load_config(args.config)
+    try:
+        net = load_network(args.network)
+        plan = load_plan(args.plan, net)
+        qnet = quantize(net, plan)
+        x, y = net.test_set()
+    except NetworkError as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 2
+    n = len(x) if args.images is None else min(args.images, len(x))
+    x, y = x[:n], y[:n]
+    be = backend(args.backend, cfg, **({"fast": True} if args.backend == "golden" else
+                                       {"build_root": args.build_dir}))
+    print(f"run: {net.name} ({len(net.layers)} layers), plan {plan.name}, {n} test images, "
+          f"on {args.backend} ({cfg.name}: {cfg.system.tiles} tile(s), CAP "
+          f"{cfg.ap.rows}x{cfg.ap.cols}, {cfg.tile.maps} MAP(s) "
+          f"{cfg.tile.map_rows}x{cfg.tile.map_cols})", flush=True)
+    t0 = time.perf_counter()
+    try:
+        rep = run_network(qnet, qnet.quantize_input(x), cfg, be, check=True,
+                          dump=args.dump, progress=not args.no_progress)
+    except (ScheduleError, Mismatch) as exc:
+        print(f"\nbfimna: {exc}", file=sys.stderr)
+        return 1
+    wall = time.perf_counter() - t0
+    print(f"{'layer':<7} {'dataflow':<8} {'bits w/a':>9} {'passes':>6} {'predicted':>11} "
+          f"{'counted':>11} {'busiest tile':>12} {'bit-exact':>9}")
+    for q, l in zip(qnet.layers, rep.layers):
+        wb = "/".join(str(b) for b in sorted(set(q.w_bits))) if q.w_bits else "-"
+        print(f"{l.name:<7} {l.dataflow:<8} {wb + '/' + str(q.out_bits):>9} {l.passes:>6} "
+              f"{l.predicted:>11,} {l.counted:>11,} {l.busiest_tile:>12,} "
+              f"{'yes' if l.bit_exact else 'NO':>9}")
+    total = sum(l.predicted for l in rep.layers)
+    acc = float(np.mean(rep.predictions == y))
+    print(f"total {total:,} tile cycles ({total / n:,.0f} per image); predicted = counted "
+          f"for every layer; every layer bit-exact against the golden CNN reference")
+    print(f"accuracy {acc:.4f} on {n} images (float model: {net.float_accuracy})")
+    sim = [l.sim_cycles for l in rep.layers if l.sim_cycles]
+    if sim:
+        print(f"simulated {sum(sim):,} clock cycles in {wall:.1f} s wall "
+              f"({sum(sim) / wall:,.0f} cycles/s including builds and start-up)")
+    else:
+        print(f"wall {wall:.1f} s")
+    if args.dump:
+        print(f"wrote every layer's output to {args.dump}/ (.npy)")
+    return 0
+
+
 def cmd_isa(args) -> int:
     from .golden.costs import cost_table
 
@@ -224,6 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mutation testing: simulate a deliberately broken generator, which "
                         "the testbench must reject")
     c.set_defaults(func=cmd_cosim)
+    r = sub.add_parser("run", help="run a quantised CNN on a backend, layer by layer, "
+                                   "checked against the golden CNN reference")
+    r.add_argument("--network", type=Path, required=True, help="network YAML (docs/network.md)")
+    r.add_argument("--plan", type=Path, required=True, help="precision plan YAML")
+    r.add_argument("--backend", choices=("golden", "verilator", "icarus"), default="golden")
+    _config_arg(r)
+    r.add_argument("--images", type=int, default=None, help="first K test images (default all)")
+    r.add_argument("--dump", type=Path, help="write every layer's output as .npy here")
+    r.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
     i = sub.add_parser("isa", help="the instruction set: cycle costs per operation and precision")
     _config_arg(i)
     i.add_argument("--costs", action="store_true", help="print the cost table (the default)")

@@ -1,0 +1,132 @@
+"""Run a network layer by layer on a backend through the host driver, check every layer
+bit-exactly against the golden CNN reference, and count cycles (docs/scheduler.md)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..golden.config import Config
+from ..golden.host import HostProgram
+from ..golden.network import QNet, layer_forward
+from .schedule import LayerSchedule, Scheduler
+
+
+@dataclass
+class LayerResult:
+    name: str
+    dataflow: str
+    passes: int
+    predicted: int               # cycles from the cost model (sum over tiles)
+    counted: int | None          # cycles the backend's tile counters report
+    busiest_tile: int            # predicted cycles of the most loaded tile
+    host_words: int              # words sent to the system for this layer
+    bit_exact: bool
+    wall_s: float
+    sim_cycles: int | None = None
+
+
+@dataclass
+class RunReport:
+    layers: list[LayerResult] = field(default_factory=list)
+    outputs: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.outputs[-1].reshape(len(self.outputs[-1]), -1).argmax(axis=1)
+
+
+class Mismatch(AssertionError):
+    """A layer's output or cycle count differs from the reference."""
+
+
+def host_program(sched: LayerSchedule, cfg: Config) -> tuple[HostProgram, list]:
+    prog, reads = HostProgram(cfg), []
+    for p in sched.passes:
+        for op in p.ops:
+            if op[0] == "write":
+                _, ap, col, width, values = op
+                prog.write(p.tile, ap, 0, values, col=col, width=width)
+            elif op[0] == "instr":
+                prog.instr(p.tile, op[1])
+            else:
+                _, lo, n, col, width, signed, targets = op
+                reads.append((prog.read(p.tile, 0, lo, n, col=col, width=width), width,
+                              signed, targets))
+    return prog, reads
+
+
+def run_layer(sched: LayerSchedule, backend, cfg: Config, out_shape: tuple[int, ...]):
+    prog, reads = host_program(sched, cfg)
+    t0 = time.perf_counter()
+    res = backend.run(prog)
+    wall = time.perf_counter() - t0
+    y = np.zeros(out_shape, dtype=np.int64)
+    is_fc = len(out_shape) == 2
+    for idx, width, signed, targets in reads:
+        vals = np.array(res.responses[idx], dtype=np.int64)
+        if signed:
+            vals = np.where(vals >> (width - 1) & 1, vals - (1 << width), vals)
+        for v, (img, ch, pos) in zip(vals, targets):
+            if is_fc:
+                y[img, ch] = v
+            else:
+                y[img, ch, pos[0], pos[1]] = v
+    counted = sum(t["cycles"] for t in res.tile_counters)
+    busy = [0] * cfg.system.tiles
+    for p in sched.passes:
+        busy[p.tile] += p.predicted
+    return y, counted, max(busy), prog.n_words, wall, res
+
+
+def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool = True,
+                dump=None, progress: bool = False, dataflow: dict | None = None) -> RunReport:
+    """Every layer on `backend` (cosim/driver.py); each layer's input is the previous
+    layer's output from the backend. With `check`, a layer that differs from the golden
+    reference, or whose counted cycles differ from the prediction, raises Mismatch."""
+    sch = Scheduler(cfg)
+    report = RunReport()
+    h = x_int
+    flows = dict(qnet.plan.dataflow)
+    flows.update(dataflow or {})
+    for li, q in enumerate(qnet.layers):
+        sched = sch.schedule(q, h, flows.get(q.name))
+        l = q.layer
+        shape = (len(h), l.out_channels) if l.type == "fc" else (len(h),) + tuple(l.out_shape)
+        if progress:
+            _bar(li, len(qnet.layers), f"{q.name}: {len(sched.passes)} passes on "
+                 f"{getattr(backend, 'name', 'golden')}")
+        y, counted, busiest, words, wall, res = run_layer(sched, backend, cfg, shape)
+        want = layer_forward(q, h)
+        if l.type == "fc":
+            want = want.reshape(len(h), -1)
+        exact = bool(np.array_equal(y, want))
+        report.layers.append(LayerResult(q.name, sched.dataflow, len(sched.passes),
+                                         sched.predicted, counted, busiest, words, exact,
+                                         wall, res.sim_cycles))
+        report.outputs.append(y)
+        if dump is not None:
+            dump.mkdir(parents=True, exist_ok=True)
+            np.save(dump / f"{li:02d}_{q.name}.npy", y)
+        if check and not exact:
+            bad = np.argwhere(y != want)[0]
+            raise Mismatch(f"{q.name}: output differs from the golden reference at "
+                           f"{tuple(bad)}: {y[tuple(bad)]} != {want[tuple(bad)]}")
+        if check and counted != sched.predicted:
+            raise Mismatch(f"{q.name}: the hardware counted {counted} cycles, the cost "
+                           f"model predicts {sched.predicted}")
+        h = y
+    if progress:
+        _bar(len(qnet.layers), len(qnet.layers), "done")
+        print(file=sys.stderr)
+    return report
+
+
+def _bar(i: int, n: int, text: str) -> None:
+    width = 24
+    fill = int(width * i / n)
+    print(f"\r  [{'#' * fill}{'.' * (width - fill)}] {i}/{n} {text:<50}", end="",
+          file=sys.stderr, flush=True)
