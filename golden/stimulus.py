@@ -263,23 +263,20 @@ def random_host_program(cfg, seed: int, n_packets: int = 30, bad_share: float = 
             for col in range(0, a.cols, 64):
                 w = min(64, a.cols - col)
                 prog.write(t, ap, 0, vals(a.rows, w), col=col, width=w)
+    def bad_frames(tile):
+        return [[header(PT.SYNC) | 0xF],                                  # type 15
+                [header(PT.READ, tile=min(T, 254), count=1)],             # no such tile
+                [header(PT.WRITE, tile=tile, count=0), 1, 2],             # count 0
+                [header(PT.WRITE, tile=tile, ap=0, count=3, width=4), 5],  # tlast early
+                [header(PT.INSTR, tile=tile, count=1), 0, 0, 0]]          # tlast late
+
     pkt_seed = seed * 7919
     for _ in range(n_packets):
         r = rng.random()
         tile = int(rng.integers(T))
         ap = int(rng.integers(K + 1))
         if r < bad_share:
-            kind = int(rng.integers(5))
-            if kind == 0:
-                prog.raw([header(PT.SYNC) | 0xF])                            # type 15
-            elif kind == 1:
-                prog.raw([header(PT.READ, tile=min(T, 254), count=1)])       # no such tile
-            elif kind == 2:
-                prog.raw([header(PT.WRITE, tile=tile, count=0), 1, 2])       # count 0
-            elif kind == 3:
-                prog.raw([header(PT.WRITE, tile=tile, ap=0, count=3, width=4), 5])  # short
-            else:
-                prog.raw([header(PT.INSTR, tile=tile, count=1), 0, 0, 0])    # too long
+            prog.raw(bad_frames(tile)[int(rng.integers(5))])
             continue
         if r < 0.45:
             pkt_seed += 1
@@ -312,6 +309,9 @@ def random_host_program(cfg, seed: int, n_packets: int = 30, bad_share: float = 
                            int(rng.integers(0, cfg.ap.cols - count + 1)))
         else:
             prog.sync(int(rng.integers(1 << 16)))
+    if bad_share > 0:            # every kind of bad packet at least once
+        for frame in bad_frames(int(rng.integers(T))):
+            prog.raw(frame)
     if final_readback:
         for t in range(T):
             for ap in range(K + 1):

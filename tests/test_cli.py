@@ -52,3 +52,23 @@ def test_isa_costs_json():
     assert add8 == {"op": "ADD", "bits": 8, "cycles": 2 + 8 * 7, "textbook": 2 + 8 * 8}
     text = run("isa", "--costs", "--bits", "8").stdout
     assert "MAC.s" in text and "textbook" in text
+
+
+def test_run_digits_golden_with_dump(tmp_path):
+    net = ROOT / "models" / "digits" / "network.yaml"
+    out = run("run", "--network", net, "--plan", ROOT / "models/digits/int4.yaml",
+              "--images", 8, "--dump", tmp_path / "dump", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "predicted = counted for every layer" in out.stdout
+    assert "accuracy" in out.stdout and out.stdout.count(" yes") == 5
+    dumped = sorted(p.name for p in (tmp_path / "dump").iterdir())
+    assert dumped == ["00_conv1.npy", "01_pool1.npy", "02_conv2.npy", "03_pool2.npy",
+                      "04_fc.npy"]
+    assert np.load(tmp_path / "dump" / "04_fc.npy").shape == (8, 10)
+
+
+def test_run_rejects_a_bad_plan(tmp_path):
+    bad = tmp_path / "plan.yaml"
+    bad.write_text("input_bits: 8\nlayers: {conv1: {w_bits: 8, a_bits: 8}}\n")
+    out = run("run", "--network", ROOT / "models/digits/network.yaml", "--plan", bad)
+    assert out.returncode == 2 and "layers.conv2: missing" in out.stderr
