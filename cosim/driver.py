@@ -23,7 +23,7 @@ import numpy as np
 from ..golden.config import Config
 from ..golden.host import HostProgram, split_responses
 from ..golden.system import System
-from .runner import DEFAULT_BUILD_ROOT, SIMS, run_system_job
+from .runner import DEFAULT_BUILD_ROOT, SIMS, run_board_job, run_system_job
 
 BACKENDS = ("golden",) + SIMS
 
@@ -82,9 +82,14 @@ class GoldenBackend:
 class RtlBackend:
     def __init__(self, cfg: Config, sim: str, build_root: str | Path = DEFAULT_BUILD_ROOT,
                  seed: int = 1, idle: float = 0.0, backpressure: float = 0.0,
-                 waves: bool = False):
+                 waves: bool = False, link: str = "axi", divisor: int = 8):
+        """link: "axi" drives the system top's AXI ports; "uart" talks to the board-level
+        top over its serial link (golden/link.py), `divisor` clock cycles per bit."""
         if sim not in SIMS:
             raise ValueError(f"unknown simulator {sim!r}: choose one of {', '.join(SIMS)}")
+        if link not in ("axi", "uart"):
+            raise ValueError(f"unknown link {link!r}: axi or uart")
+        self.link, self.divisor = link, divisor
         self.cfg, self.name, self.build_root = cfg, sim, Path(build_root)
         self.seed, self.idle, self.backpressure, self.waves = seed, idle, backpressure, waves
 
@@ -108,8 +113,17 @@ class RtlBackend:
             job["reset"] = {"frames": [[f"{w:x}" for w in f] for f in reset_prog.frames],
                             "after_cycles": reset_after}
         t0 = time.perf_counter()
-        passed, summary, log = run_system_job(self.cfg, self.name, job, self.build_root,
-                                              self.waves)
+        if self.link == "uart":
+            if reset_prog is not None:
+                raise ValueError("the reset scenario needs the AXI link")
+            job["divisor"] = self.divisor
+            job["max_cycles"] += 14 * self.divisor * (11 * prog.n_words + 10 * len(
+                prog.responses) + 200) + 10 * job["max_cycles"]
+            passed, summary, log = run_board_job(self.cfg, self.name, job, self.build_root,
+                                                 self.waves)
+        else:
+            passed, summary, log = run_system_job(self.cfg, self.name, job, self.build_root,
+                                                  self.waves)
         if not summary or summary.get("timed_out") or "registers" not in summary:
             why = "timed out" if summary.get("timed_out") else "did not finish"
             raise DriverError(f"{self.name} run {why}; log: {log}")

@@ -207,3 +207,18 @@ def run_system_job(cfg: Config, sim: str, job: dict, build_root: str | Path = DE
     job_file.write_text(json.dumps(job))
     return _build_and_test(cfg, sim, bdir, system_module_name(cfg), system_verilog(cfg),
                            "bfimna.cosim.sys_tb", {"BFIMNA_JOB": str(job_file)}, waves)
+
+
+def run_board_job(cfg: Config, sim: str, job: dict, build_root: str | Path = DEFAULT_BUILD_ROOT,
+                  waves: bool = False) -> tuple[bool, dict, Path]:
+    """Run one host job over the UART link of the board-level top (cosim/board_tb.py)."""
+    from ..hdl.board import board_module_name
+    from ..hdl.emit import board_verilog
+
+    bdir = build_dir_for(cfg, sim, Path(build_root), unit=f"board{job['divisor']}")
+    bdir.mkdir(parents=True, exist_ok=True)
+    job_file = bdir / "job.json"
+    job_file.write_text(json.dumps(job))
+    return _build_and_test(cfg, sim, bdir, board_module_name(cfg),
+                           board_verilog(cfg, job["divisor"]), "bfimna.cosim.board_tb",
+                           {"BFIMNA_JOB": str(job_file)}, waves)

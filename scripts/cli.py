@@ -4,6 +4,7 @@
     bfimna cosim --sim {verilator,icarus} --config FILE [--seed N] [--ops N]
     bfimna cosim --unit system --sim {verilator,icarus} --config FILE [--packets N]
     bfimna run --network NET.yaml --plan PLAN.yaml --backend {golden,verilator,icarus}
+    bfimna fpga --config FILE --target {ecp5-25k,ecp5-85k,ice40-up5k} --out DIR [--bitstream]
 
 Every subcommand prints what it did; errors (bad config, missing tool, a failed check)
 end with a one-line message and a non-zero exit status.
@@ -183,6 +184,32 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_fpga(args) -> int:
+    from .hdl.fpga import TARGETS, FpgaError, run_flow
+
+    cfg = load_config(args.config)
+    t = TARGETS[args.target]
+    print(f"fpga: board-level top of {cfg.name} (the system behind a {115200} baud UART) for "
+          f"{t.part} on {t.board}, {t.clk_hz / 1e6:g} MHz; logs in {args.out}/", flush=True)
+    t0 = time.perf_counter()
+    try:
+        r = run_flow(cfg, args.target, args.out, bitstream=args.bitstream, seed=args.seed)
+    except FpgaError as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 1
+    for k, v in r["utilisation"].items():
+        pct = 100 * v["used"] / v["available"] if v["available"] else 0
+        print(f"  {k:<5} {v['used']:>8,} / {v['available']:>8,}  {pct:5.1f}%")
+    for clk, f in r["fmax_mhz"].items():
+        ok = "meets" if f["achieved"] >= f["constraint"] else "MISSES"
+        print(f"  Fmax {f['achieved']} MHz ({ok} {f['constraint']} MHz) on {clk}")
+    if args.bitstream:
+        print(f"  bitstream {Path(args.out) / r['bitstream']}")
+    print(f"wrote {args.out}/report.json and summary.md in {time.perf_counter() - t0:.0f} s "
+          f"({', '.join(f'{k} {v} s' for k, v in r['wall_s'].items())})")
+    return 0
+
+
 def cmd_isa(args) -> int:
     from .golden.costs import cost_table
 
@@ -292,6 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
+
+    f = sub.add_parser("fpga", help="synthesis, place and route (and bitstream) of the "
+                                    "board-level top with the yowasp tools")
+    _config_arg(f)
+    f.add_argument("--target", choices=("ecp5-25k", "ecp5-85k", "ice40-up5k"),
+                   default="ecp5-85k")
+    f.add_argument("--out", type=Path, required=True, help="output directory")
+    f.add_argument("--bitstream", action="store_true", help="also pack the bitstream")
+    f.add_argument("--seed", type=int, default=1, help="placer seed")
+    f.set_defaults(func=cmd_fpga)
 
     i = sub.add_parser("isa", help="the instruction set: cycle costs per operation and precision")
     _config_arg(i)

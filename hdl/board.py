@@ -1,0 +1,131 @@
+"""Board-level top: the system behind a UART host link, for real FPGA boards.
+
+Ports: `clk_in` (the board clock), `uart_rx`, `uart_tx`, `led` (bit 0 busy, bit 1
+error; inverted when the board's LEDs are active low). Reset comes from a power-on
+counter, so a board needs no reset pin. The byte protocol is golden/link.py's: each
+AXI4-Stream beat the host sends is acknowledged ('K') once the system took it, so the
+host never overruns the board; output beats and register reads go back as 'D' and 'R'
+messages.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, ClockDomain, ClockSignal, Const, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from ..golden.config import Config
+from ..golden.link import CMD_READ, CMD_WORD, RSP_ACK, RSP_DATA, RSP_ERR, RSP_REG
+from .controller import controller_module_name
+from .system import System
+from .uart import UARTRx, UARTTx
+
+POR_CYCLES = 16
+
+
+def board_module_name(cfg: Config) -> str:
+    tile = controller_module_name(cfg).removeprefix("bfimna_")
+    return f"bfimna_board_t{cfg.system.tiles}_{tile}"
+
+
+class BoardTop(wiring.Component):
+    def __init__(self, cfg: Config, divisor: int, led_invert: bool = False):
+        self.cfg, self.divisor, self.led_invert = cfg, divisor, led_invert
+        super().__init__(wiring.Signature({"clk_in": In(1), "uart_rx": In(1, init=1),
+                                           "uart_tx": Out(1, init=1), "led": Out(2)}))
+
+    def elaborate(self, platform):
+        m = Module()
+        # clock and power-on reset
+        m.domains.sync = cd = ClockDomain("sync")
+        m.domains.por = cd_por = ClockDomain("por", reset_less=True)
+        m.d.comb += [cd.clk.eq(self.clk_in), cd_por.clk.eq(self.clk_in)]
+        por = Signal(range(POR_CYCLES + 1))
+        with m.If(por != POR_CYCLES):
+            m.d.por += por.eq(por + 1)
+        m.d.comb += cd.rst.eq(por != POR_CYCLES)
+        _ = ClockSignal  # (the sync domain's clock is clk_in)
+
+        m.submodules.sys = sys = System(self.cfg)
+        m.submodules.rx = rx = UARTRx(self.divisor)
+        m.submodules.tx = tx = UARTTx(self.divisor)
+        m.submodules.rxq = rxq = SyncFIFO(width=8, depth=16)
+        m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx),
+                     rxq.w_data.eq(rx.data), rxq.w_en.eq(rx.valid)]
+        leds = Cat(sys.busy, sys.error)
+        m.d.comb += self.led.eq(~leds if self.led_invert else leds)
+
+        # -- commands: 'W' + 8 + 1 bytes, 'R' + 2 bytes ---------------------------------
+        buf = Array(Signal(8, name=f"cmd{i}") for i in range(9))
+        idx = Signal(4)
+        # a response for the TX side: kind, 32-bit value; `resp_req` until taken
+        resp_req, resp_kind, resp_val = Signal(), Signal(8), Signal(32)
+        word = Cat(*(buf[i] for i in range(8)))
+        with m.FSM():
+            with m.State("CMD"):
+                m.d.comb += rxq.r_en.eq(~resp_req)
+                with m.If(rxq.r_rdy & ~resp_req):
+                    m.d.sync += idx.eq(0)
+                    with m.If(rxq.r_data == CMD_WORD):
+                        m.next = "WORD"
+                    with m.Elif(rxq.r_data == CMD_READ):
+                        m.next = "ADDR"
+                    with m.Else():
+                        m.d.sync += [resp_req.eq(1), resp_kind.eq(RSP_ERR)]
+            with m.State("WORD"):
+                m.d.comb += rxq.r_en.eq(1)
+                with m.If(rxq.r_rdy):
+                    m.d.sync += [buf[idx].eq(rxq.r_data), idx.eq(idx + 1)]
+                    with m.If(idx == 8):
+                        m.next = "PUSH"
+            with m.State("PUSH"):
+                m.d.comb += [sys.s_axis_tvalid.eq(1), sys.s_axis_tdata.eq(word),
+                             sys.s_axis_tlast.eq(buf[8][0])]
+                with m.If(sys.s_axis_tready):
+                    m.d.sync += [resp_req.eq(1), resp_kind.eq(RSP_ACK)]
+                    m.next = "CMD"
+            with m.State("ADDR"):
+                m.d.comb += rxq.r_en.eq(1)
+                with m.If(rxq.r_rdy):
+                    m.d.sync += [buf[idx].eq(rxq.r_data), idx.eq(idx + 1)]
+                    with m.If(idx == 1):
+                        m.next = "AR"
+            with m.State("AR"):
+                m.d.comb += [sys.s_axil_araddr.eq(Cat(buf[0], buf[1])),
+                             sys.s_axil_arvalid.eq(1)]
+                with m.If(sys.s_axil_arready):
+                    m.next = "RDATA"
+            with m.State("RDATA"):
+                m.d.comb += sys.s_axil_rready.eq(1)
+                with m.If(sys.s_axil_rvalid):
+                    m.d.sync += [resp_req.eq(1), resp_kind.eq(RSP_REG),
+                                 resp_val.eq(sys.s_axil_rdata)]
+                    m.next = "CMD"
+
+        # -- transmit: one message at a time (a response first, else an output beat) ------
+        msg = Array(Signal(8, name=f"msg{i}") for i in range(10))
+        mlen, midx = Signal(4), Signal(4)
+        with m.If(midx == mlen):          # idle: load the next message
+            with m.If(resp_req):
+                m.d.sync += [msg[0].eq(resp_kind), midx.eq(0), resp_req.eq(0),
+                             mlen.eq(0)]
+                with m.If(resp_kind == RSP_REG):
+                    m.d.sync += [msg[1 + i].eq(resp_val[8 * i: 8 * i + 8]) for i in range(4)]
+                    m.d.sync += mlen.eq(5)
+                with m.Else():
+                    m.d.sync += mlen.eq(1)
+            with m.Elif(sys.m_axis_tvalid):
+                m.d.comb += sys.m_axis_tready.eq(1)
+                m.d.sync += [msg[0].eq(RSP_DATA), midx.eq(0), mlen.eq(10),
+                             msg[9].eq(sys.m_axis_tlast)]
+                m.d.sync += [msg[1 + i].eq(sys.m_axis_tdata[8 * i: 8 * i + 8]) for i in range(8)]
+        with m.Else():
+            m.d.comb += [tx.data.eq(msg[midx]), tx.valid.eq(1)]
+            with m.If(tx.ready):
+                m.d.sync += midx.eq(midx + 1)
+        # the AXI4-Lite write channel is unused over the link
+        m.d.comb += [sys.s_axil_awvalid.eq(0), sys.s_axil_wvalid.eq(0),
+                     sys.s_axil_bready.eq(1)]
+        _ = Const
+        return m

