@@ -13,7 +13,7 @@ export AMARANTH_USE_YOSYS := builtin
 
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-fast demo bench clean
+.PHONY: setup system-deps test test-fast demo bench fpga clean
 
 setup: $(STAMP) system-deps
 
@@ -49,6 +49,15 @@ bench: setup
 	$(BIN)/python scripts/bench_isa.py
 	$(BIN)/python scripts/bench_cosim.py
 	$(BIN)/python scripts/bench_system.py
+
+# FPGA flow (docs/fpga.md): a bitstream for the ULX3S 85F of a configuration that fits it,
+# and the report of the default configuration on that part (it may not fit: the report
+# and the message say by how much, so that step does not stop make).
+fpga: setup
+	$(BIN)/bfimna fpga --config configs/ap2d_37x16.yaml --target ecp5-85k \
+	    --out build/fpga/ulx3s --bitstream
+	-$(BIN)/bfimna fpga --config configs/default.yaml --target ecp5-85k \
+	    --out build/fpga/default-ecp5-85k
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

@@ -227,3 +227,72 @@ def _write(out: Path, report: dict) -> None:
         lines.append(f"\nDoes not fit: {p}")
     lines.append(f"\nWall time: {report['wall_s']}")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def synthesis_only(cfg: Config, target: str, out_dir: str | Path) -> dict:
+    """Synthesis of the board top and its resource counts against the part (no place
+    and route): what the sweep tabulates."""
+    t = TARGETS[target]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    top = board_module_name(cfg)
+    (out / f"{top}.v").write_text(board_verilog(cfg, round(t.clk_hz / BAUD), t.led_invert))
+    synth = "synth_ecp5" if t.family == "ecp5" else "synth_ice40"
+    wall = _run([tool("yosys"), "-p", f"read_verilog {top}.v; {synth} -top {top}; "
+                 f"tee -q -o stat.json stat -json"], out / "yosys.log", "synthesis")
+    cells = yosys_cells(json.loads((out / "stat.json").read_text()))
+    used = resources_from_cells(t.family, cells)
+    return {"used": used, "fits": not fit_problems(t, used), "wall_s": round(wall, 1),
+            "cam_bits": cfg.system.tiles * (cfg.ap.rows * cfg.ap.cols
+                                            + cfg.tile.maps * cfg.tile.map_rows
+                                            * cfg.tile.map_cols)}
+
+
+def sweep(base: Config, target: str, rows: list[int], cols: list[int], tiles: list[int],
+          out_dir: str | Path, progress=print) -> list[dict]:
+    """Synthesis over a grid of CAP rows x columns x tiles (MAPs as in `base`, sized like
+    the CAP); writes sweep.csv and sweep.png into out_dir and returns the rows."""
+    from ..golden.config import config_from_dict
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    grid = [(r, c, t) for t in tiles for r in rows for c in cols]
+    for i, (r, c, t) in enumerate(grid):
+        d = base.as_dict()
+        d["name"] = f"{base.name}_r{r}_c{c}_t{t}"
+        d["ap"].update(rows=r, cols=c)
+        d["tile"].update(map_rows=r, map_cols=c)
+        d["system"]["tiles"] = t
+        cfg = config_from_dict(d)
+        res = synthesis_only(cfg, target, out / cfg.name)
+        row = {"rows": r, "cols": c, "tiles": t, "cam_bits": res["cam_bits"],
+               **{k: v for k, v in res["used"].items()}, "fits": res["fits"],
+               "synth_s": res["wall_s"]}
+        results.append(row)
+        progress(f"[{i + 1}/{len(grid)}] rows {r} cols {c} tiles {t}: {row['luts']:,} LUTs, "
+                 f"{row['ffs']:,} FFs, {'fits' if row['fits'] else 'does not fit'}")
+    keys = list(results[0])
+    (out / "sweep.csv").write_text(",".join(keys) + "\n" + "".join(
+        ",".join(str(r[k]) for k in keys) + "\n" for r in results))
+    _plot(results, TARGETS[target], out / "sweep.png")
+    return results
+
+
+def _plot(results: list[dict], t: Target, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for tiles in sorted({r["tiles"] for r in results}):
+        pts = sorted((r["cam_bits"], r["luts"], r["ffs"]) for r in results if r["tiles"] == tiles)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"LUTs, {tiles} tile(s)")
+        ax.plot([p[0] for p in pts], [p[2] for p in pts], "s--", label=f"FFs, {tiles} tile(s)")
+    ax.axhline(t.capacity["luts"], color="red", lw=1, label=f"{t.part} LUTs")
+    ax.set_xlabel("CAM bits (all APs of all tiles)")
+    ax.set_ylabel("cells after synthesis")
+    ax.set_title(f"bfimna system on {t.part}: utilisation vs array size")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -5,6 +5,7 @@
     bfimna cosim --unit system --sim {verilator,icarus} --config FILE [--packets N]
     bfimna run --network NET.yaml --plan PLAN.yaml --backend {golden,verilator,icarus}
     bfimna fpga --config FILE --target {ecp5-25k,ecp5-85k,ice40-up5k} --out DIR [--bitstream]
+    bfimna fpga-sweep --target T --rows R.. --cols C.. --tiles T.. --out DIR
 
 Every subcommand prints what it did; errors (bad config, missing tool, a failed check)
 end with a one-line message and a non-zero exit status.
@@ -210,6 +211,24 @@ def cmd_fpga(args) -> int:
     return 0
 
 
+def cmd_fpga_sweep(args) -> int:
+    from .hdl.fpga import FpgaError, sweep
+
+    base = load_config(args.config)
+    n = len(args.rows) * len(args.cols) * len(args.tiles)
+    print(f"fpga-sweep: {n} synthesis runs of the board top for {args.target} (rows "
+          f"{args.rows} x cols {args.cols} x tiles {args.tiles}, MAPs as in {base.name} "
+          f"but sized like the CAP)", flush=True)
+    try:
+        res = sweep(base, args.target, args.rows, args.cols, args.tiles, args.out,
+                    progress=lambda s: print("  " + s, flush=True))
+    except FpgaError as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}/sweep.csv and {args.out}/sweep.png ({len(res)} points)")
+    return 0
+
+
 def cmd_isa(args) -> int:
     from .golden.costs import cost_table
 
@@ -329,6 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--bitstream", action="store_true", help="also pack the bitstream")
     f.add_argument("--seed", type=int, default=1, help="placer seed")
     f.set_defaults(func=cmd_fpga)
+
+    w = sub.add_parser("fpga-sweep", help="synthesis utilisation over a grid of rows, "
+                                          "columns and tiles (CSV + PNG)")
+    _config_arg(w)
+    w.add_argument("--target", choices=("ecp5-25k", "ecp5-85k", "ice40-up5k"),
+                   default="ecp5-85k")
+    w.add_argument("--rows", type=int, nargs="+", default=[8, 16, 32])
+    w.add_argument("--cols", type=int, nargs="+", default=[16, 32])
+    w.add_argument("--tiles", type=int, nargs="+", default=[1, 2])
+    w.add_argument("--out", type=Path, required=True)
+    w.set_defaults(func=cmd_fpga_sweep)
 
     i = sub.add_parser("isa", help="the instruction set: cycle costs per operation and precision")
     _config_arg(i)
