@@ -200,6 +200,11 @@ def cycles(ins: Instr, ap: APConfig, luts: dict[str, LUT] = LUTS) -> int:
 
 COUNTER_KEYS = ("cycles", "compares", "writes", "row_transfers", "col_transfers",
                 "rowen", "nops", "instructions", "errors")
+# the controller counter each issued micro-op counts in (besides cycles)
+UOP_COUNTER = {Op.CMP: "compares", Op.CMPA: "compares", Op.WR: "writes",
+               Op.RDROW: "row_transfers", Op.WRROW: "row_transfers",
+               Op.RDCOL: "col_transfers", Op.WRCOL: "col_transfers", Op.MVCOL: "col_transfers",
+               Op.ROWEN: "rowen", Op.NOP: "nops"}
 
 
 @dataclass
@@ -221,20 +226,8 @@ class Controller:
 
     def _issue(self, u: UOp) -> None:
         self.ap.step(u)
-        c = self.counters
-        c["cycles"] += 1
-        if u.op in (Op.CMP, Op.CMPA):
-            c["compares"] += 1
-        elif u.op == Op.WR:
-            c["writes"] += 1
-        elif u.op in (Op.RDROW, Op.WRROW):
-            c["row_transfers"] += 1
-        elif u.op in (Op.RDCOL, Op.WRCOL, Op.MVCOL):
-            c["col_transfers"] += 1
-        elif u.op == Op.ROWEN:
-            c["rowen"] += 1
-        elif u.op == Op.NOP:
-            c["nops"] += 1
+        self.counters["cycles"] += 1
+        self.counters[UOP_COUNTER[Op(u.op)]] += 1
 
     def execute(self, ins: Instr | int) -> None:
         if isinstance(ins, int):

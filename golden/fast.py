@@ -16,10 +16,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from .ap import APModel
 from .config import APConfig, Config
-from .controller import COUNTER_KEYS, expand
-from .isa import IMM_BITS, Instr, Opc, decode, encode, validate
+from .controller import COUNTER_KEYS, UOP_COUNTER, expand
+from .isa import Instr, Opc, decode, encode, validate
 from .tile import movw_cycles
 from .uops import Op
 
@@ -31,18 +30,7 @@ def _costs(word: int, ap: APConfig) -> tuple[int, ...]:
     c = dict.fromkeys(COUNTER_KEYS, 0)
     for u in expand(decode(word), ap):
         c["cycles"] += 1
-        if u.op in (Op.CMP, Op.CMPA):
-            c["compares"] += 1
-        elif u.op == Op.WR:
-            c["writes"] += 1
-        elif u.op in (Op.RDROW, Op.WRROW):
-            c["row_transfers"] += 1
-        elif u.op in (Op.RDCOL, Op.WRCOL, Op.MVCOL):
-            c["col_transfers"] += 1
-        elif u.op == Op.ROWEN:
-            c["rowen"] += 1
-        elif u.op == Op.NOP:
-            c["nops"] += 1
+        c[UOP_COUNTER[Op(u.op)]] += 1
     return tuple(c[k] for k in COUNTER_KEYS)
 
 
@@ -216,6 +204,3 @@ class FastTile:
         else:  # pragma: no cover - validate() rejects everything else
             raise AssertionError(op)
 
-
-assert IMM_BITS == 16
-_ = APModel  # the bit-level model FastTile stands in for (see tests/test_fast.py)

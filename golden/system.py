@@ -22,8 +22,9 @@ packet sees the effect of every instruction sent to that tile before it.
 
 A bad packet (unknown type, a field out of range, reserved bits set, tlast early or
 missing) is counted in `bad_packets`, sets the sticky protocol error, and is dropped up
-to its tlast; words after a tlast start a new packet. Nothing of a bad packet is
-applied, except the payload words that arrived before an early tlast, which were valid.
+to its tlast; words after a tlast start a new packet. A bad header or destination word
+applies nothing; payload words that arrived before an early tlast, or all of them when
+the tlast comes late, were valid and have been applied.
 """
 
 from __future__ import annotations

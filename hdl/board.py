@@ -10,7 +10,7 @@ messages.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, ClockDomain, ClockSignal, Const, Module, Signal
+from amaranth import Array, Cat, ClockDomain, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -45,7 +45,6 @@ class BoardTop(wiring.Component):
         with m.If(por != POR_CYCLES):
             m.d.por += por.eq(por + 1)
         m.d.comb += cd.rst.eq(por != POR_CYCLES)
-        _ = ClockSignal  # (the sync domain's clock is clk_in)
 
         m.submodules.sys = sys = System(self.cfg)
         m.submodules.rx = rx = UARTRx(self.divisor)
@@ -127,5 +126,4 @@ class BoardTop(wiring.Component):
         # the AXI4-Lite write channel is unused over the link
         m.d.comb += [sys.s_axil_awvalid.eq(0), sys.s_axil_wvalid.eq(0),
                      sys.s_axil_bready.eq(1)]
-        _ = Const
         return m
