@@ -237,8 +237,8 @@ def random_host_program(cfg, seed: int, n_packets: int = 30, bad_share: float = 
     COPY, COPYCOL and SYNC packets and a share of bad packets (unknown type, a tile that
     does not exist, count 0, tlast early, tlast late), then every AP read back and a
     SYNC."""
-    from .host import HostProgram, Response
-    from .system import BROADCAST, PT, dest, header
+    from .host import HostProgram
+    from .system import BROADCAST, PT, header
     rng = np.random.default_rng(seed)
     T, K = cfg.system.tiles, cfg.tile.maps
     prog = HostProgram(cfg)

@@ -114,7 +114,7 @@ def dest_decode(w: int) -> tuple[int, int, int, int, int]:
 
 def check_header(cfg: Config, h: Header) -> str | None:
     """None if the header (without the COPY destination) is good, else why not."""
-    T, K = cfg.system.tiles, cfg.tile.maps
+    T = cfg.system.tiles
     if h.rsv:
         return "reserved header bits are not zero"
     if h.type not in PT.__members__.values():
