@@ -42,6 +42,16 @@ def same_uop(got: dict, want) -> bool:
     return True
 
 
+async def read_counters(ctx, dut) -> dict[str, int]:
+    """Every controller counter through the CSR mux (combinational: no clock needed)."""
+    out = {}
+    for idx, key in enumerate(COUNTER_KEYS):
+        ctx.set(dut.csr_sel, idx)
+        await ctx.delay(1e-9)
+        out[key] = ctx.get(dut.csr_data)
+    return out
+
+
 def run_rtl(cfg, words, init_rows, seed, gaps=True):
     """Load rows through the host port, stream the program (with random gaps), then read
     everything back. Returns the issued micro-ops, cycle gaps, array, counters, status."""
@@ -91,10 +101,7 @@ def run_rtl(cfg, words, init_rows, seed, gaps=True):
             assert ctx.get(dut.host_rvalid)
             res["rows"].append(ctx.get(dut.host_rdata))
         ctx.set(dut.host_op, 0)
-        for idx, key in enumerate(COUNTER_KEYS):
-            ctx.set(dut.csr_sel, idx)
-            await ctx.delay(1e-9)
-            res["counters"][key] = ctx.get(dut.csr_data)
+        res["counters"] = await read_counters(ctx, dut)
         res["error"] = ctx.get(dut.error)
 
     sim.add_clock(1e-6)

@@ -9,12 +9,13 @@ import pytest
 from amaranth.sim import Simulator
 
 from bfimna.golden.config import config_from_dict
-from bfimna.golden.controller import COUNTER_KEYS
 from bfimna.golden.isa import RESERVED_COLS, Instr, Opc, encode
 from bfimna.golden.stimulus import random_tile_program
 from bfimna.golden.tile import Tile, movw_cycles
 from bfimna.hdl.controller import (HOST_READ, HOST_READ_COL, HOST_WRITE, HOST_WRITE_COL,
                                    APController)
+
+from test_hdl_controller import read_counters
 
 CFGS = {
     "k2": config_from_dict({"name": "k2", "ap": {"rows": 9, "cols": 20, "dims": 2},
@@ -87,10 +88,7 @@ def run_rtl(cfg, words, init, seed):
             await ctx.tick()
             res["cols"] = [col, ctx.get(dut.host_rdata)]
         ctx.set(dut.host_op, 0)
-        for idx, key in enumerate(COUNTER_KEYS):
-            ctx.set(dut.csr_sel, idx)
-            await ctx.delay(1e-9)
-            res["counters"][key] = ctx.get(dut.csr_data)
+        res["counters"] = await read_counters(ctx, dut)
         res["error"] = ctx.get(dut.error)
 
     sim.add_clock(1e-6)
