@@ -4,8 +4,8 @@ serial port: every AXI4-Stream beat as 'W' + word + flags (waiting for 'K'), out
 beats collected from 'D' messages, registers read with 'R'. Same job and result files
 as cosim/sys_tb.py, so cosim/driver.py runs a HostProgram over either.
 
-Environment: BFIMNA_CONFIG, BFIMNA_JOB (frames, n_responses, max_cycles, divisor),
-BFIMNA_RESULT.
+Environment: BFIMNA_CONFIG, BFIMNA_JOB (frames, n_responses, max_cycles, divisor, and
+optionally pre_frames: a program sent first, then the link's reset 'Z'), BFIMNA_RESULT.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, SimTimeoutError, Timer, wi
 from bfimna.cosim.values import unsigned
 from bfimna.golden.config import load_config
 from bfimna.golden.controller import COUNTER_KEYS
-from bfimna.golden.link import LinkParser, read_bytes, word_bytes
+from bfimna.golden.link import LinkParser, read_bytes, reset_bytes, word_bytes
 from bfimna.golden.system import GLOBAL_COUNTERS
 from bfimna.hdl.system import (GLOBAL_COUNTER_BASE, REG_ID, REG_STATUS, REG_TILE_BUSY,
                                REG_TILE_ERROR, TILE_COUNTER_BASE, TILE_COUNTER_STRIDE)
@@ -90,6 +90,15 @@ async def run_over_uart(dut):
     sim_t0 = cocotb.utils.get_sim_time("ns")
 
     async def whole():
+        if job.get("pre_frames"):           # a first program, then the link's reset
+            for frame in job["pre_frames"]:
+                words = [int(w, 16) for w in frame]
+                for i, w in enumerate(words):
+                    await host.beat(w, i == len(words) - 1)
+            await host.send(reset_bytes())
+            ev = await host._wait_event()
+            assert ev == ("ack",), f"expected 'K' after a reset, got {ev}"
+            host.data.clear()               # output beats from before the reset
         for frame in job["frames"]:
             words = [int(w, 16) for w in frame]
             for i, w in enumerate(words):

@@ -105,7 +105,8 @@ class RtlBackend:
             reset_after: int = 0) -> RunResult:
         """Run `prog`; with `reset_prog`, first send that one and reset the system
         `reset_after` cycles into it (the result's extra["after_reset"] has what the
-        registers said right after the reset)."""
+        registers said right after the reset). Over the UART link the reset is the
+        link's 'Z' command, sent once all of `reset_prog` was taken (reset_after: 0)."""
         job = {"frames": [[f"{w:x}" for w in f] for f in prog.frames],
                "n_responses": len(prog.responses), "seed": self.seed, "idle": self.idle,
                "backpressure": self.backpressure, "max_cycles": self.budget(prog)}
@@ -115,7 +116,12 @@ class RtlBackend:
         t0 = time.perf_counter()
         if self.link == "uart":
             if reset_prog is not None:
-                raise ValueError("the reset scenario needs the AXI link")
+                if reset_after:
+                    raise ValueError("over the UART link the reset follows the whole "
+                                     "reset_prog: reset_after must be 0")
+                job["pre_frames"] = job.pop("reset")["frames"]
+                job["max_cycles"] += self.budget(reset_prog) + 14 * self.divisor * (
+                    11 * reset_prog.n_words + 10 * len(reset_prog.responses))
             job["divisor"] = self.divisor
             job["max_cycles"] += 14 * self.divisor * (11 * prog.n_words + 10 * len(
                 prog.responses) + 200) + 10 * job["max_cycles"]

@@ -6,16 +6,22 @@ Host -> board
         one AXI4-Stream beat into the system; the board answers 'K' once the system
         took it (the host sends the next beat only then: no byte is ever dropped)
     'R' (0x52), 2 bytes address (LE)      an AXI4-Lite read; answer 'R' + 4 bytes (LE)
+    'Z' (0x5A)                            reset the system (tiles, arrays, counters, the
+                                          protocol error; not the link); answer 'K'. Output
+                                          beats sent before that 'K' came from before it.
 Board -> host
     'K'                                   the last 'W' beat was accepted
     'R' + 4 bytes                         register value
     'D' (0x44), 8 bytes word (LE), 1 byte flags (bit 0: tlast)   an output beat
     'E' (0x45)                            a byte the board did not expect (resync)
+
+BoardModel is the board's side of the protocol over the golden system: what the board
+top must answer, byte for byte apart from the interleaving of 'K' and 'D' messages.
 """
 
 from __future__ import annotations
 
-CMD_WORD, CMD_READ = 0x57, 0x52
+CMD_WORD, CMD_READ, CMD_RESET = 0x57, 0x52, 0x5A
 RSP_ACK, RSP_REG, RSP_DATA, RSP_ERR = 0x4B, 0x52, 0x44, 0x45
 
 
@@ -23,8 +29,16 @@ def word_bytes(word: int, last: bool) -> bytes:
     return bytes([CMD_WORD]) + int(word).to_bytes(8, "little") + bytes([int(last)])
 
 
+def data_bytes(word: int, last: bool) -> bytes:
+    return bytes([RSP_DATA]) + int(word).to_bytes(8, "little") + bytes([int(last)])
+
+
 def read_bytes(addr: int) -> bytes:
     return bytes([CMD_READ]) + int(addr).to_bytes(2, "little")
+
+
+def reset_bytes() -> bytes:
+    return bytes([CMD_RESET])
 
 
 class LinkParser:
@@ -56,3 +70,46 @@ class LinkParser:
             else:
                 out.append(("data", int.from_bytes(msg[1:9], "little"), bool(msg[9] & 1)))
         return out
+
+
+class BoardModel:
+    """The board top as the golden model sees it: host bytes in, board bytes out. A
+    partial command waits for its remaining bytes; an unknown command byte answers 'E'
+    and is dropped (the next byte is read as a command)."""
+
+    def __init__(self, cfg, tile_cls=None):
+        from .system import System
+        from .tile import Tile
+        self.system = System(cfg, tile_cls or Tile)
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> bytes:
+        self.buf += data
+        out = bytearray()
+        while self.buf:
+            cmd = self.buf[0]
+            if cmd == CMD_WORD:
+                if len(self.buf) < 10:
+                    break
+                word = int.from_bytes(self.buf[1:9], "little")
+                last = bool(self.buf[9] & 1)
+                del self.buf[:10]
+                beats = self.system.feed([(word, last)])
+                out.append(RSP_ACK)
+                for w, lst in beats:
+                    out += data_bytes(w, lst)
+            elif cmd == CMD_READ:
+                if len(self.buf) < 3:
+                    break
+                addr = int.from_bytes(self.buf[1:3], "little")
+                del self.buf[:3]
+                out.append(RSP_REG)
+                out += self.system.register(addr).to_bytes(4, "little")
+            elif cmd == CMD_RESET:
+                del self.buf[:1]
+                self.system.reset()
+                out.append(RSP_ACK)
+            else:
+                del self.buf[:1]
+                out.append(RSP_ERR)
+        return bytes(out)

@@ -33,6 +33,7 @@ import enum
 from dataclasses import dataclass
 
 from .config import Config
+from .controller import COUNTER_KEYS
 from .tile import Tile, movw_cycles
 
 BROADCAST = 255
@@ -52,6 +53,15 @@ HEADER = {"type": (0, 4), "tile": (4, 8), "ap": (12, 3), "rsv0": (15, 1), "row":
           "count": (32, 16), "col": (48, 9), "wm1": (57, 6), "rsv1": (63, 1)}
 # the second word of COPY / COPYCOL: the destination (other bits must be 0)
 DEST = {"tile": (4, 8), "ap": (12, 3), "row": (16, 16), "col": (48, 9)}
+
+# AXI4-Lite register map (byte addresses; docs/system.md has the table). The system top
+# (hdl/system.py) decodes these addresses; System.register() is what it must answer.
+ID_MAGIC = 0xBF1A0001          # "BF1A", register map version 1
+REG_ID, REG_CONFIG, REG_CAP_GEOM, REG_MAP_GEOM = 0x000, 0x004, 0x008, 0x00C
+REG_STATUS, REG_TILE_BUSY, REG_TILE_ERROR, REG_CONTROL = 0x010, 0x014, 0x018, 0x01C
+GLOBAL_COUNTER_BASE = 0x100     # + 8*i (low word), + 8*i + 4 (high word)
+TILE_COUNTER_BASE = 0x1000      # + 0x100*tile + 8*i (+4)
+TILE_COUNTER_STRIDE = 0x100
 
 GLOBAL_COUNTERS = ("words_in", "words_out", "packets", "bad_packets", "dropped_words",
                    "instr_words", "host_writes", "host_reads", "copy_words", "copy_cols",
@@ -198,6 +208,39 @@ class System:
     def clear_proto_error(self) -> None:
         """What writing 1 to bit 0 of the CONTROL register does."""
         self.proto_error = False
+
+    def register(self, addr: int) -> int:
+        """The 32-bit value an AXI4-Lite read of byte address `addr` returns (the model
+        is always idle between beats: STATUS and TILE_BUSY read 0 busy bits). Unknown
+        addresses read 0; bits 1:0 of the address are ignored only by the counters."""
+        cfg, cb = self.cfg, self.cfg.ap.counter_bits
+        T, K = cfg.system.tiles, cfg.tile.maps
+        hi = addr >> 2 & 1
+        idx = addr >> 3 & 31
+
+        def half(v: int) -> int:
+            return (v % (1 << cb)) >> (32 * hi) & 0xFFFFFFFF
+
+        if addr == REG_ID:
+            return ID_MAGIC
+        if addr == REG_CONFIG:
+            return T | K << 8 | cfg.ap.dims << 12 | cb << 16
+        if addr == REG_CAP_GEOM:
+            return cfg.ap.rows | cfg.ap.cols << 16
+        if addr == REG_MAP_GEOM:
+            return cfg.tile.map_rows | cfg.tile.map_cols << 16 if K else 0
+        if addr == REG_STATUS:
+            return int(self.proto_error) << 1 | int(self.tile_errors != 0) << 2
+        if addr == REG_TILE_ERROR:
+            return self.tile_errors
+        if addr == REG_TILE_BUSY:
+            return 0
+        if GLOBAL_COUNTER_BASE <= addr < GLOBAL_COUNTER_BASE + 8 * len(GLOBAL_COUNTERS):
+            return half(self.counters[GLOBAL_COUNTERS[idx]])
+        if (TILE_COUNTER_BASE <= addr < TILE_COUNTER_BASE + TILE_COUNTER_STRIDE * T
+                and addr & 0xFF < 8 * len(COUNTER_KEYS)):
+            return half(self.tiles[addr >> 8 & 15].counters[COUNTER_KEYS[idx & 15]])
+        return 0
 
     @property
     def tile_errors(self) -> int:

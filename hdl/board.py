@@ -10,13 +10,13 @@ messages.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, ClockDomain, Module, Signal
+from amaranth import Array, Cat, ClockDomain, Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import Config
-from ..golden.link import CMD_READ, CMD_WORD, RSP_ACK, RSP_DATA, RSP_ERR, RSP_REG
+from ..golden.link import CMD_READ, CMD_RESET, CMD_WORD, RSP_ACK, RSP_DATA, RSP_ERR, RSP_REG
 from .controller import controller_module_name
 from .system import System
 from .uart import UARTRx, UARTTx
@@ -46,7 +46,8 @@ class BoardTop(wiring.Component):
             m.d.por += por.eq(por + 1)
         m.d.comb += cd.rst.eq(por != POR_CYCLES)
 
-        m.submodules.sys = sys = System(self.cfg)
+        sys_rst = Signal()           # the link's 'Z': resets the system, not the link
+        m.submodules.sys = sys = ResetInserter(sys_rst)(System(self.cfg))
         m.submodules.rx = rx = UARTRx(self.divisor)
         m.submodules.tx = tx = UARTTx(self.divisor)
         m.submodules.rxq = rxq = SyncFIFO(width=8, depth=16)
@@ -55,7 +56,7 @@ class BoardTop(wiring.Component):
         leds = Cat(sys.busy, sys.error)
         m.d.comb += self.led.eq(~leds if self.led_invert else leds)
 
-        # -- commands: 'W' + 8 + 1 bytes, 'R' + 2 bytes ---------------------------------
+        # -- commands: 'W' + 8 + 1 bytes, 'R' + 2 bytes, 'Z' ------------------------------
         buf = Array(Signal(8, name=f"cmd{i}") for i in range(9))
         idx = Signal(4)
         # a response for the TX side: kind, 32-bit value; `resp_req` until taken
@@ -70,6 +71,8 @@ class BoardTop(wiring.Component):
                         m.next = "WORD"
                     with m.Elif(rxq.r_data == CMD_READ):
                         m.next = "ADDR"
+                    with m.Elif(rxq.r_data == CMD_RESET):
+                        m.next = "RESET"
                     with m.Else():
                         m.d.sync += [resp_req.eq(1), resp_kind.eq(RSP_ERR)]
             with m.State("WORD"):
@@ -84,6 +87,10 @@ class BoardTop(wiring.Component):
                 with m.If(sys.s_axis_tready):
                     m.d.sync += [resp_req.eq(1), resp_kind.eq(RSP_ACK)]
                     m.next = "CMD"
+            with m.State("RESET"):
+                m.d.comb += sys_rst.eq(1)
+                m.d.sync += [resp_req.eq(1), resp_kind.eq(RSP_ACK)]
+                m.next = "CMD"
             with m.State("ADDR"):
                 m.d.comb += rxq.r_en.eq(1)
                 with m.If(rxq.r_rdy):

@@ -23,20 +23,17 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.config import Config
 from ..golden.controller import COUNTER_KEYS
-from ..golden.system import BROADCAST, DEST, GLOBAL_COUNTERS, HEADER, PT
+from ..golden.system import (BROADCAST, DEST, GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS, HEADER,
+                             ID_MAGIC, PT, REG_CAP_GEOM, REG_CONFIG, REG_CONTROL, REG_ID,
+                             REG_MAP_GEOM, REG_STATUS, REG_TILE_BUSY, REG_TILE_ERROR,
+                             TILE_COUNTER_BASE, TILE_COUNTER_STRIDE)
 from .controller import (HOST_READ, HOST_READ_COL, HOST_WRITE, HOST_WRITE_COL, APController,
                          controller_module_name)
 
-ID_MAGIC = 0xBF1A0001          # "BF1A", register map version 1
 OUT_FIFO_DEPTH = 4
 AXIL_ADDR_BITS = 16
 
-# AXI4-Lite register map (byte addresses); docs/system.md has the table
-REG_ID, REG_CONFIG, REG_CAP_GEOM, REG_MAP_GEOM = 0x000, 0x004, 0x008, 0x00C
-REG_STATUS, REG_TILE_BUSY, REG_TILE_ERROR, REG_CONTROL = 0x010, 0x014, 0x018, 0x01C
-GLOBAL_COUNTER_BASE = 0x100     # + 8*i (low word), + 8*i + 4 (high word)
-TILE_COUNTER_BASE = 0x1000      # + 0x100*tile + 8*i (+4)
-TILE_COUNTER_STRIDE = 0x100
+# the AXI4-Lite register map (REG_*, ID_MAGIC, counter bases) is golden/system.py's
 RESP_OKAY, RESP_SLVERR = 0, 2
 
 

@@ -13,8 +13,10 @@ from bfimna.golden.controller import COUNTER_KEYS
 from bfimna.golden.host import split_responses
 from bfimna.golden.stimulus import random_host_program
 from bfimna.golden.system import GLOBAL_COUNTERS, System as GoldenSystem
-from bfimna.hdl.system import (GLOBAL_COUNTER_BASE, ID_MAGIC, REG_CONTROL, REG_ID, REG_STATUS,
-                               TILE_COUNTER_BASE, TILE_COUNTER_STRIDE, System)
+from bfimna.golden.system import (GLOBAL_COUNTER_BASE, ID_MAGIC, REG_CAP_GEOM, REG_CONFIG,
+                                  REG_CONTROL, REG_ID, REG_MAP_GEOM, REG_STATUS, REG_TILE_BUSY,
+                                  REG_TILE_ERROR, TILE_COUNTER_BASE, TILE_COUNTER_STRIDE)
+from bfimna.hdl.system import System
 
 CFGS = {
     "t2k2": config_from_dict({"name": "t2k2", "ap": {"rows": 8, "cols": 18, "dims": 2,
@@ -25,6 +27,18 @@ CFGS = {
     "t1k1_1d": config_from_dict({"name": "t1", "ap": {"rows": 5, "cols": 12, "dims": 1},
                                  "tile": {"maps": 1}}),
 }
+
+
+def register_addresses(cfg):
+    """Every named register, both halves of every counter, and addresses next to them
+    that map nothing (they must read 0)."""
+    T = cfg.system.tiles
+    named = [REG_ID, REG_CONFIG, REG_CAP_GEOM, REG_MAP_GEOM, REG_STATUS, REG_TILE_BUSY,
+             REG_TILE_ERROR, REG_CONTROL, 0x020, 0x0FC]
+    glob = [GLOBAL_COUNTER_BASE + 4 * i for i in range(2 * len(GLOBAL_COUNTERS) + 2)]
+    tile = [TILE_COUNTER_BASE + TILE_COUNTER_STRIDE * t + 4 * i
+            for t in range(T + 1) for i in range(2 * len(COUNTER_KEYS) + 2)]
+    return named + glob + tile + [0xFFFC]
 
 
 def run_rtl(cfg, prog, seed, idle=0.3, backpressure=0.3):
@@ -67,6 +81,7 @@ def run_rtl(cfg, prog, seed, idle=0.3, backpressure=0.3):
         ctx.set(dut.s_axis_tvalid, 0)
         res["regs"]["id"] = await axil_read(ctx, REG_ID)
         res["regs"]["status"] = await axil_read(ctx, REG_STATUS)
+        res["by_addr"] = {a: await axil_read(ctx, a) for a in register_addresses(cfg)}
         for gi, key in enumerate(GLOBAL_COUNTERS):
             res["regs"][key] = await axil_read(ctx, GLOBAL_COUNTER_BASE + 8 * gi)
         for t in range(cfg.system.tiles):
@@ -119,4 +134,6 @@ def test_system_matches_golden(name, seed):
         want_status = int(gold.proto_error) << 1 | int(gold.tile_errors != 0) << 2
         assert regs["status"] == want_status
         assert regs["status_after_clear"] == want_status & ~2
+        for addr, value in got["by_addr"].items():     # the golden register map, everywhere
+            assert value == gold.register(addr), f"register {addr:#06x}, seed {s}"
         assert gold.counters["packets"] > 10
