@@ -229,6 +229,41 @@ def cmd_fpga_sweep(args) -> int:
     return 0
 
 
+def cmd_board(args) -> int:
+    from contextlib import nullcontext
+
+    from .cosim.driver import DriverError, backend, compare
+    from .cosim.serial_host import SerialBackend, emulated_board
+    from .golden.stimulus import random_host_program
+
+    cfg = load_config(args.config)
+    ctx = emulated_board(cfg) if args.emulate else nullcontext((str(args.port), None))
+    failed = 0
+    try:
+        with ctx as (port, _model), SerialBackend(cfg, port, args.baud, args.timeout) as board:
+            where = "the golden board model on a pseudo-terminal" if args.emulate else port
+            print(f"board: {board.identify()} ({where}, {args.baud} baud)", flush=True)
+            for i in range(args.runs):
+                s = args.seed + i
+                prog = random_host_program(cfg, s, n_packets=args.packets)
+                sent0, recv0 = board.bytes_sent, board.bytes_received
+                got = board.run(prog)
+                diffs = compare(backend("golden", cfg).run(prog), got, prog)
+                nbytes = board.bytes_sent - sent0 + board.bytes_received - recv0
+                print(f"  run {i + 1}/{args.runs} (random_host_program seed {s}): "
+                      f"{len(prog.frames)} packets, {prog.n_words} words in, "
+                      f"{sum(map(len, got.responses))} out, {nbytes:,} bytes in "
+                      f"{got.wall_s:.2f} s: " + ("agrees with the golden system" if not diffs
+                                                 else f"{len(diffs)} differences"), flush=True)
+                for d in diffs[:20]:
+                    print(f"    {d}")
+                failed += bool(diffs)
+    except DriverError as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 1
+    return 1 if failed else 0
+
+
 def cmd_isa(args) -> int:
     from .golden.costs import cost_table
 
@@ -359,6 +394,23 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--tiles", type=int, nargs="+", default=[1, 2])
     w.add_argument("--out", type=Path, required=True)
     w.set_defaults(func=cmd_fpga_sweep)
+
+    b = sub.add_parser("board", help="check a board programmed with the board top over its "
+                                     "serial port: identity, then random host programs "
+                                     "against the golden system")
+    _config_arg(b)
+    where = b.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", help="serial port of the board (e.g. /dev/ttyUSB0) or a "
+                                      "pyserial URL")
+    where.add_argument("--emulate", action="store_true",
+                       help="no board: the golden board model behind a pseudo-terminal")
+    b.add_argument("--baud", type=int, default=115200)
+    b.add_argument("--timeout", type=float, default=2.0,
+                   help="seconds of silence before a wait fails")
+    b.add_argument("--runs", type=int, default=2, help="random programs to run")
+    b.add_argument("--packets", type=int, default=20, help="packets per program")
+    b.add_argument("--seed", type=int, default=1, help="seed of the first program")
+    b.set_defaults(func=cmd_board)
 
     i = sub.add_parser("isa", help="the instruction set: cycle costs per operation and precision")
     _config_arg(i)

@@ -1,12 +1,12 @@
-"""The `bfimna` command: isa and exec (golden backend); verilog and cosim are covered in
-test_emit.py and test_cosim_*.py."""
+"""The `bfimna` command: isa, exec and run (golden backend), board (emulated board);
+verilog and cosim are covered in test_emit.py and test_cosim_*.py."""
 
 import json
 import subprocess
 
 import numpy as np
 
-from conftest import BFIMNA, ROOT
+from conftest import BFIMNA, CONFIG_DIR, ROOT
 
 EXAMPLE = ROOT / "docs" / "examples" / "relu_affine.s"
 EXAMPLE_INIT = ROOT / "docs" / "examples" / "relu_affine_init.npz"
@@ -72,3 +72,14 @@ def test_run_rejects_a_bad_plan(tmp_path):
     bad.write_text("input_bits: 8\nlayers: {conv1: {w_bits: 8, a_bits: 8}}\n")
     out = run("run", "--network", ROOT / "models/digits/network.yaml", "--plan", bad)
     assert out.returncode == 2 and "layers.conv2: missing" in out.stderr
+
+
+def test_board_check_on_the_emulated_board_and_a_missing_port():
+    r = run("board", "--config", CONFIG_DIR / "ap2d_37x16.yaml", "--emulate", "--runs", "1",
+            "--packets", "8", "--seed", "5")
+    assert r.returncode == 0, r.stderr
+    assert "board: 1 tile(s), CAP 37x16 (2D), 1 MAP(s) 20x12, 24-bit counters" in r.stdout
+    assert "run 1/1 (random_host_program seed 5)" in r.stdout
+    assert "agrees with the golden system" in r.stdout
+    r = run("board", "--config", CONFIG_DIR / "ap2d_37x16.yaml", "--port", "/dev/nonexistent")
+    assert r.returncode == 1 and "cannot open serial port /dev/nonexistent" in r.stderr
