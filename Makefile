@@ -13,7 +13,7 @@ export AMARANTH_USE_YOSYS := builtin
 
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-fast demo bench fpga clean
+.PHONY: setup system-deps test test-fast demo bench bench-fpga fpga clean
 
 setup: $(STAMP) system-deps
 
@@ -44,11 +44,16 @@ demo: setup
 	    --backend verilator --images 4
 	$(BIN)/bfimna run --network models/digits/network.yaml --plan models/digits/int8.yaml \
 	    --backend golden
+	$(BIN)/bfimna board --config configs/ap2d_37x16.yaml --emulate --runs 2
 
 bench: setup
 	$(BIN)/python scripts/bench_isa.py
 	$(BIN)/python scripts/bench_cosim.py
 	$(BIN)/python scripts/bench_system.py
+
+# resources against array size, the estimate's error, Fmax (~45 min; docs/fpga.md)
+bench-fpga: setup
+	$(BIN)/python scripts/bench_fpga.py --out build/fpga/bench
 
 # FPGA flow (docs/fpga.md): a bitstream for the ULX3S 85F of a configuration that fits it,
 # and the report of the default configuration on that part (it may not fit: the report

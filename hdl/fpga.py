@@ -131,28 +131,52 @@ def fit_problems(t: Target, used: dict[str, int]) -> list[str]:
     return out
 
 
+def _synthesise(cfg: Config, t: Target, out: Path, netlist: bool) -> tuple[dict, dict, float]:
+    """Yosys on the board top of `cfg`: (cell counts, resources used, wall seconds); with
+    `netlist`, also the JSON netlist place and route reads."""
+    top = board_module_name(cfg)
+    (out / f"{top}.v").write_text(board_verilog(cfg, round(t.clk_hz / BAUD), t.led_invert))
+    synth = "synth_ecp5" if t.family == "ecp5" else "synth_ice40"
+    script = (f"read_verilog {top}.v; {synth} -top {top}" + (f" -json {top}.json" if netlist
+                                                              else "")
+              + "; tee -q -o stat.json stat -json")
+    wall = _run([tool("yosys"), "-p", script], out / "yosys.log", "synthesis")
+    cells = yosys_cells(json.loads((out / "stat.json").read_text()))
+    return cells, resources_from_cells(t.family, cells), wall
+
+
 def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = False,
-             seed: int = 1) -> dict:
+             seed: int = 1, force: bool = False) -> dict:
     """Synthesise, place and route the board-level top of `cfg` for `target`; write the
-    logs, report.json and summary.md into out_dir; return the report."""
+    logs, report.json and summary.md into out_dir; return the report. Unless `force`, a
+    design the estimate puts far beyond the part (REFUSE_FACTOR) is refused before
+    synthesis, which would take long only to say it does not fit."""
     if target not in TARGETS:
         raise FpgaError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
     t = TARGETS[target]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     top = board_module_name(cfg)
-    divisor = round(t.clk_hz / BAUD)
-    (out / f"{top}.v").write_text(board_verilog(cfg, divisor, t.led_invert))
+    (out / "report.json").unlink(missing_ok=True)     # never read a stale one
+    est = estimate(cfg, t.family)
     report = {"target": target, "part": t.part, "board": t.board, "config": cfg.name,
               "config_sha256": cfg.hash, "top": top, "clock_mhz": t.clk_hz / 1e6,
-              "uart_baud": BAUD, "wall_s": {}}
-    synth = "synth_ecp5" if t.family == "ecp5" else "synth_ice40"
-    script = (f"read_verilog {top}.v; {synth} -top {top} -json {top}.json; "
-              f"tee -q -o stat.json stat -json")
-    report["wall_s"]["synthesis"] = round(_run([tool("yosys"), "-p", script],
-                                               out / "yosys.log", "synthesis"), 1)
-    cells = yosys_cells(json.loads((out / "stat.json").read_text()))
-    used = resources_from_cells(t.family, cells)
+              "uart_baud": BAUD, "cam_bits": est["cam_bits"], "estimate": est, "wall_s": {}}
+    far = [k for k in ("luts", "ffs") if est[k] > REFUSE_FACTOR * t.capacity[k]]
+    if far and not force:
+        problems = [f"{k}: needs about {est[k]:,} by the estimate, the {t.part} has "
+                    f"{t.capacity[k]:,} ({est[k] / t.capacity[k]:.1f}x)" for k in far]
+        report.update(fits=False, estimated_only=True, problems=problems,
+                      utilisation={k: {"used": est[k], "available": t.capacity[k]}
+                                   for k in ("luts", "ffs")})
+        _write(out, report)
+        raise FpgaError(f"{cfg.name} does not fit the {t.part}: " + "; ".join(problems)
+                        + f". Synthesis skipped: the estimate (fitted to "
+                        f"{est['calibration_points']} synthesised designs, each within "
+                        f"{est['max_error_pct']:.0f}%) is beyond {REFUSE_FACTOR}x the part; "
+                        f"--force runs it anyway")
+    cells, used, wall = _synthesise(cfg, t, out, netlist=True)
+    report["wall_s"]["synthesis"] = round(wall, 1)
     report["synthesis_cells"] = cells
     problems = fit_problems(t, used)
     if problems:
@@ -216,8 +240,15 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
 def _write(out: Path, report: dict) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"# {report['config']} on {report['part']} ({report['board']})", ""]
+    if report.get("estimated_only"):
+        est = report["estimate"]
+        lines += [f"Not synthesised: the resource estimate (hdl/fpga.py, fitted to "
+                  f"{est['calibration_points']} synthesised designs, each within "
+                  f"{est['max_error_pct']}%) puts it beyond {REFUSE_FACTOR}x the part "
+                  f"(`bfimna fpga --force` synthesises anyway).", ""]
     if "utilisation" in report:
-        lines += ["| resource | used | available | % |", "|---|---|---|---|"]
+        used = "estimated" if report.get("estimated_only") else "used"
+        lines += [f"| resource | {used} | available | % |", "|---|---|---|---|"]
         for k, v in report["utilisation"].items():
             pct = 100 * v["used"] / v["available"] if v["available"] else 0
             lines.append(f"| {k} | {v['used']:,} | {v['available']:,} | {pct:.1f} |")
@@ -225,7 +256,9 @@ def _write(out: Path, report: dict) -> None:
         lines.append(f"\nFmax {clk}: {f['achieved']} MHz (constraint {f['constraint']} MHz)")
     for p in report.get("problems", []):
         lines.append(f"\nDoes not fit: {p}")
-    lines.append(f"\nWall time: {report['wall_s']}")
+    if report["wall_s"]:
+        lines.append("\nWall time: " + ", ".join(f"{k.replace('_', ' ')} {v} s"
+                                               for k, v in report["wall_s"].items()))
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
 
@@ -235,23 +268,16 @@ def synthesis_only(cfg: Config, target: str, out_dir: str | Path) -> dict:
     t = TARGETS[target]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    top = board_module_name(cfg)
-    (out / f"{top}.v").write_text(board_verilog(cfg, round(t.clk_hz / BAUD), t.led_invert))
-    synth = "synth_ecp5" if t.family == "ecp5" else "synth_ice40"
-    wall = _run([tool("yosys"), "-p", f"read_verilog {top}.v; {synth} -top {top}; "
-                 f"tee -q -o stat.json stat -json"], out / "yosys.log", "synthesis")
-    cells = yosys_cells(json.loads((out / "stat.json").read_text()))
-    used = resources_from_cells(t.family, cells)
+    _cells, used, wall = _synthesise(cfg, t, out, netlist=False)
     return {"used": used, "fits": not fit_problems(t, used), "wall_s": round(wall, 1),
-            "cam_bits": cfg.system.tiles * (cfg.ap.rows * cfg.ap.cols
-                                            + cfg.tile.maps * cfg.tile.map_rows
-                                            * cfg.tile.map_cols)}
+            "cam_bits": cam_bits(cfg)}
 
 
 def sweep(base: Config, target: str, rows: list[int], cols: list[int], tiles: list[int],
-          out_dir: str | Path, progress=print) -> list[dict]:
-    """Synthesis over a grid of CAP rows x columns x tiles (MAPs as in `base`, sized like
-    the CAP); writes sweep.csv and sweep.png into out_dir and returns the rows."""
+          out_dir: str | Path, pnr: bool = False, progress=print) -> list[dict]:
+    """Synthesis (and with `pnr` place and route, for Fmax) over a grid of CAP rows x
+    columns x tiles (MAPs as in `base`, sized like the CAP); writes sweep.csv and
+    sweep.png into out_dir and returns the rows."""
     from ..golden.config import config_from_dict
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -264,13 +290,34 @@ def sweep(base: Config, target: str, rows: list[int], cols: list[int], tiles: li
         d["tile"].update(map_rows=r, map_cols=c)
         d["system"]["tiles"] = t
         cfg = config_from_dict(d)
-        res = synthesis_only(cfg, target, out / cfg.name)
-        row = {"rows": r, "cols": c, "tiles": t, "cam_bits": res["cam_bits"],
-               **{k: v for k, v in res["used"].items()}, "fits": res["fits"],
-               "synth_s": res["wall_s"]}
+        row = {"rows": r, "cols": c, "tiles": t, "maps": cfg.tile.maps,
+               "counter_bits": cfg.ap.counter_bits, "cam_bits": cam_bits(cfg)}
+        if pnr:
+            try:
+                rep = run_flow(cfg, target, out / cfg.name, force=True)
+            except FpgaError as exc:
+                rep = json.loads((out / cfg.name / "report.json").read_text()) if (
+                    out / cfg.name / "report.json").exists() else None
+                if rep is None or rep.get("fits") is not False:
+                    raise
+                progress(f"  {exc}")
+            used = resources_from_cells(TARGETS[target].family, rep["synthesis_cells"])
+            fmax = [f["achieved"] for f in rep.get("fmax_mhz", {}).values()]
+            row.update(used, fits=rep["fits"], synth_s=rep["wall_s"]["synthesis"],
+                       pnr_luts=rep["utilisation"]["luts"]["used"] if rep["fits"] else "",
+                       fmax_mhz=min(fmax) if fmax else "",
+                       pnr_s=rep["wall_s"].get("place_and_route", ""))
+        else:
+            res = synthesis_only(cfg, target, out / cfg.name)
+            row.update(res["used"], fits=res["fits"], synth_s=res["wall_s"])
+        row["est_luts"] = (estimate(cfg, TARGETS[target].family)["luts"]
+                           if CALIBRATION_FILE.exists() else "")
         results.append(row)
-        progress(f"[{i + 1}/{len(grid)}] rows {r} cols {c} tiles {t}: {row['luts']:,} LUTs, "
-                 f"{row['ffs']:,} FFs, {'fits' if row['fits'] else 'does not fit'}")
+        extra = (f", Fmax {row['fmax_mhz']} MHz" if pnr and row["fmax_mhz"] != "" else "")
+        est = f" (estimate {row['est_luts']:,})" if row["est_luts"] != "" else ""
+        progress(f"[{i + 1}/{len(grid)}] rows {r} cols {c} tiles {t}: {row['luts']:,} LUTs"
+                 f"{est}, {row['ffs']:,} FFs{extra}, "
+                 f"{'fits' if row['fits'] else 'does not fit'}")
     keys = list(results[0])
     (out / "sweep.csv").write_text(",".join(keys) + "\n" + "".join(
         ",".join(str(r[k]) for k in keys) + "\n" for r in results))
@@ -278,21 +325,117 @@ def sweep(base: Config, target: str, rows: list[int], cols: list[int], tiles: li
     return results
 
 
+# -- the estimate: resources from the configuration alone, before any synthesis ---------
+# Fitted (least squares) to synthesis counts of the board top that `bfimna fpga-sweep`
+# measured on ECP5 (fpga_calibration.csv is a sweep.csv; scripts/bench_fpga.py says how
+# it was made and reports the estimate's error). The model: LUTs and FFs linear in the
+# CAM bits, the columns and the rows of every AP, the tiles and a constant. It decides
+# only whether synthesis is worth running: designs beyond REFUSE_FACTOR x the part are
+# refused at once; every report carries the estimate next to the measured count.
+CALIBRATION_FILE = Path(__file__).with_name("fpga_calibration.csv")
+REFUSE_FACTOR = 1.5
+
+
+def cam_bits(cfg: Config) -> int:
+    return cfg.system.tiles * (cfg.ap.rows * cfg.ap.cols
+                               + cfg.tile.maps * cfg.tile.map_rows * cfg.tile.map_cols)
+
+
+def _features(rows: int, cols: int, maps: int, map_rows: int, map_cols: int,
+              tiles: int) -> list[float]:
+    aps = [(rows, cols)] + [(map_rows, map_cols)] * maps
+    return [1.0, tiles, tiles * sum(r * c for r, c in aps), tiles * sum(c for _r, c in aps),
+            tiles * sum(r for r, _c in aps)]
+
+
+def fit_model(points: list[dict]) -> dict:
+    """Least-squares fit of LUTs and FFs to sweep rows (dicts with rows, cols, maps,
+    tiles, luts, ffs; numbers or strings). The counters' width is not a feature: the
+    calibration holds it at 24 bits, and it moves a system by a few hundred LUTs."""
+    import numpy as np
+    x = np.array([_features(int(p["rows"]), int(p["cols"]), int(p["maps"]), int(p["rows"]),
+                            int(p["cols"]), int(p["tiles"])) for p in points])
+    model = {"points": len(points)}
+    err = 0.0
+    for k in ("luts", "ffs"):
+        y = np.array([float(p[k]) for p in points])
+        coef = np.linalg.lstsq(x, y, rcond=None)[0]
+        model[k] = [float(c) for c in coef]
+        err = max(err, float(np.max(np.abs(x @ coef - y) / y)))
+    model["max_error_pct"] = 100 * err
+    return model
+
+
+def predict(model: dict, cfg: Config) -> dict[str, int]:
+    f = _features(cfg.ap.rows, cfg.ap.cols, cfg.tile.maps, cfg.tile.map_rows,
+                  cfg.tile.map_cols, cfg.system.tiles)
+    return {k: int(round(sum(a * b for a, b in zip(model[k], f)))) for k in ("luts", "ffs")}
+
+
+_MODEL: dict | None = None
+
+
+def _model() -> dict:
+    global _MODEL
+    if _MODEL is None:
+        import csv
+        with CALIBRATION_FILE.open() as fh:
+            _MODEL = fit_model(list(csv.DictReader(fh)))
+    return _MODEL
+
+
+# iCE40 against ECP5 for the same design, measured on the smallest system (CAP 8x12 and
+# a MAP 8x16, tests/test_fpga.py's TINY): ECP5 7,173 LUTs and 1,279 FFs, iCE40 5,621
+# LUT4 and 1,631 FFs (iCE40 has no carry cells counted as LUTs, and splits FF kinds).
+FAMILY_SCALE = {"ecp5": {"luts": 1.0, "ffs": 1.0},
+                "ice40": {"luts": 5621 / 7173, "ffs": 1631 / 1279}}
+
+
+def estimate(cfg: Config, family: str = "ecp5") -> dict:
+    """LUTs and FFs the board top of `cfg` should need after synthesis for an ECP5 or
+    iCE40 part, and how good the fit is on its (ECP5) calibration points."""
+    m = _model()
+    pred = predict(m, cfg)
+    return {**{k: int(round(v * FAMILY_SCALE[family][k])) for k, v in pred.items()},
+            "cam_bits": cam_bits(cfg), "calibration_points": m["points"],
+            "max_error_pct": round(m["max_error_pct"], 1)}
+
+
 def _plot(results: list[dict], t: Target, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    with_fmax = any(r.get("fmax_mhz") not in (None, "") for r in results)
+    fig, axes = plt.subplots(1, 2 if with_fmax else 1, figsize=(12 if with_fmax else 7, 4.5),
+                             squeeze=False)
+    ax = axes[0][0]
     for tiles in sorted({r["tiles"] for r in results}):
-        pts = sorted((r["cam_bits"], r["luts"], r["ffs"]) for r in results if r["tiles"] == tiles)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"LUTs, {tiles} tile(s)")
-        ax.plot([p[0] for p in pts], [p[2] for p in pts], "s--", label=f"FFs, {tiles} tile(s)")
+        pts = sorted((r["cam_bits"], r["luts"], r["ffs"], r["est_luts"]) for r in results
+                     if r["tiles"] == tiles)
+        x = [p[0] for p in pts]
+        ax.plot(x, [p[1] for p in pts], "o-", label=f"LUTs, {tiles} tile(s)")
+        ax.plot(x, [p[2] for p in pts], "s--", label=f"FFs, {tiles} tile(s)")
+        ax.plot(x, [p[3] for p in pts], ":", color="gray",
+                label="estimate (hdl/fpga.py)" if tiles == min(r["tiles"] for r in results)
+                else None)
     ax.axhline(t.capacity["luts"], color="red", lw=1, label=f"{t.part} LUTs")
     ax.set_xlabel("CAM bits (all APs of all tiles)")
     ax.set_ylabel("cells after synthesis")
-    ax.set_title(f"bfimna system on {t.part}: utilisation vs array size")
+    ax.set_title(f"bfimna board top on {t.part}: utilisation")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    if with_fmax:
+        ax = axes[0][1]
+        for tiles in sorted({r["tiles"] for r in results}):
+            pts = sorted((r["cam_bits"], r["fmax_mhz"]) for r in results
+                         if r["tiles"] == tiles and r.get("fmax_mhz") not in (None, ""))
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{tiles} tile(s)")
+        ax.axhline(t.clk_hz / 1e6, color="red", lw=1, label=f"board clock {t.clk_hz / 1e6:g} MHz")
+        ax.set_xlabel("CAM bits (all APs of all tiles)")
+        ax.set_ylabel("Fmax after place and route (MHz)")
+        ax.set_title("achieved Fmax (nextpnr)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

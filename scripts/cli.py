@@ -194,7 +194,8 @@ def cmd_fpga(args) -> int:
           f"{t.part} on {t.board}, {t.clk_hz / 1e6:g} MHz; logs in {args.out}/", flush=True)
     t0 = time.perf_counter()
     try:
-        r = run_flow(cfg, args.target, args.out, bitstream=args.bitstream, seed=args.seed)
+        r = run_flow(cfg, args.target, args.out, bitstream=args.bitstream, seed=args.seed,
+                     force=args.force)
     except FpgaError as exc:
         print(f"bfimna: {exc}", file=sys.stderr)
         return 1
@@ -216,12 +217,13 @@ def cmd_fpga_sweep(args) -> int:
 
     base = load_config(args.config)
     n = len(args.rows) * len(args.cols) * len(args.tiles)
-    print(f"fpga-sweep: {n} synthesis runs of the board top for {args.target} (rows "
+    what = "synthesis + place-and-route" if args.pnr else "synthesis"
+    print(f"fpga-sweep: {n} {what} runs of the board top for {args.target} (rows "
           f"{args.rows} x cols {args.cols} x tiles {args.tiles}, MAPs as in {base.name} "
           f"but sized like the CAP)", flush=True)
     try:
         res = sweep(base, args.target, args.rows, args.cols, args.tiles, args.out,
-                    progress=lambda s: print("  " + s, flush=True))
+                    pnr=args.pnr, progress=lambda s: print("  " + s, flush=True))
     except FpgaError as exc:
         print(f"bfimna: {exc}", file=sys.stderr)
         return 1
@@ -382,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", type=Path, required=True, help="output directory")
     f.add_argument("--bitstream", action="store_true", help="also pack the bitstream")
     f.add_argument("--seed", type=int, default=1, help="placer seed")
+    f.add_argument("--force", action="store_true",
+                   help="synthesise even when the estimate puts the design far beyond the part")
     f.set_defaults(func=cmd_fpga)
 
     w = sub.add_parser("fpga-sweep", help="synthesis utilisation over a grid of rows, "
@@ -392,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--rows", type=int, nargs="+", default=[8, 16, 32])
     w.add_argument("--cols", type=int, nargs="+", default=[16, 32])
     w.add_argument("--tiles", type=int, nargs="+", default=[1, 2])
+    w.add_argument("--pnr", action="store_true",
+                   help="also place and route every point (Fmax; much slower)")
     w.add_argument("--out", type=Path, required=True)
     w.set_defaults(func=cmd_fpga_sweep)
 

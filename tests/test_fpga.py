@@ -4,11 +4,17 @@ parsing of nextpnr's utilisation. The full flow (place and route, bitstreams) on
 target is a benchmark (scripts/bench_fpga.py), not a test."""
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 
-from bfimna.golden.config import config_from_dict
-from bfimna.hdl.fpga import TARGETS, FpgaError, constraints, pnr_overuse, run_flow
+from bfimna.golden.config import config_from_dict, load_config
+from bfimna.hdl import fpga
+from bfimna.hdl.fpga import (REFUSE_FACTOR, TARGETS, FpgaError, cam_bits, constraints, estimate,
+                             pnr_overuse, run_flow, sweep)
+
+from conftest import CONFIG_DIR
 
 TINY = config_from_dict({"name": "fpga_tiny", "ap": {"rows": 8, "cols": 12, "dims": 2,
                                                      "counter_bits": 16},
@@ -41,3 +47,72 @@ def test_pnr_overuse_parsing():
            "Info: \t        ICESTORM_RAM:       0/     30     0%\n")
     assert pnr_overuse(log) == ["ICESTORM_LC: needs 7,334, the part has 5,280 (2,054 too many, "
                                 "39% over)"]
+
+
+def test_the_estimate_refuses_the_default_config_on_the_85k_at_once(tmp_path):
+    cfg = load_config(CONFIG_DIR / "default.yaml")
+    t0 = time.monotonic()
+    with pytest.raises(FpgaError, match=r"default does not fit the LFE5U-85F-6BG381C: luts: "
+                                        r"needs about [\d,]+ by the estimate, the "
+                                        r"LFE5U-85F-6BG381C has 83,640 \(\d+\.\dx\)\. "
+                                        r"Synthesis skipped: .* --force runs it anyway"):
+        run_flow(cfg, "ecp5-85k", tmp_path)
+    assert time.monotonic() - t0 < 10
+    r = json.loads((tmp_path / "report.json").read_text())
+    assert r["fits"] is False and r["estimated_only"] is True
+    assert r["estimate"]["luts"] > REFUSE_FACTOR * 83640 and r["cam_bits"] == 32768
+    assert not (tmp_path / "yosys.log").exists()
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Not synthesised" in summary and "| resource | estimated |" in summary
+
+
+def test_the_estimate_fits_its_calibration_and_grows_with_the_arrays():
+    small, big = estimate(TINY), estimate(load_config(CONFIG_DIR / "default.yaml"))
+    assert small["calibration_points"] >= 10 and small["max_error_pct"] < 15
+    assert 0 < small["luts"] < big["luts"] and 0 < small["ffs"] < big["ffs"]
+    assert big["ffs"] > big["cam_bits"]          # one flip-flop per CAM bit, plus control
+
+
+def test_sweep_tables_and_plots_every_point(tmp_path, monkeypatch):
+    """The sweep's bookkeeping with the tools replaced (the real sweep is a benchmark)."""
+    calls = []
+
+    def fake_synthesis(cfg, target, out):
+        calls.append((cfg.ap.rows, cfg.ap.cols, cfg.tile.map_rows, cfg.system.tiles))
+        bits = cam_bits(cfg)
+        return {"used": {"luts": 6000 + 8 * bits, "ffs": 1300 + bits, "bram": 0, "dsp": 1},
+                "fits": True, "wall_s": 1.0, "cam_bits": bits}
+
+    monkeypatch.setattr(fpga, "synthesis_only", fake_synthesis)
+    rows = sweep(TINY, "ecp5-25k", [8, 16], [12], [1, 2], tmp_path, progress=lambda s: None)
+    assert calls == [(8, 12, 8, 1), (16, 12, 16, 1), (8, 12, 8, 2), (16, 12, 16, 2)]
+    lines = (tmp_path / "sweep.csv").read_text().splitlines()
+    assert lines[0].split(",")[:6] == ["rows", "cols", "tiles", "maps", "counter_bits",
+                                       "cam_bits"]
+    assert len(lines) == 5 and rows[3]["cam_bits"] == 2 * (16 * 12 + 16 * 12)
+    assert all(r["est_luts"] > 0 for r in rows)
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_with_place_and_route_records_fmax_and_misfits(tmp_path, monkeypatch):
+    def fake_flow(cfg, target, out, force=False):
+        assert force                      # the sweep measures, it never refuses early
+        Path(out).mkdir(parents=True, exist_ok=True)
+        fits = cfg.ap.rows < 16
+        rep = {"fits": fits, "synthesis_cells": {"LUT4": 1000 * cfg.ap.rows, "TRELLIS_FF": 99},
+               "wall_s": {"synthesis": 2.0, **({"place_and_route": 5.0} if fits else {})},
+               "utilisation": {"luts": {"used": 1100 * cfg.ap.rows, "available": 24288}}}
+        if fits:
+            rep["fmax_mhz"] = {"clk": {"achieved": 31.5, "constraint": 25.0}}
+        (Path(out) / "report.json").write_text(json.dumps(rep))
+        if not fits:
+            raise FpgaError(f"{cfg.name} does not fit")
+        return rep
+
+    monkeypatch.setattr(fpga, "run_flow", fake_flow)
+    msgs = []
+    rows = sweep(TINY, "ecp5-25k", [8, 16], [12], [1], tmp_path, pnr=True, progress=msgs.append)
+    assert [r["fmax_mhz"] for r in rows] == [31.5, ""] and rows[1]["fits"] is False
+    assert rows[0]["pnr_luts"] == 8800 and rows[0]["luts"] == 8000
+    assert any("does not fit" in m for m in msgs)
+    assert "fmax_mhz" in (tmp_path / "sweep.csv").read_text().splitlines()[0]

@@ -1,0 +1,89 @@
+"""FPGA benchmark: how the board top's resources grow with the arrays, how good the
+resource estimate of hdl/fpga.py is, and Fmax after place and route.
+
+    python scripts/bench_fpga.py --out build/fpga/bench            # ~45 min on 2 cores
+    python scripts/bench_fpga.py --out build/fpga/bench --quick    # ~5 min
+
+1. Synthesis sweep for ECP5-85k over CAP rows x columns (one MAP sized like the CAP,
+   as in configs/ap2d_37x16.yaml) with one tile, and a smaller grid with two tiles:
+   LUTs and FFs, the estimate next to each (fitted to hdl/fpga_calibration.csv) and
+   the leave-one-out error (the model refitted without the point predicts it). The
+   sweep's CSVs (sweep-t1/sweep.csv, sweep-t2/sweep.csv) are in the format of
+   hdl/fpga_calibration.csv: concatenate them there to recalibrate.
+2. Place and route on ECP5-25k over a small grid: utilisation and Fmax against the
+   ULX3S's 25 MHz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+from bfimna.golden.config import load_config
+from bfimna.hdl.fpga import CALIBRATION_FILE, estimate, fit_model, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def leave_one_out(points: list[dict]) -> list[float]:
+    """Relative LUT error (%) of each point predicted by a model fitted to the others."""
+    from bfimna.hdl.fpga import _features
+    out = []
+    for i, p in enumerate(points):
+        m = fit_model(points[:i] + points[i + 1:])
+        f = _features(int(p["rows"]), int(p["cols"]), int(p["maps"]), int(p["rows"]),
+                      int(p["cols"]), int(p["tiles"]))
+        pred = sum(a * b for a, b in zip(m["luts"], f))
+        out.append(100 * (pred - float(p["luts"])) / float(p["luts"]))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "build" / "fpga" / "bench")
+    ap.add_argument("--quick", action="store_true", help="a 2 x 1 grid of each kind")
+    args = ap.parse_args()
+    base = load_config(ROOT / "configs" / "ap2d_37x16.yaml")
+    say = lambda s: print("  " + s, flush=True)   # noqa: E731
+    t0 = time.perf_counter()
+
+    grids = ([([8, 16], [16], [1])] if args.quick else
+             [([8, 16, 32, 64], [16, 32, 64], [1]), ([8, 32], [16, 32], [2])])
+    points = []
+    for rows, cols, tiles in grids:
+        print(f"synthesis, ecp5-85k: rows {rows} x cols {cols} x tiles {tiles}", flush=True)
+        points += sweep(base, "ecp5-85k", rows, cols, tiles, args.out / f"sweep-t{tiles[0]}",
+                        progress=say)
+    loo = leave_one_out(points) if len(points) > 6 else [float("nan")] * len(points)
+    print("\n| rows x cols | tiles | CAM bits | LUTs | FFs | estimate | error | leave-one-out |")
+    print("|---|---|---|---|---|---|---|---|")
+    for p, e in zip(points, loo):
+        err = 100 * (p["est_luts"] - p["luts"]) / p["luts"]
+        print(f"| {p['rows']}x{p['cols']} | {p['tiles']} | {p['cam_bits']:,} | {p['luts']:,} | "
+              f"{p['ffs']:,} | {p['est_luts']:,} | {err:+.1f}% | {e:+.1f}% |")
+    with CALIBRATION_FILE.open() as fh:
+        ncal = len(list(csv.DictReader(fh)))
+    print(f"(estimate fitted to the {ncal} points of {CALIBRATION_FILE.name})")
+
+    rows, cols = ([8, 16], [16]) if args.quick else ([8, 16, 32], [16, 32])
+    print(f"\nplace and route, ecp5-25k: rows {rows} x cols {cols} x tiles [1]", flush=True)
+    pnr = sweep(base, "ecp5-25k", rows, cols, [1], args.out / "pnr-ecp5-25k", pnr=True,
+                progress=say)
+    print("\n| rows x cols | CAM bits | LUTs (nextpnr) | Fmax MHz | place and route s |")
+    print("|---|---|---|---|---|")
+    for p in pnr:
+        print(f"| {p['rows']}x{p['cols']} | {p['cam_bits']:,} | {p['pnr_luts'] or '-'} | "
+              f"{p['fmax_mhz'] or 'does not fit'} | {p['pnr_s'] or '-'} |")
+    default = load_config(ROOT / "configs" / "default.yaml")
+    est = estimate(default)
+    print(f"\ndefault config by the estimate: {est['luts']:,} LUTs, {est['ffs']:,} FFs "
+          f"({est['cam_bits']:,} CAM bits)")
+    print(f"wall {time.perf_counter() - t0:.0f} s; tables and plots in {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
