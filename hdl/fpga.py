@@ -410,13 +410,14 @@ def _plot(results: list[dict], t: Target, path: Path) -> None:
                              squeeze=False)
     ax = axes[0][0]
     for tiles in sorted({r["tiles"] for r in results}):
-        pts = sorted((r["cam_bits"], r["luts"], r["ffs"], r["est_luts"]) for r in results
-                     if r["tiles"] == tiles)
+        pts = sorted((r["cam_bits"], r["luts"], r["ffs"]) for r in results if r["tiles"] == tiles)
         x = [p[0] for p in pts]
         ax.plot(x, [p[1] for p in pts], "o-", label=f"LUTs, {tiles} tile(s)")
         ax.plot(x, [p[2] for p in pts], "s--", label=f"FFs, {tiles} tile(s)")
-        ax.plot(x, [p[3] for p in pts], ":", color="gray",
-                label="estimate (hdl/fpga.py)" if tiles == min(r["tiles"] for r in results)
+        est = sorted((r["cam_bits"], r["est_luts"]) for r in results
+                     if r["tiles"] == tiles and r["est_luts"] != "")
+        ax.plot([p[0] for p in est], [p[1] for p in est], ":", color="gray",
+                label="LUT estimate (hdl/fpga.py)" if tiles == min(r["tiles"] for r in results)
                 else None)
     ax.axhline(t.capacity["luts"], color="red", lw=1, label=f"{t.part} LUTs")
     ax.set_xlabel("CAM bits (all APs of all tiles)")
