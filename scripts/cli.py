@@ -132,7 +132,9 @@ def cmd_cosim(args) -> int:
 def cmd_run(args) -> int:
     import numpy as np
 
-    from .cosim.driver import backend
+    from contextlib import ExitStack
+
+    from .cosim.driver import DriverError, backend
     from .golden.network import NetworkError, load_network, load_plan, quantize
     from .sched.run import Mismatch, run_network
     from .sched.schedule import ScheduleError
@@ -148,20 +150,37 @@ def cmd_run(args) -> int:
         return 2
     n = len(x) if args.images is None else min(args.images, len(x))
     x, y = x[:n], y[:n]
-    be = backend(args.backend, cfg, **({"fast": True} if args.backend == "golden" else
-                                       {"build_root": args.build_dir}))
-    print(f"run: {net.name} ({len(net.layers)} layers), plan {plan.name}, {n} test images, "
-          f"on {args.backend} ({cfg.name}: {cfg.system.tiles} tile(s), CAP "
-          f"{cfg.ap.rows}x{cfg.ap.cols}, {cfg.tile.maps} MAP(s) "
-          f"{cfg.tile.map_rows}x{cfg.tile.map_cols})", flush=True)
-    t0 = time.perf_counter()
-    try:
-        rep = run_network(qnet, qnet.quantize_input(x), cfg, be, check=True,
-                          dump=args.dump, progress=not args.no_progress)
-    except (ScheduleError, Mismatch) as exc:
-        print(f"\nbfimna: {exc}", file=sys.stderr)
-        return 1
-    wall = time.perf_counter() - t0
+    where = args.backend
+    with ExitStack() as stack:
+        if args.backend == "board":
+            from .cosim.serial_host import SerialBackend, emulated_board
+            if args.emulate:
+                port, _model = stack.enter_context(emulated_board(cfg, fast=True))
+                where = "the golden board model on a pseudo-terminal"
+            elif args.port:
+                port = args.port
+                where = f"the board on {port}"
+            else:
+                print("bfimna: --backend board needs --port (or --emulate)", file=sys.stderr)
+                return 2
+            be = stack.enter_context(SerialBackend(cfg, port, args.baud, args.timeout))
+        else:
+            be = backend(args.backend, cfg, **({"fast": True} if args.backend == "golden" else
+                                               {"build_root": args.build_dir}))
+        print(f"run: {net.name} ({len(net.layers)} layers), plan {plan.name}, {n} test "
+              f"images, on {where} ({cfg.name}: {cfg.system.tiles} tile(s), CAP "
+              f"{cfg.ap.rows}x{cfg.ap.cols}, {cfg.tile.maps} MAP(s) "
+              f"{cfg.tile.map_rows}x{cfg.tile.map_cols})", flush=True)
+        t0 = time.perf_counter()
+        try:
+            if args.backend == "board":
+                print(f"board: {be.identify()}", flush=True)
+            rep = run_network(qnet, qnet.quantize_input(x), cfg, be, check=True,
+                              dump=args.dump, progress=not args.no_progress)
+        except (ScheduleError, Mismatch, DriverError) as exc:
+            print(f"\nbfimna: {exc}", file=sys.stderr)
+            return 1
+        wall = time.perf_counter() - t0
     print(f"{'layer':<7} {'dataflow':<8} {'bits w/a':>9} {'passes':>6} {'predicted':>11} "
           f"{'counted':>11} {'busiest tile':>12} {'bit-exact':>9}")
     for q, l in zip(qnet.layers, rep.layers):
@@ -368,7 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "checked against the golden CNN reference")
     r.add_argument("--network", type=Path, required=True, help="network YAML (docs/network.md)")
     r.add_argument("--plan", type=Path, required=True, help="precision plan YAML")
-    r.add_argument("--backend", choices=("golden", "verilator", "icarus"), default="golden")
+    r.add_argument("--backend", choices=("golden", "verilator", "icarus", "board"),
+                   default="golden", help="board: an FPGA board over its serial port "
+                                          "(--port) or the emulated board (--emulate)")
+    r.add_argument("--port", help="serial port of the board (--backend board)")
+    r.add_argument("--emulate", action="store_true",
+                   help="--backend board without a board: the golden board model behind a "
+                        "pseudo-terminal")
+    r.add_argument("--baud", type=int, default=115200)
+    r.add_argument("--timeout", type=float, default=5.0,
+                   help="seconds of silence before a board wait fails")
     _config_arg(r)
     r.add_argument("--images", type=int, default=None, help="first K test images (default all)")
     r.add_argument("--dump", type=Path, help="write every layer's output as .npy here")

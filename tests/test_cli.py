@@ -83,3 +83,15 @@ def test_board_check_on_the_emulated_board_and_a_missing_port():
     assert "agrees with the golden system" in r.stdout
     r = run("board", "--config", CONFIG_DIR / "ap2d_37x16.yaml", "--port", "/dev/nonexistent")
     assert r.returncode == 1 and "cannot open serial port /dev/nonexistent" in r.stderr
+
+
+def test_run_the_digits_cnn_through_the_serial_driver_on_the_emulated_board():
+    net, plan = ROOT / "models" / "digits" / "network.yaml", ROOT / "models" / "digits" / "int4.yaml"
+    r = run("run", "--config", CONFIG_DIR / "ulx3s_85f.yaml", "--network", net, "--plan", plan,
+            "--backend", "board", "--emulate", "--images", "1", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "board: 1 tile(s), CAP 32x52 (2D), 1 MAP(s) 512x8, 24-bit counters" in r.stdout
+    assert "predicted = counted for every layer; every layer bit-exact" in r.stdout
+    r = run("run", "--config", CONFIG_DIR / "ulx3s_85f.yaml", "--network", net, "--plan", plan,
+            "--backend", "board")
+    assert r.returncode == 2 and "--backend board needs --port (or --emulate)" in r.stderr
