@@ -10,7 +10,7 @@ messages.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, ClockDomain, Module, ResetInserter, Signal
+from amaranth import Array, Cat, ClockDomain, Instance, Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -29,9 +29,35 @@ def board_module_name(cfg: Config) -> str:
     return f"bfimna_board_t{cfg.system.tiles}_{tile}"
 
 
+def ecp5_pll(fin_mhz: float, fout_mhz: float) -> dict:
+    """EHXPLLL dividers for fout from fin (output CLKOP fed back): fout = fin * CLKFB_DIV /
+    CLKI_DIV, VCO = fout * CLKOP_DIV in 400..800 MHz, phase detector >= 3.125 MHz (the
+    ranges nextpnr's ecppll uses). The closest frequency, then the VCO nearest 600 MHz."""
+    best = None
+    for clki in range(1, 129):
+        if fin_mhz / clki < 3.125:
+            break
+        for fb in range(1, 81):
+            f = fin_mhz * fb / clki
+            for op in range(1, 129):
+                vco = f * op
+                if 400 <= vco <= 800:
+                    key = (round(abs(f - fout_mhz), 9), abs(vco - 600))
+                    if best is None or key < best[0]:
+                        best = (key, {"CLKI_DIV": clki, "CLKFB_DIV": fb, "CLKOP_DIV": op,
+                                      "CLKOP_CPHASE": op // 2, "fout_mhz": f, "vco_mhz": vco})
+    if best is None:
+        raise ValueError(f"no ECP5 PLL setting makes {fout_mhz} MHz from {fin_mhz} MHz")
+    return best[1]
+
+
 class BoardTop(wiring.Component):
-    def __init__(self, cfg: Config, divisor: int, led_invert: bool = False):
+    def __init__(self, cfg: Config, divisor: int, led_invert: bool = False,
+                 pll: dict | None = None, fin_mhz: float | None = None):
+        """pll: ecp5_pll()'s dividers to clock the design from an ECP5 PLL fed by clk_in
+        (fin_mhz), held in reset until it locks; None: the design runs on clk_in."""
         self.cfg, self.divisor, self.led_invert = cfg, divisor, led_invert
+        self.pll, self.fin_mhz = pll, fin_mhz
         super().__init__(wiring.Signature({"clk_in": In(1), "uart_rx": In(1, init=1),
                                            "uart_tx": Out(1, init=1), "led": Out(2)}))
 
@@ -40,9 +66,29 @@ class BoardTop(wiring.Component):
         # clock and power-on reset
         m.domains.sync = cd = ClockDomain("sync")
         m.domains.por = cd_por = ClockDomain("por", reset_less=True)
-        m.d.comb += [cd.clk.eq(self.clk_in), cd_por.clk.eq(self.clk_in)]
+        clk, locked = self.clk_in, Signal(init=1)
+        if self.pll is not None:
+            p = self.pll
+            clk, locked = Signal(), Signal()
+            m.submodules.pll = Instance(
+                "EHXPLLL",
+                a_FREQUENCY_PIN_CLKI=f"{self.fin_mhz:g}", a_FREQUENCY_PIN_CLKOP=f"{p['fout_mhz']:g}",
+                a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+                a_MFG_GMCREF_SEL="2",
+                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
+                p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+                p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
+                p_CLKOP_CPHASE=p["CLKOP_CPHASE"], p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+                p_CLKFB_DIV=p["CLKFB_DIV"],
+                i_RST=0, i_STDBY=0, i_CLKI=self.clk_in, o_CLKOP=clk, i_CLKFB=clk,
+                i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+                i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
+        m.d.comb += [cd.clk.eq(clk), cd_por.clk.eq(clk)]
         por = Signal(range(POR_CYCLES + 1))
-        with m.If(por != POR_CYCLES):
+        with m.If(~locked):
+            m.d.por += por.eq(0)
+        with m.Elif(por != POR_CYCLES):
             m.d.por += por.eq(por + 1)
         m.d.comb += cd.rst.eq(por != POR_CYCLES)
 

@@ -52,11 +52,13 @@ def system_verilog(cfg: Config) -> str:
     return verilog.convert(System(cfg), name=system_module_name(cfg), emit_src=False)
 
 
-def board_verilog(cfg: Config, divisor: int, led_invert: bool = False) -> str:
-    """Verilog of the board-level top (the system behind a UART link, hdl/board.py)."""
+def board_verilog(cfg: Config, divisor: int, led_invert: bool = False,
+                  pll: dict | None = None, fin_mhz: float | None = None) -> str:
+    """Verilog of the board-level top (the system behind a UART link, hdl/board.py);
+    with `pll` (hdl/board.py: ecp5_pll) clocked from an ECP5 PLL."""
     from .board import BoardTop, board_module_name
-    return verilog.convert(BoardTop(cfg, divisor, led_invert), name=board_module_name(cfg),
-                           emit_src=False)
+    return verilog.convert(BoardTop(cfg, divisor, led_invert, pll, fin_mhz),
+                           name=board_module_name(cfg), emit_src=False)
 
 
 def emit(cfg: Config, out_dir: str | Path, fault: str | None = None) -> dict:

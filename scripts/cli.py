@@ -209,12 +209,14 @@ def cmd_fpga(args) -> int:
 
     cfg = load_config(args.config)
     t = TARGETS[args.target]
+    clock = (f"a PLL at about {args.clock_mhz:g} MHz from the board's {t.clk_hz / 1e6:g} MHz"
+             if args.clock_mhz else f"{t.clk_hz / 1e6:g} MHz")
     print(f"fpga: board-level top of {cfg.name} (the system behind a {115200} baud UART) for "
-          f"{t.part} on {t.board}, {t.clk_hz / 1e6:g} MHz; logs in {args.out}/", flush=True)
+          f"{t.part} on {t.board}, {clock}; logs in {args.out}/", flush=True)
     t0 = time.perf_counter()
     try:
         r = run_flow(cfg, args.target, args.out, bitstream=args.bitstream, seed=args.seed,
-                     force=args.force)
+                     force=args.force, clock_mhz=args.clock_mhz)
     except FpgaError as exc:
         print(f"bfimna: {exc}", file=sys.stderr)
         return 1
@@ -226,6 +228,13 @@ def cmd_fpga(args) -> int:
         print(f"  Fmax {f['achieved']} MHz ({ok} {f['constraint']} MHz) on {clk}")
     if args.bitstream:
         print(f"  bitstream {Path(args.out) / r['bitstream']}")
+    if r["pll"]:
+        print(f"  PLL: {r['clock_mhz']:g} MHz (VCO {r['pll']['vco_mhz']:g} MHz), UART divisor "
+              f"{r['uart_divisor']}")
+    if not r["timing_met"]:
+        print(f"bfimna: warning: the design misses its {r['clock_mhz']:g} MHz clock (nextpnr's "
+              f"timing model has margin, so a bitstream may work at room temperature, but it "
+              f"is not guaranteed); --clock-mhz lower on ECP5", file=sys.stderr)
     print(f"wrote {args.out}/report.json and summary.md in {time.perf_counter() - t0:.0f} s "
           f"({', '.join(f'{k} {v} s' for k, v in r['wall_s'].items())})")
     return 0
@@ -412,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", type=Path, required=True, help="output directory")
     f.add_argument("--bitstream", action="store_true", help="also pack the bitstream")
     f.add_argument("--seed", type=int, default=1, help="placer seed")
+    f.add_argument("--clock-mhz", type=float, default=None,
+                   help="ECP5: clock the design from a PLL at this frequency (the UART "
+                        "divisor follows) instead of the board's clock")
     f.add_argument("--force", action="store_true",
                    help="synthesise even when the estimate puts the design far beyond the part")
     f.set_defaults(func=cmd_fpga)

@@ -11,6 +11,8 @@ import pytest
 
 from bfimna.golden.config import config_from_dict, load_config
 from bfimna.hdl import fpga
+from bfimna.hdl.board import ecp5_pll
+from bfimna.hdl.emit import board_verilog
 from bfimna.hdl.fpga import (REFUSE_FACTOR, TARGETS, FpgaError, cam_bits, constraints, estimate,
                              pnr_overuse, run_flow, sweep)
 
@@ -116,3 +118,20 @@ def test_sweep_with_place_and_route_records_fmax_and_misfits(tmp_path, monkeypat
     assert rows[0]["pnr_luts"] == 8800 and rows[0]["luts"] == 8000
     assert any("does not fit" in m for m in msgs)
     assert "fmax_mhz" in (tmp_path / "sweep.csv").read_text().splitlines()[0]
+
+
+def test_ecp5_pll_dividers():
+    p = ecp5_pll(25, 20)
+    assert p["fout_mhz"] == 20 and 400 <= p["vco_mhz"] <= 800
+    assert 25 * p["CLKFB_DIV"] / p["CLKI_DIV"] == 20 and 25 / p["CLKI_DIV"] >= 3.125
+    assert p["vco_mhz"] == p["fout_mhz"] * p["CLKOP_DIV"]
+    near = ecp5_pll(25, 16)               # 16 would need a 1 MHz phase detector
+    assert abs(near["fout_mhz"] - 16) < 0.5 and 25 / near["CLKI_DIV"] >= 3.125
+    v = board_verilog(TINY, 174, False, p, 25.0)
+    assert "EHXPLLL" in v and ".CLKI_DIV(32'd5)" in v and '(* FREQUENCY_PIN_CLKOP = "20" *)' in v
+    assert "EHXPLLL" not in board_verilog(TINY, 217)
+
+
+def test_a_pll_clock_on_ice40_is_refused(tmp_path):
+    with pytest.raises(FpgaError, match="needs a PLL, which the flow supports on ECP5 only"):
+        run_flow(TINY, "ice40-up5k", tmp_path, clock_mhz=10)
