@@ -401,7 +401,7 @@ def _model() -> dict:
     if _MODEL is None:
         import csv
         with CALIBRATION_FILE.open() as fh:
-            _MODEL = fit_model(list(csv.DictReader(fh)))
+            _MODEL = fit_model(list(csv.DictReader(ln for ln in fh if not ln.startswith("#"))))
     return _MODEL
 
 

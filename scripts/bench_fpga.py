@@ -65,7 +65,7 @@ def main() -> int:
         print(f"| {p['rows']}x{p['cols']} | {p['tiles']} | {p['cam_bits']:,} | {p['luts']:,} | "
               f"{p['ffs']:,} | {p['est_luts']:,} | {err:+.1f}% | {e:+.1f}% |")
     with CALIBRATION_FILE.open() as fh:
-        ncal = len(list(csv.DictReader(fh)))
+        ncal = len(list(csv.DictReader(ln for ln in fh if not ln.startswith("#"))))
     print(f"(estimate fitted to the {ncal} points of {CALIBRATION_FILE.name})")
 
     rows, cols = ([8, 16], [16]) if args.quick else ([8, 16, 32], [16, 32])
