@@ -205,7 +205,8 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
     pnr = [tool(f"nextpnr-{t.family}"), t.device_flag, "--package", t.package,
            "--json", f"{top}.json", "--freq", f"{f_mhz:g}", "--report",
            "nextpnr_report.json", "--seed", str(seed),
-           "--timing-allow-fail"]        # a missed clock is a number to report, not a crash
+           "--timing-allow-fail",        # a missed clock is a number to report, not a crash
+           "--router", "router2"]        # router1 took hours on a 38k-LUT ECP5 design
     if t.family == "ecp5":
         pnr += ["--lpf", f"{top}.lpf", "--textcfg", f"{top}.config"]
     else:
