@@ -5,7 +5,8 @@ error; inverted when the board's LEDs are active low). Reset comes from a power-
 counter, so a board needs no reset pin. The byte protocol is golden/link.py's: each
 AXI4-Stream beat the host sends is acknowledged ('K') once the system took it, so the
 host never overruns the board; output beats and register reads go back as 'D' and 'R'
-messages.
+messages; 'Z' resets the system (not the link). On ECP5 the design may run from the
+PLL (ecp5_pll) instead of clk_in, held in reset until the PLL locks.
 """
 
 from __future__ import annotations

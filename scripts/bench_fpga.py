@@ -1,7 +1,7 @@
 """FPGA benchmark: how the board top's resources grow with the arrays, how good the
 resource estimate of hdl/fpga.py is, and Fmax after place and route.
 
-    python scripts/bench_fpga.py --out build/fpga/bench            # ~45 min on 2 cores
+    python scripts/bench_fpga.py --out build/fpga/bench            # about an hour
     python scripts/bench_fpga.py --out build/fpga/bench --quick    # ~5 min
 
 1. Synthesis sweep for ECP5-85k over CAP rows x columns (one MAP sized like the CAP,
@@ -62,8 +62,9 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|")
     for p, e in zip(points, loo):
         err = 100 * (p["est_luts"] - p["luts"]) / p["luts"]
+        loo_s = f"{e:+.1f}%" if e == e else "-"          # nan: too few points to refit
         print(f"| {p['rows']}x{p['cols']} | {p['tiles']} | {p['cam_bits']:,} | {p['luts']:,} | "
-              f"{p['ffs']:,} | {p['est_luts']:,} | {err:+.1f}% | {e:+.1f}% |")
+              f"{p['ffs']:,} | {p['est_luts']:,} | {err:+.1f}% | {loo_s} |")
     with CALIBRATION_FILE.open() as fh:
         ncal = len(list(csv.DictReader(ln for ln in fh if not ln.startswith("#"))))
     print(f"(estimate fitted to the {ncal} points of {CALIBRATION_FILE.name})")

@@ -3,9 +3,12 @@
     bfimna verilog --config FILE --out DIR [--lint]
     bfimna cosim --sim {verilator,icarus} --config FILE [--seed N] [--ops N]
     bfimna cosim --unit system --sim {verilator,icarus} --config FILE [--packets N]
-    bfimna run --network NET.yaml --plan PLAN.yaml --backend {golden,verilator,icarus}
+    bfimna run --network NET.yaml --plan PLAN.yaml --backend {golden,verilator,icarus,board}
     bfimna fpga --config FILE --target {ecp5-25k,ecp5-85k,ice40-up5k} --out DIR [--bitstream]
-    bfimna fpga-sweep --target T --rows R.. --cols C.. --tiles T.. --out DIR
+                [--clock-mhz F] [--force]
+    bfimna fpga-sweep --target T --rows R.. --cols C.. --tiles T.. --out DIR [--pnr]
+    bfimna board --config FILE (--port DEV | --emulate) [--runs N]
+    bfimna isa / exec   (the instruction set's costs; run one program on a controller)
 
 Every subcommand prints what it did; errors (bad config, missing tool, a failed check)
 end with a one-line message and a non-zero exit status.
