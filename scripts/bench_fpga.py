@@ -76,7 +76,8 @@ def main() -> int:
     print("\n| rows x cols | CAM bits | LUTs (nextpnr) | Fmax MHz | place and route s |")
     print("|---|---|---|---|---|")
     for p in pnr:
-        print(f"| {p['rows']}x{p['cols']} | {p['cam_bits']:,} | {p['pnr_luts'] or '-'} | "
+        luts = f"{p['pnr_luts']:,}" if p["pnr_luts"] != "" else "-"
+        print(f"| {p['rows']}x{p['cols']} | {p['cam_bits']:,} | {luts} | "
               f"{p['fmax_mhz'] or 'does not fit'} | {p['pnr_s'] or '-'} |")
     default = load_config(ROOT / "configs" / "default.yaml")
     est = estimate(default)
