@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..golden.config import Config
-from ..golden.host import HostProgram
-from ..golden.network import QNet, layer_forward
-from .schedule import LayerSchedule, Scheduler
+from bfimna.golden.spec.config import Config
+from bfimna.golden.host.program import HostProgram
+from bfimna.golden.nn.network import QNet, layer_forward
+from bfimna.sched.schedule import LayerSchedule, Scheduler
 
 
 @dataclass
@@ -84,7 +84,7 @@ def run_layer(sched: LayerSchedule, backend, cfg: Config, out_shape: tuple[int, 
 
 def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool = True,
                 dump=None, progress: bool = False, dataflow: dict | None = None) -> RunReport:
-    """Every layer on `backend` (cosim/driver.py); each layer's input is the previous
+    """Every layer on `backend` (cosim/drivers/backends.py); each layer's input is the previous
     layer's output from the backend. With `check`, a layer that differs from the golden
     reference, or whose counted cycles differ from the prediction, raises Mismatch."""
     sch = Scheduler(cfg)

@@ -1,4 +1,4 @@
-"""The scheduler: maps the layers of an integer network (golden/network.py) onto the
+"""The scheduler: maps the layers of an integer network (golden/nn/network.py) onto the
 configured tiles and emits, per layer, the host program that runs it (docs/scheduler.md).
 
 A layer is cut into *passes*: at most R output rows of the CAP each, over a group of
@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..golden.config import Config
-from ..golden.controller import COUNTER_KEYS
-from ..golden.fast import _costs
-from ..golden.isa import RESERVED_COLS, Instr, Opc, encode, validate
-from ..golden.network import QLayer
-from ..golden.tile import movw_cycles
+from bfimna.golden.spec.config import Config
+from bfimna.golden.model.controller import COUNTER_KEYS
+from bfimna.golden.model.fast import _costs
+from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, encode, validate
+from bfimna.golden.nn.network import QLayer
+from bfimna.golden.model.tile import movw_cycles
 
 DATAFLOWS = ("pos", "chan")
 

@@ -1,15 +1,15 @@
 """FPGA benchmark: how the board top's resources grow with the arrays, how good the
-resource estimate of hdl/fpga.py is, and Fmax after place and route.
+resource estimate of hdl/flow/fpga.py is, and Fmax after place and route.
 
     python scripts/bench_fpga.py --out build/fpga/bench            # about an hour
     python scripts/bench_fpga.py --out build/fpga/bench --quick    # ~5 min
 
 1. Synthesis sweep for ECP5-85k over CAP rows x columns (one MAP sized like the CAP,
    as in configs/ap2d_37x16.yaml) with one tile, and a smaller grid with two tiles:
-   LUTs and FFs, the estimate next to each (fitted to hdl/fpga_calibration.csv) and
+   LUTs and FFs, the estimate next to each (fitted to hdl/flow/fpga_calibration.csv) and
    the leave-one-out error (the model refitted without the point predicts it). The
    sweep's CSVs (sweep-t1/sweep.csv, sweep-t2/sweep.csv) are in the format of
-   hdl/fpga_calibration.csv: concatenate them there to recalibrate.
+   hdl/flow/fpga_calibration.csv: concatenate them there to recalibrate.
 2. Place and route on ECP5-25k over a small grid: utilisation and Fmax against the
    ULX3S's 25 MHz.
 """
@@ -22,15 +22,15 @@ import sys
 import time
 from pathlib import Path
 
-from bfimna.golden.config import load_config
-from bfimna.hdl.fpga import CALIBRATION_FILE, estimate, fit_model, sweep
+from bfimna.golden.spec.config import load_config
+from bfimna.hdl.flow.fpga import CALIBRATION_FILE, estimate, fit_model, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def leave_one_out(points: list[dict]) -> list[float]:
     """Relative LUT error (%) of each point predicted by a model fitted to the others."""
-    from bfimna.hdl.fpga import _features
+    from bfimna.hdl.flow.fpga import _features
     out = []
     for i, p in enumerate(points):
         m = fit_model(points[:i] + points[i + 1:])

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from bfimna.golden.costs import cost_table
-from bfimna.golden.microcode import LUTS, TEXTBOOK
+from bfimna.golden.spec.costs import cost_table
+from bfimna.golden.spec.microcode import LUTS, TEXTBOOK
 
 KEY_OPS = ("ADD", "SUB", "MUL.u", "MUL.s", "MAC.u", "MAC.s", "REDUCE")
 

@@ -7,7 +7,7 @@ its float weights with activation calibration, the test split and the precision 
 The network (conv 3x3 1->8, ReLU, maxpool 2, conv 3x3 8->16, ReLU, maxpool 2, fc 64->10)
 is trained in plain numpy (im2col convolutions, Adam, cross entropy), so no deep
 learning framework is needed. Calibration records the largest activation of every
-layer over the training split; golden/network.py turns weights and calibration into the
+layer over the training split; golden/nn/network.py turns weights and calibration into the
 integer network for any precision plan. Deterministic for a given seed.
 """
 

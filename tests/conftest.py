@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bfimna.golden.config import load_config
+from bfimna.golden.spec.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "configs"

@@ -1,4 +1,4 @@
-"""Golden CNN reference (golden/cnn.py) against independent references: ONNX's reference
+"""Golden CNN reference (golden/nn/cnn.py) against independent references: ONNX's reference
 implementation (QLinearConv, ConvInteger, MatMulInteger, MaxPool), the QLinearConv
 conformance vectors shipped in the onnx wheel, and plain Python loops."""
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper  # a dev dependency: the independent reference
 from onnx.reference import ReferenceEvaluator
 
-from bfimna.golden import cnn
+from bfimna.golden.nn import cnn
 
 
 def run_onnx(op, inputs: dict, attrs: dict | None = None, out_type=TensorProto.INT32):

@@ -1,9 +1,9 @@
-"""Configuration loading and validation (golden/config.py)."""
+"""Configuration loading and validation (golden/spec/config.py)."""
 
 import pytest
 import yaml
 
-from bfimna.golden.config import ConfigError, config_from_dict, load_config
+from bfimna.golden.spec.config import ConfigError, config_from_dict, load_config
 
 from conftest import HW_CONFIGS
 

@@ -1,4 +1,4 @@
-"""Golden controller (golden/controller.py): every macro-operation, run as micro-ops on
+"""Golden controller (golden/model/controller.py): every macro-operation, run as micro-ops on
 the bit-level golden AP, equals plain numpy integer arithmetic, for widths 1..16, signed
 and unsigned, at random field positions and row ranges. Columns the instruction does not
 own and rows outside the range must not change.
@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bfimna.golden.config import APConfig
-from bfimna.golden.controller import Controller, csd_digits, cy_col, cycles, expand
-from bfimna.golden.isa import RESERVED_COLS, TRANSFER_OPS, Instr, Opc, encode, operand_fields, validate
-from bfimna.golden.microcode import TEXTBOOK
+from bfimna.golden.spec.config import APConfig
+from bfimna.golden.model.controller import Controller, csd_digits, cy_col, cycles, expand
+from bfimna.golden.spec.isa import RESERVED_COLS, TRANSFER_OPS, Instr, Opc, encode, operand_fields, validate
+from bfimna.golden.spec.microcode import TEXTBOOK
 
 AP = APConfig(rows=11, cols=72, dims=2, counter_bits=32)
 USABLE = AP.cols - RESERVED_COLS

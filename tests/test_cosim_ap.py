@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from bfimna.cosim.runner import failure_excerpt, run_ap_cosim
-from bfimna.golden.config import load_config
+from bfimna.cosim.drivers.runner import failure_excerpt, run_ap_cosim
+from bfimna.golden.spec.config import load_config
 
 from conftest import BFIMNA, CONFIG_DIR, HW_CONFIGS, ROOT
 

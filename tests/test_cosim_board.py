@@ -1,5 +1,5 @@
-"""The board-level top (hdl/board.py) in cocotb: the host driver talks to its Verilog over
-a simulated UART (golden/link.py's byte protocol, cosim/board_tb.py), and the worked
+"""The board-level top (hdl/gen/board.py) in cocotb: the host driver talks to its Verilog over
+a simulated UART (golden/spec/link.py's byte protocol, cosim/tb/board_tb.py), and the worked
 example of docs/system.md runs end to end with responses, status and every counter equal
 to the golden system's; after the link's reset command a board that ran another program
 (bad packets included) answers like a fresh golden system."""
@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from bfimna.cosim.driver import backend, compare
-from bfimna.golden.config import load_config
-from bfimna.golden.stimulus import random_host_program
+from bfimna.cosim.drivers.backends import backend, compare
+from bfimna.golden.spec.config import load_config
+from bfimna.golden.host.stimulus import random_host_program
 
 from conftest import CONFIG_DIR, ROOT
 

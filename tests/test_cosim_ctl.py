@@ -7,11 +7,11 @@ controller's. One program changes precision on every instruction: bit fluidity.
 import numpy as np
 import pytest
 
-from bfimna.cosim.runner import run_program_rtl
-from bfimna.golden.config import load_config
-from bfimna.golden.controller import Controller
-from bfimna.golden.isa import RESERVED_COLS, Instr, Opc, encode
-from bfimna.golden.stimulus import random_program
+from bfimna.cosim.drivers.runner import run_program_rtl
+from bfimna.golden.spec.config import load_config
+from bfimna.golden.model.controller import Controller
+from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, encode
+from bfimna.golden.host.stimulus import random_program
 
 from conftest import CONFIG_DIR, HW_CONFIGS, ROOT
 

@@ -7,10 +7,10 @@ to the cost model's prediction, both dataflows."""
 import numpy as np
 import pytest
 
-from bfimna.cosim.driver import backend
-from bfimna.golden.config import load_config
-from bfimna.golden.network import load_network, load_plan, quantize, reference
-from bfimna.golden.stimulus import random_network
+from bfimna.cosim.drivers.backends import backend
+from bfimna.golden.spec.config import load_config
+from bfimna.golden.nn.network import load_network, load_plan, quantize, reference
+from bfimna.golden.host.stimulus import random_network
 from bfimna.sched.run import run_network
 
 from conftest import CONFIG_DIR, ROOT

@@ -13,12 +13,12 @@ AXI4-Lite registers), Verilator and Icarus, on a one-tile and a two-tile configu
 
 import pytest
 
-from bfimna.cosim.driver import backend, compare
-from bfimna.golden.config import load_config
-from bfimna.golden.host import HostProgram
-from bfimna.golden.isa import Instr, Opc, encode
-from bfimna.golden.stimulus import random_host_program, random_tile_program
-from bfimna.hdl.system import ID_MAGIC
+from bfimna.cosim.drivers.backends import backend, compare
+from bfimna.golden.spec.config import load_config
+from bfimna.golden.host.program import HostProgram
+from bfimna.golden.spec.isa import Instr, Opc, encode
+from bfimna.golden.host.stimulus import random_host_program, random_tile_program
+from bfimna.hdl.gen.system import ID_MAGIC
 
 from conftest import CONFIG_DIR, ROOT
 

@@ -1,14 +1,14 @@
-"""The fast macro-level golden tile (golden/fast.py) against the bit-level golden tile
-(golden/tile.py): random tile programs over every operation, precision and transfer;
+"""The fast macro-level golden tile (golden/model/fast.py) against the bit-level golden tile
+(golden/model/tile.py): random tile programs over every operation, precision and transfer;
 every column but the reserved carry column, the counters and the error flag agree."""
 
 import numpy as np
 import pytest
 
-from bfimna.golden.config import config_from_dict
-from bfimna.golden.fast import FastTile
-from bfimna.golden.stimulus import random_tile_program
-from bfimna.golden.tile import Tile
+from bfimna.golden.spec.config import config_from_dict
+from bfimna.golden.model.fast import FastTile
+from bfimna.golden.host.stimulus import random_tile_program
+from bfimna.golden.model.tile import Tile
 
 CFGS = [config_from_dict({"name": "a", "ap": {"rows": 19, "cols": 40, "dims": 2},
                           "tile": {"maps": 2, "map_rows": 23, "map_cols": 30}}),

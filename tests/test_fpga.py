@@ -1,4 +1,4 @@
-"""The FPGA flow (hdl/fpga.py): real synthesis of the smallest configuration for the
+"""The FPGA flow (hdl/flow/fpga.py): real synthesis of the smallest configuration for the
 iCE40 UP5K, which does not fit, and the report says by how much; constraints and the
 parsing of nextpnr's utilisation. The full flow (place and route, bitstreams) on every
 target is a benchmark (scripts/bench_fpga.py), not a test."""
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bfimna.golden.config import config_from_dict, load_config
-from bfimna.hdl import fpga
-from bfimna.hdl.board import ecp5_pll
-from bfimna.hdl.emit import board_verilog
-from bfimna.hdl.fpga import (REFUSE_FACTOR, TARGETS, FpgaError, cam_bits, constraints, estimate,
+from bfimna.golden.spec.config import config_from_dict, load_config
+from bfimna.hdl.flow import fpga
+from bfimna.hdl.gen.board import ecp5_pll
+from bfimna.hdl.flow.emit import board_verilog
+from bfimna.hdl.flow.fpga import (REFUSE_FACTOR, TARGETS, FpgaError, cam_bits, constraints, estimate,
                              pnr_overuse, run_flow, sweep)
 
 from conftest import CONFIG_DIR

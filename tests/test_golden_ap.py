@@ -1,4 +1,4 @@
-"""Golden AP model (golden/ap.py) against a plain Python reading of ARCHITECTURE.md s.1.
+"""Golden AP model (golden/model/ap.py) against a plain Python reading of ARCHITECTURE.md s.1.
 
 The reference below keeps each row as a Python int and loops over rows: no numpy, no
 shared helpers with the model, so a bug in the vectorised model cannot hide in both.
@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bfimna.golden.ap import APModel, bits_to_int, int_to_bits
-from bfimna.golden.config import APConfig
-from bfimna.golden.stimulus import random_uops
-from bfimna.golden.uops import (CNT_CYCLES, CNT_ILLEGAL, N_COUNTERS, Op, UOp, fits_ports,
+from bfimna.golden.model.ap import APModel, bits_to_int, int_to_bits
+from bfimna.golden.spec.config import APConfig
+from bfimna.golden.host.stimulus import random_uops
+from bfimna.golden.spec.uops import (CNT_CYCLES, CNT_ILLEGAL, N_COUNTERS, Op, UOp, fits_ports,
                                 is_legal, port_widths)
 
 

@@ -1,4 +1,4 @@
-"""The AP-core generator (hdl/ap.py) in Amaranth's simulator against the golden model.
+"""The AP-core generator (hdl/gen/ap.py) in Amaranth's simulator against the golden model.
 Fast tier: no external simulator.
 """
 
@@ -7,11 +7,11 @@ import itertools
 import pytest
 from amaranth.sim import Simulator
 
-from bfimna.golden.ap import APModel
-from bfimna.golden.config import APConfig
-from bfimna.golden.stimulus import random_uops, readback_uops
-from bfimna.golden.uops import N_COUNTERS, port_widths
-from bfimna.hdl.ap import FAULTS, APCore, ap_module_name
+from bfimna.golden.model.ap import APModel
+from bfimna.golden.spec.config import APConfig
+from bfimna.golden.host.stimulus import random_uops, readback_uops
+from bfimna.golden.spec.uops import N_COUNTERS, port_widths
+from bfimna.hdl.gen.ap import FAULTS, APCore, ap_module_name
 
 
 SIM_CONFIGS = [

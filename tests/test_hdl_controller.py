@@ -1,4 +1,4 @@
-"""The AP controller generator (hdl/controller.py) in Amaranth's simulator: the micro-op
+"""The AP controller generator (hdl/gen/controller.py) in Amaranth's simulator: the micro-op
 stream it issues must be exactly golden `expand` for each instruction (illegal ones: one
 NOP), back to back with no idle cycle; final array, counters and status must equal the
 golden controller's.
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from bfimna.golden.config import config_from_dict
-from bfimna.golden.controller import COUNTER_KEYS, Controller, expand
-from bfimna.golden.isa import RESERVED_COLS, Instr, Opc, decode, encode, validate
-from bfimna.golden.stimulus import random_program
-from bfimna.golden.uops import Op
-from bfimna.hdl.controller import HOST_READ, HOST_WRITE, APController
+from bfimna.golden.spec.config import config_from_dict
+from bfimna.golden.model.controller import COUNTER_KEYS, Controller, expand
+from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, decode, encode, validate
+from bfimna.golden.host.stimulus import random_program
+from bfimna.golden.spec.uops import Op
+from bfimna.hdl.gen.controller import HOST_READ, HOST_WRITE, APController
 
 CFG2 = config_from_dict({"name": "c2", "ap": {"rows": 9, "cols": 40, "dims": 2,
                                               "counter_bits": 16}, "ctrl": {"queue_depth": 4}})

@@ -1,4 +1,4 @@
-"""The system top (hdl/system.py) against the golden system (golden/system.py) in
+"""The system top (hdl/gen/system.py) against the golden system (golden/model/system.py) in
 Amaranth's simulator: random host programs with idle input cycles and output
 back-pressure; every response word, the status and every counter are compared."""
 
@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from bfimna.golden.config import config_from_dict
-from bfimna.golden.controller import COUNTER_KEYS
-from bfimna.golden.host import split_responses
-from bfimna.golden.stimulus import random_host_program
-from bfimna.golden.system import GLOBAL_COUNTERS, System as GoldenSystem
-from bfimna.golden.system import (GLOBAL_COUNTER_BASE, ID_MAGIC, REG_CAP_GEOM, REG_CONFIG,
+from bfimna.golden.spec.config import config_from_dict
+from bfimna.golden.model.controller import COUNTER_KEYS
+from bfimna.golden.host.program import split_responses
+from bfimna.golden.host.stimulus import random_host_program
+from bfimna.golden.model.system import GLOBAL_COUNTERS, System as GoldenSystem
+from bfimna.golden.model.system import (GLOBAL_COUNTER_BASE, ID_MAGIC, REG_CAP_GEOM, REG_CONFIG,
                                   REG_CONTROL, REG_ID, REG_MAP_GEOM, REG_STATUS, REG_TILE_BUSY,
                                   REG_TILE_ERROR, TILE_COUNTER_BASE, TILE_COUNTER_STRIDE)
-from bfimna.hdl.system import System
+from bfimna.hdl.gen.system import System
 
 CFGS = {
     "t2k2": config_from_dict({"name": "t2k2", "ap": {"rows": 8, "cols": 18, "dims": 2,

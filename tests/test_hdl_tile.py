@@ -1,5 +1,5 @@
-"""The tile generator (CAP + MAPs + controller, hdl/controller.py) against the golden tile
-(golden/tile.py) in Amaranth's simulator: random programs that mix CAP instructions with
+"""The tile generator (CAP + MAPs + controller, hdl/gen/controller.py) against the golden tile
+(golden/model/tile.py) in Amaranth's simulator: random programs that mix CAP instructions with
 transfers between every pair of APs; all APs and the counters are compared."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from bfimna.golden.config import config_from_dict
-from bfimna.golden.isa import RESERVED_COLS, Instr, Opc, encode
-from bfimna.golden.stimulus import random_tile_program
-from bfimna.golden.tile import Tile, movw_cycles
-from bfimna.hdl.controller import (HOST_READ, HOST_READ_COL, HOST_WRITE, HOST_WRITE_COL,
+from bfimna.golden.spec.config import config_from_dict
+from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, encode
+from bfimna.golden.host.stimulus import random_tile_program
+from bfimna.golden.model.tile import Tile, movw_cycles
+from bfimna.hdl.gen.controller import (HOST_READ, HOST_READ_COL, HOST_WRITE, HOST_WRITE_COL,
                                    APController)
 
 from test_hdl_controller import read_counters

@@ -1,11 +1,11 @@
-"""ISA (golden/isa.py): encoding round trips, the assembler's error reporting."""
+"""ISA (golden/spec/isa.py): encoding round trips, the assembler's error reporting."""
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bfimna.golden.config import APConfig, Config, TileConfig
-from bfimna.golden.isa import (OPERANDS, AsmError, Instr, Opc, assemble, decode, disassemble,
+from bfimna.golden.spec.config import APConfig, Config, TileConfig
+from bfimna.golden.spec.isa import (OPERANDS, AsmError, Instr, Opc, assemble, decode, disassemble,
                                encode, validate)
 
 AP = APConfig(rows=100, cols=64, dims=2, counter_bits=32)

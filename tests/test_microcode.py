@@ -1,4 +1,4 @@
-"""Microcode LUTs (golden/microcode.py): every pass sequence proven exhaustively over all
+"""Microcode LUTs (golden/spec/microcode.py): every pass sequence proven exhaustively over all
 bit patterns of one bit position, both as a truth table and as micro-ops on a golden AP.
 """
 
@@ -7,10 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
-from bfimna.golden.ap import APModel
-from bfimna.golden.config import APConfig
-from bfimna.golden.controller import lut_uops
-from bfimna.golden.microcode import (LUTS, SPECS, TABLE_FILE, TEXTBOOK, build_luts,
+from bfimna.golden.model.ap import APModel
+from bfimna.golden.spec.config import APConfig
+from bfimna.golden.model.controller import lut_uops
+from bfimna.golden.spec.microcode import (LUTS, SPECS, TABLE_FILE, TEXTBOOK, build_luts,
                                      luts_to_json, search)
 
 
@@ -74,4 +74,4 @@ def test_no_six_cycle_in_place_addition_exists():
 
 def test_stored_table_is_what_the_search_finds():
     assert luts_to_json(build_luts("search")) == TABLE_FILE.read_text(), \
-        "golden/luts.json is stale: python -m bfimna.golden.microcode"
+        "golden/spec/luts.json is stale: python -m bfimna.golden.spec.microcode"

@@ -1,11 +1,11 @@
-"""Network and plan files (golden/network.py): validation messages, the shipped digits
+"""Network and plan files (golden/nn/network.py): validation messages, the shipped digits
 model and its plans, and the integer network against the float model."""
 
 import numpy as np
 import pytest
 import yaml
 
-from bfimna.golden.network import NetworkError, load_network, load_plan, predict, quantize
+from bfimna.golden.nn.network import NetworkError, load_network, load_plan, predict, quantize
 
 from conftest import ROOT
 

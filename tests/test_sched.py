@@ -6,10 +6,10 @@ dataflows; the bit-level and the fast golden tiles agree; layers that do not fit
 import numpy as np
 import pytest
 
-from bfimna.cosim.driver import backend
-from bfimna.golden.config import config_from_dict, load_config
-from bfimna.golden.network import load_network, load_plan, quantize, reference
-from bfimna.golden.stimulus import random_network
+from bfimna.cosim.drivers.backends import backend
+from bfimna.golden.spec.config import config_from_dict, load_config
+from bfimna.golden.nn.network import load_network, load_plan, quantize, reference
+from bfimna.golden.host.stimulus import random_network
 from bfimna.sched.run import run_network
 from bfimna.sched.schedule import Scheduler, ScheduleError
 

@@ -1,5 +1,5 @@
-"""The host driver over a serial port (cosim/serial_host.py) against the golden board model
-(golden/link.py's BoardModel) on a pseudo-terminal: the pyserial code path a real board
+"""The host driver over a serial port (cosim/drivers/serial_host.py) against the golden board model
+(golden/model/board.py's BoardModel) on a pseudo-terminal: the pyserial code path a real board
 uses. Programs match the golden system, the link reset makes runs independent, and a
 wrong, silent or confused board gives a clear error within the timeout."""
 
@@ -10,12 +10,13 @@ import tty
 
 import pytest
 
-from bfimna.cosim.driver import DriverError, backend, compare
-from bfimna.cosim.serial_host import SerialBackend, emulated_board
-from bfimna.golden.config import load_config
-from bfimna.golden.link import BoardModel, read_bytes
-from bfimna.golden.stimulus import random_host_program
-from bfimna.golden.system import ID_MAGIC, REG_ID
+from bfimna.cosim.drivers.backends import DriverError, backend, compare
+from bfimna.cosim.drivers.serial_host import SerialBackend, emulated_board
+from bfimna.golden.spec.config import load_config
+from bfimna.golden.model.board import BoardModel
+from bfimna.golden.spec.link import read_bytes
+from bfimna.golden.host.stimulus import random_host_program
+from bfimna.golden.model.system import ID_MAGIC, REG_ID
 
 from conftest import CONFIG_DIR, ROOT
 

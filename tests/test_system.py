@@ -1,4 +1,4 @@
-"""The golden system (golden/system.py) and host programs (golden/host.py): packet
+"""The golden system (golden/model/system.py) and host programs (golden/host/program.py): packet
 format, what every packet does (checked against plain numpy on the APs' contents), the
 handling of bad packets, and the worked example of docs/system.md."""
 
@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from bfimna.golden.config import config_from_dict
-from bfimna.golden.host import HostProgram, split_responses
-from bfimna.golden.isa import Instr, Opc, encode
-from bfimna.golden.system import BROADCAST, PT, Header, System, dest, header
+from bfimna.golden.spec.config import config_from_dict
+from bfimna.golden.host.program import HostProgram, split_responses
+from bfimna.golden.spec.isa import Instr, Opc, encode
+from bfimna.golden.model.system import BROADCAST, PT, Header, System, dest, header
 
 from conftest import ROOT
 

@@ -7,11 +7,11 @@ CAP, add 100 to each, move the sums back and read them, on the golden system or 
 
 import argparse
 
-from bfimna.cosim.driver import backend, compare
-from bfimna.golden.config import load_config
-from bfimna.golden.host import HostProgram
-from bfimna.golden.isa import assemble, encode
-from bfimna.golden.system import PT, Header
+from bfimna.cosim.drivers.backends import backend, compare
+from bfimna.golden.spec.config import load_config
+from bfimna.golden.host.program import HostProgram
+from bfimna.golden.spec.isa import assemble, encode
+from bfimna.golden.model.system import PT, Header
 
 PROGRAM = """
 XROWS srow=0 drow=0 stride=1

@@ -1,0 +1,501 @@
+"""The `bfimna` command: thin entry points over golden/, hdl/ and cosim/.
+
+    bfimna verilog --config FILE --out DIR [--lint]
+    bfimna cosim --sim {verilator,icarus} --config FILE [--seed N] [--ops N]
+    bfimna cosim --unit system --sim {verilator,icarus} --config FILE [--packets N]
+    bfimna run --network NET.yaml --plan PLAN.yaml --backend {golden,verilator,icarus,board}
+    bfimna fpga --config FILE --target {ecp5-25k,ecp5-85k,ice40-up5k} --out DIR [--bitstream]
+                [--clock-mhz F] [--force]
+    bfimna fpga-sweep --target T --rows R.. --cols C.. --tiles T.. --out DIR [--pnr]
+    bfimna board --config FILE (--port DEV | --emulate) [--runs N]
+    bfimna isa / exec   (the instruction set's costs; run one program on a controller)
+
+Every subcommand prints what it did; errors (bad config, missing tool, a failed check)
+end with a one-line message and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bfimna.golden.spec.config import ConfigError, default_config_path, load_config
+from bfimna.hdl.gen.ap import FAULTS
+from bfimna.hdl.flow.tools import ToolError
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=default_config_path(),
+                   help="hardware configuration YAML (default: configs/default.yaml)")
+
+
+def cmd_verilog(args) -> int:
+    from bfimna.hdl.flow.emit import emit
+    from bfimna.hdl.flow.lint import lint
+
+    cfg = load_config(args.config)
+    t0 = time.perf_counter()
+    manifest = emit(cfg, args.out)
+    for mod in manifest["modules"]:
+        path = Path(args.out) / mod["file"]
+        n_lines = len(path.read_text().splitlines())
+        print(f"wrote {path} (module {mod['name']}, {n_lines} lines, "
+              f"{len(mod['ports'])} ports)")
+    print(f"wrote {Path(args.out) / 'manifest.json'} (config {cfg.name}, "
+          f"sha256 {cfg.hash[:16]}...) in {time.perf_counter() - t0:.1f} s")
+    if args.lint:
+        for mod in manifest["modules"]:
+            problems = lint([Path(args.out) / mod["file"]], mod["name"])
+            if problems:
+                print("\n\n".join(problems), file=sys.stderr)
+                return 1
+            print(f"lint {mod['name']}: verilator --lint-only -Wall (waivers: hdl/flow/lint.py) "
+                  f"and iverilog -g2012 clean")
+    return 0
+
+
+def cmd_cosim_system(args, cfg) -> int:
+    from bfimna.cosim.drivers.backends import backend, compare
+    from bfimna.golden.host.stimulus import random_host_program
+
+    prog = random_host_program(cfg, args.seed, n_packets=args.packets)
+    print(f"cosim: system top of {cfg.name} ({cfg.system.tiles} tile(s), each a "
+          f"{cfg.ap.dims}D {cfg.ap.rows}x{cfg.ap.cols} CAP + {cfg.tile.maps} MAP(s) "
+          f"{cfg.tile.map_rows}x{cfg.tile.map_cols}) on {args.sim} through AXI "
+          f"(cocotbext-axi), seed {args.seed}: {len(prog.frames)} packets, "
+          f"{prog.n_words} words, idle {args.idle:.0%}, back-pressure {args.backpressure:.0%}",
+          flush=True)
+    want = backend("golden", cfg).run(prog)
+    t0 = time.perf_counter()
+    got = backend(args.sim, cfg, build_root=args.build_dir, seed=args.seed, idle=args.idle,
+                  backpressure=args.backpressure, waves=args.waves).run(prog)
+    wall = time.perf_counter() - t0
+    diffs = compare(want, got, prog)
+    if diffs:
+        print("\n".join(diffs[:20]), file=sys.stderr)
+        print(f"FAILED: the system top differs from the golden system (log: {got.log}); "
+              f"reproduce with `bfimna cosim --unit system --sim {args.sim} --config "
+              f"{args.config} --seed {args.seed} --packets {args.packets}`", file=sys.stderr)
+        return 1
+    g = got.global_counters
+    print(f"PASSED: {len(got.responses)} responses ({g['words_out']} words) equal the golden "
+          f"system's; status and every counter equal")
+    print("  packets: " + ", ".join(f"{k} {g[k]}" for k in
+                                    ("packets", "bad_packets", "dropped_words", "instr_words",
+                                     "host_writes", "host_reads", "copy_words", "copy_cols")))
+    for t, c in enumerate(got.tile_counters):
+        print(f"  tile {t}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
+    print(f"  speed: {got.sim_cycles} cycles, {got.cycles_per_s:.0f} simulated cycles/s "
+          f"({args.sim}); wall {wall:.1f} s including build")
+    return 0
+
+
+def cmd_cosim(args) -> int:
+    from bfimna.cosim.drivers.runner import failure_excerpt, run_ap_cosim
+
+    cfg = load_config(args.config)
+    if args.unit == "system":
+        return cmd_cosim_system(args, cfg)
+    print(f"cosim: AP core of {cfg.name} ({cfg.ap.dims}D, {cfg.ap.rows} rows x "
+          f"{cfg.ap.cols} cols) on {args.sim}, seed {args.seed}, {args.ops} random micro-ops",
+          flush=True)
+    print(f"  building the {args.sim} model (reused when the Verilog is unchanged; log in "
+          f"{args.build_dir}/...)", flush=True)
+    t0 = time.perf_counter()
+    res = run_ap_cosim(cfg, args.sim, seed=args.seed, n_ops=args.ops,
+                       build_root=args.build_dir, waves=args.waves, fault=args.inject_fault)
+    wall = time.perf_counter() - t0
+    if not res.passed:
+        print(failure_excerpt(res), file=sys.stderr)
+        fault = f" --inject-fault {args.inject_fault}" if args.inject_fault else ""
+        print(f"FAILED: RTL differs from the golden model (log: {res.log}); reproduce with "
+              f"`bfimna cosim --sim {args.sim} --config {args.config} --seed {args.seed} "
+              f"--ops {args.ops}{fault}`", file=sys.stderr)
+        return 1
+    s = res.summary
+    if args.json:
+        print(json.dumps(s, indent=2))
+    cnt = s["counters"]
+    print(f"PASSED: {s['cycles']} cycles simulated, {s['checks']} output checks against the "
+          f"golden model, 0 mismatches")
+    print("  micro-ops issued: " + ", ".join(f"{k} {v}" for k, v in cnt.items()
+                                             if k not in ("cycles",)))
+    print(f"  coverage: {s['coverage']['compares_matching']} compares matched rows, "
+          f"{s['coverage']['writes_to_rows']} tag writes hit rows, "
+          f"{s['coverage']['illegal']} illegal micro-ops flagged")
+    print("  whole array read back and compared at the end; hardware counters equal golden")
+    print(f"  speed: {s['cycles_per_s']:.0f} simulated cycles/s ({args.sim}, Python driving "
+          f"every cycle); wall {wall:.1f} s including build")
+    return 0
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from contextlib import ExitStack
+
+    from bfimna.cosim.drivers.backends import DriverError, backend
+    from bfimna.golden.nn.network import NetworkError, load_network, load_plan, quantize
+    from bfimna.sched.run import Mismatch, run_network
+    from bfimna.sched.schedule import ScheduleError
+
+    cfg = load_config(args.config)
+    try:
+        net = load_network(args.network)
+        plan = load_plan(args.plan, net)
+        qnet = quantize(net, plan)
+        x, y = net.test_set()
+    except NetworkError as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 2
+    n = len(x) if args.images is None else min(args.images, len(x))
+    x, y = x[:n], y[:n]
+    where = args.backend
+    with ExitStack() as stack:
+        if args.backend == "board":
+            from bfimna.cosim.drivers.serial_host import SerialBackend, emulated_board
+            if args.emulate:
+                port, _model = stack.enter_context(emulated_board(cfg, fast=True))
+                where = "the golden board model on a pseudo-terminal"
+            elif args.port:
+                port = args.port
+                where = f"the board on {port}"
+            else:
+                print("bfimna: --backend board needs --port (or --emulate)", file=sys.stderr)
+                return 2
+            be = stack.enter_context(SerialBackend(cfg, port, args.baud, args.timeout))
+        else:
+            be = backend(args.backend, cfg, **({"fast": True} if args.backend == "golden" else
+                                               {"build_root": args.build_dir}))
+        print(f"run: {net.name} ({len(net.layers)} layers), plan {plan.name}, {n} test "
+              f"images, on {where} ({cfg.name}: {cfg.system.tiles} tile(s), CAP "
+              f"{cfg.ap.rows}x{cfg.ap.cols}, {cfg.tile.maps} MAP(s) "
+              f"{cfg.tile.map_rows}x{cfg.tile.map_cols})", flush=True)
+        t0 = time.perf_counter()
+        try:
+            if args.backend == "board":
+                print(f"board: {be.identify()}", flush=True)
+            rep = run_network(qnet, qnet.quantize_input(x), cfg, be, check=True,
+                              dump=args.dump, progress=not args.no_progress)
+        except (ScheduleError, Mismatch, DriverError) as exc:
+            print(f"\nbfimna: {exc}", file=sys.stderr)
+            return 1
+        wall = time.perf_counter() - t0
+    print(f"{'layer':<7} {'dataflow':<8} {'bits w/a':>9} {'passes':>6} {'predicted':>11} "
+          f"{'counted':>11} {'busiest tile':>12} {'bit-exact':>9}")
+    for q, l in zip(qnet.layers, rep.layers):
+        wb = "/".join(str(b) for b in sorted(set(q.w_bits))) if q.w_bits else "-"
+        print(f"{l.name:<7} {l.dataflow:<8} {wb + '/' + str(q.out_bits):>9} {l.passes:>6} "
+              f"{l.predicted:>11,} {l.counted:>11,} {l.busiest_tile:>12,} "
+              f"{'yes' if l.bit_exact else 'NO':>9}")
+    total = sum(l.predicted for l in rep.layers)
+    acc = float(np.mean(rep.predictions == y))
+    print(f"total {total:,} tile cycles ({total / n:,.0f} per image); predicted = counted "
+          f"for every layer; every layer bit-exact against the golden CNN reference")
+    print(f"accuracy {acc:.4f} on {n} images (float model: {net.float_accuracy})")
+    sim = [l.sim_cycles for l in rep.layers if l.sim_cycles]
+    if sim:
+        print(f"simulated {sum(sim):,} clock cycles in {wall:.1f} s wall "
+              f"({sum(sim) / wall:,.0f} cycles/s including builds and start-up)")
+    else:
+        print(f"wall {wall:.1f} s")
+    if args.dump:
+        print(f"wrote every layer's output to {args.dump}/ (.npy)")
+    return 0
+
+
+def cmd_fpga(args) -> int:
+    from bfimna.hdl.flow.fpga import TARGETS, FpgaError, run_flow
+
+    cfg = load_config(args.config)
+    t = TARGETS[args.target]
+    clock = (f"a PLL at about {args.clock_mhz:g} MHz from the board's {t.clk_hz / 1e6:g} MHz"
+             if args.clock_mhz else f"{t.clk_hz / 1e6:g} MHz")
+    print(f"fpga: board-level top of {cfg.name} (the system behind a {115200} baud UART) for "
+          f"{t.part} on {t.board}, {clock}; logs in {args.out}/", flush=True)
+    t0 = time.perf_counter()
+    try:
+        r = run_flow(cfg, args.target, args.out, bitstream=args.bitstream, seed=args.seed,
+                     force=args.force, clock_mhz=args.clock_mhz)
+    except FpgaError as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 1
+    for k, v in r["utilisation"].items():
+        pct = 100 * v["used"] / v["available"] if v["available"] else 0
+        print(f"  {k:<5} {v['used']:>8,} / {v['available']:>8,}  {pct:5.1f}%")
+    for clk, f in r["fmax_mhz"].items():
+        ok = "meets" if f["achieved"] >= f["constraint"] else "MISSES"
+        print(f"  Fmax {f['achieved']} MHz ({ok} {f['constraint']} MHz) on {clk}")
+    if args.bitstream:
+        print(f"  bitstream {Path(args.out) / r['bitstream']}")
+    if r["pll"]:
+        print(f"  PLL: {r['clock_mhz']:g} MHz (VCO {r['pll']['vco_mhz']:g} MHz), UART divisor "
+              f"{r['uart_divisor']}")
+    if not r["timing_met"]:
+        print(f"bfimna: warning: the design misses its {r['clock_mhz']:g} MHz clock (nextpnr's "
+              f"timing model has margin, so a bitstream may work at room temperature, but it "
+              f"is not guaranteed); --clock-mhz lower on ECP5", file=sys.stderr)
+    print(f"wrote {args.out}/report.json and summary.md in {time.perf_counter() - t0:.0f} s "
+          f"({', '.join(f'{k} {v} s' for k, v in r['wall_s'].items())})")
+    return 0
+
+
+def cmd_fpga_sweep(args) -> int:
+    from bfimna.hdl.flow.fpga import FpgaError, sweep
+
+    base = load_config(args.config)
+    n = len(args.rows) * len(args.cols) * len(args.tiles)
+    what = "synthesis + place-and-route" if args.pnr else "synthesis"
+    print(f"fpga-sweep: {n} {what} runs of the board top for {args.target} (rows "
+          f"{args.rows} x cols {args.cols} x tiles {args.tiles}, MAPs as in {base.name} "
+          f"but sized like the CAP)", flush=True)
+    try:
+        res = sweep(base, args.target, args.rows, args.cols, args.tiles, args.out,
+                    pnr=args.pnr, progress=lambda s: print("  " + s, flush=True))
+    except FpgaError as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}/sweep.csv and {args.out}/sweep.png ({len(res)} points)")
+    return 0
+
+
+def cmd_board(args) -> int:
+    from contextlib import nullcontext
+
+    from bfimna.cosim.drivers.backends import DriverError, backend, compare
+    from bfimna.cosim.drivers.serial_host import SerialBackend, emulated_board
+    from bfimna.golden.host.stimulus import random_host_program
+
+    cfg = load_config(args.config)
+    ctx = emulated_board(cfg) if args.emulate else nullcontext((str(args.port), None))
+    failed = 0
+    try:
+        with ctx as (port, _model), SerialBackend(cfg, port, args.baud, args.timeout) as board:
+            where = "the golden board model on a pseudo-terminal" if args.emulate else port
+            print(f"board: {board.identify()} ({where}, {args.baud} baud)", flush=True)
+            for i in range(args.runs):
+                s = args.seed + i
+                prog = random_host_program(cfg, s, n_packets=args.packets)
+                sent0, recv0 = board.bytes_sent, board.bytes_received
+                got = board.run(prog)
+                diffs = compare(backend("golden", cfg).run(prog), got, prog)
+                nbytes = board.bytes_sent - sent0 + board.bytes_received - recv0
+                print(f"  run {i + 1}/{args.runs} (random_host_program seed {s}): "
+                      f"{len(prog.frames)} packets, {prog.n_words} words in, "
+                      f"{sum(map(len, got.responses))} out, {nbytes:,} bytes in "
+                      f"{got.wall_s:.2f} s: " + ("agrees with the golden system" if not diffs
+                                                 else f"{len(diffs)} differences"), flush=True)
+                for d in diffs[:20]:
+                    print(f"    {d}")
+                failed += bool(diffs)
+    except DriverError as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 1
+    return 1 if failed else 0
+
+
+def cmd_isa(args) -> int:
+    from bfimna.golden.spec.costs import cost_table
+
+    cfg = load_config(args.config)
+    table = cost_table(tuple(args.bits), rows=cfg.ap.rows)
+    if args.json:
+        print(json.dumps([{k: r[k] for k in ("op", "bits", "cycles", "textbook")}
+                          for r in table], indent=1))
+        return 0
+    print(f"cycles per macro-operation (one micro-op per cycle), searched microcode vs the "
+          f"textbook 4-pass-per-bit sequences; REDUCE over {cfg.ap.rows} rows")
+    print(f"{'op':<8} {'bits':>4} {'cycles':>7} {'textbook':>9} {'saved':>6} {'cyc/bit':>8}")
+    for r in table:
+        saved = 100 * (1 - r["cycles"] / r["textbook"])
+        print(f"{r['op']:<8} {r['bits']:>4} {r['cycles']:>7} {r['textbook']:>9} "
+              f"{saved:>5.0f}% {r['cycles'] / r['bits']:>8.1f}")
+    return 0
+
+
+def cmd_exec(args) -> int:
+    import numpy as np
+
+    from bfimna.cosim.drivers.exec import ExecInputError, exec_program, save_dump
+    from bfimna.golden.spec.isa import AsmError
+
+    cfg = load_config(args.config)
+    try:
+        text = Path(args.program).read_text()
+    except OSError as exc:
+        print(f"bfimna: cannot read program: {exc}", file=sys.stderr)
+        return 2
+    init = None
+    if args.init:
+        try:
+            with np.load(args.init) as f:
+                init = {k: f[k] for k in f.files}
+        except (OSError, ValueError) as exc:
+            print(f"bfimna: cannot read --init {args.init}: {exc}", file=sys.stderr)
+            return 2
+    if args.backend != "golden":
+        print(f"building and running the {args.backend} model of the controller "
+              f"(reused when unchanged; build dir {args.build_dir})", flush=True)
+    try:
+        res = exec_program(text, cfg, args.backend, init, build_root=args.build_dir)
+    except AsmError as exc:
+        print(f"bfimna: {args.program} does not assemble:\n{exc}", file=sys.stderr)
+        return 2
+    except ExecInputError as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 2
+    c = res.counters
+    print(f"{args.program}: {res.n_instructions} instructions on {args.backend} "
+          f"({cfg.name}: {cfg.ap.rows} x {cfg.ap.cols}, {cfg.ap.dims}D)")
+    print(f"  cycles {c['cycles']}, compares {c['compares']}, writes {c['writes']}, "
+          f"column transfers {c['col_transfers']}, instructions {c['instructions']}, "
+          f"errors {c['errors']}" + ("  (error flag set)" if res.error else ""))
+    show = min(cfg.ap.rows, args.show_rows)
+    for name, vals in res.fields.items():
+        more = " ..." if cfg.ap.rows > show else ""
+        print(f"  {name:<10} rows 0..{show - 1}: {' '.join(str(int(v)) for v in vals[:show])}{more}")
+    if args.dump:
+        save_dump(args.dump, res)
+        print(f"  wrote {args.dump} (cam, counter_*, error, and every .field)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bfimna", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    v = sub.add_parser("verilog", help="emit the Verilog and a JSON manifest for a config")
+    _config_arg(v)
+    v.add_argument("--out", type=Path, required=True, help="output directory")
+    v.add_argument("--lint", action="store_true",
+                   help="also run verilator --lint-only -Wall and iverilog -g2012")
+    v.set_defaults(func=cmd_verilog)
+
+    c = sub.add_parser("cosim", help="cocotb cosimulation of the AP core or the system top "
+                                     "against the golden model")
+    c.add_argument("--unit", choices=("ap", "system"), default="ap",
+                   help="ap: the AP core, cycle by cycle; system: the system top through "
+                        "its AXI ports with a random host program")
+    c.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    _config_arg(c)
+    c.add_argument("--seed", type=int, default=1, help="seed of the random micro-op stream")
+    c.add_argument("--ops", type=int, default=20000, help="number of random micro-ops")
+    c.add_argument("--packets", type=int, default=60, help="system: random packets")
+    c.add_argument("--idle", type=float, default=0.3,
+                   help="system: share of cycles the host leaves the input idle")
+    c.add_argument("--backpressure", type=float, default=0.3,
+                   help="system: share of cycles the host refuses output words")
+    c.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
+    c.add_argument("--waves", action="store_true", help="record a waveform (VCD/FST)")
+    c.add_argument("--json", action="store_true", help="also print the JSON summary")
+    c.add_argument("--inject-fault", choices=sorted(FAULTS), default=None,
+                   help="mutation testing: simulate a deliberately broken generator, which "
+                        "the testbench must reject")
+    c.set_defaults(func=cmd_cosim)
+    r = sub.add_parser("run", help="run a quantised CNN on a backend, layer by layer, "
+                                   "checked against the golden CNN reference")
+    r.add_argument("--network", type=Path, required=True, help="network YAML (docs/network.md)")
+    r.add_argument("--plan", type=Path, required=True, help="precision plan YAML")
+    r.add_argument("--backend", choices=("golden", "verilator", "icarus", "board"),
+                   default="golden", help="board: an FPGA board over its serial port "
+                                          "(--port) or the emulated board (--emulate)")
+    r.add_argument("--port", help="serial port of the board (--backend board)")
+    r.add_argument("--emulate", action="store_true",
+                   help="--backend board without a board: the golden board model behind a "
+                        "pseudo-terminal")
+    r.add_argument("--baud", type=int, default=115200)
+    r.add_argument("--timeout", type=float, default=5.0,
+                   help="seconds of silence before a board wait fails")
+    _config_arg(r)
+    r.add_argument("--images", type=int, default=None, help="first K test images (default all)")
+    r.add_argument("--dump", type=Path, help="write every layer's output as .npy here")
+    r.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    f = sub.add_parser("fpga", help="synthesis, place and route (and bitstream) of the "
+                                    "board-level top with the yowasp tools")
+    _config_arg(f)
+    f.add_argument("--target", choices=("ecp5-25k", "ecp5-85k", "ice40-up5k"),
+                   default="ecp5-85k")
+    f.add_argument("--out", type=Path, required=True, help="output directory")
+    f.add_argument("--bitstream", action="store_true", help="also pack the bitstream")
+    f.add_argument("--seed", type=int, default=1, help="placer seed")
+    f.add_argument("--clock-mhz", type=float, default=None,
+                   help="ECP5: clock the design from a PLL at this frequency (the UART "
+                        "divisor follows) instead of the board's clock")
+    f.add_argument("--force", action="store_true",
+                   help="synthesise even when the estimate puts the design far beyond the part")
+    f.set_defaults(func=cmd_fpga)
+
+    w = sub.add_parser("fpga-sweep", help="synthesis utilisation over a grid of rows, "
+                                          "columns and tiles (CSV + PNG)")
+    _config_arg(w)
+    w.add_argument("--target", choices=("ecp5-25k", "ecp5-85k", "ice40-up5k"),
+                   default="ecp5-85k")
+    w.add_argument("--rows", type=int, nargs="+", default=[8, 16, 32])
+    w.add_argument("--cols", type=int, nargs="+", default=[16, 32])
+    w.add_argument("--tiles", type=int, nargs="+", default=[1, 2])
+    w.add_argument("--pnr", action="store_true",
+                   help="also place and route every point (Fmax; much slower)")
+    w.add_argument("--out", type=Path, required=True)
+    w.set_defaults(func=cmd_fpga_sweep)
+
+    b = sub.add_parser("board", help="check a board programmed with the board top over its "
+                                     "serial port: identity, then random host programs "
+                                     "against the golden system")
+    _config_arg(b)
+    where = b.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", help="serial port of the board (e.g. /dev/ttyUSB0) or a "
+                                      "pyserial URL")
+    where.add_argument("--emulate", action="store_true",
+                       help="no board: the golden board model behind a pseudo-terminal")
+    b.add_argument("--baud", type=int, default=115200)
+    b.add_argument("--timeout", type=float, default=2.0,
+                   help="seconds of silence before a wait fails")
+    b.add_argument("--runs", type=int, default=2, help="random programs to run")
+    b.add_argument("--packets", type=int, default=20, help="packets per program")
+    b.add_argument("--seed", type=int, default=1, help="seed of the first program")
+    b.set_defaults(func=cmd_board)
+
+    i = sub.add_parser("isa", help="the instruction set: cycle costs per operation and precision")
+    _config_arg(i)
+    i.add_argument("--costs", action="store_true", help="print the cost table (the default)")
+    i.add_argument("--json", action="store_true",
+                   help="print the table as JSON: a list of {op, bits, cycles, textbook}")
+    i.add_argument("--bits", type=int, nargs="+", default=[1, 2, 4, 8, 16],
+                   help="precisions to tabulate")
+    i.set_defaults(func=cmd_isa)
+
+    e = sub.add_parser("exec", help="assemble a program and run it on a fresh AP controller")
+    e.add_argument("program", type=Path, help="program in the text form (docs/isa.md)")
+    _config_arg(e)
+    e.add_argument("--backend", choices=("golden", "verilator", "icarus"), default="golden")
+    e.add_argument("--init", type=Path, help=".npz with `cam` and/or one array per .field")
+    e.add_argument("--dump", type=Path, help="write the final array, counters and fields (.npz)")
+    e.add_argument("--show-rows", type=int, default=8, help="rows of each field to print")
+    e.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
+    e.set_defaults(func=cmd_exec)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"bfimna: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ToolError as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # a simulator build that failed, with its log excerpt
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Host-side driver: run a HostProgram (golden/host/program.py) on a backend and get back the
+responses, the status and every counter, with the same API for every backend:
+
+    from bfimna.cosim.drivers.backends import backend
+    prog = HostProgram(cfg); ...                       # build packets
+    res = backend("verilator", cfg).run(prog)          # or "golden", "icarus"
+    values = res.values(prog, index, signed=True)      # a READ response as numbers
+
+GoldenBackend runs the golden system (golden/model/system.py). RtlBackend generates the system
+top, builds it (cached per configuration) and runs cosim/tb/sys_tb.py under cocotb, which
+talks to the Verilog through cocotbext-axi's AXI4-Stream and AXI4-Lite models.
+`compare()` lists every difference between two results.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bfimna.golden.spec.config import Config
+from bfimna.golden.host.program import HostProgram, split_responses
+from bfimna.golden.model.system import System
+from bfimna.cosim.drivers.runner import DEFAULT_BUILD_ROOT, SIMS, run_board_job, run_system_job
+
+BACKENDS = ("golden",) + SIMS
+
+
+class DriverError(RuntimeError):
+    """The RTL run did not finish (build failure, timeout, testbench error)."""
+
+
+@dataclass
+class RunResult:
+    backend: str
+    responses: list[list[int]]
+    proto_error: bool
+    tile_errors: int                       # bit t: tile t raised its error flag
+    global_counters: dict[str, int]
+    tile_counters: list[dict[str, int]]
+    wall_s: float
+    sim_cycles: int | None = None          # RTL: clock cycles from first word to idle
+    cycles_per_s: float | None = None
+    log: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    def values(self, prog: HostProgram, index: int, signed: bool = False) -> np.ndarray:
+        """Response `index` (a READ) as int64 values, sign-extended from its width."""
+        r = prog.responses[index]
+        v = np.array(self.responses[index], dtype=object)
+        if signed:
+            v = np.where(v >> (r.width - 1) & 1, v - (1 << r.width), v)
+        return v.astype(np.int64) if r.width <= 63 or signed else v
+
+
+class GoldenBackend:
+    name = "golden"
+
+    def __init__(self, cfg: Config, fast: bool = False):
+        """fast: the macro-level tile model (golden/model/fast.py), for whole networks."""
+        self.cfg = cfg
+        self.fast = fast
+        self.system: System | None = None
+
+    def run(self, prog: HostProgram) -> RunResult:
+        from bfimna.golden.model.fast import FastTile
+        from bfimna.golden.model.tile import Tile
+        t0 = time.perf_counter()
+        self.system = s = System(self.cfg, FastTile if self.fast else Tile)
+        out = s.feed(prog.beats())
+        mod = 1 << self.cfg.ap.counter_bits   # the hardware's counters wrap
+        return RunResult(
+            backend="golden", responses=split_responses(out), proto_error=s.proto_error,
+            tile_errors=s.tile_errors,
+            global_counters={k: v % mod for k, v in s.counters.items()},
+            tile_counters=[{k: v % mod for k, v in t.counters.items()} for t in s.tiles],
+            wall_s=time.perf_counter() - t0)
+
+
+class RtlBackend:
+    def __init__(self, cfg: Config, sim: str, build_root: str | Path = DEFAULT_BUILD_ROOT,
+                 seed: int = 1, idle: float = 0.0, backpressure: float = 0.0,
+                 waves: bool = False, link: str = "axi", divisor: int = 8):
+        """link: "axi" drives the system top's AXI ports; "uart" talks to the board-level
+        top over its serial link (golden/spec/link.py), `divisor` clock cycles per bit."""
+        if sim not in SIMS:
+            raise ValueError(f"unknown simulator {sim!r}: choose one of {', '.join(SIMS)}")
+        if link not in ("axi", "uart"):
+            raise ValueError(f"unknown link {link!r}: axi or uart")
+        self.link, self.divisor = link, divisor
+        self.cfg, self.name, self.build_root = cfg, sim, Path(build_root)
+        self.seed, self.idle, self.backpressure, self.waves = seed, idle, backpressure, waves
+
+    def budget(self, prog: HostProgram) -> int:
+        """Watchdog: cycles the golden system's tiles need, words, stalls, margin."""
+        g = System(self.cfg)
+        g.feed(prog.beats())
+        work = sum(t.counters["cycles"] for t in g.tiles) + g.counters["copy_cycles"]
+        slow = 1.0 / max(0.05, (1 - self.idle) * (1 - self.backpressure))
+        return int(5000 + slow * (20 * prog.n_words + 4 * g.counters["words_out"]) + 2 * work)
+
+    def run(self, prog: HostProgram, reset_prog: HostProgram | None = None,
+            reset_after: int = 0) -> RunResult:
+        """Run `prog`; with `reset_prog`, first send that one and reset the system
+        `reset_after` cycles into it (the result's extra["after_reset"] has what the
+        registers said right after the reset). Over the UART link the reset is the
+        link's 'Z' command, sent once all of `reset_prog` was taken (reset_after: 0)."""
+        job = {"frames": [[f"{w:x}" for w in f] for f in prog.frames],
+               "n_responses": len(prog.responses), "seed": self.seed, "idle": self.idle,
+               "backpressure": self.backpressure, "max_cycles": self.budget(prog)}
+        if reset_prog is not None:
+            job["reset"] = {"frames": [[f"{w:x}" for w in f] for f in reset_prog.frames],
+                            "after_cycles": reset_after}
+        t0 = time.perf_counter()
+        if self.link == "uart":
+            if reset_prog is not None:
+                if reset_after:
+                    raise ValueError("over the UART link the reset follows the whole "
+                                     "reset_prog: reset_after must be 0")
+                job["pre_frames"] = job.pop("reset")["frames"]
+                job["max_cycles"] += self.budget(reset_prog) + 14 * self.divisor * (
+                    11 * reset_prog.n_words + 10 * len(reset_prog.responses))
+            job["divisor"] = self.divisor
+            job["max_cycles"] += 14 * self.divisor * (11 * prog.n_words + 10 * len(
+                prog.responses) + 200) + 10 * job["max_cycles"]
+            passed, summary, log = run_board_job(self.cfg, self.name, job, self.build_root,
+                                                 self.waves)
+        else:
+            passed, summary, log = run_system_job(self.cfg, self.name, job, self.build_root,
+                                                  self.waves)
+        if not summary or summary.get("timed_out") or "registers" not in summary:
+            why = "timed out" if summary.get("timed_out") else "did not finish"
+            raise DriverError(f"{self.name} run {why}; log: {log}")
+        regs = summary["registers"]
+        return RunResult(
+            backend=self.name,
+            responses=[[int(w, 16) for w in r] for r in summary["responses"]],
+            proto_error=bool(regs["status"] >> 1 & 1), tile_errors=regs["tile_error"],
+            global_counters=regs["global"], tile_counters=regs["tiles"],
+            wall_s=time.perf_counter() - t0, sim_cycles=summary["sim_cycles"],
+            cycles_per_s=summary["cycles_per_s"], log=log,
+            extra={"passed": passed, "status": regs["status"],
+                   "tile_busy": regs["tile_busy"], "id": regs["id"],
+                   "after_reset": summary.get("after_reset"),
+                   "extra_output_frames": summary.get("extra_output_frames")})
+
+
+def backend(name: str, cfg: Config, **kw):
+    """The backend called `name` ("golden", "verilator" or "icarus")."""
+    if name == "golden":
+        return GoldenBackend(cfg, **{k: v for k, v in kw.items() if k == "fast"})
+    return RtlBackend(cfg, name, **kw)
+
+
+def compare(want: RunResult, got: RunResult, prog: HostProgram | None = None) -> list[str]:
+    """Every difference between two runs of the same program (empty: they agree)."""
+    diffs = []
+    if len(want.responses) != len(got.responses):
+        diffs.append(f"{len(got.responses)} responses, expected {len(want.responses)}")
+    for i, (w, g) in enumerate(zip(want.responses, got.responses)):
+        if w != g:
+            what = f" ({prog.responses[i]})" if prog else ""
+            bad = [j for j in range(min(len(w), len(g))) if w[j] != g[j]]
+            diffs.append(f"response {i}{what}: {len(g)} words (expected {len(w)}), "
+                         f"first difference at word {bad[0] if bad else min(len(w), len(g))}")
+    for key in want.global_counters:
+        if want.global_counters[key] != got.global_counters.get(key):
+            diffs.append(f"counter {key}: {got.global_counters.get(key)}, "
+                         f"expected {want.global_counters[key]}")
+    for t, (wt, gt) in enumerate(zip(want.tile_counters, got.tile_counters)):
+        for key in wt:
+            if wt[key] != gt.get(key):
+                diffs.append(f"tile {t} counter {key}: {gt.get(key)}, expected {wt[key]}")
+    if want.proto_error != got.proto_error:
+        diffs.append(f"protocol error {got.proto_error}, expected {want.proto_error}")
+    if want.tile_errors != got.tile_errors:
+        diffs.append(f"tile errors {got.tile_errors:#x}, expected {want.tile_errors:#x}")
+    return diffs

@@ -1,0 +1,224 @@
+"""Build and run the cocotb testbenches on the emitted Verilog (Verilator or Icarus).
+
+One build directory per configuration, unit (ap core, controller), simulator and (for
+mutation tests) injected fault:
+    <build_root>/<config name>-<config hash[:10]>[-<fault>]/<unit>-<sim>/
+The Verilog is regenerated on every run but rewritten only when its text changes, so the
+simulator build is reused when nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bfimna.golden.spec.config import Config, load_config
+from bfimna.hdl.gen.ap import ap_module_name
+from bfimna.hdl.gen.controller import controller_module_name
+from bfimna.hdl.flow.emit import ap_verilog, controller_verilog
+from bfimna.hdl.flow.lint import WAIVER_FILE, waiver_text
+from bfimna.hdl.flow.tools import require, verilator_build_env
+
+SIMS = ("verilator", "icarus")
+DEFAULT_BUILD_ROOT = Path("build") / "cosim"
+
+
+class CosimBuildError(RuntimeError):
+    """The simulator could not build the emitted Verilog."""
+
+
+@dataclass
+class CosimResult:
+    sim: str
+    config: str
+    seed: int
+    passed: bool
+    summary: dict          # written by the testbench (empty when it did not finish)
+    log: Path
+    build_dir: Path
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+_AUTO_TRIGGER = re.compile(r"reg (\\\$auto\$verilog_backend\S+) += 0;")
+
+
+def icarus_text(verilog_text: str) -> str:
+    """The emitted Verilog as Icarus must see it. Yosys writes combinational processes as
+    `always @*` that also read a per-module register `$auto...` initialised to 0, meant
+    to run each process once at time 0; Icarus 11 applies declaration initialisers
+    without an event, so a process whose real inputs all keep their initial value after
+    reset (a mux reading all-zero rows, say) is never run and its output stays X.
+    Toggling that register once, after every process waits on it, runs them all."""
+    return _AUTO_TRIGGER.sub(lambda mt: f"{mt.group(0)}\n  initial #0 {mt.group(1)} = 1'h1;",
+                             verilog_text)
+
+
+def build_dir_for(cfg: Config, sim: str, build_root: Path, fault: str | None = None,
+                  unit: str = "ap") -> Path:
+    tag = f"{cfg.name}-{cfg.hash[:10]}" + (f"-{fault}" if fault else "")
+    return Path(build_root).resolve() / tag / f"{unit}-{sim}"
+
+
+def _build_and_test(cfg: Config, sim: str, bdir: Path, top: str, verilog_text: str,
+                    test_module: str, env: dict[str, str], waves: bool = False):
+    """Write the Verilog (if changed), build it for `sim` (if outdated), run one cocotb
+    test module. Returns (passed, summary written by the test, log path)."""
+    if sim not in SIMS:
+        raise ValueError(f"unknown simulator {sim!r}: choose one of {', '.join(SIMS)}")
+    require(sim)
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    rtl = bdir / "rtl"
+    rtl.mkdir(parents=True, exist_ok=True)
+    vfile = rtl / f"{top}.v"
+    if sim == "icarus":
+        verilog_text = icarus_text(verilog_text)
+    _write_if_changed(vfile, verilog_text)
+    cfg_file = bdir / "config.json"  # the exact validated config the testbench loads
+    _write_if_changed(cfg_file, json.dumps(cfg.as_dict(), indent=2) + "\n")
+
+    runner = get_runner(sim)
+    build_kw: dict = {}
+    if sim == "icarus":
+        build_kw["timescale"] = ("1ns", "1ps")
+    else:
+        vlt = rtl / WAIVER_FILE
+        _write_if_changed(vlt, waiver_text())
+        build_kw["build_args"] = [str(vlt)]
+    saved = dict(os.environ)
+    if sim == "verilator":
+        os.environ.update(verilator_build_env())
+    build_log = bdir / "build.log"
+    try:
+        runner.build(sources=[vfile], hdl_toplevel=top, build_dir=bdir, always=False,
+                     log_file=build_log, **build_kw)
+    except RuntimeError as exc:
+        tail = "\n".join(build_log.read_text(errors="replace").splitlines()[-30:])
+        raise CosimBuildError(f"{sim} build of {top} failed ({exc}); log {build_log}:\n"
+                              f"{tail}") from None
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+    result_json = bdir / "result.json"
+    result_json.unlink(missing_ok=True)
+    log = bdir / "sim.log"
+    xml = bdir / "results.xml"
+    try:  # under pytest cocotb's runner raises SystemExit on a failed test: we report it
+        runner.test(test_module=test_module, hdl_toplevel=top, build_dir=bdir, test_dir=bdir,
+                    results_xml=str(xml), waves=waves, log_file=log,
+                    extra_env={"BFIMNA_CONFIG": str(cfg_file),
+                               "BFIMNA_RESULT": str(result_json), **env})
+    except SystemExit:
+        pass
+    try:
+        n_tests, n_failed = get_results(xml)
+        passed = n_tests > 0 and n_failed == 0
+    except RuntimeError:  # the simulator died before writing results
+        passed = False
+    summary = json.loads(result_json.read_text()) if result_json.exists() else {}
+    return passed and bool(summary), summary, log
+
+
+def run_ap_cosim(config: str | Path | Config, sim: str, seed: int = 1, n_ops: int = 2000,
+                 build_root: str | Path = DEFAULT_BUILD_ROOT, fault: str | None = None,
+                 waves: bool = False) -> CosimResult:
+    """Generate the AP core of `config`, simulate it under `sim` against the golden model."""
+    cfg = config if isinstance(config, Config) else load_config(config)
+    bdir = build_dir_for(cfg, sim, Path(build_root), fault, unit="ap")
+    passed, summary, log = _build_and_test(
+        cfg, sim, bdir, ap_module_name(cfg.ap), ap_verilog(cfg, fault=fault),
+        "bfimna.cosim.tb.ap_tb", {"BFIMNA_SEED": str(seed), "BFIMNA_OPS": str(n_ops)}, waves)
+    return CosimResult(sim=sim, config=cfg.name, seed=seed, passed=passed,
+                       summary=summary, log=log, build_dir=bdir)
+
+
+@dataclass
+class ProgramRun:
+    """What the RTL controller did with a program: final array, counters, status."""
+    passed: bool           # the driver finished (not: agreed with golden)
+    timed_out: bool        # still busy after the watchdog's cycle budget
+    rows: list[int]
+    counters: dict[str, int]
+    error: bool
+    summary: dict
+    log: Path
+
+
+def run_program_rtl(config: str | Path | Config, sim: str, words: list[int], cam,
+                    build_root: str | Path = DEFAULT_BUILD_ROOT, waves: bool = False,
+                    fault: str | None = None) -> ProgramRun:
+    """Run a program (64-bit words) on the emitted AP controller from the initial array
+    `cam` (R x C bits; the reserved column is ignored) and read back what it left.
+    A watchdog allows twice the cycles the golden controller needs, plus 1000."""
+    import numpy as np
+
+    from bfimna.golden.model.controller import cycles
+    from bfimna.golden.spec.isa import decode, validate
+
+    cfg = config if isinstance(config, Config) else load_config(config)
+    budget = 1000 + 2 * sum(cycles(i, cfg.ap) if validate(i, cfg.ap) is None else 1
+                            for i in map(decode, words))
+    bdir = build_dir_for(cfg, sim, Path(build_root), fault, unit="ctl")
+    bdir.mkdir(parents=True, exist_ok=True)
+    prog_file = bdir / "program.npz"
+    np.savez(prog_file, words=np.array(words, dtype=np.uint64),
+             cam=np.asarray(cam, dtype=np.uint8))
+    passed, summary, log = _build_and_test(
+        cfg, sim, bdir, controller_module_name(cfg), controller_verilog(cfg, fault),
+        "bfimna.cosim.tb.ctl_tb", {"BFIMNA_PROGRAM": str(prog_file),
+                                "BFIMNA_MAX_CYCLES": str(budget)}, waves)
+    rows = [int(x, 16) for x in summary.get("rows", [])]
+    return ProgramRun(passed=passed, timed_out=bool(summary.get("timed_out")), rows=rows,
+                      counters=summary.get("counters", {}),
+                      error=bool(summary.get("error")), summary=summary, log=log)
+
+
+def failure_excerpt(res: CosimResult, lines: int = 40) -> str:
+    """The part of the simulation log that says what went wrong."""
+    if not res.log.exists():
+        return f"(no log at {res.log})"
+    text = res.log.read_text(errors="replace").splitlines()
+    for i, line in enumerate(text):
+        if "Mismatch" in line or "Error" in line or "FAIL" in line:
+            return "\n".join(text[i: i + lines])
+    return "\n".join(text[-lines:])
+
+
+
+def run_system_job(cfg: Config, sim: str, job: dict, build_root: str | Path = DEFAULT_BUILD_ROOT,
+                   waves: bool = False) -> tuple[bool, dict, Path]:
+    """Run one host job (see cosim/tb/sys_tb.py) on the emitted system top of `cfg`.
+    Returns (the testbench finished, its result JSON, the log)."""
+    from bfimna.hdl.flow.emit import system_verilog
+    from bfimna.hdl.gen.system import system_module_name
+
+    bdir = build_dir_for(cfg, sim, Path(build_root), unit="sys")
+    bdir.mkdir(parents=True, exist_ok=True)
+    job_file = bdir / "job.json"
+    job_file.write_text(json.dumps(job))
+    return _build_and_test(cfg, sim, bdir, system_module_name(cfg), system_verilog(cfg),
+                           "bfimna.cosim.tb.sys_tb", {"BFIMNA_JOB": str(job_file)}, waves)
+
+
+def run_board_job(cfg: Config, sim: str, job: dict, build_root: str | Path = DEFAULT_BUILD_ROOT,
+                  waves: bool = False) -> tuple[bool, dict, Path]:
+    """Run one host job over the UART link of the board-level top (cosim/tb/board_tb.py)."""
+    from bfimna.hdl.gen.board import board_module_name
+    from bfimna.hdl.flow.emit import board_verilog
+
+    bdir = build_dir_for(cfg, sim, Path(build_root), unit=f"board{job['divisor']}")
+    bdir.mkdir(parents=True, exist_ok=True)
+    job_file = bdir / "job.json"
+    job_file.write_text(json.dumps(job))
+    return _build_and_test(cfg, sim, bdir, board_module_name(cfg),
+                           board_verilog(cfg, job["divisor"]), "bfimna.cosim.tb.board_tb",
+                           {"BFIMNA_JOB": str(job_file)}, waves)

@@ -1,0 +1,249 @@
+"""Golden AP controller: expands macro-instructions into micro-operations and runs them
+on the golden AP model, keeping the counters the RTL controller must match.
+
+`expand(ins, ap)` is the microcode sequencer's specification: the exact micro-op stream
+(and so the exact cycle count) of every instruction. It takes its per-bit passes from
+golden/spec/microcode.py (LUTS); the loops, column bindings and the few whole-field passes are
+here. The top column CY = C-1 is reserved for the carry, borrow or flag of the
+instruction in progress (an operand bit known to be zero needs no column: the carry
+then propagates through the cheaper `inc`/`dec` passes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from bfimna.golden.model.ap import APModel
+from bfimna.golden.spec.config import APConfig
+from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, decode, validate
+from bfimna.golden.spec.microcode import LUT, LUTS
+from bfimna.golden.spec.uops import Op, UOp
+
+
+def cy_col(ap: APConfig) -> int:
+    return ap.cols - RESERVED_COLS
+
+
+def field_mask(start: int, width: int) -> int:
+    return ((1 << width) - 1) << start
+
+
+def lut_uops(lut: LUT, bind: dict[str, int]) -> Iterator[UOp]:
+    """The passes of `lut` with its roles bound to columns."""
+    for g in lut.groups:
+        for i, cmp in enumerate(g.compares):
+            key = mask = 0
+            for role, bit in cmp:
+                mask |= 1 << bind[role]
+                key |= bit << bind[role]
+            yield UOp(Op.CMP if i == 0 else Op.CMPA, key=key, mask=mask)
+        key = mask = 0
+        for role, bit in g.write:
+            mask |= 1 << bind[role]
+            key |= bit << bind[role]
+        yield UOp(Op.WR, key=key, mask=mask)
+
+
+def tag_enabled() -> UOp:
+    """Tag every enabled row (a compare over no column)."""
+    return UOp(Op.CMP, key=0, mask=0)
+
+
+def csd_digits(w: int) -> list[tuple[int, int]]:
+    """Canonical signed-digit recoding of w: [(position, +1 or -1)], no two adjacent."""
+    out, k = [], 0
+    while w:
+        if w & 1:
+            digit = 2 - (w & 3)  # +1 if w = 1 mod 4, -1 if w = 3 mod 4
+            out.append((k, digit))
+            w -= digit
+        w >>= 1
+        k += 1
+    return out
+
+
+def expand(ins: Instr, ap: APConfig, luts: dict[str, LUT] = LUTS) -> Iterator[UOp]:
+    """Micro-operations of one legal instruction, in issue order. Every instruction takes
+    at least one cycle: one with nothing to do (MAC by 0) issues a NOP."""
+    empty = True
+    for u in _expand(ins, ap, luts):
+        empty = False
+        yield u
+    if empty:
+        yield UOp(Op.NOP)
+
+
+def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT]) -> Iterator[UOp]:
+    op, n, m, d, a, b = Opc(ins.op), ins.n, ins.m, ins.d, ins.a, ins.b
+    CY = cy_col(ap)
+    cy = 1 << CY
+
+    def clear(mask: int) -> Iterator[UOp]:
+        yield tag_enabled()
+        yield UOp(Op.WR, key=0, mask=mask)
+
+    def add_loop(lut_add: str, lut_inc: str, dst: int, width: int, x_col, extra=None):
+        """dst[width] (+/-)= x, bit by bit; x_col(i) is the operand column or None (0)."""
+        for i in range(width):
+            xc = x_col(i)
+            if xc is None:  # known-zero operand bit: only the carry propagates
+                yield from lut_uops(luts[lut_inc], {"c": CY, "y": dst + i})
+            else:
+                bind = {"c": CY, "x": xc, "y": dst + i}
+                if extra:
+                    bind.update(extra)
+                yield from lut_uops(luts[lut_add], bind)
+
+    if op in (Opc.NOP, Opc.XROWS):   # XROWS only sets the tile's transfer registers
+        yield UOp(Op.NOP)
+    elif op == Opc.MOVW:
+        raise ValueError("MOVW moves words between the APs of a tile: see golden/model/tile.py")
+    elif op == Opc.ROWS:
+        yield UOp(Op.ROWEN, addr=ins.lo, addr2=ins.hi)
+    elif op == Opc.CLEAR:
+        yield from clear(field_mask(d, n))
+    elif op == Opc.COPY:
+        yield from clear(field_mask(d, n))
+        for i in range(n):
+            yield UOp(Op.CMP, key=1 << (a + i), mask=1 << (a + i))
+            yield UOp(Op.WR, key=1 << (d + i), mask=1 << (d + i))
+    elif op in (Opc.ADD, Opc.SUB):
+        yield from clear(cy)
+        name = "add" if op == Opc.ADD else "sub"
+        yield from add_loop(name, name, d, n, lambda i: a + i)
+    elif op in (Opc.ADDI, Opc.SUBI):
+        yield from clear(cy)
+        imm = ins.imm & ((1 << n) - 1)
+        base = "inc" if op == Opc.ADDI else "dec"
+        for i in range(n):
+            name = base + ("1" if (imm >> i) & 1 else "")
+            yield from lut_uops(luts[name], {"c": CY, "y": d + i})
+    elif op == Opc.MUL:
+        yield from clear(field_mask(d, n + m) | cy)
+        for j in range(m):
+            if not ins.s:
+                # d[j : j+n+1] += a * b_j; the carry out lands in d[j+n], which is still 0
+                yield from add_loop("add_if", "inc", d + j, n + 1,
+                                    lambda i: a + i if i < n else None, {"k": b + j})
+            else:
+                # sign-extended a, added over the whole remaining width; the sign digit of
+                # b has weight -2^(m-1), so the last partial product is subtracted
+                if j:
+                    yield from clear(cy)
+                name = "sub_if" if j == m - 1 else "add_if"
+                yield from add_loop(name, name, d + j, n + m - j,
+                                    lambda i: a + min(i, n - 1), {"k": b + j})
+    elif op == Opc.MAC:
+        for k, digit in csd_digits(ins.imm):
+            if k >= m:
+                break  # digits at or above the accumulator width add 0 mod 2^m
+            yield from clear(cy)
+            name = "add" if digit > 0 else "sub"
+            inc = "inc" if digit > 0 else "dec"
+            if ins.s:
+                xcol = (lambda i: a + min(i, n - 1))
+            else:
+                xcol = (lambda i: a + i if i < n else None)
+            yield from add_loop(name, inc, d + k, m - k, xcol)
+    elif op == Opc.RELU:
+        yield UOp(Op.CMP, key=1 << (d + n - 1), mask=1 << (d + n - 1))
+        yield UOp(Op.WR, key=0, mask=field_mask(d, n))
+    elif op in (Opc.MAX, Opc.MIN):
+        # CY = (d < a) for MAX, (a < d) for MIN, by the borrow chain; then d = a where CY
+        yield from clear(cy)
+        lhs, rhs = (d, a) if op == Opc.MAX else (a, d)
+        for i in range(n):
+            name = "borrow_top" if ins.s and i == n - 1 else "borrow"
+            yield from lut_uops(luts[name], {"c": CY, "x": rhs + i, "y": lhs + i})
+        for i in range(n):
+            yield from lut_uops(luts["cmov"], {"c": CY, "x": a + i, "y": d + i})
+    elif op == Opc.CLAMP:
+        k, sign = m, d + n - 1
+        if ins.s:
+            # too large: sign 0 and a 1 among bits k-1..n-2 -> 2^(k-1) - 1
+            for t in range(k - 1, n - 1):
+                yield UOp(Op.CMP if t == k - 1 else Op.CMPA,
+                          key=1 << (d + t), mask=(1 << sign) | (1 << (d + t)))
+            yield UOp(Op.WR, key=field_mask(d, k - 1), mask=field_mask(d, n))
+            # too small: sign 1 and a 0 among bits k-1..n-2 -> -2^(k-1)
+            for t in range(k - 1, n - 1):
+                yield UOp(Op.CMP if t == k - 1 else Op.CMPA,
+                          key=1 << sign, mask=(1 << sign) | (1 << (d + t)))
+            yield UOp(Op.WR, key=field_mask(d + k - 1, n - k + 1), mask=field_mask(d, n))
+        else:
+            for t in range(k, n):
+                yield UOp(Op.CMP if t == k else Op.CMPA, key=1 << (d + t), mask=1 << (d + t))
+            yield UOp(Op.WR, key=field_mask(d, k), mask=field_mask(d, n))
+    elif op == Opc.SHR:
+        # result: the (n-k)-bit field at d+k, plus the rounding bit d[k-1] as carry-in
+        k = m
+        yield from clear(cy)
+        yield UOp(Op.CMP, key=1 << (d + k - 1), mask=1 << (d + k - 1))
+        yield UOp(Op.WR, key=cy, mask=cy)
+        for i in range(n - k):
+            yield from lut_uops(luts["inc"], {"c": CY, "y": d + k + i})
+    elif op == Opc.REDUCE:
+        for st in range(m):
+            for i in range(n):
+                yield UOp(Op.MVCOL, col=a + i, col2=d + i, shift=1 << st)
+            yield from clear(cy)
+            yield from add_loop("add", "add", d, n, lambda i: a + i)
+    else:  # pragma: no cover - every opcode is handled above
+        raise AssertionError(op)
+
+
+def cycles(ins: Instr, ap: APConfig, luts: dict[str, LUT] = LUTS) -> int:
+    """Exact cycle count of one legal instruction (one micro-op per cycle)."""
+    return sum(1 for _ in expand(ins, ap, luts))
+
+
+COUNTER_KEYS = ("cycles", "compares", "writes", "row_transfers", "col_transfers",
+                "rowen", "nops", "instructions", "errors")
+# the controller counter each issued micro-op counts in (besides cycles)
+UOP_COUNTER = {Op.CMP: "compares", Op.CMPA: "compares", Op.WR: "writes",
+               Op.RDROW: "row_transfers", Op.WRROW: "row_transfers",
+               Op.RDCOL: "col_transfers", Op.WRCOL: "col_transfers", Op.MVCOL: "col_transfers",
+               Op.ROWEN: "rowen", Op.NOP: "nops"}
+
+
+@dataclass
+class Controller:
+    """Runs instruction words on a golden AP; one micro-op per cycle, no bubbles.
+
+    An illegal word (validate() says why) costs one cycle (a NOP), raises the sticky
+    error flag, counts in `errors`, and is skipped.
+    """
+    ap_cfg: APConfig
+    ap: APModel = field(init=False)
+    counters: dict[str, int] = field(init=False)
+    error: bool = field(init=False, default=False)
+    last_error: str | None = field(init=False, default=None)
+
+    def __post_init__(self):
+        self.ap = APModel(self.ap_cfg)
+        self.counters = dict.fromkeys(COUNTER_KEYS, 0)
+
+    def _issue(self, u: UOp) -> None:
+        self.ap.step(u)
+        self.counters["cycles"] += 1
+        self.counters[UOP_COUNTER[Op(u.op)]] += 1
+
+    def execute(self, ins: Instr | int) -> None:
+        if isinstance(ins, int):
+            ins = decode(ins)
+        reason = validate(ins, self.ap_cfg)
+        if reason is not None:
+            self.error = True
+            self.last_error = reason
+            self.counters["errors"] += 1
+            self._issue(UOp(Op.NOP))
+            return
+        for u in expand(ins, self.ap_cfg):
+            self._issue(u)
+        self.counters["instructions"] += 1
+
+    def run(self, program) -> "Controller":
+        for ins in program:
+            self.execute(ins)
+        return self

@@ -1,0 +1,704 @@
+"""Amaranth generator of the tile: the AP controller (instruction queue, validation,
+microcode ROM and sequencer) around one computing AP (the CAP) and K memory APs (MAPs).
+
+Behaviour is specified by the golden controller (golden/model/controller.py: `expand`, the
+exact micro-op stream of each instruction, and `Controller`, the counters). The per-bit
+passes come from the same table (golden/spec/microcode.py: LUTS), packed here into a ROM.
+
+Timing: the sequencer issues one micro-op per cycle. In the cycle it issues the last
+micro-op of an instruction it pops the next one from the queue (when there is one), so
+consecutive instructions follow with no idle cycle. An illegal instruction (golden
+validate() says why) issues one NOP, sets the sticky `error` flag, counts in `errors`
+and is skipped. Instructions arrive on a valid/ready stream (`s_valid`, `s_ready`,
+`s_data`); the host reads counters through `csr_sel`/`csr_data` and may read or write
+rows of any AP and columns of the CAP through the host port while the tile is idle
+(`busy` low). Transfers between the tile's APs (XROWS, MOVW) are instructions, specified
+by golden/model/tile.py.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from bfimna.golden.spec.config import Config
+from bfimna.golden.model.controller import COUNTER_KEYS
+from bfimna.golden.spec.isa import (FIELDS, IMM_BITS, MAX_WIDTH, RESERVED_COLS, ROWS_FIELDS, WORD_BITS,
+                          XROWS_FIELDS, Opc)
+from bfimna.golden.spec.microcode import LUTS
+from bfimna.golden.spec.uops import Op, addr_bits, col_bits
+from bfimna.hdl.gen.ap import APCore
+
+# -- microcode ROM: every LUT's passes, one entry per micro-op --------------------------
+ROLES = ("c", "x", "y", "k")
+LUT_NAMES = sorted(LUTS)
+LUT_ID = {name: i for i, name in enumerate(LUT_NAMES)}
+KIND_CMP, KIND_CMPA, KIND_WR = 0, 1, 2
+
+
+def _rom():
+    entries, starts = [], []
+    for name in LUT_NAMES:
+        starts.append(len(entries))
+        groups = LUTS[name].groups
+        for gi, g in enumerate(groups):
+            for ci, cmp in enumerate(g.compares):
+                entries.append((KIND_CMP if ci == 0 else KIND_CMPA, dict(cmp), False))
+            entries.append((KIND_WR, dict(g.write), gi == len(groups) - 1))
+    words = []
+    for kind, bits, last in entries:
+        w = kind
+        for ri, role in enumerate(ROLES):
+            if role in bits:
+                w |= 1 << (2 + 2 * ri)                 # role takes part (mask)
+                w |= bits[role] << (3 + 2 * ri)        # its value (key)
+        w |= int(last) << 10
+        words.append(w)
+    return words, starts
+
+
+ROM_WORDS, LUT_START = _rom()
+
+# sequencer phases
+(PH_ONE, PH_CLR0, PH_CLR1, PH_LUT, PH_COPYB, PH_CLAMPC, PH_CLAMPW, PH_RELU, PH_SHRR,
+ PH_MV, PH_XFER) = range(11)
+
+
+def controller_module_name(cfg: Config) -> str:
+    ap, t = cfg.ap, cfg.tile
+    return (f"bfimna_tile{ap.dims}d_r{ap.rows}_c{ap.cols}_n{ap.counter_bits}"
+            f"_q{cfg.ctrl.queue_depth}_k{t.maps}_m{t.map_rows}x{t.map_cols}")
+
+
+def host_widths(cfg: Config) -> dict[str, int]:
+    """Widths of the tile's host port: data (rows of any AP, columns of the CAP), mask,
+    address (a row of any AP or a CAP column)."""
+    ap, mp = cfg.ap, cfg.map_ap
+    data = max(ap.cols, mp.cols if cfg.tile.maps else 0, ap.rows if ap.two_d else 0)
+    mask = max(ap.cols, mp.cols if cfg.tile.maps else 0)
+    addr = max(addr_bits(ap.rows), addr_bits(mp.rows), col_bits(ap.cols))
+    return {"data": data, "mask": mask, "addr": addr}
+
+
+def controller_signature(cfg: Config) -> wiring.Signature:
+    hw = host_widths(cfg)
+    return wiring.Signature({
+        "s_valid": In(1), "s_data": In(WORD_BITS), "s_ready": Out(1),
+        "host_op": In(3), "host_ap": In(3), "host_addr": In(hw["addr"]),
+        "host_wdata": In(hw["data"]), "host_mask": In(hw["mask"]),
+        "host_rdata": Out(hw["data"]), "host_rvalid": Out(1),
+        "csr_sel": In(4), "csr_data": Out(cfg.ap.counter_bits),
+        "busy": Out(1), "error": Out(1),
+    })
+
+
+# host port operations (`host_op`), honoured while the tile is idle
+HOST_NONE, HOST_READ, HOST_WRITE, HOST_READ_COL, HOST_WRITE_COL = 0, 1, 2, 3, 4
+
+
+def _field(word, name, layout=FIELDS):
+    lsb, width = layout[name]
+    return word[lsb: lsb + width]
+
+
+FAULTS = {
+    "no_carry_clear": "the carry column is not cleared before an add/sub/compare chain",
+    "last_bit_skipped": "bit-serial loops stop one bit early",
+}
+
+
+class APController(wiring.Component):
+    """`fault` deliberately breaks the sequencer (FAULTS), only so that the tests can
+    show the testbenches catch it; it is never used to emit real RTL."""
+
+    def __init__(self, cfg: Config, fault: str | None = None):
+        if fault is not None and fault not in FAULTS:
+            self._MustUse__silence = True
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+        self.cfg = cfg
+        self.fault = fault
+        super().__init__(controller_signature(cfg))
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, ap = self.cfg, self.cfg.ap
+        C, R = ap.cols, ap.rows
+        CY = C - RESERVED_COLS
+        usable = C - RESERVED_COLS
+
+        m.submodules.core = core = APCore(ap)
+        K = cfg.tile.maps
+        mp = cfg.map_ap
+        maps = []
+        for k in range(K):
+            maps.append(APCore(mp))
+            m.submodules[f"map{k + 1}"] = maps[-1]
+        aps = [core] + maps
+        m.submodules.queue = queue = SyncFIFOBuffered(width=WORD_BITS, depth=cfg.ctrl.queue_depth)
+        m.d.comb += [queue.w_data.eq(self.s_data), queue.w_en.eq(self.s_valid),
+                     self.s_ready.eq(queue.w_rdy)]
+
+        # -- decode and validate the queue head ---------------------------------------
+        w = queue.r_data
+        h_op, h_s = _field(w, "op"), _field(w, "s")
+        h_n, h_m = _field(w, "n"), _field(w, "m")
+        h_d, h_a, h_b = _field(w, "d"), _field(w, "a"), _field(w, "b")
+        h_imm = _field(w, "imm")
+        h_lo, h_hi = _field(w, "lo", ROWS_FIELDS), _field(w, "hi", ROWS_FIELDS)
+        h_legal = Signal()
+        # transfer row registers (XROWS) and the MOVW operands
+        x_srow, x_drow, x_stride = Signal(16), Signal(16), Signal(8)
+        h_sap, h_dap = h_m[0:3], h_m[3:6]
+        self._validate(m, h_legal, w, h_op, h_n, h_m, h_d, h_a, h_b, h_lo, h_hi, usable, R, ap)
+        self._validate_transfers(m, h_legal, w, h_op, h_n, h_d, h_a, h_imm, h_sap, h_dap,
+                                 x_srow, x_drow, x_stride, cfg)
+
+        # -- instruction registers ----------------------------------------------------
+        op = Signal(5)
+        s = Signal()
+        n, mm = Signal(6), Signal(6)
+        d, a, b = Signal(9), Signal(9), Signal(9)
+        imm = Signal(IMM_BITS)
+        lo, hi = Signal(16), Signal(16)
+        illegal = Signal()
+
+        active = Signal()
+        ph = Signal(4)
+        step = Signal(3)
+        p = Signal(range(len(ROM_WORDS) + 1))
+        i = Signal(7)
+        j = Signal(7)
+        xi = Signal(17)                 # MOVW cycle: reads word xi, writes word xi - 1
+        src_ptr, dst_ptr = Signal(16), Signal(16)
+        digits_pos, digits_neg = Signal(18), Signal(18)
+        dsign = Signal()   # sign of the MAC digit in progress (1: subtract)
+
+        # -- host port -------------------------------------------------------------------
+        busy = Signal()
+        # w_level covers a word written this cycle that r_rdy shows only later
+        m.d.comb += [busy.eq(active | queue.r_rdy | (queue.w_level != 0)), self.busy.eq(busy)]
+        host_rd_pending, host_rd_col = Signal(), Signal()
+        host_rd_ap = Signal(3)
+        m.d.sync += host_rd_pending.eq(0)
+        with m.If(host_rd_col):
+            if ap.two_d:
+                m.d.comb += [self.host_rdata.eq(core.rcol),
+                             self.host_rvalid.eq(host_rd_pending & core.rcol_valid)]
+        with m.Else():
+            with m.Switch(host_rd_ap):
+                for k, a_ in enumerate(aps):
+                    with m.Case(k):
+                        m.d.comb += [self.host_rdata.eq(a_.rdata),
+                                     self.host_rvalid.eq(host_rd_pending & a_.rd_valid)]
+
+        # -- the micro-op this cycle ------------------------------------------------------
+        u_op, u_key, u_mask = Signal(4), Signal(C), Signal(C)
+        u_col, u_col2, u_shift = Signal(core.col.shape() if ap.two_d else 1), \
+            Signal(core.col2.shape() if ap.two_d else 1), Signal(core.shift.shape() if ap.two_d else 1)
+        u_addr, u_addr2 = Signal(addr_bits(R)), Signal(addr_bits(R))
+        last = Signal()   # this micro-op is the last of the instruction
+
+        def onehot(col):
+            """C-bit one-hot of a column number (a decoder, not a wide shifter)."""
+            return Cat(*((col == k) for k in range(C)))
+
+        def rng_mask(start, width):
+            """C-bit mask of columns [start, start + width)."""
+            return Cat(*((start <= k) & (start + width > k) for k in range(C)))
+
+        # LUT selection and role columns for the current (op, step, i, j)
+        lut = Signal(range(len(LUT_NAMES)))
+        cnt = Signal(7)
+        xcol, ycol, kcol = Signal(10), Signal(10), Signal(10)
+        ncl = Mux(i < n - 1, i, n - 1)  # min(i, n-1): sign extension of an operand
+        imm_bit = (imm.as_signed() >> i)[0]  # bits above 15 repeat the sign
+        with m.Switch(op):
+            with m.Case(Opc.ADD, Opc.SUB):
+                m.d.comb += [lut.eq(Mux(op == Opc.SUB, LUT_ID["sub"], LUT_ID["add"])),
+                             cnt.eq(n), xcol.eq(a + i), ycol.eq(d + i)]
+            with m.Case(Opc.ADDI):
+                m.d.comb += [lut.eq(Mux(imm_bit, LUT_ID["inc1"], LUT_ID["inc"])), cnt.eq(n),
+                             ycol.eq(d + i)]
+            with m.Case(Opc.SUBI):
+                m.d.comb += [lut.eq(Mux(imm_bit, LUT_ID["dec1"], LUT_ID["dec"])), cnt.eq(n),
+                             ycol.eq(d + i)]
+            with m.Case(Opc.MUL):
+                m.d.comb += [ycol.eq(d + j + i), kcol.eq(b + j)]
+                with m.If(s):
+                    m.d.comb += [lut.eq(Mux(j == mm - 1, LUT_ID["sub_if"], LUT_ID["add_if"])),
+                                 cnt.eq(n + mm - j), xcol.eq(a + ncl)]
+                with m.Else():
+                    m.d.comb += [lut.eq(Mux(i < n, LUT_ID["add_if"], LUT_ID["inc"])),
+                                 cnt.eq(n + 1), xcol.eq(a + i)]
+            with m.Case(Opc.MAC):
+                m.d.comb += [cnt.eq(mm - j), ycol.eq(d + j + i)]
+                with m.If(s | (i < n)):
+                    m.d.comb += [lut.eq(Mux(dsign, LUT_ID["sub"], LUT_ID["add"])),
+                                 xcol.eq(Mux(s, a + ncl, a + i))]
+                with m.Else():
+                    m.d.comb += lut.eq(Mux(dsign, LUT_ID["dec"], LUT_ID["inc"]))
+            with m.Case(Opc.MAX, Opc.MIN):
+                m.d.comb += cnt.eq(n)
+                with m.If(step == 1):
+                    m.d.comb += lut.eq(Mux(s & (i == n - 1), LUT_ID["borrow_top"],
+                                           LUT_ID["borrow"]))
+                    with m.If(op == Opc.MAX):
+                        m.d.comb += [xcol.eq(a + i), ycol.eq(d + i)]
+                    with m.Else():
+                        m.d.comb += [xcol.eq(d + i), ycol.eq(a + i)]
+                with m.Else():
+                    m.d.comb += [lut.eq(LUT_ID["cmov"]), xcol.eq(a + i), ycol.eq(d + i)]
+            with m.Case(Opc.SHR):
+                m.d.comb += [lut.eq(LUT_ID["inc"]), cnt.eq(n - mm), ycol.eq(d + mm + i)]
+            with m.Case(Opc.REDUCE):
+                m.d.comb += [lut.eq(LUT_ID["add"]), cnt.eq(n), xcol.eq(a + i), ycol.eq(d + i)]
+
+        rom = Array(Const(wd, 11) for wd in ROM_WORDS)
+        starts = Array(Const(x, p.shape()) for x in LUT_START)
+        entry = Signal(11)
+        m.d.comb += entry.eq(rom[starts[lut] + p])
+        role_col = {"c": Const(CY, 10), "x": xcol, "y": ycol, "k": kcol}
+        lut_key, lut_mask = Signal(C), Signal(C)
+        m.d.comb += [
+            lut_mask.eq(_or([Mux(entry[2 + 2 * ri], onehot(role_col[r]), 0)
+                             for ri, r in enumerate(ROLES)])),
+            lut_key.eq(_or([Mux(entry[2 + 2 * ri] & entry[3 + 2 * ri], onehot(role_col[r]), 0)
+                            for ri, r in enumerate(ROLES)])),
+        ]
+        lut_last_pass = entry[10]
+        lut_kind = entry[0:2]
+
+        # clear masks and CLAMP ranges
+        clr_mask = Signal(C)
+        with m.Switch(op):
+            with m.Case(Opc.CLEAR, Opc.COPY):
+                m.d.comb += clr_mask.eq(rng_mask(d, n))
+            with m.Case(Opc.MUL):
+                m.d.comb += clr_mask.eq(Mux(step == 0, rng_mask(d, n + mm), 0) | onehot(CY))
+            with m.Default():
+                m.d.comb += clr_mask.eq(0 if self.fault == "no_carry_clear" else onehot(CY))
+        sign_col = d + n - 1
+        # CLAMP loop index t runs over i (+ the start offset)
+        clamp_t0 = Mux(s, mm - 1, mm)
+        clamp_tn = Mux(s, n - 1, n)
+
+        # -- micro-op generation ----------------------------------------------------------
+        with m.Switch(ph):
+            with m.Case(PH_ONE):
+                with m.If(~illegal & (op == Opc.ROWS)):
+                    m.d.comb += [u_op.eq(Op.ROWEN), u_addr.eq(lo), u_addr2.eq(hi)]
+                with m.Else():  # NOP, XROWS, MAC by 0, an illegal word
+                    m.d.comb += u_op.eq(Op.NOP)
+            with m.Case(PH_CLR0):
+                m.d.comb += u_op.eq(Op.CMP)
+            with m.Case(PH_CLR1):
+                m.d.comb += [u_op.eq(Op.WR), u_mask.eq(clr_mask)]
+            with m.Case(PH_LUT):
+                m.d.comb += [u_op.eq(Mux(lut_kind == KIND_WR, Op.WR,
+                                         Mux(lut_kind == KIND_CMPA, Op.CMPA, Op.CMP))),
+                             u_key.eq(lut_key), u_mask.eq(lut_mask)]
+            with m.Case(PH_COPYB):
+                with m.If(p == 0):
+                    m.d.comb += [u_op.eq(Op.CMP), u_key.eq(onehot(a + i)), u_mask.eq(onehot(a + i))]
+                with m.Else():
+                    m.d.comb += [u_op.eq(Op.WR), u_key.eq(onehot(d + i)), u_mask.eq(onehot(d + i))]
+            with m.Case(PH_CLAMPC):
+                t = clamp_t0 + i
+                m.d.comb += [u_op.eq(Mux(i == 0, Op.CMP, Op.CMPA))]
+                with m.If(~s):
+                    m.d.comb += [u_key.eq(onehot(d + t)), u_mask.eq(onehot(d + t))]
+                with m.Elif(step == 0):
+                    m.d.comb += [u_key.eq(onehot(d + t)), u_mask.eq(onehot(sign_col) | onehot(d + t))]
+                with m.Else():
+                    m.d.comb += [u_key.eq(onehot(sign_col)), u_mask.eq(onehot(sign_col) | onehot(d + t))]
+            with m.Case(PH_CLAMPW):
+                m.d.comb += [u_op.eq(Op.WR), u_mask.eq(rng_mask(d, n))]
+                with m.If(~s):
+                    m.d.comb += u_key.eq(rng_mask(d, mm))
+                with m.Elif(step == 0):
+                    m.d.comb += u_key.eq(rng_mask(d, mm - 1))
+                with m.Else():
+                    m.d.comb += u_key.eq(rng_mask(d + mm - 1, n - mm + 1))
+            with m.Case(PH_RELU):
+                with m.If(p == 0):
+                    m.d.comb += [u_op.eq(Op.CMP), u_key.eq(onehot(sign_col)), u_mask.eq(onehot(sign_col))]
+                with m.Else():
+                    m.d.comb += [u_op.eq(Op.WR), u_mask.eq(rng_mask(d, n))]
+            with m.Case(PH_SHRR):
+                with m.If(p == 0):
+                    m.d.comb += [u_op.eq(Op.CMP), u_key.eq(onehot(d + mm - 1)), u_mask.eq(onehot(d + mm - 1))]
+                with m.Else():
+                    m.d.comb += [u_op.eq(Op.WR), u_key.eq(onehot(CY)), u_mask.eq(onehot(CY))]
+            if ap.two_d:
+                with m.Case(PH_MV):
+                    m.d.comb += [u_op.eq(Op.MVCOL), u_col.eq(a + i), u_col2.eq(d + i),
+                                 u_shift.eq(Const(1, 1) << j)]
+
+        # -- MAC digits: the lowest nonzero CSD digit below m, and taking it ------------
+        def lowest_digit(pos, neg, limit, name):
+            found, k_out = Signal(name=f"{name}_any"), Signal(5, name=f"{name}_pos")
+            rem = (pos | neg) & ((Const(1, 1) << limit) - 1)[:18]
+            for k in reversed(range(18)):
+                with m.If(rem[k]):
+                    m.d.comb += [found.eq(1), k_out.eq(k)]
+            return found, k_out
+
+        def take_digit(pos, neg, k):
+            """Remove digit k from the remaining digits; its sign decides add or sub."""
+            bit = (Const(1, 1) << k)[:18]
+            return [digits_pos.eq(pos & ~bit), digits_neg.eq(neg & ~bit),
+                    dsign.eq((neg >> k)[0])]
+
+        dig_any, dig_pos = lowest_digit(digits_pos, digits_neg, mm, "dig")
+
+        # -- next state ------------------------------------------------------------------
+        # what happens when the current phase ends: the next phase of this instruction
+        # (through `goto`) or the end of the instruction (`last`)
+        nxt_ph, nxt_step, nxt_i, nxt_p, nxt_j = Signal(4), Signal(3), Signal(7), Signal.like(p), Signal(7)
+        phase_end = Signal()
+        m.d.comb += [nxt_ph.eq(ph), nxt_step.eq(step), nxt_i.eq(i), nxt_p.eq(p), nxt_j.eq(j)]
+
+        def goto(phase, step_=None, j_=None):
+            stmts = [nxt_ph.eq(phase), nxt_i.eq(0), nxt_p.eq(0)]
+            if step_ is not None:
+                stmts.append(nxt_step.eq(step_))
+            if j_ is not None:
+                stmts.append(nxt_j.eq(j_))
+            return stmts
+
+        def finish():  # the micro-op this cycle ends the instruction
+            return [last.eq(1)]
+
+        with m.Switch(ph):
+            with m.Case(PH_ONE):
+                m.d.comb += phase_end.eq(1)
+            with m.Case(PH_CLR0):
+                m.d.comb += goto(PH_CLR1)
+            with m.Case(PH_CLR1, PH_CLAMPW):
+                m.d.comb += phase_end.eq(1)
+            with m.Case(PH_LUT):
+                with m.If(lut_last_pass):
+                    with m.If(i + 1 == cnt - (1 if self.fault == "last_bit_skipped" else 0)):
+                        m.d.comb += phase_end.eq(1)
+                    with m.Else():
+                        m.d.comb += [nxt_i.eq(i + 1), nxt_p.eq(0)]
+                with m.Else():
+                    m.d.comb += nxt_p.eq(p + 1)
+            with m.Case(PH_COPYB):
+                with m.If(p == 1):
+                    with m.If(i + 1 == n):
+                        m.d.comb += phase_end.eq(1)
+                    with m.Else():
+                        m.d.comb += [nxt_i.eq(i + 1), nxt_p.eq(0)]
+                with m.Else():
+                    m.d.comb += nxt_p.eq(1)
+            with m.Case(PH_RELU, PH_SHRR):
+                with m.If(p == 1):
+                    m.d.comb += phase_end.eq(1)
+                with m.Else():
+                    m.d.comb += nxt_p.eq(1)
+            with m.Case(PH_CLAMPC):
+                with m.If(clamp_t0 + i + 1 == clamp_tn):
+                    m.d.comb += phase_end.eq(1)
+                with m.Else():
+                    m.d.comb += nxt_i.eq(i + 1)
+            with m.Case(PH_MV):
+                with m.If(i + 1 == n):
+                    m.d.comb += phase_end.eq(1)
+                with m.Else():
+                    m.d.comb += nxt_i.eq(i + 1)
+            with m.Case(PH_XFER):
+                m.d.comb += phase_end.eq(xi == imm)
+
+        # per-opcode phase sequences (mirror golden _expand)
+        with m.If(phase_end):
+            with m.If(illegal | (ph == PH_ONE)):
+                m.d.comb += finish()
+            with m.Else():
+                with m.Switch(op):
+                    with m.Case(Opc.CLEAR, Opc.RELU):
+                        m.d.comb += finish()
+                    with m.Case(Opc.COPY):
+                        with m.If(ph == PH_CLR1):
+                            m.d.comb += goto(PH_COPYB)
+                        with m.Else():
+                            m.d.comb += finish()
+                    with m.Case(Opc.ADD, Opc.SUB, Opc.ADDI, Opc.SUBI):
+                        with m.If(ph == PH_CLR1):
+                            m.d.comb += goto(PH_LUT)
+                        with m.Else():
+                            m.d.comb += finish()
+                    with m.Case(Opc.MUL):
+                        with m.If(ph == PH_CLR1):
+                            m.d.comb += goto(PH_LUT, step_=1)
+                        with m.Elif(j + 1 == mm):
+                            m.d.comb += finish()
+                        with m.Elif(s):
+                            m.d.comb += goto(PH_CLR0, j_=j + 1)
+                        with m.Else():
+                            m.d.comb += goto(PH_LUT, j_=j + 1)
+                    with m.Case(Opc.MAC):
+                        with m.If(ph == PH_CLR1):
+                            m.d.comb += goto(PH_LUT)
+                        with m.Elif(dig_any):
+                            m.d.comb += goto(PH_CLR0, j_=dig_pos)
+                        with m.Else():
+                            m.d.comb += finish()
+                    with m.Case(Opc.MAX, Opc.MIN):
+                        with m.If(ph == PH_CLR1):
+                            m.d.comb += goto(PH_LUT, step_=1)
+                        with m.Elif(step == 1):
+                            m.d.comb += goto(PH_LUT, step_=2)
+                        with m.Else():
+                            m.d.comb += finish()
+                    with m.Case(Opc.CLAMP):
+                        with m.If(ph == PH_CLAMPC):
+                            m.d.comb += goto(PH_CLAMPW)
+                        with m.Elif(s & (step == 0)):
+                            m.d.comb += goto(PH_CLAMPC, step_=1)
+                        with m.Else():
+                            m.d.comb += finish()
+                    with m.Case(Opc.SHR):
+                        with m.If(ph == PH_CLR1):
+                            m.d.comb += goto(PH_SHRR)
+                        with m.Elif(ph == PH_SHRR):
+                            m.d.comb += goto(PH_LUT)
+                        with m.Else():
+                            m.d.comb += finish()
+                    with m.Case(Opc.REDUCE):
+                        with m.If(ph == PH_MV):
+                            m.d.comb += goto(PH_CLR0)
+                        with m.Elif(ph == PH_CLR1):
+                            m.d.comb += goto(PH_LUT)
+                        with m.Elif(j + 1 == mm):
+                            m.d.comb += finish()
+                        with m.Else():
+                            m.d.comb += goto(PH_MV, j_=j + 1)
+                    with m.Default():
+                        m.d.comb += finish()
+
+        # -- load: the next instruction starts right after the last micro-op ------------
+        load = Signal()
+        m.d.comb += load.eq(queue.r_rdy & (~active | last))
+        m.d.comb += queue.r_en.eq(load)
+
+        # initial phase of the head instruction
+        h_ph, h_j = Signal(4), Signal(7)
+        h_dpos, h_dneg = Signal(18), Signal(18)
+        x = Signal(signed(19))
+        xh = Signal(signed(19))
+        x3 = Signal(signed(19))
+        c3 = Signal(19)
+        m.d.comb += [x.eq(h_imm.as_signed()), xh.eq(x >> 1), x3.eq(x + xh), c3.eq(xh ^ x3),
+                     h_dpos.eq((x3 & c3)[:18]), h_dneg.eq((xh & c3)[:18])]
+        h_first_any, h_first = lowest_digit(h_dpos, h_dneg, h_m, "h_first")
+        with m.If(~h_legal):
+            m.d.comb += h_ph.eq(PH_ONE)
+        with m.Else():
+            with m.Switch(h_op):
+                with m.Case(Opc.NOP, Opc.ROWS, Opc.XROWS):
+                    m.d.comb += h_ph.eq(PH_ONE)
+                with m.Case(Opc.MOVW):
+                    m.d.comb += h_ph.eq(PH_XFER)
+                with m.Case(Opc.RELU):
+                    m.d.comb += h_ph.eq(PH_RELU)
+                with m.Case(Opc.CLAMP):
+                    m.d.comb += h_ph.eq(PH_CLAMPC)
+                with m.Case(Opc.REDUCE):
+                    m.d.comb += h_ph.eq(PH_MV)
+                with m.Case(Opc.MAC):
+                    m.d.comb += [h_ph.eq(Mux(h_first_any, PH_CLR0, PH_ONE)), h_j.eq(h_first)]
+                with m.Default():
+                    m.d.comb += h_ph.eq(PH_CLR0)
+
+        with m.If(load):
+            m.d.sync += [active.eq(1), op.eq(h_op), s.eq(h_s), n.eq(h_n), mm.eq(h_m),
+                         d.eq(h_d), a.eq(h_a), b.eq(h_b), imm.eq(h_imm), lo.eq(h_lo),
+                         hi.eq(h_hi), illegal.eq(~h_legal), ph.eq(h_ph), step.eq(0),
+                         i.eq(0), p.eq(0), j.eq(h_j), digits_pos.eq(h_dpos),
+                         digits_neg.eq(h_dneg)]
+            with m.If(h_op == Opc.MAC):
+                # the first digit is consumed now
+                m.d.sync += take_digit(h_dpos, h_dneg, h_first)
+            with m.If(h_legal & (h_op == Opc.XROWS)):
+                m.d.sync += [x_srow.eq(_field(w, "srow", XROWS_FIELDS)),
+                             x_drow.eq(_field(w, "drow", XROWS_FIELDS)),
+                             x_stride.eq(_field(w, "stride", XROWS_FIELDS))]
+            m.d.sync += [xi.eq(0), src_ptr.eq(x_srow), dst_ptr.eq(x_drow)]
+        with m.Elif(last):
+            m.d.sync += active.eq(0)
+        with m.Elif(active):
+            m.d.sync += [ph.eq(nxt_ph), step.eq(nxt_step), i.eq(nxt_i), p.eq(nxt_p), j.eq(nxt_j)]
+            with m.If(ph == PH_XFER):
+                m.d.sync += [xi.eq(xi + 1), src_ptr.eq(src_ptr + x_stride)]
+                with m.If(xi != 0):
+                    m.d.sync += dst_ptr.eq(dst_ptr + 1)
+            with m.If((op == Opc.MAC) & (nxt_ph == PH_CLR0) & (ph != PH_CLR0)):
+                m.d.sync += take_digit(digits_pos, digits_neg, dig_pos)
+
+        # -- MOVW: read word xi of the source AP, write word xi-1 into the destination ---
+        xfer = Signal()
+        m.d.comb += xfer.eq(active & (ph == PH_XFER))
+        x_rd, x_wr = Signal(), Signal()
+        m.d.comb += [x_rd.eq(xfer & (xi < imm)), x_wr.eq(xfer & (xi != 0))]
+        sap, dap = mm[0:3], mm[3:6]
+        wmax = max(a_.cols for a_ in [ap, mp])
+        src_word = Signal(wmax)
+        with m.Switch(sap):
+            for k, a_ in enumerate(aps):
+                with m.Case(k):
+                    m.d.comb += src_word.eq(a_.rdata)
+        fmask = Signal(wmax)   # n low bits (n <= MAX_WIDTH)
+        m.d.comb += fmask.eq(Cat(*((n > k) for k in range(min(wmax, MAX_WIDTH)))))
+        x_data, x_mask = Signal(wmax), Signal(wmax)
+        m.d.comb += [x_data.eq(((src_word >> a) & fmask) << d), x_mask.eq(fmask << d)]
+
+        # -- drive the APs: the sequencer's micro-op, MOVW, or the host port when idle -----
+        issuing = active  # the sequencer issues a micro-op in every active cycle
+        host_idle = ~active & ~queue.r_rdy
+        for k, a_ in enumerate(aps):
+            with m.If(x_rd & (sap == k)):
+                m.d.comb += [a_.op.eq(Op.RDROW), a_.addr.eq(src_ptr)]
+            with m.Elif(x_wr & (dap == k)):
+                m.d.comb += [a_.op.eq(Op.WRROW), a_.addr.eq(dst_ptr), a_.data.eq(x_data),
+                             a_.mask.eq(x_mask)]
+            if k == 0:
+                with m.Elif(active & ~xfer):
+                    m.d.comb += [core.op.eq(u_op), core.key.eq(u_key), core.mask.eq(u_mask),
+                                 core.addr.eq(u_addr), core.addr2.eq(u_addr2)]
+                    if ap.two_d:
+                        m.d.comb += [core.col.eq(u_col), core.col2.eq(u_col2),
+                                     core.shift.eq(u_shift)]
+            with m.Elif(host_idle & (self.host_ap == k)):
+                with m.Switch(self.host_op):
+                    with m.Case(HOST_READ):
+                        m.d.comb += [a_.op.eq(Op.RDROW), a_.addr.eq(self.host_addr)]
+                        m.d.sync += [host_rd_pending.eq(1), host_rd_ap.eq(k),
+                                     host_rd_col.eq(0)]
+                    with m.Case(HOST_WRITE):
+                        m.d.comb += [a_.op.eq(Op.WRROW), a_.addr.eq(self.host_addr),
+                                     a_.data.eq(self.host_wdata), a_.mask.eq(self.host_mask)]
+                    if k == 0 and ap.two_d:
+                        with m.Case(HOST_READ_COL):
+                            m.d.comb += [core.op.eq(Op.RDCOL), core.col.eq(self.host_addr)]
+                            m.d.sync += [host_rd_pending.eq(1), host_rd_col.eq(1)]
+                        with m.Case(HOST_WRITE_COL):
+                            m.d.comb += [core.op.eq(Op.WRCOL), core.col.eq(self.host_addr),
+                                         core.vec.eq(self.host_wdata)]
+
+        # -- counters and status ------------------------------------------------------------
+        err = Signal()
+        m.d.comb += self.error.eq(err)
+        cb = ap.counter_bits
+        counters = {k: Signal(cb, name=f"ctl_{k}") for k in COUNTER_KEYS}
+        with m.If(issuing):
+            m.d.sync += counters["cycles"].eq(counters["cycles"] + 1)
+            with m.If(last):
+                with m.If(illegal):
+                    m.d.sync += [counters["errors"].eq(counters["errors"] + 1), err.eq(1)]
+                with m.Else():
+                    m.d.sync += counters["instructions"].eq(counters["instructions"] + 1)
+        with m.If(xfer):
+            m.d.sync += counters["row_transfers"].eq(counters["row_transfers"] + x_rd + x_wr)
+        with m.Elif(issuing):
+            with m.Switch(u_op):
+                with m.Case(Op.CMP, Op.CMPA):
+                    m.d.sync += counters["compares"].eq(counters["compares"] + 1)
+                with m.Case(Op.WR):
+                    m.d.sync += counters["writes"].eq(counters["writes"] + 1)
+                with m.Case(Op.RDROW, Op.WRROW):
+                    m.d.sync += counters["row_transfers"].eq(counters["row_transfers"] + 1)
+                with m.Case(Op.RDCOL, Op.WRCOL, Op.MVCOL):
+                    m.d.sync += counters["col_transfers"].eq(counters["col_transfers"] + 1)
+                with m.Case(Op.ROWEN):
+                    m.d.sync += counters["rowen"].eq(counters["rowen"] + 1)
+                with m.Case(Op.NOP):
+                    m.d.sync += counters["nops"].eq(counters["nops"] + 1)
+        with m.Switch(self.csr_sel):
+            for idx, key in enumerate(COUNTER_KEYS):
+                with m.Case(idx):
+                    m.d.comb += self.csr_data.eq(counters[key])
+            with m.Case(len(COUNTER_KEYS)):
+                m.d.comb += self.csr_data.eq(Cat(busy, err))
+        # the micro-op stream, for simulator testbenches (internal signals, not ports)
+        self.uop = {"valid": issuing & ~xfer, "op": u_op, "key": u_key, "mask": u_mask,
+                    "addr": u_addr, "addr2": u_addr2}
+        if ap.two_d:
+            self.uop.update(col=u_col, col2=u_col2, shift=u_shift)
+        return m
+
+    @staticmethod
+    def _validate(m, legal, w, op, n, mm, d, a, b, lo, hi, usable, R, ap):
+        """Combinational mirror of golden isa.validate()."""
+        rsv = _field(w, "rsv")
+        rows_rest = Signal()
+        m.d.comb += rows_rest.eq((w[5:18] != 0) | (w[50:64] != 0))
+        n_ok = (n >= 1) & (n <= MAX_WIDTH)
+        m_ok = (mm >= 1) & (mm <= MAX_WIDTH)
+
+        def fits(start, width):
+            return start + width <= usable
+
+        def apart(s1, w1, s2, w2):
+            return (s1 + w1 <= s2) | (s2 + w2 <= s1)
+
+        with m.Switch(op):
+            with m.Case(Opc.NOP):
+                m.d.comb += legal.eq(rsv == 0)
+            with m.Case(Opc.ROWS):
+                m.d.comb += legal.eq(~rows_rest & (lo <= hi) & (hi <= R))
+            with m.Case(Opc.CLEAR, Opc.RELU, Opc.ADDI, Opc.SUBI):
+                m.d.comb += legal.eq((rsv == 0) & n_ok & fits(d, n))
+            with m.Case(Opc.COPY, Opc.ADD, Opc.SUB, Opc.MAX, Opc.MIN):
+                m.d.comb += legal.eq((rsv == 0) & n_ok & fits(d, n) & fits(a, n)
+                                     & apart(d, n, a, n))
+            with m.Case(Opc.CLAMP, Opc.SHR):
+                m.d.comb += legal.eq((rsv == 0) & n_ok & m_ok & (mm < n) & fits(d, n))
+            with m.Case(Opc.MUL):
+                m.d.comb += legal.eq((rsv == 0) & n_ok & m_ok & (n + mm <= MAX_WIDTH)
+                                     & fits(d, n + mm) & fits(a, n) & fits(b, mm)
+                                     & apart(d, n + mm, a, n) & apart(d, n + mm, b, mm)
+                                     & apart(a, n, b, mm))
+            with m.Case(Opc.MAC):
+                m.d.comb += legal.eq((rsv == 0) & n_ok & m_ok & fits(d, mm) & fits(a, n)
+                                     & apart(d, mm, a, n))
+            if ap.two_d:
+                with m.Case(Opc.REDUCE):
+                    m.d.comb += legal.eq((rsv == 0) & n_ok & m_ok
+                                         & (mm <= (R - 1).bit_length())  # 2^(m-1) < R
+                                         & fits(d, n) & fits(a, n) & apart(d, n, a, n))
+
+
+    @staticmethod
+    def _validate_transfers(m, legal, w, op, n, d, a, count, sap, dap, srow, drow, stride, cfg):
+        """Combinational mirror of golden isa.validate() for XROWS and MOVW."""
+        K, ap, mp = cfg.tile.maps, cfg.ap, cfg.map_ap
+        rest = Signal()
+        m.d.comb += rest.eq((w[5:18] != 0) | (w[58:64] != 0))
+        with m.Switch(op):
+            with m.Case(Opc.XROWS):
+                m.d.comb += legal.eq(~rest)
+            with m.Case(Opc.MOVW):
+                if K == 0:
+                    m.d.comb += legal.eq(0)
+                else:
+                    def per_ap(idx, cap_value, map_value):
+                        return Mux(idx == 0, cap_value, map_value)
+                    last_src = Signal(25)
+                    m.d.comb += last_src.eq(srow + (count - 1) * stride)
+                    m.d.comb += legal.eq(
+                        (_field(w, "rsv") == 0) & (sap <= K) & (dap <= K) & (sap != dap)
+                        & (n >= 1) & (n <= MAX_WIDTH) & (count >= 1)
+                        & (a + n <= per_ap(sap, ap.cols - RESERVED_COLS, mp.cols))
+                        & (d + n <= per_ap(dap, ap.cols - RESERVED_COLS, mp.cols))
+                        & (last_src < per_ap(sap, ap.rows, mp.rows))
+                        & (drow + count <= per_ap(dap, ap.rows, mp.rows)))
+
+
+def _or(values):
+    out = values[0]
+    for v in values[1:]:
+        out = out | v
+    return out
