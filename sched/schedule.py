@@ -27,11 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bfimna.golden.spec.config import Config
-from bfimna.golden.model.controller import COUNTER_KEYS
-from bfimna.golden.model.fast import _costs
-from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, encode, validate
 from bfimna.golden.nn.network import QLayer
-from bfimna.golden.model.tile import movw_cycles
+from bfimna.golden.spec import costs
+from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, encode, validate
 
 DATAFLOWS = ("pos", "chan")
 
@@ -42,10 +40,7 @@ class ScheduleError(ValueError):
 
 def instr_cycles(word: int, cfg: Config) -> int:
     """Exact cycles of one legal instruction word on a tile (the cost model)."""
-    ins_op = word & 0x1F
-    if ins_op == Opc.MOVW:
-        return movw_cycles((word >> 45) & 0xFFFF)
-    return _costs(word, cfg.ap)[COUNTER_KEYS.index("cycles")]
+    return costs.instr_cycles(word, cfg.ap)
 
 
 class Emitter:

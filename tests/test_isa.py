@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bfimna.golden.spec.config import APConfig, Config, TileConfig
-from bfimna.golden.spec.isa import (OPERANDS, AsmError, Instr, Opc, assemble, decode, disassemble,
-                               encode, validate)
+from bfimna.golden.spec.isa import (FORMATS, GENERIC, OPCODES, OPERANDS, AsmError, Instr, Opc,
+                                    assemble, decode, disassemble, encode, validate)
 
 AP = APConfig(rows=100, cols=64, dims=2, counter_bits=32)
 AP1 = APConfig(rows=100, cols=64, dims=1, counter_bits=32)
@@ -45,6 +45,15 @@ def test_any_word_decodes_and_legal_ones_reencode(word):
     ins = decode(word)
     if validate(ins, AP) is None:
         assert decode(encode(ins)) == ins
+    assert encode(ins) == word   # every bit is a field of its format or reserved
+
+
+def test_formats_cover_every_bit_and_share_the_opcode():
+    for fmt in FORMATS:
+        assert fmt.used_mask | fmt.gap_mask == (1 << 64) - 1
+        assert fmt["op"] == GENERIC["op"]
+    for op, spec in OPCODES.items():
+        assert set(spec.operands) <= set(spec.fmt.fields) - {"op"}, op
 
 
 def test_example_program_assembles():

@@ -18,7 +18,8 @@ import numpy as np
 
 from bfimna.golden.model.ap import APModel
 from bfimna.golden.spec.config import APConfig
-from bfimna.golden.spec.isa import RESERVED_COLS, TRANSFER_OPS, Instr, Opc, encode, operand_fields, validate
+from bfimna.golden.spec.isa import (OPCODES, RESERVED_COLS, Instr, Opc, encode, operand_fields,
+                                    runs_on, validate)
 from bfimna.golden.spec.uops import COLUMN_OPS, N_COUNTERS, OP_BITS, Op, UOp, addr_bits, col_bits
 
 _WEIGHTS_1D = {Op.NOP: 2, Op.CMP: 20, Op.CMPA: 10, Op.WR: 16, Op.RDROW: 10,
@@ -125,9 +126,10 @@ def random_instruction(ap: APConfig, rng: np.random.Generator, max_width: int = 
     """One legal macro-instruction with random operation, precision (1..max_width),
     signedness, immediate and field placement."""
     usable = ap.cols - RESERVED_COLS
-    ops = [o for o in Opc if (o != Opc.REDUCE or ap.two_d) and o not in TRANSFER_OPS]
+    ops = [o for o, spec in OPCODES.items() if runs_on(spec, ap)]
     while True:
         op = ops[int(rng.integers(len(ops)))]
+        spec = OPCODES[op]
         n = int(rng.integers(1, max_width + 1))
         s = bool(rng.integers(2))
         m = 0
@@ -136,16 +138,16 @@ def random_instruction(ap: APConfig, rng: np.random.Generator, max_width: int = 
             if rng.random() < 0.5:
                 lo, hi = 0, ap.rows
             return Instr(op=op, lo=lo, hi=hi)
-        if op == Opc.NOP:
+        if not spec.operands:
             return Instr(op=op)
-        if op == Opc.MUL:
+        if spec.m == "width":       # MUL's b
             m = int(rng.integers(1, max_width + 1))
-        elif op == Opc.MAC:
+        elif spec.m == "acc":       # MAC's accumulator
             m = int(rng.integers(n, 2 * max_width + 1))
-        elif op in (Opc.CLAMP, Opc.SHR):
+        elif spec.m == "below":     # CLAMP, SHR
             n = max(n, 2)
             m = int(rng.integers(1, n))
-        elif op == Opc.REDUCE:
+        elif spec.m == "stages":    # REDUCE
             m = int(rng.integers(1, max(1, (ap.rows - 1).bit_length()) + 1))
         imm = int(rng.integers(-(1 << 15), 1 << 15))
         if rng.random() < 0.3:
@@ -238,7 +240,7 @@ def random_host_program(cfg, seed: int, n_packets: int = 30, bad_share: float = 
     does not exist, count 0, tlast early, tlast late), then every AP read back and a
     SYNC."""
     from bfimna.golden.host.program import HostProgram
-    from bfimna.golden.model.system import BROADCAST, PT, header
+    from bfimna.golden.spec.regs import BROADCAST, PT, header
     rng = np.random.default_rng(seed)
     T, K = cfg.system.tiles, cfg.tile.maps
     prog = HostProgram(cfg)

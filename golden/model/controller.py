@@ -18,7 +18,7 @@ from bfimna.golden.model.ap import APModel
 from bfimna.golden.spec.config import APConfig
 from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, decode, validate
 from bfimna.golden.spec.microcode import LUT, LUTS
-from bfimna.golden.spec.uops import Op, UOp
+from bfimna.golden.spec.uops import COUNTER_KEYS, UOP_COUNTER, Op, UOp  # noqa: F401 (re-exported)
 
 
 def cy_col(ap: APConfig) -> int:
@@ -196,15 +196,6 @@ def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT]) -> Iterator[UOp]:
 def cycles(ins: Instr, ap: APConfig, luts: dict[str, LUT] = LUTS) -> int:
     """Exact cycle count of one legal instruction (one micro-op per cycle)."""
     return sum(1 for _ in expand(ins, ap, luts))
-
-
-COUNTER_KEYS = ("cycles", "compares", "writes", "row_transfers", "col_transfers",
-                "rowen", "nops", "instructions", "errors")
-# the controller counter each issued micro-op counts in (besides cycles)
-UOP_COUNTER = {Op.CMP: "compares", Op.CMPA: "compares", Op.WR: "writes",
-               Op.RDROW: "row_transfers", Op.WRROW: "row_transfers",
-               Op.RDCOL: "col_transfers", Op.WRCOL: "col_transfers", Op.MVCOL: "col_transfers",
-               Op.ROWEN: "rowen", Op.NOP: "nops"}
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Fast golden tile: the ISA's macro-level semantics in numpy, for whole networks.
 
 `FastTile` has the interface and the counters of golden/model/tile.py's `Tile`, but executes
-each instruction as integer arithmetic on the fields of all enabled rows at once instead
-of micro-op by micro-op. Counters come from the exact micro-op stream of each distinct
-instruction word (golden/model/controller.py `expand`, cached), so cycles are the same numbers.
+each instruction as integer arithmetic on the fields of all enabled rows at once (the
+`effect` of its opcode table entry, golden/spec/isa.py: OPCODES) instead of micro-op by
+micro-op. Counters come from the exact micro-op stream of each distinct instruction word
+(golden/spec/costs.py `counts`, cached), so cycles are the same numbers.
 The one difference is the reserved carry column C-1, whose leftover value after an
 instruction this model does not reproduce (no instruction reads it before clearing it).
 tests/test_fast.py checks FastTile against Tile on random tile programs: every other
@@ -12,31 +13,12 @@ column, every counter and the error flag agree.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from bfimna.golden.spec.config import APConfig, Config
-from bfimna.golden.model.controller import COUNTER_KEYS, UOP_COUNTER, expand
-from bfimna.golden.spec.isa import Instr, Opc, decode, encode, validate
-from bfimna.golden.model.tile import movw_cycles
-from bfimna.golden.spec.uops import Op
-
-
-@lru_cache(maxsize=65536)
-def _costs(word: int, ap: APConfig) -> tuple[int, ...]:
-    """Counter increments of one legal non-transfer instruction (COUNTER_KEYS order,
-    without instructions/errors)."""
-    c = dict.fromkeys(COUNTER_KEYS, 0)
-    for u in expand(decode(word), ap):
-        c["cycles"] += 1
-        c[UOP_COUNTER[Op(u.op)]] += 1
-    return tuple(c[k] for k in COUNTER_KEYS)
-
-
-def _signed(v: np.ndarray, n: int) -> np.ndarray:
-    v = v.astype(np.int64)
-    return np.where(v >> (n - 1) & 1, v - (1 << n), v)
+from bfimna.golden.spec.costs import counts
+from bfimna.golden.spec.isa import OPCODES, Instr, Opc, decode, encode, validate
+from bfimna.golden.spec.uops import COUNTER_KEYS
 
 
 class FastAP:
@@ -124,15 +106,12 @@ class FastTile:
         op = Opc(ins.op)
         if op == Opc.MOVW:
             self._movw(ins)
-            c["cycles"] += movw_cycles(ins.count)
-            c["row_transfers"] += 2 * ins.count
+        elif op == Opc.XROWS:
+            self.xrows = (ins.srow, ins.drow, ins.stride)
         else:
-            if op == Opc.XROWS:
-                self.xrows = (ins.srow, ins.drow, ins.stride)
-            else:
-                self._compute(ins)
-            for k, v in zip(COUNTER_KEYS, _costs(encode(ins), cfg.ap)):
-                c[k] += v
+            self._compute(ins)
+        for k, v in zip(COUNTER_KEYS, counts(encode(ins), cfg.ap)):
+            c[k] += v
         c["instructions"] += 1
 
     def _movw(self, ins: Instr) -> None:
@@ -144,63 +123,14 @@ class FastTile:
 
     def _compute(self, ins: Instr) -> None:
         A = self.cap_ap
-        op, n, m, d, a, b = Opc(ins.op), ins.n, ins.m, ins.d, ins.a, ins.b
-        en = A.rowen
-        imm = ins.imm
-        if op == Opc.NOP:
-            return
-        if op == Opc.ROWS:
+        if ins.op == Opc.ROWS:
             r = np.arange(A.cfg.rows)
             A.rowen = (r >= ins.lo) & (r < ins.hi)
             return
-        if op == Opc.CLEAR:
-            A.put(d, n, 0, en)
-        elif op == Opc.COPY:
-            A.put(d, n, A.get(a, n), en)
-        elif op in (Opc.ADD, Opc.SUB):
-            x, y = A.get(d, n).astype(np.int64), A.get(a, n).astype(np.int64)
-            A.put(d, n, x + y if op == Opc.ADD else x - y, en)
-        elif op in (Opc.ADDI, Opc.SUBI):
-            x = A.get(d, n).astype(np.int64)
-            A.put(d, n, x + imm if op == Opc.ADDI else x - imm, en)
-        elif op == Opc.MUL:
-            x, y = A.get(a, n), A.get(b, m)
-            if ins.s:
-                x, y = _signed(x, n), _signed(y, m)
-            A.put(d, n + m, x.astype(np.int64) * y.astype(np.int64), en)
-        elif op == Opc.MAC:
-            x = A.get(a, n)
-            x = _signed(x, n) if ins.s else x.astype(np.int64)
-            A.put(d, m, A.get(d, m).astype(np.int64) + x * imm, en)
-        elif op == Opc.RELU:
-            x = _signed(A.get(d, n), n)
-            A.put(d, n, np.maximum(x, 0), en)
-        elif op in (Opc.MAX, Opc.MIN):
-            x, y = A.get(d, n), A.get(a, n)
-            if ins.s:
-                x, y = _signed(x, n), _signed(y, n)
-            else:
-                x, y = x.astype(np.int64), y.astype(np.int64)
-            A.put(d, n, np.maximum(x, y) if op == Opc.MAX else np.minimum(x, y), en)
-        elif op == Opc.CLAMP:
-            x = A.get(d, n)
-            if ins.s:
-                v = np.clip(_signed(x, n), -(1 << (m - 1)), (1 << (m - 1)) - 1)
-            else:
-                v = np.minimum(x.astype(np.int64), (1 << m) - 1)
-            A.put(d, n, v, en)
-        elif op == Opc.SHR:
-            x = A.get(d, n).astype(np.int64)
-            A.put(d + m, n - m, (x + (1 << (m - 1))) >> m, en)
-        elif op == Opc.REDUCE:
-            R = A.cfg.rows
-            for st in range(m):
-                sh = 1 << st
-                src = np.where(en[:, None], A.cam[:, d:d + n], False)
-                moved = np.zeros_like(src)
-                moved[:R - sh] = src[sh:]
-                A.cam[en, a:a + n] = moved[en]
-                A.put(d, n, A.get(d, n).astype(np.int64) + A.get(a, n).astype(np.int64), en)
-        else:  # pragma: no cover - validate() rejects everything else
-            raise AssertionError(op)
-
+        spec = OPCODES[Opc(ins.op)]
+        if spec.effect is None:       # NOP
+            return
+        cols = spec.columns(ins)
+        values = {k: A.get(start, width).astype(np.int64) for k, (start, width) in cols.items()}
+        for k, v in spec.effect(ins, values, A.rowen).items():
+            A.put(*cols[k], v, A.rowen)

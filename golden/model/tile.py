@@ -20,13 +20,9 @@ from __future__ import annotations
 from bfimna.golden.model.ap import APModel
 from bfimna.golden.spec.config import Config
 from bfimna.golden.model.controller import Controller
-from bfimna.golden.spec.isa import Instr, Opc, decode, validate
+from bfimna.golden.spec.isa import OPCODES, TRANSFER_OPS, Instr, Opc, decode, validate
+from bfimna.golden.spec.isa import movw_cycles  # noqa: F401 (re-exported)
 from bfimna.golden.spec.uops import Op, UOp
-
-
-def movw_cycles(count: int) -> int:
-    """Cycles of one MOVW of `count` words (reads and writes overlap by one)."""
-    return count + 1
 
 
 class Tile:
@@ -60,7 +56,7 @@ class Tile:
     def execute(self, ins: Instr | int) -> None:
         if isinstance(ins, int):
             ins = decode(ins)
-        if ins.op not in (Opc.XROWS, Opc.MOVW):
+        if ins.op not in TRANSFER_OPS:
             self.ctl.execute(ins)
             return
         reason = validate(ins, self.cfg.ap, self.cfg, self.xrows)
@@ -76,8 +72,8 @@ class Tile:
             self.ctl._issue(UOp(Op.NOP))
         else:
             self._movw(ins)
-            c["cycles"] += movw_cycles(ins.count)
-            c["row_transfers"] += 2 * ins.count
+            for k, v in OPCODES[Opc.MOVW].counts(ins).items():
+                c[k] += v
         c["instructions"] += 1
 
     def _movw(self, ins: Instr) -> None:

@@ -2,7 +2,9 @@
 
 Every figure is the length of the micro-op stream `expand` produces (one micro-op per
 cycle), for the searched LUTs and for the textbook ones, so the table cannot drift from
-what the controller issues. The representative instruction of each row:
+what the controller issues; an instruction that issues no CAP micro-ops (MOVW) has its
+counts in its opcode table entry (golden/spec/isa.py: OPCODES). The representative
+instruction of each row (the table entry's `example`):
 
     ADD/SUB      d += a, n bits
     ADDI/SUBI    d += imm, n bits (cost independent of the immediate)
@@ -13,48 +15,55 @@ what the controller issues. The representative instruction of each row:
     CLAMP.s      n bits to n/2 bits (at least 1)
     SHR          n bits by n/2 (at least 1) with rounding
     REDUCE       n-bit sums over 2^stages rows, stages = log2(rows)
+
+`counts(word, ap)` and `instr_cycles(word, ap)` are the cost model of one instruction word
+(the fast golden tile and the scheduler use them).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from bfimna.golden.model.controller import csd_digits, cycles, expand
 from bfimna.golden.spec.config import APConfig
-from bfimna.golden.model.controller import csd_digits, cycles
-from bfimna.golden.spec.isa import Instr, Opc
+from bfimna.golden.spec.isa import OPCODES, Instr, Opc, decode
 from bfimna.golden.spec.microcode import LUTS, TEXTBOOK
+from bfimna.golden.spec.uops import COUNTER_KEYS, UOP_COUNTER, Op
 
 DEFAULT_BITS = (1, 2, 4, 8, 16)
 
 
-def _alternating(n: int) -> int:
-    return sum(1 << k for k in range(0, n, 2))
+@lru_cache(maxsize=65536)
+def counts(word: int, ap: APConfig) -> tuple[int, ...]:
+    """Counter increments (COUNTER_KEYS order; `instructions` and `errors` stay 0) of one
+    legal instruction word on a tile whose CAP is `ap`."""
+    ins = decode(word)
+    c = dict.fromkeys(COUNTER_KEYS, 0)
+    spec = OPCODES[Opc(ins.op)]
+    if spec.counts is not None:
+        c.update(spec.counts(ins))
+    else:
+        for u in expand(ins, ap):
+            c["cycles"] += 1
+            c[UOP_COUNTER[Op(u.op)]] += 1
+    return tuple(c[k] for k in COUNTER_KEYS)
+
+
+def instr_cycles(word: int, ap: APConfig) -> int:
+    """Exact cycles of one legal instruction word on a tile whose CAP is `ap`."""
+    return counts(word, ap)[COUNTER_KEYS.index("cycles")]
 
 
 def representative(op_name: str, n: int, rows: int) -> Instr | None:
     """The instruction a cost-table row stands for (None where n does not apply)."""
     signed = op_name.endswith(".s")
     op = Opc[op_name.split(".")[0]]
-    far = 4 * n + 8  # operands far apart: positions do not change the cost
-    if op in (Opc.ADD, Opc.SUB, Opc.MAX, Opc.MIN, Opc.COPY):
-        return Instr(op=op, s=signed, d=0, a=far, n=n)
-    if op in (Opc.ADDI, Opc.SUBI):
-        return Instr(op=op, d=0, imm=1, n=n)
-    if op == Opc.MUL:
-        return Instr(op=op, s=signed, d=0, a=far, b=2 * far, n=n, m=n)
-    if op == Opc.MAC:
-        return Instr(op=op, s=signed, d=0, a=far, n=n, m=2 * n + 4,
-                     imm=min(_alternating(n), (1 << 15) - 1))
-    if op in (Opc.RELU, Opc.CLEAR):
-        return Instr(op=op, d=0, n=n)
-    if op in (Opc.CLAMP, Opc.SHR):
-        return None if n < 2 else Instr(op=op, s=signed, d=0, n=n, m=max(1, n // 2))
-    if op == Opc.REDUCE:
-        stages = max(1, (rows - 1).bit_length())
-        return Instr(op=op, d=0, a=far, n=n, m=stages)
-    return None
+    example = OPCODES[op].example
+    kw = example(n, rows, signed) if example else None
+    return None if kw is None else Instr(op=op, **kw)
 
 
-ROWS_OF_TABLE = ("ADD", "SUB", "ADDI", "SUBI", "MUL.u", "MUL.s", "MAC.u", "MAC.s", "RELU",
-                 "MAX.s", "MIN.s", "CLAMP.s", "SHR", "COPY", "CLEAR", "REDUCE")
+ROWS_OF_TABLE = tuple(r for s in OPCODES.values() for r in s.cost_rows)
 
 
 def cost_table(bits=DEFAULT_BITS, rows: int = 256) -> list[dict]:
@@ -67,7 +76,7 @@ def cost_table(bits=DEFAULT_BITS, rows: int = 256) -> list[dict]:
                 continue
             row = {"op": name, "bits": n, "cycles": cycles(ins, ap, LUTS),
                    "textbook": cycles(ins, ap, TEXTBOOK)}
-            if ins.op == Opc.MAC:
+            if OPCODES[Opc(ins.op)].csd:
                 row["csd_digits"] = len(csd_digits(ins.imm))
             out.append(row)
     return out

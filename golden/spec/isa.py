@@ -1,5 +1,16 @@
-"""The macro-instruction set: fields, 64-bit encoding, validation, assembler and
-disassembler. docs/isa.md is the written specification; this module is its reference.
+"""The macro-instruction set, declared once: word formats, the opcode table, encoding,
+validation, assembler and disassembler. docs/isa.md is the written specification; this
+module is its reference.
+
+Every opcode is one `OpSpec` entry of `OPCODES`: its word format, its operands and text
+form, the columns its operands occupy, the rules a legal instruction obeys, what it does
+to the fields of a row (`effect`), and how the cost table exercises it. Everything else
+reads the table: encode/decode, validate, the assembler and disassembler (here), the
+cost table (golden/spec/costs.py), the fast golden tile (golden/model/fast.py), the
+random stimulus (golden/host/stimulus.py), the scheduler and the RTL decoder and
+validator (hdl/gen/controller.py, through Amaranth views of the same formats and the same
+rule objects). Adding an opcode is an entry here, its micro-op expansion
+(golden/model/controller.py: expand) and its sequencing in hdl/gen/controller.py.
 
 Text form, one instruction per line (`;` or `#` start a comment):
 
@@ -15,14 +26,35 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from bfimna.golden.spec.config import APConfig
+from bfimna.golden.spec.layout import BitLayout
 
 WORD_BITS = 64
 MAX_WIDTH = 32       # largest precision (n) and result width an instruction may name
 IMM_BITS = 16
 RESERVED_COLS = 1    # the top column (C-1): the carry, borrow or flag of the controller
+
+# -- word formats ----------------------------------------------------------------------------
+# Every bit of a word is a field or reserved (a legal word has it zero). Fields an opcode
+# does not read are ignored: e.g. NOP ignores all but `op`, MOVW ignores `s` and `b`.
+
+GENERIC = BitLayout("instruction", WORD_BITS, {
+    "op": (0, 5), "s": (5, 1), "n": (6, 6), "m": (12, 6), "d": (18, 9), "a": (27, 9),
+    "b": (36, 9), "imm": (45, IMM_BITS, True)}, gaps="reserved")          # 63:61 reserved
+ROWS_FORMAT = BitLayout("ROWS instruction", WORD_BITS, {
+    "op": (0, 5), "lo": (18, 16), "hi": (34, 16)}, gaps="reserved")
+XROWS_FORMAT = BitLayout("XROWS instruction", WORD_BITS, {
+    "op": (0, 5), "srow": (18, 16), "drow": (34, 16), "stride": (50, 8)}, gaps="reserved")
+MOVW_FORMAT = BitLayout("MOVW instruction", WORD_BITS, {   # GENERIC with m -> sap, dap
+    "op": (0, 5), "s": (5, 1), "n": (6, 6), "sap": (12, 3), "dap": (15, 3), "d": (18, 9),
+    "a": (27, 9), "b": (36, 9), "count": (45, 16)}, gaps="reserved")      # imm -> count
+FORMATS = (GENERIC, ROWS_FORMAT, XROWS_FORMAT, MOVW_FORMAT)
+OP_FIELD = GENERIC["op"]   # the same bits in every format
 
 
 class Opc(enum.IntEnum):
@@ -46,39 +78,324 @@ class Opc(enum.IntEnum):
     MOVW = 17    # move words between the APs of a tile
 
 
-TRANSFER_OPS = (Opc.XROWS, Opc.MOVW)
+# -- validity rules ------------------------------------------------------------------------
+# A rule's `ok(ins, t, cols)` is written with &, |, comparisons and + only, so that it
+# evaluates both on an Instr (golden: Python ints) and on Amaranth views of the word (RTL:
+# hdl/gen/controller.py). `t` is the target (golden: `Target`; RTL: its signals): the CAP
+# configuration `t.ap`, `t.tile` (a tile configuration is known), `t.maps`, `t.xrows`
+# (srow, drow, stride of the last XROWS), `t.usable(ap)` and `t.rows(ap)` per AP index.
+# `cols` are the opcode's operand columns. `why` gives the reason (golden only).
 
-# operands each opcode takes (in canonical order) and whether .s/.u applies
-OPERANDS: dict[Opc, tuple[tuple[str, ...], bool]] = {
-    Opc.NOP: ((), False),
-    Opc.ROWS: (("lo", "hi"), False),
-    Opc.CLEAR: (("d", "n"), False),
-    Opc.COPY: (("d", "a", "n"), False),
-    Opc.ADD: (("d", "a", "n"), False),
-    Opc.SUB: (("d", "a", "n"), False),
-    Opc.ADDI: (("d", "imm", "n"), False),
-    Opc.SUBI: (("d", "imm", "n"), False),
-    Opc.MUL: (("d", "a", "b", "n", "m"), True),
-    Opc.MAC: (("d", "a", "imm", "n", "m"), True),
-    Opc.RELU: (("d", "n"), False),
-    Opc.MAX: (("d", "a", "n"), True),
-    Opc.MIN: (("d", "a", "n"), True),
-    Opc.CLAMP: (("d", "n", "m"), True),
-    Opc.SHR: (("d", "n", "m"), True),
-    Opc.REDUCE: (("d", "a", "n", "m"), False),
-    Opc.XROWS: (("srow", "drow", "stride"), False),
-    Opc.MOVW: (("sap", "dap", "d", "a", "n", "count"), False),
+@dataclass(frozen=True)
+class Rule:
+    ok: Callable
+    why: Callable
+    hw: bool = True      # False: a decoded word always passes (the RTL skips it)
+
+
+def rule(ok: Callable, why: Callable | str, hw: bool = True) -> Rule:
+    """A rule on (ins, target) alone."""
+    return Rule(lambda i, t, c: ok(i, t),
+                (lambda i, t, c: why) if isinstance(why, str) else (lambda i, t, c: why(i, t)),
+                hw)
+
+
+def all_of(values):
+    """AND of bools or Amaranth values (True when empty)."""
+    out = True
+    for v in values:
+        out = v if out is True else out & v
+    return out
+
+
+def _fits(i, t, cols):
+    return all_of(start + width <= t.usable(ap) for start, width, ap in _cols(cols))
+
+
+def _fits_why(i, t, cols):
+    for name, (start, width, ap) in zip(cols, _cols(cols)):
+        u = t.usable(ap)
+        if start + width > u:
+            where = (f"of AP {ap}" if len(cols[name]) == 3 else
+                     f"(the top {RESERVED_COLS} are reserved)")
+            return f"operand {name} [{start}, {start + width}) outside the usable columns " \
+                   f"[0, {u}) {where}"
+    raise AssertionError("columns fit")
+
+
+def _cols(cols):
+    """(start, width, AP index) of each column (index 0, the CAP, unless given)."""
+    return [c if len(c) == 3 else (*c, 0) for c in cols.values()]
+
+
+def _pairs(cols):
+    names = list(cols)
+    return [(p, q) for k, p in enumerate(names) for q in names[k + 1:]]
+
+
+def _apart(i, t, cols):
+    return all_of((cols[p][0] + cols[p][1] <= cols[q][0]) | (cols[q][0] + cols[q][1] <= cols[p][0])
+                  for p, q in _pairs(cols))
+
+
+def _apart_why(i, t, cols):
+    for p, q in _pairs(cols):
+        (s1, w1), (s2, w2) = cols[p][:2], cols[q][:2]
+        if s1 < s2 + w2 and s2 < s1 + w1:
+            return f"operands {p} and {q} overlap"
+    raise AssertionError("operands apart")
+
+
+FITS = Rule(_fits, _fits_why)          # every operand column lies in the usable columns
+APART = Rule(_apart, _apart_why)       # no two operand columns overlap
+N_OK = rule(lambda i, t: (i.n >= 1) & (i.n <= MAX_WIDTH),
+            lambda i, t: f"width n={i.n} outside 1..{MAX_WIDTH}")
+M_OK = rule(lambda i, t: (i.m >= 1) & (i.m <= MAX_WIDTH),
+            lambda i, t: f"m={i.m} outside 1..{MAX_WIDTH}")
+M_BELOW_N = rule(lambda i, t: i.m < i.n, lambda i, t: f"m={i.m} must be below n={i.n}")
+NEEDS_2D = rule(lambda i, t: t.ap.two_d,
+                lambda i, t: f"{Opc(i.op).name} needs a 2D AP (column moves)")
+IMM_OK = rule(lambda i, t: (i.imm >= -(1 << (IMM_BITS - 1))) & (i.imm < (1 << (IMM_BITS - 1))),
+              lambda i, t: f"imm {i.imm} outside signed {IMM_BITS} bits", hw=False)
+
+
+# -- the opcode table ----------------------------------------------------------------------
+
+def sx(v, width: int, signed: bool = True):
+    """`v` (the unsigned value of a `width`-bit field; int or numpy array) read as two's
+    complement when `signed`."""
+    return v - (((v >> (width - 1)) & 1) << width) if signed else v
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """What one opcode is.
+
+    fmt       its word format
+    operands  its operands in canonical text order (the format fields it reads)
+    signed    takes the .s/.u suffix
+    columns   ins -> {operand: (start, width)} (or (start, width, AP index) on a tile):
+              the columns each operand occupies; the same lambda runs on RTL views
+    rules     what a legal instruction obeys, checked in order (golden and RTL)
+    m         what the `m` operand is: "width" (of operand b), "acc" (the accumulator
+              width), "below" (a width or shift below n), "stages" (of a reduction)
+    effect    (ins, values, enabled rows) -> {operand: new value}: what it does to the
+              fields of every enabled row; values are the operand columns' unsigned
+              values (numpy int64 arrays over all rows), results wrap to the column width
+    transfer  runs in the tile controller (docs/isa.md, "Transfers inside a tile")
+    counts    ins -> counter increments, for an instruction that issues no CAP micro-ops
+              (the others count the micro-ops golden/model/controller.py `expand` issues)
+    cost_rows rows of the cost table (mnemonics with .s/.u), `example(n, rows, signed)`
+              the operands of the representative instruction (None: n does not apply)
+    csd       its cost depends on the canonical signed digits of `imm`
+    doc       its effect, as docs/isa.md's table says it
+    """
+
+    fmt: BitLayout
+    operands: tuple[str, ...]
+    doc: str = ""
+    signed: bool = False
+    columns: Callable = lambda i: {}
+    rules: tuple[Rule, ...] = ()
+    m: str | None = None
+    effect: Callable | None = None
+    transfer: bool = False
+    counts: Callable | None = None
+    cost_rows: tuple[str, ...] = ()
+    example: Callable | None = None
+    csd: bool = False
+
+
+def movw_cycles(count: int) -> int:
+    """Cycles of one MOVW of `count` words (reads and writes overlap by one)."""
+    return count + 1
+
+
+def _far(n: int) -> int:
+    return 4 * n + 8   # operands this far apart: positions do not change the cost
+
+
+def _alternating(n: int) -> int:
+    return sum(1 << k for k in range(0, n, 2))
+
+
+def _d(i):
+    return {"d": (i.d, i.n)}
+
+
+def _da(i):
+    return {"d": (i.d, i.n), "a": (i.a, i.n)}
+
+
+def _ex_da(n, rows, s):
+    return dict(s=s, d=0, a=_far(n), n=n)
+
+
+def _ex_below(n, rows, s):
+    return None if n < 2 else dict(s=s, d=0, n=n, m=max(1, n // 2))
+
+
+def _reduce(i, v, en):
+    """REDUCE: log2 steps; each moves d up by 2^k rows into the scratch a (0 from rows
+    outside the range) and adds it to d."""
+    d, a = v["d"], v["a"]
+    for st in range(i.m):
+        sh = 1 << st
+        src = np.where(en, d, 0)
+        moved = np.zeros_like(src)
+        moved[:len(d) - sh] = src[sh:]
+        a = np.where(en, moved, a)
+        d = np.where(en, (d + a) & ((1 << i.n) - 1), d)
+    return {"d": d, "a": a}
+
+
+_CLAMP_BOUNDS = (lambda i: (-(1 << (i.m - 1)), (1 << (i.m - 1)) - 1) if i.s else
+                 (0, (1 << i.m) - 1))
+
+_ARITH = (N_OK, FITS, APART)
+_ARITH_IMM = (N_OK, IMM_OK, FITS, APART)
+_WIDE = (N_OK, M_OK, M_BELOW_N, FITS, APART)
+
+OPCODES: dict[Opc, OpSpec] = {
+    Opc.NOP: OpSpec(GENERIC, (), "one idle cycle"),
+    Opc.ROWS: OpSpec(
+        ROWS_FORMAT, ("lo", "hi"), "enable rows [lo, hi); lo <= hi <= R",
+        rules=(rule(lambda i, t: (i.lo <= i.hi) & (i.hi <= t.ap.rows),
+                    lambda i, t: f"row range [{i.lo}, {i.hi}) is not within [0, {t.ap.rows}]"),)),
+    Opc.CLEAR: OpSpec(
+        GENERIC, ("d", "n"), "d = 0", columns=_d, rules=_ARITH,
+        effect=lambda i, v, en: {"d": 0}, cost_rows=("CLEAR",),
+        example=lambda n, rows, s: dict(d=0, n=n)),
+    Opc.COPY: OpSpec(
+        GENERIC, ("d", "a", "n"), "d = a", columns=_da, rules=_ARITH,
+        effect=lambda i, v, en: {"d": v["a"]}, cost_rows=("COPY",), example=_ex_da),
+    Opc.ADD: OpSpec(
+        GENERIC, ("d", "a", "n"), "d = d + a (mod 2^n)", columns=_da, rules=_ARITH,
+        effect=lambda i, v, en: {"d": v["d"] + v["a"]}, cost_rows=("ADD",), example=_ex_da),
+    Opc.SUB: OpSpec(
+        GENERIC, ("d", "a", "n"), "d = d - a (mod 2^n)", columns=_da, rules=_ARITH,
+        effect=lambda i, v, en: {"d": v["d"] - v["a"]}, cost_rows=("SUB",), example=_ex_da),
+    Opc.ADDI: OpSpec(
+        GENERIC, ("d", "imm", "n"), "d = d + imm (imm: signed 16 bits, sign-extended to n)",
+        columns=_d, rules=_ARITH_IMM, effect=lambda i, v, en: {"d": v["d"] + i.imm},
+        cost_rows=("ADDI",), example=lambda n, rows, s: dict(d=0, imm=1, n=n)),
+    Opc.SUBI: OpSpec(
+        GENERIC, ("d", "imm", "n"), "d = d - imm (imm: signed 16 bits, sign-extended to n)",
+        columns=_d, rules=_ARITH_IMM, effect=lambda i, v, en: {"d": v["d"] - i.imm},
+        cost_rows=("SUBI",), example=lambda n, rows, s: dict(d=0, imm=1, n=n)),
+    Opc.MUL: OpSpec(
+        GENERIC, ("d", "a", "b", "n", "m"),
+        "d[n+m] = a[n] * b[m] (exact); d must not overlap a, b", signed=True, m="width",
+        columns=lambda i: {"d": (i.d, i.n + i.m), "a": (i.a, i.n), "b": (i.b, i.m)},
+        rules=(N_OK, M_OK,
+               rule(lambda i, t: i.n + i.m <= MAX_WIDTH,
+                    lambda i, t: f"product width n+m={i.n + i.m} above {MAX_WIDTH}"),
+               FITS, APART),
+        effect=lambda i, v, en: {"d": sx(v["a"], i.n, i.s) * sx(v["b"], i.m, i.s)},
+        cost_rows=("MUL.u", "MUL.s"),
+        example=lambda n, rows, s: dict(s=s, d=0, a=_far(n), b=2 * _far(n), n=n, m=n)),
+    Opc.MAC: OpSpec(
+        GENERIC, ("d", "a", "imm", "n", "m"),
+        "d[m] = d + a[n] * imm (mod 2^m); a unsigned / signed, imm signed 16 bits",
+        signed=True, m="acc", columns=lambda i: {"d": (i.d, i.m), "a": (i.a, i.n)},
+        rules=(N_OK, M_OK, IMM_OK, FITS, APART),
+        effect=lambda i, v, en: {"d": v["d"] + sx(v["a"], i.n, i.s) * i.imm},
+        cost_rows=("MAC.u", "MAC.s"), csd=True,
+        example=lambda n, rows, s: dict(s=s, d=0, a=_far(n), n=n, m=2 * n + 4,
+                                        imm=min(_alternating(n), (1 << 15) - 1))),
+    Opc.RELU: OpSpec(
+        GENERIC, ("d", "n"), "d = max(d, 0), d signed", columns=_d, rules=_ARITH,
+        effect=lambda i, v, en: {"d": np.maximum(sx(v["d"], i.n), 0)},
+        cost_rows=("RELU",), example=lambda n, rows, s: dict(d=0, n=n)),
+    Opc.MAX: OpSpec(
+        GENERIC, ("d", "a", "n"), "d = max(d, a)", signed=True, columns=_da, rules=_ARITH,
+        effect=lambda i, v, en: {"d": np.maximum(sx(v["d"], i.n, i.s), sx(v["a"], i.n, i.s))},
+        cost_rows=("MAX.s",), example=_ex_da),
+    Opc.MIN: OpSpec(
+        GENERIC, ("d", "a", "n"), "d = min(d, a)", signed=True, columns=_da, rules=_ARITH,
+        effect=lambda i, v, en: {"d": np.minimum(sx(v["d"], i.n, i.s), sx(v["a"], i.n, i.s))},
+        cost_rows=("MIN.s",), example=_ex_da),
+    Opc.CLAMP: OpSpec(
+        GENERIC, ("d", "n", "m"),
+        "saturate d to m bits (.s: [-2^(m-1), 2^(m-1)-1], .u: [0, 2^m-1]); the field stays "
+        "n bits (sign/zero-extended); m < n", signed=True, m="below", columns=_d, rules=_WIDE,
+        effect=lambda i, v, en: {"d": np.clip(sx(v["d"], i.n, i.s), *_CLAMP_BOUNDS(i))},
+        cost_rows=("CLAMP.s",), example=_ex_below),
+    Opc.SHR: OpSpec(
+        GENERIC, ("d", "n", "m"),
+        "rounding right shift by m: the (n-m)-bit field at d+m becomes "
+        "floor((d + 2^(m-1)) / 2^m) mod 2^(n-m); the low m bits are left as they were; m < n",
+        signed=True, m="below", columns=_d, rules=_WIDE,
+        effect=lambda i, v, en: {"d": (v["d"] & ((1 << i.m) - 1))
+                                 | (((v["d"] + (1 << (i.m - 1))) >> i.m) << i.m)},
+        cost_rows=("SHR",), example=_ex_below),
+    Opc.REDUCE: OpSpec(
+        GENERIC, ("d", "a", "n", "m"),
+        "2D only: every enabled row r gets d = sum of d over enabled rows r .. r+2^m-1 "
+        "(mod 2^n); a is an n-bit scratch field (clobbered); 2^(m-1) < R",
+        m="stages", columns=_da,
+        rules=(N_OK, M_OK,
+               NEEDS_2D,
+               rule(lambda i, t: i.m <= (t.ap.rows - 1).bit_length(),    # 2^(m-1) < R
+                    lambda i, t: f"m={i.m} stages span 2^{i.m - 1} >= {t.ap.rows} rows"),
+               FITS, APART),
+        effect=_reduce, cost_rows=("REDUCE",),
+        example=lambda n, rows, s: dict(d=0, a=_far(n), n=n,
+                                        m=max(1, (rows - 1).bit_length()))),
+    Opc.XROWS: OpSpec(
+        XROWS_FORMAT, ("srow", "drow", "stride"),
+        "tile: set the transfer row registers (first source row, first destination row, "
+        "source step 0..255); one cycle", transfer=True),
+    Opc.MOVW: OpSpec(
+        MOVW_FORMAT, ("sap", "dap", "d", "a", "n", "count"),
+        "tile: for k < count, AP dap row drow+k bits [d, d+n) = AP sap row srow+k*stride "
+        "bits [a, a+n); count + 1 cycles", transfer=True,
+        columns=lambda i: {"a": (i.a, i.n, i.sap), "d": (i.d, i.n, i.dap)},
+        rules=(rule(lambda i, t: t.tile, "MOVW needs a tile configuration"),
+               rule(lambda i, t: (i.sap <= t.maps) & (i.dap <= t.maps),
+                    lambda i, t: f"AP {max(i.sap, i.dap)} does not exist "
+                                 f"(0 = CAP, 1..{t.maps} = MAPs)"),
+               rule(lambda i, t: i.sap != i.dap,
+                    lambda i, t: f"source and destination are the same AP ({i.sap})"),
+               N_OK,
+               rule(lambda i, t: i.count >= 1, "count=0 moves nothing"),
+               FITS,
+               rule(lambda i, t: t.xrows[0] + (i.count - 1) * t.xrows[2] < t.rows(i.sap),
+                    lambda i, t: f"source rows reach {t.xrows[0] + (i.count - 1) * t.xrows[2]}"
+                                 f", AP {i.sap} has {t.rows(i.sap)}"),
+               rule(lambda i, t: t.xrows[1] + i.count <= t.rows(i.dap),
+                    lambda i, t: f"destination rows [{t.xrows[1]}, {t.xrows[1] + i.count}) "
+                                 f"outside AP {i.dap}'s {t.rows(i.dap)}")),
+        counts=lambda i: {"cycles": movw_cycles(i.count), "row_transfers": 2 * i.count}),
 }
 
-# bit fields of the 64-bit word: name -> (lsb, width). ROWS reuses bits 18..49 for lo/hi.
-FIELDS = {"op": (0, 5), "s": (5, 1), "n": (6, 6), "m": (12, 6), "d": (18, 9),
-          "a": (27, 9), "b": (36, 9), "imm": (45, 16), "rsv": (61, 3)}
-ROWS_FIELDS = {"op": (0, 5), "lo": (18, 16), "hi": (34, 16)}
-XROWS_FIELDS = {"op": (0, 5), "srow": (18, 16), "drow": (34, 16), "stride": (50, 8)}
-MOVW_FIELDS = {"op": (0, 5), "n": (6, 6), "sap": (12, 3), "dap": (15, 3), "d": (18, 9),
-               "a": (27, 9), "count": (45, 16), "rsv": (61, 3)}
-LAYOUTS = {Opc.ROWS: ROWS_FIELDS, Opc.XROWS: XROWS_FIELDS, Opc.MOVW: MOVW_FIELDS}
+# derived views of the table
+OPERANDS: dict[Opc, tuple[tuple[str, ...], bool]] = {
+    op: (s.operands, s.signed) for op, s in OPCODES.items()}
+TRANSFER_OPS = tuple(op for op, s in OPCODES.items() if s.transfer)
 
+
+def runs_on(spec: OpSpec, ap: APConfig) -> bool:
+    """Whether the opcode can be legal on a CAP like `ap` (REDUCE needs 2D) and issues
+    micro-ops to it (not a transfer)."""
+    return not spec.transfer and (ap.two_d or NEEDS_2D not in spec.rules)
+
+
+def spec_of(op: int) -> OpSpec | None:
+    """The table entry of opcode `op` (None: not an opcode)."""
+    try:
+        return OPCODES[Opc(op)]
+    except ValueError:
+        return None
+
+
+def format_of(op: int) -> BitLayout:
+    """The word format of opcode `op` (an unknown opcode decodes as GENERIC)."""
+    s = spec_of(op)
+    return s.fmt if s else GENERIC
+
+
+# -- instructions and their words --------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Instr:
@@ -98,7 +415,7 @@ class Instr:
     sap: int = 0          # MOVW: source and destination AP (0 CAP, 1..K MAPs), word count
     dap: int = 0
     count: int = 0
-    rsv: int = 0          # reserved bits of a decoded word (must be 0)
+    rsv: int = 0          # the reserved bits of a decoded word, in place (legal: 0)
     line: int = field(default=0, compare=False)  # source line, for messages
 
     @property
@@ -109,64 +426,29 @@ class Instr:
             return f"OP{self.op}"
 
 
-# -- encoding ----------------------------------------------------------------------------
-
 def encode(ins: Instr) -> int:
-    word = 0
-    layout = LAYOUTS.get(ins.op, FIELDS)
-    for name, (lsb, width) in layout.items():
-        v = int(getattr(ins, name))
-        if name == "imm":
-            if not -(1 << (IMM_BITS - 1)) <= v < (1 << (IMM_BITS - 1)):
-                raise ValueError(f"imm {v} does not fit {IMM_BITS} signed bits")
-            v &= (1 << IMM_BITS) - 1
-        elif not 0 <= v < (1 << width):
-            raise ValueError(f"{name}={v} does not fit its {width}-bit field")
-        word |= v << lsb
-    return word
+    """The word of `ins`, packed through its opcode's format (a value that does not fit
+    its field raises ValueError). encode(decode(w)) == w for every 64-bit word."""
+    fmt = format_of(ins.op)
+    word = fmt.pack(**{k: int(getattr(ins, k)) for k in fmt.fields})
+    return word | (ins.rsv & fmt.gap_mask)
 
 
 def decode(word: int) -> Instr:
     """Any 64-bit word decodes; whether it is legal is validate()'s call."""
-    def get(lsb, width):
-        return (word >> lsb) & ((1 << width) - 1)
-    op = get(*FIELDS["op"])
-    if op in (Opc.ROWS, Opc.XROWS):
-        layout = LAYOUTS[op]
-        rest = word
-        for lsb, width in layout.values():
-            rest &= ~(((1 << width) - 1) << lsb)
-        return Instr(op=op, rsv=int(rest != 0),
-                     **{k: get(*v) for k, v in layout.items() if k != "op"})
-    if op == Opc.MOVW:
-        return Instr(op=op, **{k: get(*v) for k, v in MOVW_FIELDS.items() if k != "op"})
-    imm = get(*FIELDS["imm"])
-    if imm >> (IMM_BITS - 1):
-        imm -= 1 << IMM_BITS
-    return Instr(op=op, s=bool(get(*FIELDS["s"])), n=get(*FIELDS["n"]), m=get(*FIELDS["m"]),
-                 d=get(*FIELDS["d"]), a=get(*FIELDS["a"]), b=get(*FIELDS["b"]), imm=imm,
-                 rsv=get(*FIELDS["rsv"]))
+    fmt = format_of(GENERIC.get(word, "op"))
+    vals = fmt.unpack(word)
+    if "s" in vals:
+        vals["s"] = bool(vals["s"])
+    return Instr(rsv=fmt.reserved_bits(word), **vals)
 
 
 # -- validation ----------------------------------------------------------------------------
 
 def operand_fields(ins: Instr) -> dict[str, tuple[int, int]]:
     """Column ranges (start, width) each operand occupies: 'd' (destination), 'a', 'b'."""
-    op, n, m = ins.op, ins.n, ins.m
-    f: dict[str, tuple[int, int]] = {}
-    if op in (Opc.CLEAR, Opc.RELU, Opc.CLAMP, Opc.SHR, Opc.ADDI, Opc.SUBI):
-        f["d"] = (ins.d, n)
-    elif op in (Opc.COPY, Opc.ADD, Opc.SUB, Opc.MAX, Opc.MIN, Opc.REDUCE):
-        f["d"], f["a"] = (ins.d, n), (ins.a, n)
-    elif op == Opc.MUL:
-        f["d"], f["a"], f["b"] = (ins.d, n + m), (ins.a, n), (ins.b, m)
-    elif op == Opc.MAC:
-        f["d"], f["a"] = (ins.d, m), (ins.a, n)
-    return f
-
-
-def _overlap(f, g) -> bool:
-    return f[0] < g[0] + g[1] and g[0] < f[0] + f[1]
+    s = spec_of(ins.op)
+    return {k: c[:2] for k, c in s.columns(ins).items()} if s else {}
 
 
 def usable_cols(ap: APConfig, index: int) -> int:
@@ -174,81 +456,50 @@ def usable_cols(ap: APConfig, index: int) -> int:
     return ap.cols - RESERVED_COLS if index == 0 else ap.cols
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where an instruction runs, as the rules see it (golden side): the CAP `ap`, the
+    tile configuration `cfg` (None: no tile), the transfer row registers `xrows`."""
+
+    ap: APConfig
+    cfg: object = None
+    xrows: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def tile(self) -> bool:
+        return self.cfg is not None
+
+    @property
+    def maps(self) -> int:
+        return self.cfg.tile.maps if self.cfg is not None else 0
+
+    def ap_of(self, index: int) -> APConfig:
+        return self.ap if index == 0 else self.cfg.ap_of(index)
+
+    def usable(self, index: int) -> int:
+        return usable_cols(self.ap_of(index), index)
+
+    def rows(self, index: int) -> int:
+        return self.ap_of(index).rows
+
+
 def validate(ins: Instr, ap: APConfig, cfg=None, xrows=(0, 0, 0)) -> str | None:
-    """None if the AP controller executes `ins`, else the reason it is illegal.
+    """None if the tile controller executes `ins`, else the reason it is illegal.
 
     Transfer instructions need the tile: `cfg` (a golden.config.Config whose `ap` is
     `ap`) and, for MOVW, the transfer row registers `xrows` = (srow, drow, stride) set
     by the last XROWS.
     """
-    try:
-        op = Opc(ins.op)
-    except ValueError:
+    spec = spec_of(ins.op)
+    if spec is None:
         return f"unknown opcode {ins.op}"
     if ins.rsv:
         return "reserved bits are not zero"
-    usable = ap.cols - RESERVED_COLS
-    if op in (Opc.NOP, Opc.XROWS):
-        return None
-    if op == Opc.MOVW:
-        return _validate_movw(ins, cfg, xrows)
-    if op == Opc.ROWS:
-        if not ins.lo <= ins.hi <= ap.rows:
-            return f"row range [{ins.lo}, {ins.hi}) is not within [0, {ap.rows}]"
-        return None
-    if not 1 <= ins.n <= MAX_WIDTH:
-        return f"width n={ins.n} outside 1..{MAX_WIDTH}"
-    if op in (Opc.MUL, Opc.MAC, Opc.CLAMP, Opc.SHR, Opc.REDUCE) and not 1 <= ins.m <= MAX_WIDTH:
-        return f"m={ins.m} outside 1..{MAX_WIDTH}"
-    if op == Opc.MUL and ins.n + ins.m > MAX_WIDTH:
-        return f"product width n+m={ins.n + ins.m} above {MAX_WIDTH}"
-    if op in (Opc.CLAMP, Opc.SHR) and ins.m >= ins.n:
-        return f"m={ins.m} must be below n={ins.n}"
-    if op == Opc.REDUCE:
-        if not ap.two_d:
-            return "REDUCE needs a 2D AP (column moves)"
-        if (1 << (ins.m - 1)) >= ap.rows:
-            return f"m={ins.m} stages span 2^{ins.m - 1} >= {ap.rows} rows"
-    if op in (Opc.ADDI, Opc.SUBI, Opc.MAC) and not \
-            -(1 << (IMM_BITS - 1)) <= ins.imm < (1 << (IMM_BITS - 1)):
-        return f"imm {ins.imm} outside signed {IMM_BITS} bits"
-    fields = operand_fields(ins)
-    for name, (start, width) in fields.items():
-        if start + width > usable:
-            return (f"operand {name} [{start}, {start + width}) outside the usable columns "
-                    f"[0, {usable}) (the top {RESERVED_COLS} are reserved)")
-    names = list(fields)
-    for i, p in enumerate(names):
-        for q in names[i + 1:]:
-            if _overlap(fields[p], fields[q]):
-                return f"operands {p} and {q} overlap"
-    return None
-
-
-def _validate_movw(ins: Instr, cfg, xrows) -> str | None:
-    if cfg is None:
-        return "MOVW needs a tile configuration"
-    k = cfg.tile.maps
-    if ins.sap > k or ins.dap > k:
-        return f"AP {max(ins.sap, ins.dap)} does not exist (0 = CAP, 1..{k} = MAPs)"
-    if ins.sap == ins.dap:
-        return f"source and destination are the same AP ({ins.sap})"
-    if not 1 <= ins.n <= MAX_WIDTH:
-        return f"width n={ins.n} outside 1..{MAX_WIDTH}"
-    if ins.count < 1:
-        return "count=0 moves nothing"
-    src, dst = cfg.ap_of(ins.sap), cfg.ap_of(ins.dap)
-    for name, start, index, ap_ in (("a", ins.a, ins.sap, src), ("d", ins.d, ins.dap, dst)):
-        u = usable_cols(ap_, index)
-        if start + ins.n > u:
-            return (f"operand {name} [{start}, {start + ins.n}) outside the usable columns "
-                    f"[0, {u}) of AP {index}")
-    srow, drow, stride = xrows
-    last_src = srow + (ins.count - 1) * stride
-    if last_src >= src.rows:
-        return f"source rows reach {last_src}, AP {ins.sap} has {src.rows}"
-    if drow + ins.count > dst.rows:
-        return f"destination rows [{drow}, {drow + ins.count}) outside AP {ins.dap}'s {dst.rows}"
+    t = Target(ap, cfg, tuple(xrows))
+    cols = spec.columns(ins)
+    for r in spec.rules:
+        if not r.ok(ins, t, cols):
+            return r.why(ins, t, cols)
     return None
 
 
@@ -293,8 +544,9 @@ def assemble(text: str, ap: APConfig, cfg=None) -> list[Instr]:
             if mnem not in Opc.__members__:
                 raise ValueError(f"unknown opcode {mnem!r}")
             op = Opc[mnem]
-            wanted, has_sign = OPERANDS[op]
-            if suffix and not has_sign:
+            spec = OPCODES[op]
+            wanted = spec.operands
+            if suffix and not spec.signed:
                 raise ValueError(f"{mnem} takes no .s/.u suffix")
             ops: dict[str, int] = {}
             for tok in rest.replace(",", " ").split():
@@ -313,7 +565,7 @@ def assemble(text: str, ap: APConfig, cfg=None) -> list[Instr]:
             if missing:
                 raise ValueError(f"{mnem} is missing operand(s) {', '.join(missing)}")
             for k, v in ops.items():
-                if k != "imm" and v < 0:
+                if v < 0 and not spec.fmt[k].signed:
                     raise ValueError(f"operand {k}={v} is negative")
             ins = Instr(op=op, s=suffix == ".s", line=lineno, **ops)
             reason = validate(ins, ap, cfg, xrows)
@@ -346,7 +598,7 @@ def disassemble(ins: Instr) -> str:
         op = Opc(ins.op)
     except ValueError:
         return f"; illegal word: opcode {ins.op}"
-    wanted, has_sign = OPERANDS[op]
-    mnem = op.name + ((".s" if ins.s else ".u") if has_sign else "")
-    args = " ".join(f"{k}={getattr(ins, k)}" for k in wanted)
+    spec = OPCODES[op]
+    mnem = op.name + ((".s" if ins.s else ".u") if spec.signed else "")
+    args = " ".join(f"{k}={getattr(ins, k)}" for k in spec.operands)
     return f"{mnem} {args}".strip()

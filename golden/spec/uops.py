@@ -120,3 +120,13 @@ def is_legal(ap: APConfig, u: UOp) -> bool:
     if op == Op.ROWEN and not (u.addr <= u.addr2 <= ap.rows):
         return False
     return True
+
+
+# -- the tile controller's counters (csr_sel index = position; docs/system.md register map)
+COUNTER_KEYS = ("cycles", "compares", "writes", "row_transfers", "col_transfers",
+                "rowen", "nops", "instructions", "errors")
+# the controller counter each issued micro-op counts in (besides cycles)
+UOP_COUNTER = {Op.CMP: "compares", Op.CMPA: "compares", Op.WR: "writes",
+               Op.RDROW: "row_transfers", Op.WRROW: "row_transfers",
+               Op.RDCOL: "col_transfers", Op.WRCOL: "col_transfers", Op.MVCOL: "col_transfers",
+               Op.ROWEN: "rowen", Op.NOP: "nops"}

@@ -24,12 +24,13 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from bfimna.golden.spec.config import Config
-from bfimna.golden.model.controller import COUNTER_KEYS
-from bfimna.golden.spec.isa import (FIELDS, IMM_BITS, MAX_WIDTH, RESERVED_COLS, ROWS_FIELDS, WORD_BITS,
-                          XROWS_FIELDS, Opc)
+from bfimna.golden.spec.isa import (GENERIC, MAX_WIDTH, MOVW_FORMAT, OPCODES, RESERVED_COLS,
+                                    ROWS_FORMAT, WORD_BITS, XROWS_FORMAT, Opc, OpSpec,
+                                    usable_cols)
 from bfimna.golden.spec.microcode import LUTS
-from bfimna.golden.spec.uops import Op, addr_bits, col_bits
+from bfimna.golden.spec.uops import COUNTER_KEYS, Op, addr_bits, col_bits
 from bfimna.hdl.gen.ap import APCore
+from bfimna.hdl.gen.layouts import reserved, view
 
 # -- microcode ROM: every LUT's passes, one entry per micro-op --------------------------
 ROLES = ("c", "x", "y", "k")
@@ -98,11 +99,6 @@ def controller_signature(cfg: Config) -> wiring.Signature:
 HOST_NONE, HOST_READ, HOST_WRITE, HOST_READ_COL, HOST_WRITE_COL = 0, 1, 2, 3, 4
 
 
-def _field(word, name, layout=FIELDS):
-    lsb, width = layout[name]
-    return word[lsb: lsb + width]
-
-
 FAULTS = {
     "no_carry_clear": "the carry column is not cleared before an add/sub/compare chain",
     "last_bit_skipped": "bit-serial loops stop one bit early",
@@ -126,7 +122,6 @@ class APController(wiring.Component):
         cfg, ap = self.cfg, self.cfg.ap
         C, R = ap.cols, ap.rows
         CY = C - RESERVED_COLS
-        usable = C - RESERVED_COLS
 
         m.submodules.core = core = APCore(ap)
         K = cfg.tile.maps
@@ -140,28 +135,23 @@ class APController(wiring.Component):
         m.d.comb += [queue.w_data.eq(self.s_data), queue.w_en.eq(self.s_valid),
                      self.s_ready.eq(queue.w_rdy)]
 
-        # -- decode and validate the queue head ---------------------------------------
+        # -- decode and validate the queue head (views of golden/spec/isa.py's formats) ---
         w = queue.r_data
-        h_op, h_s = _field(w, "op"), _field(w, "s")
-        h_n, h_m = _field(w, "n"), _field(w, "m")
-        h_d, h_a, h_b = _field(w, "d"), _field(w, "a"), _field(w, "b")
-        h_imm = _field(w, "imm")
-        h_lo, h_hi = _field(w, "lo", ROWS_FIELDS), _field(w, "hi", ROWS_FIELDS)
+        head = view(GENERIC, w)
+        h_op, h_m, h_imm = head.op, head.m, head.imm
         h_legal = Signal()
-        # transfer row registers (XROWS) and the MOVW operands
-        x_srow, x_drow, x_stride = Signal(16), Signal(16), Signal(8)
-        h_sap, h_dap = h_m[0:3], h_m[3:6]
-        self._validate(m, h_legal, w, h_op, h_n, h_m, h_d, h_a, h_b, h_lo, h_hi, usable, R, ap)
-        self._validate_transfers(m, h_legal, w, h_op, h_n, h_d, h_a, h_imm, h_sap, h_dap,
-                                 x_srow, x_drow, x_stride, cfg)
+        # transfer row registers (XROWS)
+        xr = view(XROWS_FORMAT, w)
+        x_srow, x_drow, x_stride = (Signal.like(xr.srow), Signal.like(xr.drow),
+                                    Signal.like(xr.stride))
+        self._validate(m, h_legal, w, cfg, (x_srow, x_drow, x_stride))
 
-        # -- instruction registers ----------------------------------------------------
-        op = Signal(5)
-        s = Signal()
-        n, mm = Signal(6), Signal(6)
-        d, a, b = Signal(9), Signal(9), Signal(9)
-        imm = Signal(IMM_BITS)
-        lo, hi = Signal(16), Signal(16)
+        # -- instruction register: the word in progress, seen through its formats -------
+        iw = Signal(WORD_BITS)
+        ins, rows_ins, movw = view(GENERIC, iw), view(ROWS_FORMAT, iw), view(MOVW_FORMAT, iw)
+        op, s, n, mm, d, a, b, imm = (ins.op, ins.s, ins.n, ins.m, ins.d, ins.a, ins.b,
+                                      ins.imm)
+        lo, hi = rows_ins.lo, rows_ins.hi
         illegal = Signal()
 
         active = Signal()
@@ -213,7 +203,7 @@ class APController(wiring.Component):
         cnt = Signal(7)
         xcol, ycol, kcol = Signal(10), Signal(10), Signal(10)
         ncl = Mux(i < n - 1, i, n - 1)  # min(i, n-1): sign extension of an operand
-        imm_bit = (imm.as_signed() >> i)[0]  # bits above 15 repeat the sign
+        imm_bit = (imm >> i)[0]  # imm is signed: bits above 15 repeat the sign
         with m.Switch(op):
             with m.Case(Opc.ADD, Opc.SUB):
                 m.d.comb += [lut.eq(Mux(op == Opc.SUB, LUT_ID["sub"], LUT_ID["add"])),
@@ -410,7 +400,7 @@ class APController(wiring.Component):
                 with m.Else():
                     m.d.comb += nxt_i.eq(i + 1)
             with m.Case(PH_XFER):
-                m.d.comb += phase_end.eq(xi == imm)
+                m.d.comb += phase_end.eq(xi == movw.count)
 
         # per-opcode phase sequences (mirror golden _expand)
         with m.If(phase_end):
@@ -491,7 +481,7 @@ class APController(wiring.Component):
         xh = Signal(signed(19))
         x3 = Signal(signed(19))
         c3 = Signal(19)
-        m.d.comb += [x.eq(h_imm.as_signed()), xh.eq(x >> 1), x3.eq(x + xh), c3.eq(xh ^ x3),
+        m.d.comb += [x.eq(h_imm), xh.eq(x >> 1), x3.eq(x + xh), c3.eq(xh ^ x3),
                      h_dpos.eq((x3 & c3)[:18]), h_dneg.eq((xh & c3)[:18])]
         h_first_any, h_first = lowest_digit(h_dpos, h_dneg, h_m, "h_first")
         with m.If(~h_legal):
@@ -514,18 +504,14 @@ class APController(wiring.Component):
                     m.d.comb += h_ph.eq(PH_CLR0)
 
         with m.If(load):
-            m.d.sync += [active.eq(1), op.eq(h_op), s.eq(h_s), n.eq(h_n), mm.eq(h_m),
-                         d.eq(h_d), a.eq(h_a), b.eq(h_b), imm.eq(h_imm), lo.eq(h_lo),
-                         hi.eq(h_hi), illegal.eq(~h_legal), ph.eq(h_ph), step.eq(0),
+            m.d.sync += [active.eq(1), iw.eq(w), illegal.eq(~h_legal), ph.eq(h_ph), step.eq(0),
                          i.eq(0), p.eq(0), j.eq(h_j), digits_pos.eq(h_dpos),
                          digits_neg.eq(h_dneg)]
             with m.If(h_op == Opc.MAC):
                 # the first digit is consumed now
                 m.d.sync += take_digit(h_dpos, h_dneg, h_first)
             with m.If(h_legal & (h_op == Opc.XROWS)):
-                m.d.sync += [x_srow.eq(_field(w, "srow", XROWS_FIELDS)),
-                             x_drow.eq(_field(w, "drow", XROWS_FIELDS)),
-                             x_stride.eq(_field(w, "stride", XROWS_FIELDS))]
+                m.d.sync += [x_srow.eq(xr.srow), x_drow.eq(xr.drow), x_stride.eq(xr.stride)]
             m.d.sync += [xi.eq(0), src_ptr.eq(x_srow), dst_ptr.eq(x_drow)]
         with m.Elif(last):
             m.d.sync += active.eq(0)
@@ -542,8 +528,8 @@ class APController(wiring.Component):
         xfer = Signal()
         m.d.comb += xfer.eq(active & (ph == PH_XFER))
         x_rd, x_wr = Signal(), Signal()
-        m.d.comb += [x_rd.eq(xfer & (xi < imm)), x_wr.eq(xfer & (xi != 0))]
-        sap, dap = mm[0:3], mm[3:6]
+        m.d.comb += [x_rd.eq(xfer & (xi < movw.count)), x_wr.eq(xfer & (xi != 0))]
+        sap, dap = movw.sap, movw.dap
         wmax = max(a_.cols for a_ in [ap, mp])
         src_word = Signal(wmax)
         with m.Switch(sap):
@@ -630,71 +616,55 @@ class APController(wiring.Component):
         return m
 
     @staticmethod
-    def _validate(m, legal, w, op, n, mm, d, a, b, lo, hi, usable, R, ap):
-        """Combinational mirror of golden isa.validate()."""
-        rsv = _field(w, "rsv")
-        rows_rest = Signal()
-        m.d.comb += rows_rest.eq((w[5:18] != 0) | (w[50:64] != 0))
-        n_ok = (n >= 1) & (n <= MAX_WIDTH)
-        m_ok = (mm >= 1) & (mm <= MAX_WIDTH)
-
-        def fits(start, width):
-            return start + width <= usable
-
-        def apart(s1, w1, s2, w2):
-            return (s1 + w1 <= s2) | (s2 + w2 <= s1)
-
-        with m.Switch(op):
-            with m.Case(Opc.NOP):
-                m.d.comb += legal.eq(rsv == 0)
-            with m.Case(Opc.ROWS):
-                m.d.comb += legal.eq(~rows_rest & (lo <= hi) & (hi <= R))
-            with m.Case(Opc.CLEAR, Opc.RELU, Opc.ADDI, Opc.SUBI):
-                m.d.comb += legal.eq((rsv == 0) & n_ok & fits(d, n))
-            with m.Case(Opc.COPY, Opc.ADD, Opc.SUB, Opc.MAX, Opc.MIN):
-                m.d.comb += legal.eq((rsv == 0) & n_ok & fits(d, n) & fits(a, n)
-                                     & apart(d, n, a, n))
-            with m.Case(Opc.CLAMP, Opc.SHR):
-                m.d.comb += legal.eq((rsv == 0) & n_ok & m_ok & (mm < n) & fits(d, n))
-            with m.Case(Opc.MUL):
-                m.d.comb += legal.eq((rsv == 0) & n_ok & m_ok & (n + mm <= MAX_WIDTH)
-                                     & fits(d, n + mm) & fits(a, n) & fits(b, mm)
-                                     & apart(d, n + mm, a, n) & apart(d, n + mm, b, mm)
-                                     & apart(a, n, b, mm))
-            with m.Case(Opc.MAC):
-                m.d.comb += legal.eq((rsv == 0) & n_ok & m_ok & fits(d, mm) & fits(a, n)
-                                     & apart(d, mm, a, n))
-            if ap.two_d:
-                with m.Case(Opc.REDUCE):
-                    m.d.comb += legal.eq((rsv == 0) & n_ok & m_ok
-                                         & (mm <= (R - 1).bit_length())  # 2^(m-1) < R
-                                         & fits(d, n) & fits(a, n) & apart(d, n, a, n))
+    def _validate(m, legal, w, cfg, xrows):
+        """Combinational mirror of golden isa.validate(): per opcode, no reserved bit set
+        and every rule of its OPCODES entry, evaluated on a view of the word."""
+        t = _Target(cfg, xrows)
+        with m.Switch(view(GENERIC, w).op):
+            for op, spec in OPCODES.items():
+                ok = rules_hold(spec, view(spec.fmt, w), t)
+                if ok is False:
+                    continue                  # never legal on this tile: no case, illegal
+                with m.Case(op):
+                    bad = reserved(spec.fmt, w)
+                    m.d.comb += legal.eq(~bad if ok is True else ~bad & ok)
 
 
-    @staticmethod
-    def _validate_transfers(m, legal, w, op, n, d, a, count, sap, dap, srow, drow, stride, cfg):
-        """Combinational mirror of golden isa.validate() for XROWS and MOVW."""
-        K, ap, mp = cfg.tile.maps, cfg.ap, cfg.map_ap
-        rest = Signal()
-        m.d.comb += rest.eq((w[5:18] != 0) | (w[58:64] != 0))
-        with m.Switch(op):
-            with m.Case(Opc.XROWS):
-                m.d.comb += legal.eq(~rest)
-            with m.Case(Opc.MOVW):
-                if K == 0:
-                    m.d.comb += legal.eq(0)
-                else:
-                    def per_ap(idx, cap_value, map_value):
-                        return Mux(idx == 0, cap_value, map_value)
-                    last_src = Signal(25)
-                    m.d.comb += last_src.eq(srow + (count - 1) * stride)
-                    m.d.comb += legal.eq(
-                        (_field(w, "rsv") == 0) & (sap <= K) & (dap <= K) & (sap != dap)
-                        & (n >= 1) & (n <= MAX_WIDTH) & (count >= 1)
-                        & (a + n <= per_ap(sap, ap.cols - RESERVED_COLS, mp.cols))
-                        & (d + n <= per_ap(dap, ap.cols - RESERVED_COLS, mp.cols))
-                        & (last_src < per_ap(sap, ap.rows, mp.rows))
-                        & (drow + count <= per_ap(dap, ap.rows, mp.rows)))
+class _Target:
+    """The tile as the rules of golden/spec/isa.py see it (golden: isa.Target), in
+    signals: AP-dependent limits are multiplexers on the AP index."""
+
+    def __init__(self, cfg: Config, xrows):
+        self.ap, self.maps, self.xrows = cfg.ap, cfg.tile.maps, xrows
+        self.tile = self.maps > 0
+        self._map = cfg.map_ap
+
+    def _per_ap(self, index, value):
+        if isinstance(index, int):
+            return value(self.ap if index == 0 else self._map, index)
+        return Mux(index == 0, value(self.ap, 0), value(self._map, 1))
+
+    def usable(self, index):
+        return self._per_ap(index, usable_cols)
+
+    def rows(self, index):
+        return self._per_ap(index, lambda ap, _k: ap.rows)
+
+
+def rules_hold(spec: OpSpec, ins, t):
+    """AND of the hardware-checked rules of `spec` on `ins` (a view of the word): an
+    Amaranth value, or a Python bool when the rules decide statically."""
+    cols = spec.columns(ins)
+    out = True
+    for r in spec.rules:
+        if not r.hw:
+            continue
+        v = r.ok(ins, t, cols)
+        if v is False:
+            return False
+        if v is not True:
+            out = v if out is True else out & v
+    return out
 
 
 def _or(values):
