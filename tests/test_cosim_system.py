@@ -18,7 +18,7 @@ from bfimna.golden.spec.config import load_config
 from bfimna.golden.host.program import HostProgram
 from bfimna.golden.spec.isa import Instr, Opc, encode
 from bfimna.golden.host.stimulus import random_host_program, random_tile_program
-from bfimna.hdl.gen.system import ID_MAGIC
+from bfimna.golden.spec.regs import ID_MAGIC
 
 from conftest import CONFIG_DIR, ROOT
 

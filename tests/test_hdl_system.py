@@ -12,10 +12,11 @@ from bfimna.golden.spec.config import config_from_dict
 from bfimna.golden.model.controller import COUNTER_KEYS
 from bfimna.golden.host.program import split_responses
 from bfimna.golden.host.stimulus import random_host_program
-from bfimna.golden.model.system import GLOBAL_COUNTERS, System as GoldenSystem
-from bfimna.golden.model.system import (GLOBAL_COUNTER_BASE, ID_MAGIC, REG_CAP_GEOM, REG_CONFIG,
-                                  REG_CONTROL, REG_ID, REG_MAP_GEOM, REG_STATUS, REG_TILE_BUSY,
-                                  REG_TILE_ERROR, TILE_COUNTER_BASE, TILE_COUNTER_STRIDE)
+from bfimna.golden.model.system import System as GoldenSystem
+from bfimna.golden.spec.regs import (GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS, ID_MAGIC, REG_CAP_GEOM,
+                                     REG_CONFIG, REG_CONTROL, REG_ID, REG_MAP_GEOM, REG_STATUS,
+                                     REG_TILE_BUSY, REG_TILE_ERROR, TILE_COUNTER_BASE,
+                                     TILE_COUNTER_STRIDE)
 from bfimna.hdl.gen.system import System
 
 CFGS = {

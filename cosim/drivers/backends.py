@@ -23,6 +23,7 @@ import numpy as np
 from bfimna.golden.spec.config import Config
 from bfimna.golden.host.program import HostProgram, split_responses
 from bfimna.golden.model.system import System
+from bfimna.golden.spec.regs import STATUS_WORD
 from bfimna.cosim.drivers.runner import DEFAULT_BUILD_ROOT, SIMS, run_board_job, run_system_job
 
 BACKENDS = ("golden",) + SIMS
@@ -137,7 +138,8 @@ class RtlBackend:
         return RunResult(
             backend=self.name,
             responses=[[int(w, 16) for w in r] for r in summary["responses"]],
-            proto_error=bool(regs["status"] >> 1 & 1), tile_errors=regs["tile_error"],
+            proto_error=bool(STATUS_WORD.get(regs["status"], "proto_error")),
+            tile_errors=regs["tile_error"],
             global_counters=regs["global"], tile_counters=regs["tiles"],
             wall_s=time.perf_counter() - t0, sim_cycles=summary["sim_cycles"],
             cycles_per_s=summary["cycles_per_s"], log=log,

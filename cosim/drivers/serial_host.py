@@ -29,20 +29,13 @@ from bfimna.golden.spec.config import Config
 from bfimna.golden.model.controller import COUNTER_KEYS
 from bfimna.golden.host.program import HostProgram
 from bfimna.golden.spec.link import LinkParser, read_bytes, reset_bytes, word_bytes
-from bfimna.golden.model.system import (GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS, ID_MAGIC, REG_CAP_GEOM,
-                             REG_CONFIG, REG_ID, REG_MAP_GEOM, REG_STATUS, REG_TILE_BUSY,
-                             REG_TILE_ERROR, TILE_COUNTER_BASE, TILE_COUNTER_STRIDE)
+from bfimna.golden.spec.regs import (GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS, ID_MAGIC,
+                                     REG_CAP_GEOM, REG_CONFIG, REG_ID, REG_MAP_GEOM, REG_STATUS,
+                                     REG_TILE_BUSY, REG_TILE_ERROR, STATUS_WORD,
+                                     TILE_COUNTER_BASE, TILE_COUNTER_STRIDE, describe_config)
 from bfimna.cosim.drivers.backends import DriverError, RunResult
 
 BAUD = 115200
-
-
-def describe(config: int, cap: int, map_: int) -> str:
-    """CONFIG, CAP_GEOM and MAP_GEOM register values as words."""
-    t, k, dims, cb = config & 0xFF, config >> 8 & 0xF, config >> 12 & 0xF, config >> 16 & 0xFF
-    s = (f"{t} tile(s), CAP {cap & 0xFFFF}x{cap >> 16} ({dims}D), {k} MAP(s)"
-         + (f" {map_ & 0xFFFF}x{map_ >> 16}" if k else "") + f", {cb}-bit counters")
-    return s
 
 
 class SerialBackend:
@@ -156,10 +149,11 @@ class SerialBackend:
         got = [self.read(a) for a in regs]
         want = [want_sys.register(a) for a in regs]
         if got != want:
-            raise DriverError(f"the board's system has {describe(*got)}; the configuration "
-                              f"{self.cfg.name} describes {describe(*want)}: program the "
-                              f"bitstream built from it (bfimna fpga --bitstream)")
-        return describe(*got)
+            raise DriverError(f"the board's system has {describe_config(*got)}; the "
+                              f"configuration {self.cfg.name} describes "
+                              f"{describe_config(*want)}: program the bitstream built from "
+                              f"it (bfimna fpga --bitstream)")
+        return describe_config(*got)
 
     def run(self, prog: HostProgram, reset: bool = True) -> RunResult:
         """Send every frame of `prog` (after the link reset unless reset=False), wait for
@@ -182,7 +176,7 @@ class SerialBackend:
                 raise DriverError(f"{got} of {n_resp} responses after {self.timeout:g} s of "
                                   f"silence on {self.port}")
         busy_since = time.monotonic()
-        while self.read(REG_STATUS) & 1:
+        while STATUS_WORD.get(self.read(REG_STATUS), "busy"):
             if time.monotonic() - busy_since > self.timeout:
                 raise DriverError(f"the system stayed busy for {self.timeout:g} s after the "
                                   f"last response")
@@ -196,7 +190,8 @@ class SerialBackend:
         status = self.read(REG_STATUS)
         res = RunResult(
             backend=f"serial:{self.port}", responses=responses,
-            proto_error=bool(status >> 1 & 1), tile_errors=self.read(REG_TILE_ERROR),
+            proto_error=bool(STATUS_WORD.get(status, "proto_error")),
+            tile_errors=self.read(REG_TILE_ERROR),
             global_counters={k: self.read64(GLOBAL_COUNTER_BASE + 8 * i)
                              for i, k in enumerate(GLOBAL_COUNTERS)},
             tile_counters=[{k: self.read64(TILE_COUNTER_BASE + TILE_COUNTER_STRIDE * t + 8 * i)

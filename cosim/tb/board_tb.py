@@ -22,9 +22,9 @@ from bfimna.cosim.tb.values import unsigned
 from bfimna.golden.spec.config import load_config
 from bfimna.golden.model.controller import COUNTER_KEYS
 from bfimna.golden.spec.link import LinkParser, read_bytes, reset_bytes, word_bytes
-from bfimna.golden.model.system import GLOBAL_COUNTERS
-from bfimna.hdl.gen.system import (GLOBAL_COUNTER_BASE, REG_ID, REG_STATUS, REG_TILE_BUSY,
-                               REG_TILE_ERROR, TILE_COUNTER_BASE, TILE_COUNTER_STRIDE)
+from bfimna.golden.spec.regs import (GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS, REG_ID, REG_STATUS,
+                                     REG_TILE_BUSY, REG_TILE_ERROR, STATUS_WORD,
+                                     TILE_COUNTER_BASE, TILE_COUNTER_STRIDE)
 
 PERIOD_NS = 10
 
@@ -105,7 +105,7 @@ async def run_over_uart(dut):
                 await host.beat(w, i == len(words) - 1)
         while sum(1 for _w, last in host.data if last) < job["n_responses"]:
             await ClockCycles(dut.clk_in, 64)
-        while (await host.read(REG_STATUS)) & 1:
+        while STATUS_WORD.get(await host.read(REG_STATUS), "busy"):
             await ClockCycles(dut.clk_in, 64)
 
     try:

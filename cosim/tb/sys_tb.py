@@ -34,10 +34,9 @@ from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFra
 
 from bfimna.golden.spec.config import load_config
 from bfimna.golden.model.controller import COUNTER_KEYS
-from bfimna.golden.model.system import GLOBAL_COUNTERS
-from bfimna.hdl.gen.system import (GLOBAL_COUNTER_BASE, REG_CONFIG, REG_ID, REG_STATUS,
-                               REG_TILE_BUSY, REG_TILE_ERROR, TILE_COUNTER_BASE,
-                               TILE_COUNTER_STRIDE)
+from bfimna.golden.spec.regs import (GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS, REG_CONFIG, REG_ID,
+                                     REG_STATUS, REG_TILE_BUSY, REG_TILE_ERROR,
+                                     TILE_COUNTER_BASE, TILE_COUNTER_STRIDE, STATUS_WORD)
 
 PERIOD_NS = 10
 
@@ -89,7 +88,7 @@ class Host:
 
     async def wait_idle(self) -> None:
         await self.src.wait()
-        while (await self.read(REG_STATUS)) & 1:
+        while STATUS_WORD.get(await self.read(REG_STATUS), "busy"):
             await ClockCycles(self.dut.clk, 8)
 
     async def registers(self) -> dict:

@@ -11,7 +11,7 @@ from bfimna.cosim.drivers.backends import backend, compare
 from bfimna.golden.spec.config import load_config
 from bfimna.golden.host.program import HostProgram
 from bfimna.golden.spec.isa import assemble, encode
-from bfimna.golden.model.system import PT, Header
+from bfimna.golden.spec.regs import PT, Header
 
 PROGRAM = """
 XROWS srow=0 drow=0 stride=1

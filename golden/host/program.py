@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from bfimna.golden.spec.config import Config
 from bfimna.golden.spec.isa import WORD_BITS
-from bfimna.golden.model.system import BROADCAST, PT, Header, check_dest, check_header, dest, header
+from bfimna.golden.model.system import check_dest, check_header
+from bfimna.golden.spec.regs import BROADCAST, PT, Header, dest, header
 
 MAX_COUNT = (1 << 16) - 1
 

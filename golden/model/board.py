@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bfimna.golden.model.system import System
 from bfimna.golden.model.tile import Tile
-from bfimna.golden.spec.link import CMD_READ, CMD_RESET, CMD_WORD, RSP_ACK, RSP_ERR, RSP_REG, data_bytes
+from bfimna.golden.spec.link import ACK, DATA, ERR, HOST_FRAMES, READ, REG, RESET, WORD
 
 
 class BoardModel:
@@ -22,29 +22,25 @@ class BoardModel:
         self.buf += data
         out = bytearray()
         while self.buf:
-            cmd = self.buf[0]
-            if cmd == CMD_WORD:
-                if len(self.buf) < 10:
-                    break
-                word = int.from_bytes(self.buf[1:9], "little")
-                last = bool(self.buf[9] & 1)
-                del self.buf[:10]
-                beats = self.system.feed([(word, last)])
-                out.append(RSP_ACK)
-                for w, lst in beats:
-                    out += data_bytes(w, lst)
-            elif cmd == CMD_READ:
-                if len(self.buf) < 3:
-                    break
-                addr = int.from_bytes(self.buf[1:3], "little")
-                del self.buf[:3]
-                out.append(RSP_REG)
-                out += self.system.register(addr).to_bytes(4, "little")
-            elif cmd == CMD_RESET:
+            frame = HOST_FRAMES.get(self.buf[0])
+            if frame is None:
                 del self.buf[:1]
+                out += ERR.encode()
+                continue
+            if len(self.buf) < frame.length:
+                break
+            f = frame.decode(bytes(self.buf[:frame.length]))
+            del self.buf[:frame.length]
+            if frame is WORD:
+                beats = self.system.feed([(f["word"], bool(f["tlast"]))])
+                out += ACK.encode()
+                for w, last in beats:
+                    out += DATA.encode(word=w, tlast=int(last))
+            elif frame is READ:
+                out += REG.encode(value=self.system.register(f["addr"]))
+            elif frame is RESET:
                 self.system.reset()
-                out.append(RSP_ACK)
+                out += ACK.encode()
             else:
-                del self.buf[:1]
-                out.append(RSP_ERR)
+                raise AssertionError(f"no behaviour for the {frame.name} frame")
         return bytes(out)

@@ -29,53 +29,14 @@ the tlast comes late, were valid and have been applied.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from bfimna.golden.spec.config import Config
 from bfimna.golden.model.controller import COUNTER_KEYS
 from bfimna.golden.model.tile import Tile, movw_cycles
-
-from bfimna.golden.spec.regs import (BROADCAST, DEST, GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS,
-                                     HEADER, HEADER_RESERVED, ID_MAGIC, PT, REG_CAP_GEOM,
-                                     REG_CONFIG, REG_ID, REG_MAP_GEOM, REG_STATUS,
-                                     REG_TILE_BUSY, REG_TILE_ERROR, SYNC_WORD, TILE_COUNTER_BASE,
-                                     TILE_COUNTER_STRIDE, CONFIG_WORD, GEOM_WORD, STATUS_WORD)
-
-
-def header(ptype: int, tile: int = 0, ap: int = 0, row: int = 0, count: int = 0,
-           col: int = 0, width: int = 1) -> int:
-    if not 1 <= width <= 64:
-        raise ValueError(f"width={width} outside 1..64")
-    return HEADER.pack(type=int(ptype), tile=tile, ap=ap, row=row, count=count, col=col,
-                       wm1=width - 1)
-
-
-def dest(tile: int, ap: int = 0, row: int = 0, col: int = 0) -> int:
-    return DEST.pack(tile=tile, ap=ap, row=row, col=col)
-
-
-@dataclass(frozen=True)
-class Header:
-    type: int
-    tile: int
-    ap: int
-    row: int
-    count: int
-    col: int
-    width: int
-    rsv: int
-
-    @classmethod
-    def decode(cls, w: int) -> "Header":
-        f = HEADER.unpack(w)
-        return cls(f["type"], f["tile"], f["ap"], f["row"], f["count"], f["col"],
-                   f["wm1"] + 1, int(any(f[k] for k in HEADER_RESERVED)))
-
-
-def dest_decode(w: int) -> tuple[int, int, int, int, int]:
-    """(tile, ap, row, col, nonzero other bits) of a destination word."""
-    f = DEST.unpack(w)
-    return f["tile"], f["ap"], f["row"], f["col"], int(DEST.reserved_bits(w) != 0)
+from bfimna.golden.spec.config import Config
+from bfimna.golden.spec.regs import (BROADCAST, CONFIG_WORD, COUNTER_ADDR, COUNTER_STRIDE,
+                                     GEOM_WORD, GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS, ID_MAGIC,
+                                     PAYLOAD, PT, REGISTERS, STATUS_WORD, SYNC_WORD,
+                                     TILE_COUNTER_BASE, TILE_COUNTER_STRIDE, Header,
+                                     dest_decode)
 
 
 def check_header(cfg: Config, h: Header) -> str | None:
@@ -132,8 +93,9 @@ def check_dest(cfg: Config, h: Header, w: int) -> str | None:
 
 
 def payload_words(h: Header) -> int:
-    """Words after the header (0 for READ and SYNC)."""
-    return {PT.INSTR: h.count, PT.WRITE: h.count, PT.COPY: 1, PT.COPYCOL: 1}.get(h.type, 0)
+    """Words after the header (golden/spec/regs.py: PAYLOAD; 0 for READ and SYNC)."""
+    n = PAYLOAD.get(h.type, 0)
+    return h.count if n == "count" else n
 
 
 def sync_word(tag: int, proto_error: bool, tile_errors: int) -> int:
@@ -165,38 +127,42 @@ class System:
         """What writing 1 to bit 0 of the CONTROL register does."""
         self.proto_error = False
 
+    def register_values(self) -> dict[str, int]:
+        """The value of every named register (golden/spec/regs.py: REGISTERS), by name; the
+        model is always idle between beats, so STATUS and TILE_BUSY show no busy bit."""
+        cfg, K = self.cfg, self.cfg.tile.maps
+        return {
+            "ID": ID_MAGIC,
+            "CONFIG": CONFIG_WORD.pack(tiles=cfg.system.tiles, maps=K, dims=cfg.ap.dims,
+                                       counter_bits=cfg.ap.counter_bits),
+            "CAP_GEOM": GEOM_WORD.pack(rows=cfg.ap.rows, cols=cfg.ap.cols),
+            "MAP_GEOM": GEOM_WORD.pack(rows=cfg.tile.map_rows, cols=cfg.tile.map_cols)
+            if K else 0,
+            "STATUS": STATUS_WORD.pack(proto_error=int(self.proto_error),
+                                       tile_error=int(self.tile_errors != 0)),
+            "TILE_BUSY": 0,
+            "TILE_ERROR": self.tile_errors,
+            "CONTROL": 0,                       # write-only
+        }
+
     def register(self, addr: int) -> int:
-        """The 32-bit value an AXI4-Lite read of byte address `addr` returns (the model
-        is always idle between beats: STATUS and TILE_BUSY read 0 busy bits). Unknown
+        """The 32-bit value an AXI4-Lite read of byte address `addr` returns. Unknown
         addresses read 0; bits 1:0 of the address are ignored only by the counters."""
-        cfg, cb = self.cfg, self.cfg.ap.counter_bits
-        T, K = cfg.system.tiles, cfg.tile.maps
-        hi = addr >> 2 & 1
-        idx = addr >> 3 & 31
+        cb, T = self.cfg.ap.counter_bits, self.cfg.system.tiles
+        named = [r.name for r in REGISTERS if r.addr == addr]
+        if named:
+            return self.register_values()[named[0]]
+        a = COUNTER_ADDR.unpack(addr)
 
         def half(v: int) -> int:
-            return (v % (1 << cb)) >> (32 * hi) & 0xFFFFFFFF
+            return (v % (1 << cb)) >> (32 * a["half"]) & 0xFFFFFFFF
 
-        if addr == REG_ID:
-            return ID_MAGIC
-        if addr == REG_CONFIG:
-            return CONFIG_WORD.pack(tiles=T, maps=K, dims=cfg.ap.dims, counter_bits=cb)
-        if addr == REG_CAP_GEOM:
-            return GEOM_WORD.pack(rows=cfg.ap.rows, cols=cfg.ap.cols)
-        if addr == REG_MAP_GEOM:
-            return GEOM_WORD.pack(rows=cfg.tile.map_rows, cols=cfg.tile.map_cols) if K else 0
-        if addr == REG_STATUS:
-            return STATUS_WORD.pack(proto_error=int(self.proto_error),
-                                    tile_error=int(self.tile_errors != 0))
-        if addr == REG_TILE_ERROR:
-            return self.tile_errors
-        if addr == REG_TILE_BUSY:
-            return 0
-        if GLOBAL_COUNTER_BASE <= addr < GLOBAL_COUNTER_BASE + 8 * len(GLOBAL_COUNTERS):
-            return half(self.counters[GLOBAL_COUNTERS[idx]])
+        n_glob = COUNTER_STRIDE * len(GLOBAL_COUNTERS)
+        if GLOBAL_COUNTER_BASE <= addr < GLOBAL_COUNTER_BASE + n_glob:
+            return half(self.counters[GLOBAL_COUNTERS[a["index"]]])
         if (TILE_COUNTER_BASE <= addr < TILE_COUNTER_BASE + TILE_COUNTER_STRIDE * T
-                and addr & 0xFF < 8 * len(COUNTER_KEYS)):
-            return half(self.tiles[addr >> 8 & 15].counters[COUNTER_KEYS[idx & 15]])
+                and addr & 0xFF < COUNTER_STRIDE * len(COUNTER_KEYS)):
+            return half(self.tiles[a["tile"]].counters[COUNTER_KEYS[a["index"]]])
         return 0
 
     @property

@@ -1,50 +1,121 @@
 """The serial host link of the board-level top (hdl/gen/board.py): how the host's AXI traffic
-travels over a UART (8N1) as bytes. docs/fpga.md documents it.
+travels over a UART (8N1) as bytes, declared once. docs/fpga.md documents it.
+
+Every message is a frame: one code byte, then a payload of whole bytes, little endian,
+cut into fields by a BitLayout (golden/spec/layout.py). FRAMES is the table; the encoders
+and LinkParser here, the golden board (golden/model/board.py: BoardModel) and the board
+top's generator (hdl/gen/board.py, which sizes its buffers and lays out its bytes from
+it) all read it.
 
 Host -> board
-    'W' (0x57), 8 bytes word (little endian), 1 byte flags (bit 0: tlast)
+    'W' (0x57) word (8 bytes) flags (1 byte, bit 0: tlast)
         one AXI4-Stream beat into the system; the board answers 'K' once the system
         took it (the host sends the next beat only then: no byte is ever dropped)
-    'R' (0x52), 2 bytes address (LE)      an AXI4-Lite read; answer 'R' + 4 bytes (LE)
+    'R' (0x52) address (2 bytes)          an AXI4-Lite read; answer 'R' + 4 bytes
     'Z' (0x5A)                            reset the system (tiles, arrays, counters, the
                                           protocol error; not the link); answer 'K'. Output
                                           beats sent before that 'K' came from before it.
 Board -> host
-    'K'                                   the last 'W' beat was accepted
-    'R' + 4 bytes                         register value
-    'D' (0x44), 8 bytes word (LE), 1 byte flags (bit 0: tlast)   an output beat
+    'K' (0x4B)                            the last 'W' beat was accepted, or 'Z' done
+    'R' (0x52) value (4 bytes)            register value
+    'D' (0x44) word (8 bytes) flags (1 byte, bit 0: tlast)   an output beat
     'E' (0x45)                            a byte the board did not expect (resync)
 
-golden/model/board.py: BoardModel is the board's side of this protocol.
+    >>> WORD.encode(word=0x1234, tlast=1).hex()
+    '57341200000000000001'
+    >>> WORD.length, READ.length, RESET.length
+    (10, 3, 1)
 """
 
 from __future__ import annotations
 
-CMD_WORD, CMD_READ, CMD_RESET = 0x57, 0x52, 0x5A
-RSP_ACK, RSP_REG, RSP_DATA, RSP_ERR = 0x4B, 0x52, 0x44, 0x45
+from dataclasses import dataclass
+from typing import Literal
+
+from bfimna.golden.spec.layout import BitLayout
+
+# the payload of a stream beat, both ways: the word, then a flags byte (bits 7:1 ignored)
+BEAT = BitLayout("stream beat", 72, {"word": (0, 64), "tlast": (64, 1)}, gaps="ignored")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One message of the link: `code` (its first byte), who sends it, and its payload
+    (None: the code byte alone)."""
+
+    name: str
+    code: int
+    sender: Literal["host", "board"]
+    payload: BitLayout | None
+    doc: str
+
+    def __post_init__(self):
+        if self.payload is not None and self.payload.size % 8:
+            raise ValueError(f"{self.name}: payload of {self.payload.size} bits is not "
+                             f"whole bytes")
+
+    @property
+    def nbytes(self) -> int:
+        """Payload bytes after the code byte."""
+        return 0 if self.payload is None else self.payload.size // 8
+
+    @property
+    def length(self) -> int:
+        """Bytes on the wire, code byte included."""
+        return 1 + self.nbytes
+
+    def encode(self, **fields: int) -> bytes:
+        """The frame's bytes; fields are range-checked by the payload's layout."""
+        if self.payload is None:
+            if fields:
+                raise ValueError(f"{self.name} frame has no payload")
+            return bytes([self.code])
+        return bytes([self.code]) + self.payload.pack(**fields).to_bytes(self.nbytes, "little")
+
+    def decode(self, msg: bytes) -> dict[str, int]:
+        """The payload fields of a whole frame (`length` bytes, code byte first)."""
+        if len(msg) != self.length or msg[0] != self.code:
+            raise ValueError(f"not a {self.name} frame: {bytes(msg).hex()}")
+        if self.payload is None:
+            return {}
+        return self.payload.unpack(int.from_bytes(msg[1:], "little"))
+
+
+WORD = Frame("WORD", 0x57, "host", BEAT, "one AXI4-Stream beat; answered 'K' once taken")
+READ = Frame("READ", 0x52, "host", BitLayout("register address", 16, {"addr": (0, 16)}),
+             "an AXI4-Lite read; answered 'R' + value")
+RESET = Frame("RESET", 0x5A, "host", None, "reset the system, not the link; answered 'K'")
+ACK = Frame("ACK", 0x4B, "board", None, "the last beat was taken, or the reset is done")
+REG = Frame("REG", 0x52, "board", BitLayout("register value", 32, {"value": (0, 32)}),
+            "the value of a register")
+DATA = Frame("DATA", 0x44, "board", BEAT, "one output beat of the system")
+ERR = Frame("ERR", 0x45, "board", None, "a command byte the board does not know")
+
+FRAMES = (WORD, READ, RESET, ACK, REG, DATA, ERR)
+HOST_FRAMES = {f.code: f for f in FRAMES if f.sender == "host"}     # by code byte
+BOARD_FRAMES = {f.code: f for f in FRAMES if f.sender == "board"}
+assert len(HOST_FRAMES) + len(BOARD_FRAMES) == len(FRAMES), "a code byte used twice"
 
 
 def word_bytes(word: int, last: bool) -> bytes:
-    return bytes([CMD_WORD]) + int(word).to_bytes(8, "little") + bytes([int(last)])
+    return WORD.encode(word=word, tlast=int(last))
 
 
 def data_bytes(word: int, last: bool) -> bytes:
-    return bytes([RSP_DATA]) + int(word).to_bytes(8, "little") + bytes([int(last)])
+    return DATA.encode(word=word, tlast=int(last))
 
 
 def read_bytes(addr: int) -> bytes:
-    return bytes([CMD_READ]) + int(addr).to_bytes(2, "little")
+    return READ.encode(addr=addr)
 
 
 def reset_bytes() -> bytes:
-    return bytes([CMD_RESET])
+    return RESET.encode()
 
 
 class LinkParser:
     """Board -> host byte stream -> events ('ack',), ('reg', value), ('data', word, last),
     ('err',)."""
-
-    LEN = {RSP_ACK: 1, RSP_REG: 5, RSP_DATA: 10, RSP_ERR: 1}
 
     def __init__(self):
         self.buf = bytearray()
@@ -53,19 +124,17 @@ class LinkParser:
         self.buf += data
         out = []
         while self.buf:
-            kind = self.buf[0]
-            need = self.LEN.get(kind)
-            if need is None:
-                raise ValueError(f"unexpected byte {kind:#04x} from the board")
-            if len(self.buf) < need:
+            frame = BOARD_FRAMES.get(self.buf[0])
+            if frame is None:
+                raise ValueError(f"unexpected byte {self.buf[0]:#04x} from the board")
+            if len(self.buf) < frame.length:
                 break
-            msg, self.buf = bytes(self.buf[:need]), self.buf[need:]
-            if kind == RSP_ACK:
-                out.append(("ack",))
-            elif kind == RSP_ERR:
-                out.append(("err",))
-            elif kind == RSP_REG:
-                out.append(("reg", int.from_bytes(msg[1:5], "little")))
+            msg, self.buf = bytes(self.buf[:frame.length]), self.buf[frame.length:]
+            f = frame.decode(msg)
+            if frame is REG:
+                out.append(("reg", f["value"]))
+            elif frame is DATA:
+                out.append(("data", f["word"], bool(f["tlast"])))
             else:
-                out.append(("data", int.from_bytes(msg[1:9], "little"), bool(msg[9] & 1)))
+                out.append((frame.name.lower(),))
         return out

@@ -4,13 +4,25 @@ every register word. docs/system.md is the prose version.
 
 golden/model/system.py builds and checks packets and answers reads with these;
 hdl/gen/system.py decodes the same fields through `data` views of the same layouts
-(hdl/gen/layouts.py); golden/host/program.py encodes packets and cosim/drivers decode
-register words through them.
+(hdl/gen/layouts.py) and builds its register read multiplexer from REGISTERS;
+golden/host/program.py encodes packets and cosim/drivers decode register words through
+them.
+
+Where the word helpers live: `header()` / `Header.decode` and `dest()` / `dest_decode`
+translate between a packet's fields and its words (the width held as width - 1, the
+reserved bits folded into one flag). That is the format, not a rule of a configuration,
+and both sides need it: the golden system decodes headers, the host program and the
+random stimulus encode them. They belong here, next to the layouts they wrap, so that
+the model never imports the host side (golden/host depends on golden/model, not the
+reverse). What depends on a configuration (a tile or row that does not exist) is
+behaviour and stays with the golden system: golden/model/system.py: check_header,
+check_dest.
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 from bfimna.golden.spec.layout import BitLayout, Register
 
@@ -40,9 +52,59 @@ HEADER_RESERVED = ("rsv0", "rsv1")   # header fields a legal header has zero
 DEST = BitLayout("COPY destination word", 64, {
     "tile": (4, 8), "ap": (12, 3), "row": (16, 16), "col": (48, 9)}, gaps="reserved")
 
+# payload words after the header, per packet type: "count" = the header's count field
+PAYLOAD: dict[PT, int | str] = {PT.INSTR: "count", PT.WRITE: "count", PT.READ: 0,
+                                PT.COPY: 1, PT.COPYCOL: 1, PT.SYNC: 0}
+HAS_PAYLOAD = tuple(t for t, n in PAYLOAD.items() if n)
+
 # SYNC's answer: the header's row field (a tag), the protocol error, one bit per tile
 SYNC_WORD = BitLayout("SYNC answer", 64, {
     "tag": (0, 16), "proto_error": (16, 1), "tile_errors": (32, 16)}, gaps="ignored")
+
+
+
+
+def header(ptype: int, tile: int = 0, ap: int = 0, row: int = 0, count: int = 0,
+           col: int = 0, width: int = 1) -> int:
+    """A header word; `width` 1..64 (stored as width - 1). Raises ValueError when a field
+    does not fit (any value that fits is encoded, legal for a configuration or not)."""
+    if not 1 <= width <= 64:
+        raise ValueError(f"width={width} outside 1..64")
+    return HEADER.pack(type=int(ptype), tile=tile, ap=ap, row=row, count=count, col=col,
+                       wm1=width - 1)
+
+
+def dest(tile: int, ap: int = 0, row: int = 0, col: int = 0) -> int:
+    """The destination word of COPY (tile, ap, row, col) and COPYCOL (tile, first column
+    in `row`)."""
+    return DEST.pack(tile=tile, ap=ap, row=row, col=col)
+
+
+@dataclass(frozen=True)
+class Header:
+    """A header word's fields: `width` is the field width (not width - 1), `rsv` is 1 when
+    a reserved bit is set."""
+
+    type: int
+    tile: int
+    ap: int
+    row: int
+    count: int
+    col: int
+    width: int
+    rsv: int
+
+    @classmethod
+    def decode(cls, w: int) -> "Header":
+        f = HEADER.unpack(w)
+        return cls(f["type"], f["tile"], f["ap"], f["row"], f["count"], f["col"],
+                   f["wm1"] + 1, int(any(f[k] for k in HEADER_RESERVED)))
+
+
+def dest_decode(w: int) -> tuple[int, int, int, int, int]:
+    """(tile, ap, row, col, 1 if a reserved bit is set) of a destination word."""
+    f = DEST.unpack(w)
+    return f["tile"], f["ap"], f["row"], f["col"], int(DEST.reserved_bits(w) != 0)
 
 
 # -- AXI4-Lite registers --------------------------------------------------------------------
@@ -66,7 +128,8 @@ REGISTERS = (
     Register("STATUS", 0x010, "busy, sticky protocol error, any tile error", STATUS_WORD),
     Register("TILE_BUSY", 0x014, "one busy bit per tile"),
     Register("TILE_ERROR", 0x018, "one sticky error bit per tile"),
-    Register("CONTROL", 0x01C, "write 1 to bit 0: clear the protocol error", CONTROL_WORD,
+    Register("CONTROL", 0x01C, "write 1 to bit 0: clear the protocol error (reads 0)",
+             CONTROL_WORD,
              writable=True),
 )
 REG = {r.name: r for r in REGISTERS}
@@ -80,6 +143,12 @@ COUNTER_STRIDE = 8
 GLOBAL_COUNTER_BASE = 0x100     # + 8*i
 TILE_COUNTER_BASE = 0x1000      # + 0x100*tile + 8*i
 TILE_COUNTER_STRIDE = 0x100
+
+# a counter's address: which half (low/high 32 bits), which counter, which tile
+COUNTER_ADDR = BitLayout("counter address", 16, {
+    "half": (2, 1), "index": (3, 5), "tile": (8, 4)}, gaps="ignored")
+assert 1 << COUNTER_ADDR["index"].lsb == COUNTER_STRIDE
+assert 1 << COUNTER_ADDR["tile"].lsb == TILE_COUNTER_STRIDE
 
 GLOBAL_COUNTERS = ("words_in", "words_out", "packets", "bad_packets", "dropped_words",
                    "instr_words", "host_writes", "host_reads", "copy_words", "copy_cols",

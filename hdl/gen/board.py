@@ -11,18 +11,27 @@ PLL (ecp5_pll) instead of clk_in, held in reset until the PLL locks.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, ClockDomain, Instance, Module, ResetInserter, Signal
+from amaranth import Cat, ClockDomain, Const, Instance, Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from bfimna.golden.spec.config import Config
-from bfimna.golden.spec.link import CMD_READ, CMD_RESET, CMD_WORD, RSP_ACK, RSP_DATA, RSP_ERR, RSP_REG
+from bfimna.golden.spec.link import (ACK, BOARD_FRAMES, DATA, ERR, FRAMES, HOST_FRAMES, READ,
+                                     REG, RESET, WORD)
 from bfimna.hdl.gen.controller import controller_module_name
+from bfimna.hdl.gen.layouts import data_layout, hdl_enum, view
 from bfimna.hdl.gen.system import System
 from bfimna.hdl.gen.uart import UARTRx, UARTTx
 
 POR_CYCLES = 16
+RXQ_DEPTH = 16          # received bytes waiting for the command parser
+
+# the board's replies by code byte (golden/spec/link.py: FRAMES), for the waveforms
+Reply = hdl_enum({f.name: f.code for f in BOARD_FRAMES.values()}, 8, "Reply")
+# what each host frame does once its payload is in: the state that runs it
+ACTION = {WORD.name: "PUSH", READ.name: "AR", RESET.name: "RESET"}
+assert set(ACTION) == {f.name for f in HOST_FRAMES.values()}, "a host frame without action"
 
 
 def board_module_name(cfg: Config) -> str:
@@ -97,85 +106,101 @@ class BoardTop(wiring.Component):
         m.submodules.sys = sys = ResetInserter(sys_rst)(System(self.cfg))
         m.submodules.rx = rx = UARTRx(self.divisor)
         m.submodules.tx = tx = UARTTx(self.divisor)
-        m.submodules.rxq = rxq = SyncFIFO(width=8, depth=16)
+        m.submodules.rxq = rxq = SyncFIFO(width=8, depth=RXQ_DEPTH)
+        rx_bytes = rxq.r_stream                  # received bytes, in order
+        # the receiver cannot wait: a byte that finds the queue full is lost (the host
+        # waits for every answer, so at most one command is ever in flight)
         m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx),
-                     rxq.w_data.eq(rx.data), rxq.w_en.eq(rx.valid)]
+                     rxq.w_stream.payload.eq(rx.o.payload), rxq.w_stream.valid.eq(rx.o.valid)]
         leds = Cat(sys.busy, sys.error)
         m.d.comb += self.led.eq(~leds if self.led_invert else leds)
 
-        # -- commands: 'W' + 8 + 1 bytes, 'R' + 2 bytes, 'Z' ------------------------------
-        buf = Array(Signal(8, name=f"cmd{i}") for i in range(9))
-        idx = Signal(4)
-        # a response for the TX side: kind, 32-bit value; `resp_req` until taken
-        resp_req, resp_kind, resp_val = Signal(), Signal(8), Signal(32)
-        word = Cat(*(buf[i] for i in range(8)))
-        with m.FSM():
+        # -- commands (golden/spec/link.py: HOST_FRAMES): code byte, payload, action ------
+        max_payload = max(f.nbytes for f in HOST_FRAMES.values())
+        payload = Signal(8 * max_payload)       # the command's payload bytes, LE
+        idx = Signal(range(max_payload + 1))
+        word = view(WORD.payload, payload[:WORD.payload.size])
+        read = view(READ.payload, payload[:READ.payload.size])
+        # a reply for the TX side: which frame, its 32-bit value; `resp_req` until taken
+        resp_req, resp_val = Signal(), Signal(32)
+        resp_kind = Signal(Reply, init=Reply.ACK)   # (unread until resp_req is set)
+
+        def reply(frame, value=None):
+            m.d.sync += [resp_req.eq(1), resp_kind.eq(Reply[frame.name])]
+            if value is not None:
+                m.d.sync += resp_val.eq(value)
+
+        with m.FSM(name="link"):
             with m.State("CMD"):
-                m.d.comb += rxq.r_en.eq(~resp_req)
-                with m.If(rxq.r_rdy & ~resp_req):
+                # a code byte (once the last reply has gone to the transmitter)
+                m.d.comb += rx_bytes.ready.eq(~resp_req)
+                with m.If(rx_bytes.valid & ~resp_req):
                     m.d.sync += idx.eq(0)
-                    with m.If(rxq.r_data == CMD_WORD):
-                        m.next = "WORD"
-                    with m.Elif(rxq.r_data == CMD_READ):
-                        m.next = "ADDR"
-                    with m.Elif(rxq.r_data == CMD_RESET):
-                        m.next = "RESET"
-                    with m.Else():
-                        m.d.sync += [resp_req.eq(1), resp_kind.eq(RSP_ERR)]
-            with m.State("WORD"):
-                m.d.comb += rxq.r_en.eq(1)
-                with m.If(rxq.r_rdy):
-                    m.d.sync += [buf[idx].eq(rxq.r_data), idx.eq(idx + 1)]
-                    with m.If(idx == 8):
-                        m.next = "PUSH"
+                    with m.Switch(rx_bytes.payload):
+                        for f in HOST_FRAMES.values():
+                            with m.Case(f.code):
+                                m.next = f"RX_{f.name}" if f.nbytes else ACTION[f.name]
+                        with m.Default():
+                            reply(ERR)
+            for f in HOST_FRAMES.values():
+                if not f.nbytes:
+                    continue
+                with m.State(f"RX_{f.name}"):
+                    # the payload of a frame, f.nbytes bytes
+                    m.d.comb += rx_bytes.ready.eq(1)
+                    with m.If(rx_bytes.valid):
+                        m.d.sync += [payload.word_select(idx, 8).eq(rx_bytes.payload),
+                                     idx.eq(idx + 1)]
+                        with m.If(idx == f.nbytes - 1):
+                            m.next = ACTION[f.name]
             with m.State("PUSH"):
-                m.d.comb += [sys.s_axis_tvalid.eq(1), sys.s_axis_tdata.eq(word),
-                             sys.s_axis_tlast.eq(buf[8][0])]
+                # 'W': the beat into the system, 'K' once it took it
+                m.d.comb += [sys.s_axis_tvalid.eq(1), sys.s_axis_tdata.eq(word.word),
+                             sys.s_axis_tlast.eq(word.tlast)]
                 with m.If(sys.s_axis_tready):
-                    m.d.sync += [resp_req.eq(1), resp_kind.eq(RSP_ACK)]
+                    reply(ACK)
                     m.next = "CMD"
             with m.State("RESET"):
+                # 'Z': one cycle of system reset, then 'K'
                 m.d.comb += sys_rst.eq(1)
-                m.d.sync += [resp_req.eq(1), resp_kind.eq(RSP_ACK)]
+                reply(ACK)
                 m.next = "CMD"
-            with m.State("ADDR"):
-                m.d.comb += rxq.r_en.eq(1)
-                with m.If(rxq.r_rdy):
-                    m.d.sync += [buf[idx].eq(rxq.r_data), idx.eq(idx + 1)]
-                    with m.If(idx == 1):
-                        m.next = "AR"
             with m.State("AR"):
-                m.d.comb += [sys.s_axil_araddr.eq(Cat(buf[0], buf[1])),
-                             sys.s_axil_arvalid.eq(1)]
+                # 'R': the AXI4-Lite read address ...
+                m.d.comb += [sys.s_axil_araddr.eq(read.addr), sys.s_axil_arvalid.eq(1)]
                 with m.If(sys.s_axil_arready):
                     m.next = "RDATA"
             with m.State("RDATA"):
+                # ... and its data, answered as 'R' + value
                 m.d.comb += sys.s_axil_rready.eq(1)
                 with m.If(sys.s_axil_rvalid):
-                    m.d.sync += [resp_req.eq(1), resp_kind.eq(RSP_REG),
-                                 resp_val.eq(sys.s_axil_rdata)]
+                    reply(REG, sys.s_axil_rdata)
                     m.next = "CMD"
 
-        # -- transmit: one message at a time (a response first, else an output beat) ------
-        msg = Array(Signal(8, name=f"msg{i}") for i in range(10))
-        mlen, midx = Signal(4), Signal(4)
-        with m.If(midx == mlen):          # idle: load the next message
+        # -- transmit: one frame at a time (a reply first, else an output beat) -----------
+        max_len = max(f.length for f in FRAMES if f.sender == "board")
+        msg = Signal(8 * max_len)                # the frame being sent, code byte first
+        mlen, midx = Signal(range(max_len + 1)), Signal(range(max_len + 1))
+        reg_payload = Signal(data_layout(REG.payload))
+        beat_payload = Signal(data_layout(DATA.payload))
+        m.d.comb += [reg_payload.value.eq(resp_val), beat_payload.word.eq(sys.m_axis_tdata),
+                     beat_payload.tlast.eq(sys.m_axis_tlast)]
+        with m.If(midx == mlen):          # idle: load the next frame
             with m.If(resp_req):
-                m.d.sync += [msg[0].eq(resp_kind), midx.eq(0), resp_req.eq(0),
-                             mlen.eq(0)]
-                with m.If(resp_kind == RSP_REG):
-                    m.d.sync += [msg[1 + i].eq(resp_val[8 * i: 8 * i + 8]) for i in range(4)]
-                    m.d.sync += mlen.eq(5)
-                with m.Else():
-                    m.d.sync += mlen.eq(1)
+                m.d.sync += [msg.eq(Cat(resp_kind, reg_payload)), midx.eq(0),
+                             resp_req.eq(0)]
+                with m.Switch(resp_kind):
+                    for f in BOARD_FRAMES.values():
+                        if f is not DATA:
+                            with m.Case(Reply[f.name]):
+                                m.d.sync += mlen.eq(f.length)
             with m.Elif(sys.m_axis_tvalid):
                 m.d.comb += sys.m_axis_tready.eq(1)
-                m.d.sync += [msg[0].eq(RSP_DATA), midx.eq(0), mlen.eq(10),
-                             msg[9].eq(sys.m_axis_tlast)]
-                m.d.sync += [msg[1 + i].eq(sys.m_axis_tdata[8 * i: 8 * i + 8]) for i in range(8)]
+                m.d.sync += [msg.eq(Cat(Const(DATA.code, 8), beat_payload)), midx.eq(0),
+                             mlen.eq(DATA.length)]
         with m.Else():
-            m.d.comb += [tx.data.eq(msg[midx]), tx.valid.eq(1)]
-            with m.If(tx.ready):
+            m.d.comb += [tx.i.payload.eq(msg.word_select(midx, 8)), tx.i.valid.eq(1)]
+            with m.If(tx.i.ready):
                 m.d.sync += midx.eq(midx + 1)
         # the AXI4-Lite write channel is unused over the link
         m.d.comb += [sys.s_axil_awvalid.eq(0), sys.s_axil_wvalid.eq(0),

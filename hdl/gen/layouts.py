@@ -3,35 +3,69 @@
 The RTL never slices a word by hand: it wraps it in a `data.View` of the same layout
 golden packs and checks it with, so a field moved in golden/spec moves in the Verilog.
 
-    hdr = View(data_layout(HEADER), word)      # hdr.type, hdr.tile, hdr.wm1 ...
+    hdr = view(HEADER, word)                   # hdr.type, hdr.tile, hdr.wm1 ...
     bad = reserved(HEADER, word)               # gap bits a legal word has zero
+    PacketType = hdl_enum(PT, HEADER["type"].width)   # golden's IntEnum, shaped
+    hdr = view(HEADER, word, type=PacketType)  # hdr.type compares with PacketType.SYNC
 """
 
 from __future__ import annotations
 
-from amaranth import Const, Value, signed, unsigned
-from amaranth.lib import data
+import types
+
+from amaranth import Const, Shape, Value, signed, unsigned
+from amaranth.lib import data, enum
 
 from bfimna.golden.spec.layout import BitLayout
 
-_CACHE: dict[int, data.FlexibleLayout] = {}
+_CACHE: dict[tuple, data.FlexibleLayout] = {}
+_ENUMS: dict[tuple, type] = {}
 
 
-def data_layout(bl: BitLayout) -> data.FlexibleLayout:
+def hdl_enum(members, width: int, name: str | None = None) -> type:
+    """An Amaranth `lib.enum.Enum` of `width` bits with the members of golden's plain
+    Python enum (same names, same values) or of a {name: value} table: signals of this
+    shape show member names in waveforms, and comparisons with another enum's members
+    are refused."""
+    table = ({mb.name: int(mb.value) for mb in members} if isinstance(members, type)
+             else {k: int(v) for k, v in members.items()})
+    name = name or members.__name__
+    key = (name, width, tuple(table.items()))
+    cls = _ENUMS.get(key)
+    if cls is None:
+        def body(ns):
+            for k, v in table.items():
+                ns[k] = v
+        cls = types.new_class(name, (enum.Enum,), {"shape": width}, body)
+        if isinstance(members, type):
+            cls.__doc__ = members.__doc__
+        _ENUMS[key] = cls
+    return cls
+
+
+def data_layout(bl: BitLayout, **shapes) -> data.FlexibleLayout:
     """The Amaranth layout of `bl`: every field at its declared offset and width (signed
-    fields as signed shapes), the whole word `bl.size` bits."""
-    lay = _CACHE.get(id(bl))
+    fields as signed shapes, `shapes[name]` where given, e.g. an enum of the field's
+    width), the whole word `bl.size` bits."""
+    key = (id(bl), tuple(sorted(shapes.items(), key=lambda kv: kv[0])))
+    lay = _CACHE.get(key)
     if lay is None:
+        for k, shape in shapes.items():
+            want = bl[k].width
+            if Shape.cast(shape).width != want:
+                raise ValueError(f"{bl.name}.{k}: shape {shape!r} is not {want} bits wide")
         lay = data.FlexibleLayout(bl.size, {
-            k: data.Field(signed(f.width) if f.signed else unsigned(f.width), f.lsb)
+            k: data.Field(shapes.get(k) or (signed(f.width) if f.signed else unsigned(f.width)),
+                          f.lsb)
             for k, f in bl.fields.items()})
-        _CACHE[id(bl)] = lay
+        _CACHE[key] = lay
     return lay
 
 
-def view(bl: BitLayout, word: Value) -> data.View:
-    """`word` (a `bl.size`-bit value) seen through `bl`'s fields."""
-    return data.View(data_layout(bl), word)
+def view(bl: BitLayout, word: Value, **shapes) -> data.View:
+    """`word` (a `bl.size`-bit value) seen through `bl`'s fields (`shapes`: as
+    data_layout)."""
+    return data.View(data_layout(bl, **shapes), word)
 
 
 def reserved(bl: BitLayout, word: Value) -> Value:

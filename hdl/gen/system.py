@@ -12,29 +12,48 @@ what each packet does and the global counters. The global controller is the only
 of the shared bus: it pushes instruction words into one tile's queue (or every tile's,
 lockstep, for a broadcast) and, while the tiles a packet touches are idle, moves data
 through their host ports (a word or a CAP column per cycle, reads and writes overlapped).
+
+Every field is read through a `data` view of golden/spec/regs.py's layouts (the header,
+the destination word, SYNC's answer, the register words; hdl/gen/layouts.py), packet
+types are an Amaranth enum of golden's PT, the global controller is an `m.FSM` with named
+states, and the register read multiplexer is built from REGISTERS: a field or register
+changed in golden/spec changes here, and waveforms show state and type names.
 """
 
 from __future__ import annotations
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, enum, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from bfimna.golden.spec.config import Config
 from bfimna.golden.model.controller import COUNTER_KEYS
-from bfimna.golden.model.system import (BROADCAST, DEST, GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS, HEADER,
-                             ID_MAGIC, PT, REG_CAP_GEOM, REG_CONFIG, REG_CONTROL, REG_ID,
-                             REG_MAP_GEOM, REG_STATUS, REG_TILE_BUSY, REG_TILE_ERROR,
-                             TILE_COUNTER_BASE, TILE_COUNTER_STRIDE)
-from bfimna.hdl.gen.controller import (HOST_READ, HOST_READ_COL, HOST_WRITE, HOST_WRITE_COL, APController,
-                         controller_module_name)
+from bfimna.golden.spec.config import Config
+from bfimna.golden.spec.regs import (BROADCAST, CONFIG_WORD, CONTROL_WORD, COUNTER_ADDR,
+                                     COUNTER_STRIDE, DEST, GEOM_WORD, GLOBAL_COUNTER_BASE,
+                                     GLOBAL_COUNTERS, HAS_PAYLOAD, HEADER, HEADER_RESERVED,
+                                     ID_MAGIC, PT,
+                                     REG_CONTROL, REGISTERS, STATUS_WORD, SYNC_WORD,
+                                     TILE_COUNTER_BASE, TILE_COUNTER_STRIDE)
+from bfimna.hdl.gen.controller import (HOST_READ, HOST_READ_COL, HOST_WRITE, HOST_WRITE_COL,
+                                       APController, controller_module_name)
+from bfimna.hdl.gen.layouts import const, data_layout, hdl_enum, reserved, view
 
 OUT_FIFO_DEPTH = 4
 AXIL_ADDR_BITS = 16
 
-# the AXI4-Lite register map (REG_*, ID_MAGIC, counter bases) is golden/model/system.py's
-RESP_OKAY, RESP_SLVERR = 0, 2
+# packet types as an Amaranth enum of the header's type field (golden/spec/regs.py: PT)
+PacketType = hdl_enum(PT, HEADER["type"].width, "PacketType")
+
+# an output beat as it waits in the output FIFO
+OUT_BEAT = data.StructLayout({"tdata": 64, "tlast": 1})
+
+
+class AxiResp(enum.Enum, shape=2):
+    """AXI4-Lite response codes (the register map is golden/spec/regs.py's)."""
+
+    OKAY = 0
+    SLVERR = 2
 
 
 def system_module_name(cfg: Config) -> str:
@@ -43,6 +62,8 @@ def system_module_name(cfg: Config) -> str:
 
 
 def system_signature(cfg: Config) -> wiring.Signature:
+    """The top-level ports. They stay flat (`s_axis_tdata`, `s_axil_araddr`, ...): the
+    cocotbext-axi bus models and the board top bind to these names."""
     return wiring.Signature({
         "s_axis_tdata": In(64), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
         "s_axis_tlast": In(1),
@@ -61,17 +82,13 @@ def system_signature(cfg: Config) -> wiring.Signature:
     })
 
 
-def _f(word, layout, name):
-    lsb, width = layout[name]
-    return word[lsb: lsb + width]
-
-
-# global controller states
-(S_HDR, S_HDR2, S_INSTR, S_WAITW, S_WRITE, S_WAITR, S_READ, S_WAITC, S_COPY, S_WAITS,
- S_DROP) = range(11)
-
-
 class System(wiring.Component):
+    """The system top of `cfg`: T tiles, the global controller, the host interface.
+
+    Ports (system_signature): `s_axis_*` in, packets; `m_axis_*` out, READ responses and
+    SYNC words; `s_axil_*` the register port; `busy`, `error` status pins.
+    """
+
     def __init__(self, cfg: Config):
         self.cfg = cfg
         super().__init__(system_signature(cfg))
@@ -90,9 +107,12 @@ class System(wiring.Component):
         tile_busy = Cat(*(t.busy for t in tiles))
         tile_err = Cat(*(t.error for t in tiles))
 
-        m.submodules.out_fifo = ofifo = SyncFIFO(width=65, depth=OUT_FIFO_DEPTH)
-        m.d.comb += [self.m_axis_tvalid.eq(ofifo.r_rdy), self.m_axis_tdata.eq(ofifo.r_data[:64]),
-                     self.m_axis_tlast.eq(ofifo.r_data[64]), ofifo.r_en.eq(self.m_axis_tready)]
+        # output beats wait in a FIFO (its streams carry OUT_BEAT) until the host takes them
+        m.submodules.out_fifo = ofifo = SyncFIFO(width=OUT_BEAT.size, depth=OUT_FIFO_DEPTH)
+        out_w, out_r = ofifo.w_stream, ofifo.r_stream
+        out_wp, out_rp = data.View(OUT_BEAT, out_w.payload), data.View(OUT_BEAT, out_r.payload)
+        m.d.comb += [self.m_axis_tvalid.eq(out_r.valid), self.m_axis_tdata.eq(out_rp.tdata),
+                     self.m_axis_tlast.eq(out_rp.tlast), out_r.ready.eq(self.m_axis_tready)]
 
         counters = {k: Signal(cb, name=f"g_{k}") for k in GLOBAL_COUNTERS}
 
@@ -100,9 +120,6 @@ class System(wiring.Component):
             return counters[key].eq(counters[key] + by)
 
         proto_err = Signal()
-        state = Signal(4)
-        m.d.comb += self.busy.eq((state != S_HDR) | tile_busy.any() | ofifo.r_rdy)
-        m.d.comb += self.error.eq(proto_err | tile_err.any())
 
         # -- input beat -----------------------------------------------------------------
         w, last = self.s_axis_tdata, self.s_axis_tlast
@@ -118,92 +135,97 @@ class System(wiring.Component):
         def ap_cols(idx):
             return Mux(idx == 0, cap.cols, mp.cols)
 
-        i_type, i_tile, i_ap = _f(w, HEADER, "type"), _f(w, HEADER, "tile"), _f(w, HEADER, "ap")
-        i_row, i_count, i_col = _f(w, HEADER, "row"), _f(w, HEADER, "count"), _f(w, HEADER, "col")
+        hdr = view(HEADER, w, type=PacketType)      # the incoming word as a header
         i_width = Signal(7)
-        m.d.comb += i_width.eq(_f(w, HEADER, "wm1") + 1)
-        rsv = _f(w, HEADER, "rsv0") | _f(w, HEADER, "rsv1")
-        field_ok = ((i_ap <= K) & (i_row + i_count <= ap_rows(i_ap))
-                    & (i_col + i_width <= ap_cols(i_ap)))
+        m.d.comb += i_width.eq(hdr.wm1 + 1)
+        rsv = Cat(*(hdr[k] for k in HEADER_RESERVED)).any()
+        field_ok = ((hdr.ap <= K) & (hdr.row + hdr.count <= ap_rows(hdr.ap))
+                    & (hdr.col + i_width <= ap_cols(hdr.ap)))
         hdr_ok = Signal()
-        with m.Switch(i_type):
-            with m.Case(PT.SYNC):
+        with m.Switch(hdr.type):
+            with m.Case(PacketType.SYNC):
                 m.d.comb += hdr_ok.eq(~rsv)
-            with m.Case(PT.INSTR):
-                m.d.comb += hdr_ok.eq(~rsv & ((i_tile < T) | (i_tile == BROADCAST)) & (i_count != 0))
-            with m.Case(PT.WRITE, PT.READ, PT.COPY):
-                m.d.comb += hdr_ok.eq(~rsv & (i_tile < T) & (i_count != 0) & field_ok)
-            with m.Case(PT.COPYCOL):
+            with m.Case(PacketType.INSTR):
+                m.d.comb += hdr_ok.eq(~rsv & ((hdr.tile < T) | (hdr.tile == BROADCAST))
+                                      & (hdr.count != 0))
+            with m.Case(PacketType.WRITE, PacketType.READ, PacketType.COPY):
+                m.d.comb += hdr_ok.eq(~rsv & (hdr.tile < T) & (hdr.count != 0) & field_ok)
+            with m.Case(PacketType.COPYCOL):
                 if cap.two_d:
-                    m.d.comb += hdr_ok.eq(~rsv & (i_tile < T) & (i_count != 0)
-                                          & (i_row + i_count <= cap.cols))
+                    m.d.comb += hdr_ok.eq(~rsv & (hdr.tile < T) & (hdr.count != 0)
+                                          & (hdr.row + hdr.count <= cap.cols))
         has_payload = Signal()
-        m.d.comb += has_payload.eq((i_type == PT.INSTR) | (i_type == PT.WRITE)
-                                   | (i_type == PT.COPY) | (i_type == PT.COPYCOL))
+        m.d.comb += has_payload.eq(
+            Cat(*(hdr.type == PacketType[t.name] for t in HAS_PAYLOAD)).any())
 
         # -- packet registers ------------------------------------------------------------
-        h_type, h_tile, h_ap = Signal(4), Signal(8), Signal(3)
-        h_row, h_count, h_col, h_width = Signal(16), Signal(16), Signal(9), Signal(7)
-        d_tile, d_ap, d_row, d_col = Signal(8), Signal(3), Signal(16), Signal(9)
+        h = Signal(data_layout(HEADER, type=PacketType), name="h")   # the packet's header
+        h_width = Signal(7)                                          # its field width
+        d = Signal(data_layout(DEST), name="d")                      # COPY's destination
         k = Signal(17)        # payload words taken / reads or bus cycles issued
         kr = Signal(17)       # READ responses received
         inflight = Signal()   # a READ issued last cycle
 
         # destination word checks (golden check_dest), against the latched header
-        dw_tile, dw_ap = _f(w, DEST, "tile"), _f(w, DEST, "ap")
-        dw_row, dw_col = _f(w, DEST, "row"), _f(w, DEST, "col")
-        dw_rest = Signal()
-        m.d.comb += dw_rest.eq((w[0:4] != 0) | (w[15] != 0) | (w[32:48] != 0) | (w[57:64] != 0))
+        dw = view(DEST, w)                          # the incoming word as a destination
         dest_ok = Signal()
-        base_ok = ~dw_rest & (dw_tile < T) & (dw_tile != h_tile)
-        with m.If(h_type == PT.COPYCOL):
-            m.d.comb += dest_ok.eq(base_ok & (dw_row + h_count <= cap.cols))
+        base_ok = ~reserved(DEST, w) & (dw.tile < T) & (dw.tile != h.tile)
+        with m.If(h.type == PacketType.COPYCOL):
+            m.d.comb += dest_ok.eq(base_ok & (dw.row + h.count <= cap.cols))
         with m.Else():
-            m.d.comb += dest_ok.eq(base_ok & (dw_ap <= K) & (dw_row + h_count <= ap_rows(dw_ap))
-                                   & (dw_col + h_width <= ap_cols(dw_ap)))
+            m.d.comb += dest_ok.eq(base_ok & (dw.ap <= K) & (dw.row + h.count <= ap_rows(dw.ap))
+                                   & (dw.col + h_width <= ap_cols(dw.ap)))
 
         fmask = Signal(64)
         m.d.comb += fmask.eq(Cat(*((h_width > b) for b in range(64))))
 
         def bad(to_drop):
-            return [inc("bad_packets"), proto_err.eq(1), state.eq(Mux(to_drop, S_DROP, S_HDR))]
+            """A bad packet: count it, flag it, drop up to its tlast (to_drop: 1 when this
+            word was not its tlast)."""
+            m.d.sync += [inc("bad_packets"), proto_err.eq(1)]
+            if isinstance(to_drop, int):
+                m.next = "DROP" if to_drop else "HDR"
+            else:
+                with m.If(to_drop):
+                    m.next = "DROP"
+                with m.Else():
+                    m.next = "HDR"
 
         def end_of_payload(n):
             """After payload word k (this beat): done, truncated or overlong."""
             with m.If((k + 1 == n) & last):
-                m.d.sync += [inc("packets"), state.eq(S_HDR)]
+                m.d.sync += inc("packets")
+                m.next = "HDR"
             with m.Elif(last):
-                m.d.sync += bad(0)
+                bad(0)
             with m.Elif(k + 1 == n):
-                m.d.sync += bad(1)
+                bad(1)
 
         # -- instruction push: one tile, or every tile in lockstep -------------------------
-        bcast = h_tile == BROADCAST
+        bcast = h.tile == BROADCAST
         all_ready = Cat(*(t.s_ready for t in tiles)).all()
         sel_ready = Signal()
-        m.d.comb += sel_ready.eq(Mux(bcast, all_ready, Array(t.s_ready for t in tiles)[h_tile[:4]]
+        m.d.comb += sel_ready.eq(Mux(bcast, all_ready, Array(t.s_ready for t in tiles)[h.tile[:4]]
                                      if T > 1 else tiles[0].s_ready))
-        for t, tile in enumerate(tiles):
-            m.d.comb += [tile.s_data.eq(w),
-                         tile.s_valid.eq((state == S_INSTR) & self.s_axis_tvalid & sel_ready
-                                         & (bcast | (h_tile == t)))]
+        for tile in tiles:
+            m.d.comb += tile.s_data.eq(w)
 
         # -- tile host ports ---------------------------------------------------------------
         src_rdata = Signal(len(tiles[0].host_rdata))
-        m.d.comb += src_rdata.eq(Array(t.host_rdata for t in tiles)[h_tile[:4]] if T > 1
+        m.d.comb += src_rdata.eq(Array(t.host_rdata for t in tiles)[h.tile[:4]] if T > 1
                                  else tiles[0].host_rdata)
         src_rvalid = Signal()
-        m.d.comb += src_rvalid.eq(Array(t.host_rvalid for t in tiles)[h_tile[:4]] if T > 1
+        m.d.comb += src_rvalid.eq(Array(t.host_rvalid for t in tiles)[h.tile[:4]] if T > 1
                                   else tiles[0].host_rvalid)
-        is_col = h_type == PT.COPYCOL
-        rd_now, wr_now = Signal(), Signal()       # bus read from h_tile, write into d_tile
+        is_col = h.type == PacketType.COPYCOL
+        rd_now, wr_now = Signal(), Signal()       # bus read from h.tile, write into d.tile
         rd_addr, wr_addr = Signal(16), Signal(16)
         wr_data, wr_mask = Signal(len(src_rdata)), Signal(len(tiles[0].host_mask))
         rd_op, wr_op = Signal(3), Signal(3)
         rd_ap, wr_ap = Signal(3), Signal(3)
         wr_tile = Signal(8)
         for t, tile in enumerate(tiles):
-            with m.If(rd_now & (h_tile == t)):
+            with m.If(rd_now & (h.tile == t)):
                 m.d.comb += [tile.host_op.eq(rd_op), tile.host_ap.eq(rd_ap),
                              tile.host_addr.eq(rd_addr)]
             with m.Elif(wr_now & (wr_tile == t)):
@@ -211,161 +233,185 @@ class System(wiring.Component):
                              tile.host_addr.eq(wr_addr), tile.host_wdata.eq(wr_data),
                              tile.host_mask.eq(wr_mask)]
 
-        idle_src = ~(tile_busy.bit_select(h_tile[:4], 1)) if T > 1 else ~tile_busy[0]
-        idle_dst = ~(tile_busy.bit_select(d_tile[:4], 1)) if T > 1 else ~tile_busy[0]
+        idle_src = ~(tile_busy.bit_select(h.tile[:4], 1)) if T > 1 else ~tile_busy[0]
+        idle_dst = ~(tile_busy.bit_select(d.tile[:4], 1)) if T > 1 else ~tile_busy[0]
 
         # -- the global controller -----------------------------------------------------------
-        m.d.comb += self.s_axis_tready.eq(
-            (state == S_HDR) | (state == S_HDR2) | (state == S_WRITE) | (state == S_DROP)
-            | ((state == S_INSTR) & sel_ready))
         ofifo_room = Signal()
         m.d.comb += ofifo_room.eq(ofifo.level + inflight < OUT_FIFO_DEPTH)
         m.d.sync += inflight.eq(0)
+        sync_word = Signal(data_layout(SYNC_WORD))
+        m.d.comb += [sync_word.tag.eq(h.row), sync_word.proto_error.eq(proto_err),
+                     sync_word.tile_errors.eq(tile_err)]
 
-        with m.Switch(state):
-            with m.Case(S_HDR):
+        with m.FSM(init="HDR", name="ctl") as fsm:
+            with m.State("HDR"):
+                # a header word: check it, latch it, go where its type leads
+                m.d.comb += self.s_axis_tready.eq(1)
                 with m.If(beat):
                     with m.If(~hdr_ok):
-                        m.d.sync += bad(~last)
+                        bad(~last)
                     with m.Elif(has_payload & last):
-                        m.d.sync += bad(0)
+                        bad(0)
                     with m.Elif(~has_payload & ~last):
-                        m.d.sync += bad(1)
+                        bad(1)
                     with m.Else():
-                        m.d.sync += [h_type.eq(i_type), h_tile.eq(i_tile), h_ap.eq(i_ap),
-                                     h_row.eq(i_row), h_count.eq(i_count), h_col.eq(i_col),
-                                     h_width.eq(i_width), k.eq(0), kr.eq(0)]
-                        with m.Switch(i_type):
-                            with m.Case(PT.INSTR):
-                                m.d.sync += state.eq(S_INSTR)
-                            with m.Case(PT.WRITE):
-                                m.d.sync += state.eq(S_WAITW)
-                            with m.Case(PT.READ):
-                                m.d.sync += state.eq(S_WAITR)
-                            with m.Case(PT.COPY, PT.COPYCOL):
-                                m.d.sync += state.eq(S_HDR2)
-                            with m.Case(PT.SYNC):
-                                m.d.sync += state.eq(S_WAITS)
-            with m.Case(S_HDR2):
+                        m.d.sync += [h.eq(w), h_width.eq(i_width), k.eq(0), kr.eq(0)]
+                        with m.Switch(hdr.type):
+                            with m.Case(PacketType.INSTR):
+                                m.next = "INSTR"
+                            with m.Case(PacketType.WRITE):
+                                m.next = "WAITW"
+                            with m.Case(PacketType.READ):
+                                m.next = "WAITR"
+                            with m.Case(PacketType.COPY, PacketType.COPYCOL):
+                                m.next = "HDR2"
+                            with m.Case(PacketType.SYNC):
+                                m.next = "WAITS"
+            with m.State("HDR2"):
+                # COPY / COPYCOL: the destination word, which must carry tlast
+                m.d.comb += self.s_axis_tready.eq(1)
                 with m.If(beat):
                     with m.If(~last):
-                        m.d.sync += bad(1)
+                        bad(1)
                     with m.Elif(~dest_ok):
-                        m.d.sync += bad(0)
+                        bad(0)
                     with m.Else():
-                        m.d.sync += [d_tile.eq(dw_tile), d_ap.eq(dw_ap), d_row.eq(dw_row),
-                                     d_col.eq(dw_col), state.eq(S_WAITC)]
-            with m.Case(S_INSTR):
+                        m.d.sync += d.eq(w)
+                        m.next = "WAITC"
+            with m.State("INSTR"):
+                # instruction words into the tile's queue (every queue, for a broadcast)
+                m.d.comb += self.s_axis_tready.eq(sel_ready)
+                for t, tile in enumerate(tiles):
+                    m.d.comb += tile.s_valid.eq(self.s_axis_tvalid & sel_ready
+                                                & (bcast | (h.tile == t)))
                 with m.If(beat):
                     m.d.sync += [inc("instr_words"), k.eq(k + 1)]
-                    end_of_payload(h_count)
-            with m.Case(S_WAITW):
+                    end_of_payload(h.count)
+            with m.State("WAITW"):
+                # WRITE: until the tile is idle
                 with m.If(idle_src):
-                    m.d.sync += state.eq(S_WRITE)
-            with m.Case(S_WRITE):
-                m.d.comb += [wr_now.eq(beat), wr_tile.eq(h_tile), wr_op.eq(HOST_WRITE),
-                             wr_ap.eq(h_ap), wr_addr.eq(h_row + k),
-                             wr_data.eq((w & fmask) << h_col), wr_mask.eq(fmask << h_col)]
+                    m.next = "WRITE"
+            with m.State("WRITE"):
+                # one data word per beat into the tile's host port
+                m.d.comb += self.s_axis_tready.eq(1)
+                m.d.comb += [wr_now.eq(beat), wr_tile.eq(h.tile), wr_op.eq(HOST_WRITE),
+                             wr_ap.eq(h.ap), wr_addr.eq(h.row + k),
+                             wr_data.eq((w & fmask) << h.col), wr_mask.eq(fmask << h.col)]
                 with m.If(beat):
                     m.d.sync += [inc("host_writes"), k.eq(k + 1)]
-                    end_of_payload(h_count)
-            with m.Case(S_WAITR):
+                    end_of_payload(h.count)
+            with m.State("WAITR"):
+                # READ: until the tile is idle
                 with m.If(idle_src):
-                    m.d.sync += state.eq(S_READ)
-            with m.Case(S_READ):
-                with m.If((k < h_count) & ofifo_room):
-                    m.d.comb += [rd_now.eq(1), rd_op.eq(HOST_READ), rd_ap.eq(h_ap),
-                                 rd_addr.eq(h_row + k)]
+                    m.next = "READ"
+            with m.State("READ"):
+                # one row read per cycle while the output FIFO has room; answers into it
+                with m.If((k < h.count) & ofifo_room):
+                    m.d.comb += [rd_now.eq(1), rd_op.eq(HOST_READ), rd_ap.eq(h.ap),
+                                 rd_addr.eq(h.row + k)]
                     m.d.sync += [k.eq(k + 1), inflight.eq(1), inc("host_reads")]
                 with m.If(src_rvalid):
+                    m.d.comb += [out_w.valid.eq(1),
+                                 out_wp.tdata.eq((src_rdata >> h.col)[:64] & fmask),
+                                 out_wp.tlast.eq(kr + 1 == h.count)]
                     m.d.sync += kr.eq(kr + 1)
-                    with m.If(kr + 1 == h_count):
-                        m.d.sync += [inc("packets"), state.eq(S_HDR)]
-            with m.Case(S_WAITC):
+                    with m.If(kr + 1 == h.count):
+                        m.d.sync += inc("packets")
+                        m.next = "HDR"
+            with m.State("WAITC"):
+                # COPY / COPYCOL: until both tiles are idle
                 with m.If(idle_src & idle_dst):
-                    m.d.sync += state.eq(S_COPY)
-            with m.Case(S_COPY):
+                    m.next = "COPY"
+            with m.State("COPY"):
+                # read word (column) k from the source, write word k-1 into the destination
                 m.d.sync += [k.eq(k + 1), inc("copy_cycles")]
-                with m.If(k < h_count):
-                    m.d.comb += [rd_now.eq(1), rd_ap.eq(Mux(is_col, 0, h_ap)),
+                with m.If(k < h.count):
+                    m.d.comb += [rd_now.eq(1), rd_ap.eq(Mux(is_col, 0, h.ap)),
                                  rd_op.eq(Mux(is_col, HOST_READ_COL, HOST_READ)),
-                                 rd_addr.eq(h_row + k)]
+                                 rd_addr.eq(h.row + k)]
                 with m.If(k != 0):
-                    m.d.comb += [wr_now.eq(1), wr_tile.eq(d_tile),
-                                 wr_ap.eq(Mux(is_col, 0, d_ap)),
+                    m.d.comb += [wr_now.eq(1), wr_tile.eq(d.tile),
+                                 wr_ap.eq(Mux(is_col, 0, d.ap)),
                                  wr_op.eq(Mux(is_col, HOST_WRITE_COL, HOST_WRITE)),
-                                 wr_addr.eq(d_row + k - 1)]
+                                 wr_addr.eq(d.row + k - 1)]
                     with m.If(is_col):
                         m.d.comb += wr_data.eq(src_rdata)
                         m.d.sync += inc("copy_cols")
                     with m.Else():
-                        m.d.comb += [wr_data.eq(((src_rdata >> h_col) & fmask) << d_col),
-                                     wr_mask.eq(fmask << d_col)]
+                        m.d.comb += [wr_data.eq(((src_rdata >> h.col) & fmask) << d.col),
+                                     wr_mask.eq(fmask << d.col)]
                         m.d.sync += inc("copy_words")
-                with m.If(k == h_count):
-                    m.d.sync += [inc("packets"), state.eq(S_HDR)]
-            with m.Case(S_WAITS):
+                with m.If(k == h.count):
+                    m.d.sync += inc("packets")
+                    m.next = "HDR"
+            with m.State("WAITS"):
+                # SYNC: once every tile is idle, its answer into the output FIFO
                 with m.If(~tile_busy.any() & ofifo_room):
-                    m.d.sync += [inc("syncs"), inc("packets"), state.eq(S_HDR)]
-            with m.Case(S_DROP):
+                    m.d.comb += [out_w.valid.eq(1), out_wp.tdata.eq(sync_word),
+                                 out_wp.tlast.eq(1)]
+                    m.d.sync += [inc("syncs"), inc("packets")]
+                    m.next = "HDR"
+            with m.State("DROP"):
+                # a bad packet's words up to its tlast
+                m.d.comb += self.s_axis_tready.eq(1)
                 with m.If(beat):
                     m.d.sync += inc("dropped_words")
                     with m.If(last):
-                        m.d.sync += state.eq(S_HDR)
+                        m.next = "HDR"
 
-        # responses into the output FIFO: READ data, or the SYNC status word
-        sync_word = Cat(h_row, proto_err, Const(0, 15), tile_err, Const(0, 32 - T))
-        with m.If((state == S_READ) & src_rvalid):
-            m.d.comb += [ofifo.w_en.eq(1),
-                         ofifo.w_data.eq(Cat((src_rdata >> h_col)[:64] & fmask,
-                                             kr + 1 == h_count))]
-        with m.Elif((state == S_WAITS) & ~tile_busy.any() & ofifo_room):
-            m.d.comb += [ofifo.w_en.eq(1), ofifo.w_data.eq(Cat(sync_word[:64], 1))]
+        m.d.comb += self.busy.eq(~fsm.ongoing("HDR") | tile_busy.any() | out_r.valid)
+        m.d.comb += self.error.eq(proto_err | tile_err.any())
         with m.If(self.m_axis_tvalid & self.m_axis_tready):
             m.d.sync += inc("words_out")
 
-        # -- AXI4-Lite register port -------------------------------------------------------
+        # -- AXI4-Lite register port: the read multiplexer, built from REGISTERS ----------
         rdata, rvalid = Signal(32), Signal()
         m.d.comb += [self.s_axil_rdata.eq(rdata), self.s_axil_rvalid.eq(rvalid),
-                     self.s_axil_rresp.eq(RESP_OKAY), self.s_axil_arready.eq(~rvalid)]
+                     self.s_axil_rresp.eq(AxiResp.OKAY), self.s_axil_arready.eq(~rvalid)]
         addr = self.s_axil_araddr
-        word_sel = addr[2]                          # low/high half of a counter
-        cidx = addr[3:8]                            # counter index
+        ca = view(COUNTER_ADDR, addr)               # low/high half, counter, tile
         reg = Signal(32)
         tile_cnt = Signal(cb)
-        for t, tile in enumerate(tiles):
-            m.d.comb += tile.csr_sel.eq(cidx[:4])
-        m.d.comb += tile_cnt.eq(Array(t.csr_data for t in tiles)[addr[8:12]] if T > 1
+        for tile in tiles:
+            m.d.comb += tile.csr_sel.eq(ca.index[:4])
+        m.d.comb += tile_cnt.eq(Array(t.csr_data for t in tiles)[ca.tile] if T > 1
                                 else tiles[0].csr_data)
         glob = Signal(cb)
-        with m.Switch(cidx):
+        with m.Switch(ca.index):
             for i, key in enumerate(GLOBAL_COUNTERS):
                 with m.Case(i):
                     m.d.comb += glob.eq(counters[key])
 
         def half(value):
             wide = Cat(value, Const(0, 64 - len(value))) if len(value) < 64 else value
-            return Mux(word_sel, wide[32:64], wide[0:32])
+            return Mux(ca.half, wide[32:64], wide[0:32])
 
-        with m.If(addr == REG_ID):
-            m.d.comb += reg.eq(ID_MAGIC)
-        with m.Elif(addr == REG_CONFIG):
-            m.d.comb += reg.eq(Cat(Const(T, 8), Const(K, 4), Const(cap.dims, 4), Const(cb, 8)))
-        with m.Elif(addr == REG_CAP_GEOM):
-            m.d.comb += reg.eq(Cat(Const(cap.rows, 16), Const(cap.cols, 16)))
-        with m.Elif(addr == REG_MAP_GEOM):
-            m.d.comb += reg.eq(Cat(Const(mp.rows, 16), Const(mp.cols, 16)) if K else 0)
-        with m.Elif(addr == REG_STATUS):
-            m.d.comb += reg.eq(Cat(self.busy, proto_err, tile_err.any()))
-        with m.Elif(addr == REG_TILE_BUSY):
-            m.d.comb += reg.eq(tile_busy)
-        with m.Elif(addr == REG_TILE_ERROR):
-            m.d.comb += reg.eq(tile_err)
+        status = Signal(data_layout(STATUS_WORD))
+        m.d.comb += [status.busy.eq(self.busy), status.proto_error.eq(proto_err),
+                     status.tile_error.eq(tile_err.any())]
+        values = {   # golden/model/system.py: System.register_values
+            "ID": Const(ID_MAGIC, 32),
+            "CONFIG": const(CONFIG_WORD, tiles=T, maps=K, dims=cap.dims, counter_bits=cb),
+            "CAP_GEOM": const(GEOM_WORD, rows=cap.rows, cols=cap.cols),
+            "MAP_GEOM": const(GEOM_WORD, rows=mp.rows, cols=mp.cols) if K else Const(0, 32),
+            "STATUS": status,
+            "TILE_BUSY": tile_busy,
+            "TILE_ERROR": tile_err,
+            "CONTROL": Const(0, 32),                # write-only
+        }
+        missing = {r.name for r in REGISTERS} ^ set(values)
+        assert not missing, f"registers without a read value (or unknown): {missing}"
+        for i, r in enumerate(REGISTERS):
+            with (m.Elif if i else m.If)(addr == r.addr):
+                m.d.comb += reg.eq(values[r.name])
         with m.Elif((addr >= GLOBAL_COUNTER_BASE)
-                    & (addr < GLOBAL_COUNTER_BASE + 8 * len(GLOBAL_COUNTERS))):
+                    & (addr < GLOBAL_COUNTER_BASE
+                           + COUNTER_STRIDE * len(GLOBAL_COUNTERS))):
             m.d.comb += reg.eq(half(glob))
-        with m.Elif((addr >= TILE_COUNTER_BASE) & (addr < TILE_COUNTER_BASE + TILE_COUNTER_STRIDE * T)
-                    & (addr[0:8] < 8 * len(COUNTER_KEYS))):
+        with m.Elif((addr >= TILE_COUNTER_BASE)
+                    & (addr < TILE_COUNTER_BASE + TILE_COUNTER_STRIDE * T)
+                    & (addr[0:8] < COUNTER_STRIDE * len(COUNTER_KEYS))):
             m.d.comb += reg.eq(half(tile_cnt))
         with m.If(self.s_axil_arvalid & ~rvalid):
             m.d.sync += [rdata.eq(reg), rvalid.eq(1)]
@@ -373,15 +419,16 @@ class System(wiring.Component):
             m.d.sync += rvalid.eq(0)
 
         # writes: CONTROL bit 0 clears the protocol error; every other address is read-only
-        bvalid, bresp = Signal(), Signal(2)
+        bvalid, bresp = Signal(), Signal(AxiResp)
         take_w = Signal()
         m.d.comb += [take_w.eq(self.s_axil_awvalid & self.s_axil_wvalid & ~bvalid),
                      self.s_axil_awready.eq(take_w), self.s_axil_wready.eq(take_w),
                      self.s_axil_bvalid.eq(bvalid), self.s_axil_bresp.eq(bresp)]
         with m.If(take_w):
             is_ctl = self.s_axil_awaddr == REG_CONTROL
-            m.d.sync += [bvalid.eq(1), bresp.eq(Mux(is_ctl, RESP_OKAY, RESP_SLVERR))]
-            with m.If(is_ctl & self.s_axil_wstrb[0] & self.s_axil_wdata[0]):
+            control = view(CONTROL_WORD, self.s_axil_wdata)
+            m.d.sync += [bvalid.eq(1), bresp.eq(Mux(is_ctl, AxiResp.OKAY, AxiResp.SLVERR))]
+            with m.If(is_ctl & self.s_axil_wstrb[0] & control.clear_error):
                 m.d.sync += proto_err.eq(0)
         with m.Elif(bvalid & self.s_axil_bready):
             m.d.sync += bvalid.eq(0)

@@ -2,25 +2,38 @@
 
 `divisor` = clock cycles per bit (clock frequency / baud rate). The receiver samples each
 bit in its middle, after a start bit that is still low at its middle; a stop bit that is
-low is a framing error and the byte is dropped.
+low is a framing error and the byte is dropped. Bytes go in and out as `lib.stream`
+streams of 8-bit payloads.
 """
 
 from __future__ import annotations
 
 from amaranth import Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 
 class UARTRx(wiring.Component):
-    """rx in; data + valid (one cycle per received byte), error (framing) out."""
+    """UART receiver.
+
+    Ports
+    -----
+    rx : In(1)
+        The serial line (idle high).
+    o : Out(stream.Signature(8, always_ready=True))
+        Received bytes, one cycle of `valid` each; nothing holds them back (a byte not
+        taken that cycle is lost).
+    error : Out(1)
+        One cycle high on a framing error (a low stop bit); that byte is dropped.
+    """
 
     def __init__(self, divisor: int):
         if divisor < 4:
             raise ValueError(f"UART divisor {divisor} below 4 clock cycles per bit")
         self.divisor = divisor
-        super().__init__(wiring.Signature({"rx": In(1, init=1), "data": Out(8),
-                                           "valid": Out(1), "error": Out(1)}))
+        super().__init__(wiring.Signature({"rx": In(1, init=1),
+                                           "o": Out(stream.Signature(8, always_ready=True)),
+                                           "error": Out(1)}))
 
     def elaborate(self, platform):
         m = Module()
@@ -31,12 +44,12 @@ class UARTRx(wiring.Component):
         cnt = Signal(range(div + 1))
         bit = Signal(4)
         shreg = Signal(8)
-        with m.FSM():
-            with m.State("IDLE"):
+        with m.FSM(name="rx_fsm"):
+            with m.State("IDLE"):            # line high: wait for a falling edge
                 with m.If(~rx):
                     m.d.sync += cnt.eq(div // 2)
                     m.next = "START"
-            with m.State("START"):
+            with m.State("START"):           # half a bit: still low in the middle?
                 with m.If(cnt == 0):
                     with m.If(rx):
                         m.next = "IDLE"          # a glitch, not a start bit
@@ -45,7 +58,7 @@ class UARTRx(wiring.Component):
                         m.next = "DATA"
                 with m.Else():
                     m.d.sync += cnt.eq(cnt - 1)
-            with m.State("DATA"):
+            with m.State("DATA"):            # eight bits, LSB first, each in its middle
                 with m.If(cnt == 0):
                     m.d.sync += [shreg.eq((shreg >> 1) | (rx << 7)), cnt.eq(div - 1),
                                  bit.eq(bit + 1)]
@@ -53,9 +66,9 @@ class UARTRx(wiring.Component):
                         m.next = "STOP"
                 with m.Else():
                     m.d.sync += cnt.eq(cnt - 1)
-            with m.State("STOP"):
+            with m.State("STOP"):            # the stop bit must be high
                 with m.If(cnt == 0):
-                    m.d.comb += [self.valid.eq(rx), self.error.eq(~rx), self.data.eq(shreg)]
+                    m.d.comb += [self.o.valid.eq(rx), self.error.eq(~rx), self.o.payload.eq(shreg)]
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += cnt.eq(cnt - 1)
@@ -63,13 +76,22 @@ class UARTRx(wiring.Component):
 
 
 class UARTTx(wiring.Component):
-    """data + valid in, ready out (a byte is taken when both are high); tx out."""
+    """UART transmitter.
+
+    Ports
+    -----
+    i : In(stream.Signature(8))
+        Bytes to send; one is taken when `valid` and `ready` are both high (`ready`: the
+        previous byte's stop bit is out).
+    tx : Out(1)
+        The serial line (idle high).
+    """
 
     def __init__(self, divisor: int):
         if divisor < 4:
             raise ValueError(f"UART divisor {divisor} below 4 clock cycles per bit")
         self.divisor = divisor
-        super().__init__(wiring.Signature({"data": In(8), "valid": In(1), "ready": Out(1),
+        super().__init__(wiring.Signature({"i": In(stream.Signature(8)),
                                            "tx": Out(1, init=1)}))
 
     def elaborate(self, platform):
@@ -78,11 +100,11 @@ class UARTTx(wiring.Component):
         cnt = Signal(range(div))
         shreg = Signal(10)
         bits = Signal(4)
-        m.d.comb += self.ready.eq(bits == 0)
+        m.d.comb += self.i.ready.eq(bits == 0)
         with m.If(bits == 0):
-            with m.If(self.valid):
-                m.d.sync += [shreg.eq((1 << 9) | (self.data << 1)), bits.eq(10), cnt.eq(div - 1),
-                             self.tx.eq(0)]
+            with m.If(self.i.valid):
+                m.d.sync += [shreg.eq((1 << 9) | (self.i.payload << 1)), bits.eq(10),
+                             cnt.eq(div - 1), self.tx.eq(0)]
         with m.Else():
             with m.If(cnt == 0):
                 # next bit out: start, d0..d7, stop, then idle high
