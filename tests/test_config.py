@@ -1,5 +1,7 @@
 """Configuration loading and validation (golden/spec/config.py)."""
 
+import re
+
 import pytest
 import yaml
 
@@ -107,3 +109,99 @@ def test_ctrl_section_defaults_and_checks(tmp_path):
         load_config(_write(tmp_path, {**GOOD, "ctrl": {"queue_depth": 1}}))
     with pytest.raises(ConfigError, match=r"ctrl\.depth: unknown field"):
         load_config(_write(tmp_path, {**GOOD, "ctrl": {"depth": 4}}))
+
+
+# -- the common error form (golden/spec/schema.py): FILE: dotted.field: expected..., got ... --
+@pytest.mark.parametrize("data, path, reason", [
+    (_with("ap", "rows", 0), "ap.rows", "must be in [1, 4096], got 0"),
+    (_with("ap", "colz", 4), "ap.colz",
+     "unknown field (known here: rows, cols, dims, counter_bits)"),
+    ({**GOOD, "tile": {"map_cols": 1}}, "tile.map_cols", "must be in [2, 256], got 1"),
+    ({**GOOD, "tile": {"maps": "two"}}, "tile.maps",
+     "expected an integer in [0, 7], got str 'two'"),
+    ({**GOOD, "system": {"topology": "ring"}}, "system.topology",
+     "must be one of 'bus', got 'ring'"),
+    ({**GOOD, "system": {"tiles": 17}}, "system.tiles", "must be in [1, 16], got 17"),
+    ({**GOOD, "ctrl": None}, "ctrl", "expected a mapping, got NoneType"),
+    ({"name": "t", "ap": {"rows": 8, "dims": 1}}, "ap.cols",
+     "missing field (bit columns per word)"),
+    ({"name": "t"}, "ap", "missing section"),
+    ([GOOD], "configuration", "expected a mapping, got list"),
+])
+def test_config_errors_have_the_common_form(tmp_path, data, path, reason):
+    p = _write(tmp_path, data)
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert str(exc.value) == f"{p}: {path}: {reason}"
+    assert (exc.value.file, exc.value.path, exc.value.reason) == (str(p), path, reason)
+    with pytest.raises(ConfigError) as exc:      # from a dict: the same, without a file
+        config_from_dict(data)
+    assert str(exc.value) == f"{path}: {reason}" and exc.value.file is None
+
+
+def test_map_size_defaults_to_the_cap():
+    cfg = config_from_dict({**GOOD, "tile": {"maps": 2, "map_rows": 5}})
+    assert (cfg.tile.maps, cfg.tile.map_rows, cfg.tile.map_cols) == (2, 5, GOOD["ap"]["cols"])
+    assert config_from_dict(GOOD).tile.map_rows == GOOD["ap"]["rows"]
+
+
+# -- the schema nodes themselves, on a technology table (the format of configs/tech/*.yaml) --
+def _tech_schema():
+    from bfimna.golden.spec.schema import MapOf, Name, Num, OneOf, Record, Text
+    energy = Record({"energy": Num(lo=0), "unit": OneOf("fJ", "pJ", "nJ"), "source": Text()})
+    return Record({"name": Name(), "components": MapOf(Name(), MapOf(Name(), energy))})
+
+
+TECH_GOOD = {"name": "cmos45", "components": {
+    "cam_cell": {"search": {"energy": 0.12, "unit": "fJ", "source": "paper, table 3"},
+                 "write": {"energy": 1, "unit": "fJ", "source": "paper, table 3"}}}}
+
+
+def _tech(**change):
+    d = yaml.safe_load(yaml.safe_dump(TECH_GOOD))
+    d["components"]["cam_cell"]["search"].update(change)
+    return d
+
+
+@pytest.mark.parametrize("data, path, reason", [
+    (_tech(energy=-1), "components.cam_cell.search.energy", "must be >= 0, got -1"),
+    (_tech(energy="1 fJ"), "components.cam_cell.search.energy",
+     "expected a number >= 0, got str '1 fJ'"),
+    (_tech(energy=True), "components.cam_cell.search.energy",
+     "expected a number >= 0, got bool True"),
+    (_tech(unit="J"), "components.cam_cell.search.unit",
+     "must be one of 'fJ', 'pJ', 'nJ', got 'J'"),
+    (_tech(source=""), "components.cam_cell.search.source",
+     "expected a non-empty string, got str ''"),
+    ({**TECH_GOOD, "components": {"cam cell": {}}}, "components.cam cell",
+     "bad key: expected a non-empty name of letters, digits, '_' or '-', got 'cam cell'"),
+    ({**TECH_GOOD, "components": {}}, "components", "expected a mapping, got an empty mapping"),
+    ({"components": TECH_GOOD["components"]}, "name", "missing field"),
+])
+def test_a_technology_table_is_a_few_lines_of_schema(tmp_path, data, path, reason):
+    from bfimna.golden.spec.schema import load
+    p = tmp_path / "tech.yaml"
+    p.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as exc:
+        load(_tech_schema(), p, error=ConfigError, what="technology table")
+    assert str(exc.value) == f"{p}: {path}: {reason}"
+
+
+def test_schema_returns_checked_data_and_reads_npz(tmp_path):
+    import numpy as np
+
+    from bfimna.golden.spec.schema import Array, Record, SchemaError, load
+    p = tmp_path / "tech.yaml"
+    p.write_text(yaml.safe_dump(TECH_GOOD))
+    t = load(_tech_schema(), p, error=ConfigError)
+    assert t["components"]["cam_cell"]["write"]["energy"] == 1.0
+    q = tmp_path / "a.npz"
+    np.savez(q, a=np.zeros((2, 3)), b=np.zeros(2, np.int32))
+    shapes = Record({"a": Array(("N", 3)), "b": Array(("N",), kind="int")}, what="array")
+    assert set(load(shapes, q)) == {"a", "b"}
+    bad = Record({"a": Array(("N", 3)), "b": Array(("N", "N"))}, what="array")
+    with pytest.raises(SchemaError, match=re.escape(
+            f"{q}: b: expected shape (N, N) with N = 2, got (2,)")):
+        load(bad, q)
+    with pytest.raises(SchemaError, match=re.escape(f"{q}: b: unknown array (known here: a)")):
+        load(Record({"a": Array()}, what="array"), q)

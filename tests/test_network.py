@@ -1,6 +1,8 @@
 """Network and plan files (golden/nn/network.py): validation messages, the shipped digits
 model and its plans, and the integer network against the float model."""
 
+import re
+
 import numpy as np
 import pytest
 import yaml
@@ -19,7 +21,7 @@ def net():
 
 def test_shipped_model_and_plans(net):
     x, y = net.test_set()
-    assert [l.name for l in net.layers] == ["conv1", "pool1", "conv2", "pool2", "fc"]
+    assert [lay.name for lay in net.layers] == ["conv1", "pool1", "conv2", "pool2", "fc"]
     assert net.layers[-1].out_shape == (10, 1, 1) and len(x) == len(y) == 360
     acc = {}
     for name in ("int8", "int4", "mixed"):
@@ -45,31 +47,197 @@ def _write(tmp_path, name, data):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d["layers"][0].update(type="deconv"), "layers[0] (conv1).type: must be one of"),
-    (lambda d: d["layers"][0].update(kernel=0), "layers[0] (conv1).kernel: expected an integer"),
-    (lambda d: d["layers"][2].update(out_channels=17), "conv2.weight has shape"),
-    (lambda d: d["layers"][1].update(name="conv1"), "layers[1].name: missing or repeated"),
-    (lambda d: d.update(weights="nope.npz"), "weights:"),
-    (lambda d: d["layers"][4].update(colour=1), "colour: unknown field"),
+    (lambda d: d["layers"][0].update(type="deconv"),
+     "network.yaml: layers[0].type: must be one of 'conv', 'fc', 'maxpool', got 'deconv'"),
+    (lambda d: d["layers"][0].update(kernel=0),
+     "network.yaml: layers[0].kernel: must be in [1, 15], got 0"),
+    (lambda d: d["layers"][2].update(out_channels=17),
+     "weights.npz: conv2.weight: expected shape (17, 8, 3, 3) (layer conv2), got (16, 8, 3, 3)"),
+    (lambda d: d["layers"][1].update(name="conv1"),
+     "network.yaml: layers[1].name: must be unique, got 'conv1' (also layers[0].name)"),
+    (lambda d: d.update(weights="nope.npz"),
+     "network.yaml: weights: expected an existing .npz file, got 'nope.npz' ("),
+    (lambda d: d["layers"][4].update(colour=1),
+     "network.yaml: layers[4].colour: unknown field (known here: name, type, out_features, relu)"),
 ])
 def test_bad_network_files_name_the_field(tmp_path, change, message):
     d = yaml.safe_load((DIGITS / "network.yaml").read_text())
     change(d)
     for f in ("weights.npz", "test.npz"):
         (tmp_path / f).write_bytes((DIGITS / f).read_bytes())
-    with pytest.raises(NetworkError, match=message.replace("[", r"\[").replace("]", r"\]")
-                       .replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(NetworkError, match=re.escape(message)):
         load_network(_write(tmp_path, "network.yaml", d))
 
 
 @pytest.mark.parametrize("plan, message", [
     ({"input_bits": 8, "layers": {"conv1": {"w_bits": 8, "a_bits": 8}}}, "layers.conv2: missing"),
-    ({"input_bits": 0, "layers": {}}, "input_bits: expected an integer in"),
-    ({"input_bits": 8, "layers": {"conv9": {}}}, "layers.conv9: no conv or fc layer"),
+    ({"input_bits": 0, "layers": {}}, "input_bits: must be in [1, 16], got 0"),
+    ({"input_bits": 8, "layers": {"conv9": {}}},
+     "layers.conv9: unknown conv or fc layer (known here: conv1, conv2, fc)"),
     ({"input_bits": 8, "layers": {"conv1": {"w_bits": 9, "a_bits": 8}}}, "conv1.w_bits"),
     ({"input_bits": 8, "layers": {"conv1": {"w_bits": 8, "a_bits": 8, "blocks": [8, 4, 4]}}},
      "blocks: expected a list"),
 ])
 def test_bad_plans_name_the_field(net, tmp_path, plan, message):
-    with pytest.raises(NetworkError, match=message):
+    with pytest.raises(NetworkError, match=re.escape(message)):
         load_plan(_write(tmp_path, "plan.yaml", plan), net)
+
+
+# -- one error form for every file kind: FILE: dotted.field: what was expected, got what ----
+def _copy_digits(tmp_path, change=None, weights=None, dataset=None):
+    """The digits model in tmp_path, its network.yaml changed by `change(d)`, its weights
+    or dataset arrays replaced by `weights(w)` / `dataset(ds)`."""
+    d = yaml.safe_load((DIGITS / "network.yaml").read_text())
+    if change:
+        change(d)
+    w = dict(np.load(DIGITS / "weights.npz"))
+    if weights:
+        weights(w)
+    np.savez(tmp_path / "weights.npz", **w)
+    ds = dict(np.load(DIGITS / "test.npz"))
+    if dataset:
+        dataset(ds)
+    np.savez(tmp_path / "test.npz", **ds)
+    return _write(tmp_path, "network.yaml", d)
+
+
+def _full_plan(**layers):
+    bits = {"w_bits": 8, "a_bits": 8}
+    return {"input_bits": 8, "layers": {n: dict(bits, **layers.get(n, {}))
+                                        for n in ("conv1", "conv2", "fc")}}
+
+
+def _fails(call, file, path, reason):
+    """call() raises a NetworkError whose message is exactly `file: path: reason`."""
+    with pytest.raises(NetworkError) as exc:
+        call()
+    assert str(exc.value) == f"{file}: {path}: {reason}"
+    assert (exc.value.file, exc.value.path, exc.value.reason) == (str(file), path, reason)
+
+
+@pytest.mark.parametrize("change, path, reason", [
+    (lambda d: d["layers"][2].update(kernel="x"), "layers[2].kernel",
+     "expected an integer in [1, 15], got str 'x'"),
+    (lambda d: d["layers"][0].update(relu=1), "layers[0].relu",
+     "expected true or false, got int 1"),
+    (lambda d: d["layers"][3].update(kernel=5), "layers[3].kernel",
+     "must fit the 4x4 input, got 5"),
+    (lambda d: d["layers"][0].update(kernel=11, pad=1), "layers[0].kernel",
+     "must fit the 8x8 input padded by 1, got 11"),
+    (lambda d: d["layers"][2].pop("relu"), "layers[2].relu",
+     "must be true except in the last layer (activations are unsigned), got false"),
+    (lambda d: d["layers"][0].pop("name"), "layers[0].name", "missing field (the layer's name)"),
+    (lambda d: d["layers"][1].pop("type"), "layers[1].type",
+     "missing field (one of 'conv', 'fc', 'maxpool')"),
+    (lambda d: d["layers"][1].update(pad=1), "layers[1].pad",
+     "unknown field (known here: name, type, kernel, stride)"),
+    (lambda d: d["input"].update(depth=3), "input.depth",
+     "unknown field (known here: channels, height, width)"),
+    (lambda d: d["input"].update(height=0), "input.height", "must be in [1, 4096], got 0"),
+    (lambda d: d.update(colour=1), "colour",
+     "unknown field (known here: name, input, weights, dataset, float_accuracy, layers)"),
+    (lambda d: d.pop("name"), "name", "missing field (the network's name)"),
+    (lambda d: d.update(name=7), "name", "expected a non-empty string, got int 7"),
+    (lambda d: d.update(float_accuracy="high"), "float_accuracy",
+     "expected a number in [0, 1], got str 'high'"),
+    (lambda d: d.update(layers=[]), "layers", "expected a non-empty list, got 0 entries"),
+    (lambda d: d.update(layers={"conv1": 1}), "layers", "expected a non-empty list, got dict"),
+    (lambda d: d["layers"].append(3), "layers[5]", "expected a mapping, got int 3"),
+    (lambda d: d.update(weights=3), "weights", "expected a file name, got int 3"),
+])
+def test_network_errors_have_the_common_form(tmp_path, change, path, reason):
+    p = _copy_digits(tmp_path, change)
+    _fails(lambda: load_network(p), p, path, reason)
+
+
+def test_missing_dataset_and_weights_files_are_named(tmp_path):
+    p = _copy_digits(tmp_path, lambda d: d.update(dataset="gone.npz"))
+    _fails(lambda: load_network(p), p, "dataset",
+           f"expected an existing .npz file, got 'gone.npz' ({tmp_path / 'gone.npz'} not found)")
+    p = _copy_digits(tmp_path, lambda d: d.update(dataset=None))   # `dataset:` = none
+    net = load_network(p)
+    assert net.dataset is None
+    _fails(net.test_set, p, "dataset", "missing field (no test set)")
+    with pytest.raises(NetworkError, match=r"nope\.yaml: network file not found"):
+        load_network(tmp_path / "nope.yaml")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(NetworkError, match=r"junk\.npz: not a readable \.npz"):
+        load_network(_copy_digits(tmp_path, lambda d: d.update(weights="junk.npz")))
+
+
+@pytest.mark.parametrize("weights, path, reason", [
+    (lambda w: w.pop("conv2.bias"), "conv2.bias", "missing array (layer conv2)"),
+    (lambda w: w.pop("input.act_max"), "input.act_max", "missing array (largest input value)"),
+    (lambda w: w.update({"fc.weight": w["fc.weight"].reshape(10, 8, 8)}), "fc.weight",
+     "expected shape (10, 64) (layer fc), got (10, 8, 8)"),
+    (lambda w: w.update({"conv1.act_max": np.ones(8, np.float32)}), "conv1.act_max",
+     "expected shape () (largest output of layer conv1), got (8,)"),
+    (lambda w: w.update({"fc.bias": np.array(["a"] * 10)}), "fc.bias",
+     "expected an array of numbers, got an array of dtype <U1"),
+])
+def test_weight_file_errors_have_the_common_form(tmp_path, weights, path, reason):
+    p = _copy_digits(tmp_path, weights=weights)
+    _fails(lambda: load_network(p), tmp_path / "weights.npz", path, reason)
+
+
+@pytest.mark.parametrize("dataset, path, reason", [
+    (lambda ds: ds.update(y=ds["y"][:-1]), "y",
+     "expected shape (N,) with N = 360 (labels), got (359,)"),
+    (lambda ds: ds.update(x=ds["x"][:, :, :7]), "x",
+     "expected shape (N, 1, 8, 8) with N = 360 (images (N, C, H, W)), got (360, 1, 7, 8)"),
+    (lambda ds: ds.update(y=ds["y"].astype(np.float32)), "y",
+     "expected an array of ints, got an array of dtype float32"),
+    (lambda ds: ds.pop("x"), "x", "missing array (images (N, C, H, W))"),
+])
+def test_dataset_file_errors_have_the_common_form(tmp_path, dataset, path, reason):
+    net = load_network(_copy_digits(tmp_path, dataset=dataset))
+    _fails(net.test_set, tmp_path / "test.npz", path, reason)
+
+
+@pytest.mark.parametrize("plan, path, reason", [
+    (_full_plan(conv1={"w_bits": 1}), "layers.conv1.w_bits", "must be in [2, 8], got 1"),
+    (_full_plan(fc={"a_bits": "8"}), "layers.fc.a_bits",
+     "expected an integer in [2, 16], got str '8'"),
+    (_full_plan(conv2={"blocks": [8, 4, 4]}), "layers.conv2.blocks",
+     "expected a list of weight bits whose length divides 16 (the output channels), "
+     "got 3 entries"),
+    (_full_plan(conv2={"blocks": []}), "layers.conv2.blocks",
+     "expected a non-empty list, got 0 entries"),
+    (_full_plan(conv2={"blocks": [8, 1]}), "layers.conv2.blocks[1]", "must be in [2, 8], got 1"),
+    (_full_plan(conv2={"bits": 8}), "layers.conv2.bits",
+     "unknown field (known here: w_bits, a_bits, blocks)"),
+    ({**_full_plan(), "layers": {"conv1": {"w_bits": 8, "a_bits": 8}}}, "layers.conv2",
+     "missing conv or fc layer (w_bits and a_bits)"),
+    ({**_full_plan(), "layers": {**_full_plan()["layers"], "pool1": {}}}, "layers.pool1",
+     "unknown conv or fc layer (known here: conv1, conv2, fc)"),
+    ({**_full_plan(), "dataflow": {"fc": "rows"}}, "dataflow.fc",
+     "must be one of 'pos', 'chan', got 'rows'"),
+    ({**_full_plan(), "dataflow": {"pool2": "pos"}}, "dataflow.pool2",
+     "unknown conv or fc layer (known here: conv1, conv2, fc)"),
+    ({**_full_plan(), "input_bits": True}, "input_bits",
+     "expected an integer in [1, 16], got bool True"),
+    ({**_full_plan(), "precision": 8}, "precision",
+     "unknown field (known here: name, input_bits, layers, dataflow)"),
+    ({"layers": {}}, "input_bits", "missing field (bits of the quantised input)"),
+    ([1, 2], "precision plan", "expected a mapping, got list"),
+])
+def test_plan_errors_have_the_common_form(net, tmp_path, plan, path, reason):
+    p = _write(tmp_path, "plan.yaml", plan)
+    _fails(lambda: load_plan(p, net), p, path, reason)
+
+
+def test_plan_defaults_and_missing_file(net, tmp_path):
+    p = _write(tmp_path, "p8.yaml", {**_full_plan(), "dataflow": None})
+    plan = load_plan(p, net)
+    assert plan.name == "p8" and plan.dataflow == {}
+    assert plan.layers["conv2"] == {"w_bits": 8, "a_bits": 8, "blocks": [8]}
+    with pytest.raises(NetworkError, match=r"nope\.yaml: precision plan file not found"):
+        load_plan(tmp_path / "nope.yaml", net)
+    with pytest.raises(NetworkError, match=r"bad\.yaml: not valid YAML"):
+        load_plan(_write_text(tmp_path, "bad.yaml", "layers: [a"), net)
+
+
+def _write_text(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p

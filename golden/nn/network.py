@@ -5,8 +5,10 @@ A network is a YAML layer list (conv, maxpool, fc) with an .npz of float weights
 activation calibration; a precision plan gives the bits of every layer's weights (per
 layer, or per block of output channels) and output activations. `quantize()` turns the
 two into integer layers (weights, int32 biases, dyadic requantisation per output
-channel); `reference()` runs them with golden/nn/cnn.py, integer-only. Every file is
-checked, and a bad one fails with a NetworkError naming the file and the field.
+channel); `reference()` runs them with golden/nn/cnn.py, integer-only. Every file (the
+network, its weights and dataset .npz, a plan) is checked against a schema of
+golden/spec/schema.py (NETWORK, weights_schema, dataset_schema, plan_schema), and a bad one
+fails with a NetworkError of the common form `FILE: dotted.field: expected..., got ...`.
 """
 
 from __future__ import annotations
@@ -16,38 +18,114 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from bfimna.golden.nn import cnn
+from bfimna.golden.spec.schema import (
+    OMIT,
+    Array,
+    Bool,
+    File,
+    Int,
+    Invalid,
+    ListOf,
+    Num,
+    OneOf,
+    Record,
+    SchemaError,
+    Tagged,
+    Text,
+    read_npz,
+    read_yaml,
+    reporting,
+    validate,
+)
 
-LAYER_TYPES = ("conv", "fc", "maxpool")
 MAX_ACC_BITS = 32        # a field of the AP: accumulators and products fit 32 bits
 MAX_MULT_BITS = 15       # requantisation multiplier b: a positive 16-bit immediate
 
 
-class NetworkError(ValueError):
+class NetworkError(SchemaError):
     """A network, weights or plan file is missing or invalid."""
 
 
+# -- schemas (golden/spec/schema.py; docs/network.md) ----------------------------------------
+def _layer(type_: str, fields: dict) -> Record:
+    return Record({"name": Text(doc="the layer's name"), "type": OneOf(type_), **fields})
+
+
+LAYER = Tagged("type", {
+    "conv": _layer("conv", {
+        "out_channels": Int(1, 4096, doc="output channels"),
+        "kernel": Int(1, 15, doc="square kernel size"),
+        "stride": Int(1, 8, default=1), "pad": Int(0, 7, default=0),
+        "relu": Bool(default=False)}),
+    "fc": _layer("fc", {
+        "out_features": Int(1, 4096, doc="outputs"), "relu": Bool(default=False)}),
+    "maxpool": _layer("maxpool", {
+        "kernel": Int(1, 15, doc="square window size"),
+        "stride": Int(1, 15, default=OMIT)}),          # default: the kernel
+})
+LAYER_TYPES = tuple(LAYER.variants)    # ("conv", "fc", "maxpool")
+
+NETWORK = Record({
+    "name": Text(doc="the network's name"),
+    "input": Record({k: Int(1, 4096, doc=f"input {k}")
+                     for k in ("channels", "height", "width")}, doc="input shape"),
+    "weights": File(".npz", doc="the .npz of float weights, next to this file"),
+    "dataset": File(".npz", default=None, null_ok=True, doc="x (N, C, H, W), y (N,)"),
+    "float_accuracy": Num(0, 1, default=None),
+    "layers": ListOf(LAYER, min_len=1, doc="conv, maxpool and fc layers"),
+})
+
+
+def weights_schema(layers: list[Layer]) -> Record:
+    """The arrays the weights .npz must hold for `layers` (others are ignored)."""
+    arrays: dict[str, Array] = {}
+    for layer in layers:
+        if layer.type == "maxpool":
+            continue
+        c, h, w = layer.in_shape
+        wshape = (layer.out_channels, c, layer.kernel, layer.kernel) if layer.type == "conv" else \
+            (layer.out_channels, c * h * w)
+        arrays[f"{layer.name}.weight"] = Array(wshape, doc=f"layer {layer.name}")
+        arrays[f"{layer.name}.bias"] = Array(wshape[:1], doc=f"layer {layer.name}")
+        arrays[f"{layer.name}.act_max"] = Array((), doc=f"largest output of layer {layer.name}")
+    arrays["input.act_max"] = Array((), doc="largest input value")
+    return Record(arrays, what="array", extra=True)
+
+
+def dataset_schema(input_shape: tuple) -> Record:
+    return Record({"x": Array(("N",) + tuple(input_shape), doc="images (N, C, H, W)"),
+                   "y": Array(("N",), kind="int", doc="labels")}, what="array", extra=True)
+
+
+def plan_schema(net: Network) -> Record:
+    """A precision plan for `net`: one entry per conv and fc layer."""
+    weighted = [layer for layer in net.layers if layer.type != "maxpool"]
+
+    def bits(channels: int) -> Record:
+        def blocks_divide(e: dict) -> None:
+            if "blocks" in e and channels % len(e["blocks"]):
+                raise Invalid("blocks", f"expected a list of weight bits whose length divides "
+                                        f"{channels} (the output channels), got "
+                                        f"{len(e['blocks'])} entries")
+        return Record({"w_bits": Int(2, 8, doc="weight bits"),
+                       "a_bits": Int(2, 16, doc="output activation bits"),
+                       "blocks": ListOf(Int(2, 8), min_len=1, default=OMIT)},
+                      check=blocks_divide, doc="w_bits and a_bits")
+
+    return Record({
+        "name": Text(default=None),
+        "input_bits": Int(1, 16, doc="bits of the quantised input"),
+        "layers": Record({layer.name: bits(layer.out_channels) for layer in weighted},
+                         what="conv or fc layer", doc="layer name -> bits"),
+        "dataflow": Record({layer.name: OneOf("pos", "chan", default=OMIT)
+                            for layer in weighted},
+                           what="conv or fc layer", default={}, null_ok=True),
+    })
+
+
 # -- files ---------------------------------------------------------------------------------
-def _load_yaml(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise NetworkError(f"{path}: {what} file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise NetworkError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise NetworkError(f"{path}: expected a mapping at the top level")
-    return data
-
-
-def _int(path, where, value, lo, hi) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise NetworkError(f"{path}: {where}: expected an integer in [{lo}, {hi}], got {value!r}")
-    return value
-
-
 @dataclass
 class Layer:
     name: str
@@ -72,98 +150,59 @@ class Network:
     float_accuracy: float | None = None
 
     def test_set(self) -> tuple[np.ndarray, np.ndarray]:
+        """The dataset's images x (N, C, H, W) and labels y (N,), checked."""
         if self.dataset is None:
-            raise NetworkError(f"{self.path}: no dataset")
-        d = np.load(self.dataset)
+            raise NetworkError(f"{self.path}: dataset: missing field (no test set)",
+                               file=str(self.path), path="dataset",
+                               reason="missing field (no test set)")
+        d = validate(dataset_schema(self.input_shape), read_npz(self.dataset, NetworkError,
+                                                                "dataset"),
+                     file=self.dataset, error=NetworkError, what="dataset")
         return d["x"], d["y"]
 
 
 def load_network(path: str | Path) -> Network:
     path = Path(path)
-    d = _load_yaml(path, "network")
-    for key in d:
-        if key not in ("name", "input", "weights", "dataset", "layers", "float_accuracy"):
-            raise NetworkError(f"{path}: {key}: unknown field")
-    for key in ("name", "input", "weights", "layers"):
-        if key not in d:
-            raise NetworkError(f"{path}: {key}: missing field")
-    inp = d["input"]
-    if not isinstance(inp, dict):
-        raise NetworkError(f"{path}: input: expected a mapping")
-    shape = tuple(_int(path, f"input.{k}", inp.get(k), 1, 4096)
-                  for k in ("channels", "height", "width"))
-    wfile = path.parent / str(d["weights"])
-    if not wfile.is_file():
-        raise NetworkError(f"{path}: weights: {wfile} not found")
-    try:
-        weights = dict(np.load(wfile))
-    except Exception as exc:  # noqa: BLE001 - any unreadable .npz
-        raise NetworkError(f"{wfile}: not a readable .npz ({exc})") from None
-    if not isinstance(d["layers"], list) or not d["layers"]:
-        raise NetworkError(f"{path}: layers: expected a non-empty list")
-    layers, cur, names = [], shape, set()
-    for i, ld in enumerate(d["layers"]):
-        where = f"layers[{i}]"
-        if not isinstance(ld, dict):
-            raise NetworkError(f"{path}: {where}: expected a mapping")
-        name = ld.get("name")
-        if not isinstance(name, str) or not name or name in names:
-            raise NetworkError(f"{path}: {where}.name: missing or repeated ({name!r})")
-        names.add(name)
-        where = f"layers[{i}] ({name})"
-        t = ld.get("type")
-        if t not in LAYER_TYPES:
-            raise NetworkError(f"{path}: {where}.type: must be one of {', '.join(LAYER_TYPES)}, "
-                               f"got {t!r}")
-        allowed = {"conv": {"out_channels", "kernel", "stride", "pad", "relu"},
-                   "fc": {"out_features", "relu"}, "maxpool": {"kernel", "stride"}}[t]
-        for k in ld:
-            if k not in allowed | {"name", "type"}:
-                raise NetworkError(f"{path}: {where}.{k}: unknown field for a {t} layer")
-        relu = ld.get("relu", False)
-        if not isinstance(relu, bool):
-            raise NetworkError(f"{path}: {where}.relu: expected true or false")
-        c, h, w = cur
-        if t == "conv":
-            k = _int(path, f"{where}.kernel", ld.get("kernel"), 1, 15)
-            s = _int(path, f"{where}.stride", ld.get("stride", 1), 1, 8)
-            p = _int(path, f"{where}.pad", ld.get("pad", 0), 0, 7)
-            oc = _int(path, f"{where}.out_channels", ld.get("out_channels"), 1, 4096)
-            oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-            if oh < 1 or ow < 1:
-                raise NetworkError(f"{path}: {where}: kernel {k} does not fit input {h}x{w}")
-            layer = Layer(name, t, oc, k, s, p, relu, cur, (oc, oh, ow))
-            _check_weights(path, weights, name, (oc, c, k, k))
-        elif t == "fc":
-            of = _int(path, f"{where}.out_features", ld.get("out_features"), 1, 4096)
-            layer = Layer(name, t, of, 1, 1, 0, relu, cur, (of, 1, 1))
-            _check_weights(path, weights, name, (of, c * h * w))
-        else:
-            k = _int(path, f"{where}.kernel", ld.get("kernel"), 1, 15)
-            s = _int(path, f"{where}.stride", ld.get("stride", k), 1, 15)
-            oh, ow = (h - k) // s + 1, (w - k) // s + 1
-            if oh < 1 or ow < 1:
-                raise NetworkError(f"{path}: {where}: kernel {k} does not fit input {h}x{w}")
-            layer = Layer(name, t, c, k, s, 0, False, cur, (c, oh, ow))
-        layers.append(layer)
-        cur = layer.out_shape
-    if "input.act_max" not in weights:
-        raise NetworkError(f"{wfile}: input.act_max: missing (largest input value)")
-    dataset = path.parent / str(d["dataset"]) if d.get("dataset") else None
-    if dataset is not None and not dataset.is_file():
-        raise NetworkError(f"{path}: dataset: {dataset} not found")
-    return Network(str(d["name"]), path, shape, layers, weights, dataset,
-                   d.get("float_accuracy"))
-
-
-def _check_weights(path, weights, name, wshape):
-    for key, shape in ((f"{name}.weight", wshape), (f"{name}.bias", wshape[:1]),
-                       (f"{name}.act_max", ())):
-        if key not in weights:
-            raise NetworkError(f"{path}: weights: {key} missing")
-        if tuple(weights[key].shape) != shape:
-            raise NetworkError(f"{path}: weights: {key} has shape {tuple(weights[key].shape)}, "
-                               f"the layer needs {shape}")
+    d = validate(NETWORK, read_yaml(path, NetworkError, "network"), file=path,
+                 error=NetworkError, what="network")
+    shape = tuple(d["input"][k] for k in ("channels", "height", "width"))
+    layers: list[Layer] = []
+    seen: dict[str, int] = {}
+    cur = shape
+    with reporting(path, NetworkError, "network"):
+        for i, ld in enumerate(d["layers"]):
+            name, t = ld["name"], ld["type"]
+            if name in seen:
+                raise Invalid(("layers", i, "name"), f"must be unique, got {name!r} "
+                                                      f"(also layers[{seen[name]}].name)")
+            seen[name] = i
+            last = i == len(d["layers"]) - 1
+            if t != "maxpool" and not ld["relu"] and not last:
+                raise Invalid(("layers", i, "relu"), "must be true except in the last layer "
+                                                      "(activations are unsigned), got false")
+            c, h, w = cur
+            if t == "fc":
+                of = ld["out_features"]
+                layer = Layer(name, t, of, 1, 1, 0, ld["relu"], cur, (of, 1, 1))
+            else:
+                k, p = ld["kernel"], ld.get("pad", 0)
+                s = ld.get("stride", k)
+                oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+                if oh < 1 or ow < 1:
+                    raise Invalid(("layers", i, "kernel"),
+                                  f"must fit the {h}x{w} input" + (f" padded by {p}" if p else "")
+                                  + f", got {k}")
+                if t == "conv":
+                    layer = Layer(name, t, ld["out_channels"], k, s, p, ld["relu"], cur,
+                                  (ld["out_channels"], oh, ow))
+                else:
+                    layer = Layer(name, t, c, k, s, 0, False, cur, (c, oh, ow))
+            layers.append(layer)
+            cur = layer.out_shape
+    wfile = d["weights"]
+    weights = validate(weights_schema(layers), read_npz(wfile, NetworkError, "weights"),
+                       file=wfile, error=NetworkError, what="weights")
+    return Network(d["name"], path, shape, layers, weights, d["dataset"], d["float_accuracy"])
 
 
 @dataclass
@@ -176,49 +215,11 @@ class Plan:
 
 def load_plan(path: str | Path, net: Network) -> Plan:
     path = Path(path)
-    d = _load_yaml(path, "precision plan")
-    for key in d:
-        if key not in ("name", "input_bits", "layers", "dataflow"):
-            raise NetworkError(f"{path}: {key}: unknown field")
-    ib = _int(path, "input_bits", d.get("input_bits"), 1, 16)
-    lp = d.get("layers")
-    if not isinstance(lp, dict):
-        raise NetworkError(f"{path}: layers: expected a mapping of layer name -> bits")
-    weighted = [l for l in net.layers if l.type != "maxpool"]
-    known = {l.name for l in weighted}
-    for name in lp:
-        if name not in known:
-            raise NetworkError(f"{path}: layers.{name}: no conv or fc layer of that name "
-                               f"(known: {', '.join(sorted(known))})")
-    out = {}
-    for l in weighted:
-        if l.name not in lp:
-            raise NetworkError(f"{path}: layers.{l.name}: missing")
-        e = lp[l.name]
-        if not isinstance(e, dict):
-            raise NetworkError(f"{path}: layers.{l.name}: expected a mapping")
-        for k in e:
-            if k not in ("w_bits", "a_bits", "blocks"):
-                raise NetworkError(f"{path}: layers.{l.name}.{k}: unknown field")
-        wb = _int(path, f"layers.{l.name}.w_bits", e.get("w_bits"), 2, 8)
-        ab = _int(path, f"layers.{l.name}.a_bits", e.get("a_bits"), 2, 16)
-        blocks = e.get("blocks", [wb])
-        if not isinstance(blocks, list) or not blocks or \
-                l.out_channels % len(blocks) != 0:
-            raise NetworkError(f"{path}: layers.{l.name}.blocks: expected a list of weight "
-                               f"bits whose length divides {l.out_channels} output channels")
-        blocks = [_int(path, f"layers.{l.name}.blocks[{i}]", b, 2, 8)
-                  for i, b in enumerate(blocks)]
-        out[l.name] = {"w_bits": wb, "a_bits": ab, "blocks": blocks}
-    flows = d.get("dataflow", {}) or {}
-    if not isinstance(flows, dict):
-        raise NetworkError(f"{path}: dataflow: expected a mapping of layer name -> dataflow")
-    for name, f in flows.items():
-        if name not in known:
-            raise NetworkError(f"{path}: dataflow.{name}: no conv or fc layer of that name")
-        if f not in ("pos", "chan"):
-            raise NetworkError(f"{path}: dataflow.{name}: must be pos or chan, got {f!r}")
-    return Plan(str(d.get("name", path.stem)), ib, out, dict(flows))
+    d = validate(plan_schema(net), read_yaml(path, NetworkError, "precision plan"), file=path,
+                 error=NetworkError, what="precision plan")
+    out = {name: {"w_bits": e["w_bits"], "a_bits": e["a_bits"],
+                  "blocks": e.get("blocks", [e["w_bits"]])} for name, e in d["layers"].items()}
+    return Plan(d["name"] or path.stem, d["input_bits"], out, dict(d["dataflow"]))
 
 
 # -- integer network -------------------------------------------------------------------------
@@ -265,13 +266,13 @@ def quantize(net: Network, plan: Plan) -> QNet:
     s_in = float(W["input.act_max"]) / ((1 << in_bits) - 1)
     s0 = s_in
     out: list[QLayer] = []
-    for l in net.layers:
-        if l.type == "maxpool":
-            out.append(QLayer(l, in_bits, in_bits, lo=0, hi=(1 << in_bits) - 1))
+    for lay in net.layers:
+        if lay.type == "maxpool":
+            out.append(QLayer(lay, in_bits, in_bits, lo=0, hi=(1 << in_bits) - 1))
             continue
-        p = plan.layers[l.name]
-        w = W[f"{l.name}.weight"].astype(np.float64)
-        bias = W[f"{l.name}.bias"].astype(np.float64)
+        p = plan.layers[lay.name]
+        w = W[f"{lay.name}.weight"].astype(np.float64)
+        bias = W[f"{lay.name}.bias"].astype(np.float64)
         K = w.shape[0]
         per = K // len(p["blocks"])
         wbits = [p["blocks"][j // per] for j in range(K)]
@@ -281,13 +282,13 @@ def quantize(net: Network, plan: Plan) -> QNet:
         wq = np.round(w / s_w.reshape((K,) + (1,) * (w.ndim - 1))).astype(np.int64)
         bq = np.round(bias / (s_in * s_w)).astype(np.int64)
         ab = p["a_bits"]
-        act_max = max(float(W[f"{l.name}.act_max"]), 1e-6)
-        s_out = act_max / ((1 << ab) - 1 if l.relu else (1 << (ab - 1)) - 1)
+        act_max = max(float(W[f"{lay.name}.act_max"]), 1e-6)
+        s_out = act_max / ((1 << ab) - 1 if lay.relu else (1 << (ab - 1)) - 1)
         xmax = (1 << in_bits) - 1
         bound = np.abs(wq.reshape(K, -1)).sum(axis=1) * xmax + np.abs(bq)
         acc_bits = int(max(int(v) for v in bound).bit_length() + 1)
         if acc_bits > MAX_ACC_BITS - 2:
-            raise NetworkError(f"{l.name}: accumulators need {acc_bits} bits; the AP's "
+            raise NetworkError(f"{lay.name}: accumulators need {acc_bits} bits; the AP's "
                                f"fields hold {MAX_ACC_BITS}: lower the precision")
         mbits = min(MAX_MULT_BITS, MAX_ACC_BITS - acc_bits - 1)
         bs, cs = [], []
@@ -297,30 +298,31 @@ def quantize(net: Network, plan: Plan) -> QNet:
                 b_, c_ = (b_ + 1) >> 1, c_ - 1
             bs.append(b_)
             cs.append(c_)
-        lo, hi = (0, (1 << ab) - 1) if l.relu else (-(1 << (ab - 1)), (1 << (ab - 1)) - 1)
-        out.append(QLayer(l, in_bits, ab, not l.relu, wq, wbits, bq, np.array(bs),
+        lo, hi = (0, (1 << ab) - 1) if lay.relu else (-(1 << (ab - 1)), (1 << (ab - 1)) - 1)
+        out.append(QLayer(lay, in_bits, ab, not lay.relu, wq, wbits, bq, np.array(bs),
                           np.array(cs), acc_bits, lo, hi))
         in_bits, s_in = ab, s_out
-        if not l.relu and l is not net.layers[-1]:
-            raise NetworkError(f"{l.name}: only the last layer may be without ReLU "
+        if not lay.relu and lay is not net.layers[-1]:
+            raise NetworkError(f"{lay.name}: only the last layer may be without ReLU "
                                f"(activations are unsigned)")
     return QNet(net, plan, plan.input_bits, s0, out)
 
 
 def layer_acc(q: QLayer, x: np.ndarray) -> np.ndarray:
     """int64 accumulators of a conv or fc layer (N, K, H, W) / (N, K)."""
-    l = q.layer
-    if l.type == "conv":
-        p = l.pad
-        return cnn.conv2d_acc(x, 0, q.w, 0, q.bias, (l.stride, l.stride), (p, p, p, p))
+    lay = q.layer
+    if lay.type == "conv":
+        p = lay.pad
+        return cnn.conv2d_acc(x, 0, q.w, 0, q.bias, (lay.stride, lay.stride), (p, p, p, p))
     return cnn.linear_acc(x.reshape(x.shape[0], -1), 0, q.w, 0, q.bias)
 
 
 def layer_forward(q: QLayer, x: np.ndarray) -> np.ndarray:
-    l = q.layer
-    if l.type == "maxpool":
-        return cnn.maxpool2d(x, l.kernel, l.stride)
+    lay = q.layer
+    if lay.type == "maxpool":
+        return cnn.maxpool2d(x, lay.kernel, lay.stride)
     acc = layer_acc(q, x)
+    assert q.b is not None and q.c is not None     # conv and fc layers have them
     shape = (1, -1) + (1,) * (acc.ndim - 2)
     prod = acc * q.b.reshape(shape)
     c = q.c.reshape(shape)

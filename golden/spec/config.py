@@ -5,7 +5,9 @@ the scheduler and the tests all read it through :func:`load_config`. Every field
 checked here, and a bad file fails with a :class:`ConfigError` that names the field
 (as a dotted path such as ``ap.rows``) and the allowed values.
 
-The schema is the table ``SCHEMA`` below; ``docs/config.md`` documents it for users.
+The schema is ``SCHEMA`` below, built from the nodes of :mod:`golden.spec.schema` (the
+one mechanism every YAML and .npz file of the project is checked by, with one error form:
+``FILE: dotted.field: what was expected, got what``); ``docs/config.md`` documents it.
 """
 
 from __future__ import annotations
@@ -16,116 +18,48 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from bfimna.golden.spec.schema import (
+    OMIT,
+    Int,
+    Name,
+    OneOf,
+    Record,
+    SchemaError,
+    read_yaml,
+    validate,
+)
 
 
-class ConfigError(ValueError):
+class ConfigError(SchemaError):
     """A configuration file is missing, unreadable or has an invalid field."""
 
 
-@dataclass(frozen=True)
-class IntField:
-    lo: int
-    hi: int
-    doc: str
-    default: int | None = None  # None: required
-
-    def check(self, path: str, value: Any) -> int:
-        # bool is a subclass of int in Python; `rows: true` is a type error, not 1.
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(
-                f"{path}: expected an integer in [{self.lo}, {self.hi}], "
-                f"got {type(value).__name__} {value!r}")
-        if not self.lo <= value <= self.hi:
-            raise ConfigError(f"{path}: must be in [{self.lo}, {self.hi}], got {value}")
-        return value
-
-
-@dataclass(frozen=True)
-class ChoiceField:
-    choices: tuple
-    doc: str
-    default: Any = None  # None: required
-
-    def check(self, path: str, value: Any) -> Any:
-        if isinstance(value, bool) or value not in self.choices:
-            allowed = ", ".join(repr(c) for c in self.choices)
-            raise ConfigError(f"{path}: must be one of {allowed}, got {value!r}")
-        return value
-
-
-@dataclass(frozen=True)
-class StrField:
-    doc: str
-    default: str | None = None
-
-    def check(self, path: str, value: Any) -> str:
-        if not isinstance(value, str) or not value or not all(
-                ch.isalnum() or ch in "_-" for ch in value):
-            raise ConfigError(
-                f"{path}: expected a non-empty name of letters, digits, '_' or '-', "
-                f"got {value!r}")
-        return value
-
-
-# section -> field -> spec. Ranges are what the generators support and test.
-SCHEMA: dict[str, Any] = {
-    "name": StrField("name of the instance, used in generated module and file names"),
-    "ap": {
-        "rows": IntField(1, 4096, "words of the CAM array (SIMD lanes)"),
-        "cols": IntField(2, 256, "bit columns per word"),
-        "dims": ChoiceField((1, 2), "1: memory AP (row access only); "
-                                    "2: computing AP (adds column read, write and move)"),
-        "counter_bits": IntField(8, 64, "width of each micro-op counter", default=32),
-    },
-    "ctrl": {
-        "queue_depth": IntField(2, 1024, "instructions the controller's queue holds",
-                                default=16),
-    },
-    "tile": {
-        "maps": IntField(0, 7, "memory APs (MAPs, 1D) per tile beside the computing AP",
-                         default=1),
-        "map_rows": IntField(1, 4096, "rows of each MAP (default: ap.rows)",
-                             default="ap.rows"),
-        "map_cols": IntField(2, 256, "bit columns of each MAP (default: ap.cols)",
-                             default="ap.cols"),
-    },
-    "system": {
-        "tiles": IntField(1, 16, "tiles (each one CAP, its MAPs and a tile controller)",
-                          default=1),
-        "topology": ChoiceField(("bus",), "interconnect between tiles and the host port",
-                                default="bus"),
-    },
-}
-
-
-def _validate(section_schema: dict, data: Any, prefix: str) -> dict:
-    if not isinstance(data, dict):
-        where = prefix.rstrip(".") or "configuration"
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    out: dict[str, Any] = {}
-    for key in data:
-        if key not in section_schema:
-            known = ", ".join(section_schema)
-            raise ConfigError(f"{prefix}{key}: unknown field (known here: {known})")
-    for key, spec in section_schema.items():
-        path = f"{prefix}{key}"
-        if isinstance(spec, dict):
-            if key in data:
-                out[key] = _validate(spec, data[key], path + ".")
-            elif all(not isinstance(f, dict) and f.default is not None for f in spec.values()):
-                out[key] = _validate(spec, {}, path + ".")  # every field has a default
-            else:
-                raise ConfigError(f"{path}: missing section")
-        elif key in data:
-            out[key] = spec.check(path, data[key])
-        elif isinstance(spec.default, str) and "." in spec.default:
-            out[key] = spec.default  # another field's value: resolved by the caller
-        elif spec.default is not None:
-            out[key] = spec.default
-        else:
-            raise ConfigError(f"{path}: missing field ({spec.doc})")
-    return out
+# section -> field -> node (golden/spec/schema.py). Ranges are what the generators support
+# and test. The MAPs' size defaults to the CAP's (filled in by config_from_dict).
+SCHEMA = Record({
+    "name": Name(doc="name of the instance, used in generated module and file names"),
+    "ap": Record({
+        "rows": Int(1, 4096, doc="words of the CAM array (SIMD lanes)"),
+        "cols": Int(2, 256, doc="bit columns per word"),
+        "dims": OneOf(1, 2, doc="1: memory AP (row access only); "
+                                "2: computing AP (adds column read, write and move)"),
+        "counter_bits": Int(8, 64, default=32, doc="width of each micro-op counter"),
+    }),
+    "ctrl": Record({
+        "queue_depth": Int(2, 1024, default=16, doc="instructions the controller's queue holds"),
+    }),
+    "tile": Record({
+        "maps": Int(0, 7, default=1, doc="memory APs (MAPs, 1D) per tile beside the CAP"),
+        "map_rows": Int(1, 4096, default=OMIT, doc="rows of each MAP (default: ap.rows)"),
+        "map_cols": Int(2, 256, default=OMIT, doc="bit columns of each MAP (default: ap.cols)"),
+    }),
+    "system": Record({
+        "tiles": Int(1, 16, default=1,
+                     doc="tiles (each one CAP, its MAPs and a tile controller)"),
+        "topology": OneOf("bus", default="bus",
+                          doc="interconnect between tiles and the host port"),
+    }),
+})
 
 
 @dataclass(frozen=True)
@@ -203,31 +137,22 @@ class Config:
 
 
 def config_from_dict(data: Any, source: str = "<dict>") -> Config:
-    v = _validate(SCHEMA, data, "")
-    for sec in v.values():
-        if isinstance(sec, dict):
-            for k, val in sec.items():
-                if isinstance(val, str) and "." in val:   # default taken from another field
-                    s, f = val.split(".")
-                    sec[k] = v[s][f]
+    """Validate `data` (a parsed configuration) against SCHEMA; errors name `source`
+    when it is a file (`cfg.yaml: ap.rows: ...`), else just the field."""
+    file = None if source == "<dict>" else source
+    v = validate(SCHEMA, data, file=file, error=ConfigError, what="configuration")
+    tile = dict(v["tile"])
+    tile.setdefault("map_rows", v["ap"]["rows"])    # MAPs default to the CAP's size
+    tile.setdefault("map_cols", v["ap"]["cols"])
     return Config(name=v["name"], ap=APConfig(**v["ap"]), ctrl=CtrlConfig(**v["ctrl"]),
-                  tile=TileConfig(**v["tile"]), system=SystemConfig(**v["system"]),
+                  tile=TileConfig(**tile), system=SystemConfig(**v["system"]),
                   source=source)
 
 
 def load_config(path: str | Path) -> Config:
     """Load and validate a YAML hardware configuration."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: configuration file not found")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    try:
-        return config_from_dict(data, source=str(p))
-    except ConfigError as exc:
-        raise ConfigError(f"{p}: {exc}") from None
+    return config_from_dict(read_yaml(p, ConfigError, "configuration"), source=str(p))
 
 
 def default_config_path() -> Path:
