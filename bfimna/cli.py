@@ -208,7 +208,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_fpga(args) -> int:
-    from bfimna.hdl.flow.fpga import TARGETS, FpgaError, run_flow
+    from bfimna.hdl.flow.fpga.flow import run_flow
+    from bfimna.hdl.flow.fpga.targets import TARGETS, FpgaError
 
     cfg = load_config(args.config)
     t = TARGETS[args.target]
@@ -244,7 +245,8 @@ def cmd_fpga(args) -> int:
 
 
 def cmd_fpga_sweep(args) -> int:
-    from bfimna.hdl.flow.fpga import FpgaError, sweep
+    from bfimna.hdl.flow.fpga.sweep import sweep
+    from bfimna.hdl.flow.fpga.targets import FpgaError
 
     base = load_config(args.config)
     n = len(args.rows) * len(args.cols) * len(args.tiles)

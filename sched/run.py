@@ -8,10 +8,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
-from bfimna.golden.spec.config import Config
 from bfimna.golden.host.program import HostProgram
 from bfimna.golden.nn.network import QNet, layer_forward
+from bfimna.golden.spec.config import Config
 from bfimna.sched.schedule import LayerSchedule, Scheduler
 
 
@@ -92,45 +93,62 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
     h = x_int
     flows = dict(qnet.plan.dataflow)
     flows.update(dataflow or {})
-    for li, q in enumerate(qnet.layers):
-        sched = sch.schedule(q, h, flows.get(q.name))
-        l = q.layer
-        shape = (len(h), l.out_channels) if l.type == "fc" else (len(h),) + tuple(l.out_shape)
-        if progress:
-            _bar(li, len(qnet.layers), f"{q.name}: {len(sched.passes)} passes on "
-                 f"{getattr(backend, 'name', 'golden')}")
-        y, counted_t, predicted_t, words, wall, res = run_layer(sched, backend, cfg, shape)
-        counted = sum(counted_t)
-        mod = 1 << cfg.ap.counter_bits           # each tile's counter wraps
-        cycles_agree = all(c == p % mod for c, p in zip(counted_t, predicted_t))
-        want = layer_forward(q, h)
-        if l.type == "fc":
-            want = want.reshape(len(h), -1)
-        exact = bool(np.array_equal(y, want))
-        report.layers.append(LayerResult(q.name, sched.dataflow, len(sched.passes),
-                                         sched.predicted, counted, max(predicted_t), words,
-                                         exact, wall, res.sim_cycles))
-        report.outputs.append(y)
-        if dump is not None:
-            dump.mkdir(parents=True, exist_ok=True)
-            np.save(dump / f"{li:02d}_{q.name}.npy", y)
-        if check and not exact:
-            bad = np.argwhere(y != want)[0]
-            raise Mismatch(f"{q.name}: output differs from the golden reference at "
-                           f"{tuple(bad)}: {y[tuple(bad)]} != {want[tuple(bad)]}")
-        if check and not cycles_agree:
-            raise Mismatch(f"{q.name}: the tiles counted {counted_t} cycles, the cost "
-                           f"model predicts {predicted_t} (counters wrap at "
-                           f"2^{cfg.ap.counter_bits})")
-        h = y
-    if progress:
-        _bar(len(qnet.layers), len(qnet.layers), "done")
-        print(file=sys.stderr)
+    bar = _progress_bar(len(qnet.layers)) if progress else None
+    try:
+        for li, q in enumerate(qnet.layers):
+            sched = sch.schedule(q, h, flows.get(q.name))
+            l = q.layer
+            shape = ((len(h), l.out_channels) if l.type == "fc"
+                     else (len(h),) + tuple(l.out_shape))
+            if bar is not None:
+                _progress(bar, li, f"{q.name}: {len(sched.passes)} passes on "
+                          f"{getattr(backend, 'name', 'golden')}")
+            y, counted_t, predicted_t, words, wall, res = run_layer(sched, backend, cfg, shape)
+            counted = sum(counted_t)
+            mod = 1 << cfg.ap.counter_bits           # each tile's counter wraps
+            cycles_agree = all(c == p % mod for c, p in zip(counted_t, predicted_t))
+            want = layer_forward(q, h)
+            if l.type == "fc":
+                want = want.reshape(len(h), -1)
+            exact = bool(np.array_equal(y, want))
+            report.layers.append(LayerResult(q.name, sched.dataflow, len(sched.passes),
+                                             sched.predicted, counted, max(predicted_t), words,
+                                             exact, wall, res.sim_cycles))
+            report.outputs.append(y)
+            if dump is not None:
+                dump.mkdir(parents=True, exist_ok=True)
+                np.save(dump / f"{li:02d}_{q.name}.npy", y)
+            if check and not exact:
+                bad = np.argwhere(y != want)[0]
+                raise Mismatch(f"{q.name}: output differs from the golden reference at "
+                               f"{tuple(bad)}: {y[tuple(bad)]} != {want[tuple(bad)]}")
+            if check and not cycles_agree:
+                raise Mismatch(f"{q.name}: the tiles counted {counted_t} cycles, the cost "
+                               f"model predicts {predicted_t} (counters wrap at "
+                               f"2^{cfg.ap.counter_bits})")
+            h = y
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.set_description_str("done")
+    finally:                     # on a mismatch too: the error goes on a line of its own
+        if bar is not None:
+            bar.close()
     return report
 
 
-def _bar(i: int, n: int, text: str) -> None:
-    width = 24
-    fill = int(width * i / n)
-    print(f"\r  [{'#' * fill}{'.' * (width - fill)}] {i}/{n} {text:<50}", end="",
-          file=sys.stderr, flush=True)
+def _progress_bar(n: int) -> tqdm:
+    """A bar over the layers on stderr. On a terminal tqdm redraws it in place; elsewhere
+    (a log, a pipe, captured output) it is disabled, and _progress writes one plain line
+    per layer instead, so no carriage returns end up in the file."""
+    return tqdm(total=n, unit="layer", file=sys.stderr, disable=None, leave=True,
+                dynamic_ncols=True, bar_format="  {desc:<50} {bar:24} {n_fmt}/{total_fmt} "
+                                               "[{elapsed}<{remaining}]")
+
+
+def _progress(bar: tqdm, i: int, text: str) -> None:
+    """Layer `i` (0-based) starts: `text` says what it runs."""
+    if bar.disable:
+        print(f"  [{i + 1}/{bar.total}] {text}", file=sys.stderr, flush=True)
+    else:
+        bar.set_description_str(text)

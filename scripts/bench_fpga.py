@@ -1,15 +1,15 @@
 """FPGA benchmark: how the board top's resources grow with the arrays, how good the
-resource estimate of hdl/flow/fpga.py is, and Fmax after place and route.
+resource estimate of hdl/flow/fpga/estimate.py is, and Fmax after place and route.
 
     python scripts/bench_fpga.py --out build/fpga/bench            # about an hour
     python scripts/bench_fpga.py --out build/fpga/bench --quick    # ~5 min
 
 1. Synthesis sweep for ECP5-85k over CAP rows x columns (one MAP sized like the CAP,
    as in configs/ap2d_37x16.yaml) with one tile, and a smaller grid with two tiles:
-   LUTs and FFs, the estimate next to each (fitted to hdl/flow/fpga_calibration.csv) and
+   LUTs and FFs, the estimate next to each (fitted to hdl/flow/fpga/calibration.csv) and
    the leave-one-out error (the model refitted without the point predicts it). The
    sweep's CSVs (sweep-t1/sweep.csv, sweep-t2/sweep.csv) are in the format of
-   hdl/flow/fpga_calibration.csv: concatenate them there to recalibrate.
+   hdl/flow/fpga/calibration.csv: concatenate them there to recalibrate.
 2. Place and route on ECP5-25k over a small grid: utilisation and Fmax against the
    ULX3S's 25 MHz.
 """
@@ -17,26 +17,31 @@ resource estimate of hdl/flow/fpga.py is, and Fmax after place and route.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
 
 from bfimna.golden.spec.config import load_config
-from bfimna.hdl.flow.fpga import CALIBRATION_FILE, estimate, fit_model, sweep
+from bfimna.hdl.flow.fpga.estimate import (
+    CALIBRATION_FILE,
+    calibration_points,
+    estimate,
+    features,
+    fit_model,
+)
+from bfimna.hdl.flow.fpga.sweep import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def leave_one_out(points: list[dict]) -> list[float]:
     """Relative LUT error (%) of each point predicted by a model fitted to the others."""
-    from bfimna.hdl.flow.fpga import _features
     out = []
     for i, p in enumerate(points):
         m = fit_model(points[:i] + points[i + 1:])
-        f = _features(int(p["rows"]), int(p["cols"]), int(p["maps"]), int(p["rows"]),
-                      int(p["cols"]), int(p["tiles"]))
-        pred = sum(a * b for a, b in zip(m["luts"], f))
+        f = features(int(p["rows"]), int(p["cols"]), int(p["maps"]), int(p["rows"]),
+                     int(p["cols"]), int(p["tiles"]))
+        pred = sum(a * b for a, b in zip(m["luts"], f, strict=True))
         out.append(100 * (pred - float(p["luts"])) / float(p["luts"]))
     return out
 
@@ -60,13 +65,12 @@ def main() -> int:
     loo = leave_one_out(points) if len(points) > 6 else [float("nan")] * len(points)
     print("\n| rows x cols | tiles | CAM bits | LUTs | FFs | estimate | error | leave-one-out |")
     print("|---|---|---|---|---|---|---|---|")
-    for p, e in zip(points, loo):
+    for p, e in zip(points, loo, strict=True):
         err = 100 * (p["est_luts"] - p["luts"]) / p["luts"]
         loo_s = f"{e:+.1f}%" if e == e else "-"          # nan: too few points to refit
         print(f"| {p['rows']}x{p['cols']} | {p['tiles']} | {p['cam_bits']:,} | {p['luts']:,} | "
               f"{p['ffs']:,} | {p['est_luts']:,} | {err:+.1f}% | {loo_s} |")
-    with CALIBRATION_FILE.open() as fh:
-        ncal = len(list(csv.DictReader(ln for ln in fh if not ln.startswith("#"))))
+    ncal = len(calibration_points())
     print(f"(estimate fitted to the {ncal} points of {CALIBRATION_FILE.name})")
 
     rows, cols = ([8, 16], [16]) if args.quick else ([8, 16, 32], [16, 32])

@@ -1,4 +1,4 @@
-"""The FPGA flow (hdl/flow/fpga.py): real synthesis of the smallest configuration for the
+"""The FPGA flow (hdl/flow/fpga/): real synthesis of the smallest configuration for the
 iCE40 UP5K, which does not fit, and the report says by how much; constraints and the
 parsing of nextpnr's utilisation. The full flow (place and route, bitstreams) on every
 target is a benchmark (scripts/bench_fpga.py), not a test."""
@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from bfimna.golden.spec.config import config_from_dict, load_config
-from bfimna.hdl.flow import fpga
-from bfimna.hdl.gen.board import ecp5_pll
 from bfimna.hdl.flow.emit import board_verilog
-from bfimna.hdl.flow.fpga import (REFUSE_FACTOR, TARGETS, FpgaError, cam_bits, constraints, estimate,
-                             pnr_overuse, run_flow, sweep)
+from bfimna.hdl.flow.fpga import flow
+from bfimna.hdl.flow.fpga.estimate import REFUSE_FACTOR, cam_bits, estimate
+from bfimna.hdl.flow.fpga.flow import run_flow
+from bfimna.hdl.flow.fpga.report import pnr_overuse
+from bfimna.hdl.flow.fpga.sweep import sweep
+from bfimna.hdl.flow.fpga.targets import TARGETS, FpgaError, constraints
+from bfimna.hdl.gen.board import ecp5_pll
 
 from conftest import CONFIG_DIR
 
@@ -85,7 +88,7 @@ def test_sweep_tables_and_plots_every_point(tmp_path, monkeypatch):
         return {"used": {"luts": 6000 + 8 * bits, "ffs": 1300 + bits, "bram": 0, "dsp": 1},
                 "fits": True, "wall_s": 1.0, "cam_bits": bits}
 
-    monkeypatch.setattr(fpga, "synthesis_only", fake_synthesis)
+    monkeypatch.setattr(flow, "synthesis_only", fake_synthesis)
     rows = sweep(TINY, "ecp5-25k", [8, 16], [12], [1, 2], tmp_path, progress=lambda s: None)
     assert calls == [(8, 12, 8, 1), (16, 12, 16, 1), (8, 12, 8, 2), (16, 12, 16, 2)]
     lines = (tmp_path / "sweep.csv").read_text().splitlines()
@@ -111,7 +114,7 @@ def test_sweep_with_place_and_route_records_fmax_and_misfits(tmp_path, monkeypat
             raise FpgaError(f"{cfg.name} does not fit")
         return rep
 
-    monkeypatch.setattr(fpga, "run_flow", fake_flow)
+    monkeypatch.setattr(flow, "run_flow", fake_flow)
     msgs = []
     rows = sweep(TINY, "ecp5-25k", [8, 16], [12], [1], tmp_path, pnr=True, progress=msgs.append)
     assert [r["fmax_mhz"] for r in rows] == [31.5, ""] and rows[1]["fits"] is False

