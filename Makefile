@@ -13,7 +13,7 @@ export AMARANTH_USE_YOSYS := builtin
 
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test test-fast demo bench bench-fpga fpga clean
+.PHONY: setup system-deps lint test test-fast demo bench bench-fpga fpga clean
 
 setup: $(STAMP) system-deps
 
@@ -26,10 +26,16 @@ $(STAMP): pyproject.toml constraints.txt
 system-deps:
 	@bash scripts/system_deps.sh
 
-test: setup
+# style and bug patterns (ruff) and types (mypy), as configured in pyproject.toml; the
+# tests run only on code that passes both
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: setup
+test-fast: lint
 	$(BIN)/python -m pytest -m "not cosim" $(PYTEST_ARGS)
 
 demo: setup
@@ -69,4 +75,4 @@ fpga: setup
 	    --out build/fpga/default-ecp5-85k
 
 clean:
-	rm -rf build .pytest_cache .hypothesis
+	rm -rf build .pytest_cache .hypothesis .ruff_cache .mypy_cache
