@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from bfimna.golden.spec.config import ConfigError, default_config_path, load_config
-from bfimna.hdl.gen.ap import FAULTS
 from bfimna.hdl.flow.tools import ToolError
+from bfimna.hdl.gen.ap import FAULTS
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
@@ -133,9 +133,9 @@ def cmd_cosim(args) -> int:
 
 
 def cmd_run(args) -> int:
-    import numpy as np
-
     from contextlib import ExitStack
+
+    import numpy as np
 
     from bfimna.cosim.drivers.backends import DriverError, backend
     from bfimna.golden.nn.network import NetworkError, load_network, load_plan, quantize
@@ -186,17 +186,18 @@ def cmd_run(args) -> int:
         wall = time.perf_counter() - t0
     print(f"{'layer':<7} {'dataflow':<8} {'bits w/a':>9} {'passes':>6} {'predicted':>11} "
           f"{'counted':>11} {'busiest tile':>12} {'bit-exact':>9}")
-    for q, l in zip(qnet.layers, rep.layers):
+    for q, layer in zip(qnet.layers, rep.layers, strict=True):
         wb = "/".join(str(b) for b in sorted(set(q.w_bits))) if q.w_bits else "-"
-        print(f"{l.name:<7} {l.dataflow:<8} {wb + '/' + str(q.out_bits):>9} {l.passes:>6} "
-              f"{l.predicted:>11,} {l.counted:>11,} {l.busiest_tile:>12,} "
-              f"{'yes' if l.bit_exact else 'NO':>9}")
-    total = sum(l.predicted for l in rep.layers)
+        print(f"{layer.name:<7} {layer.dataflow:<8} {wb + '/' + str(q.out_bits):>9} "
+              f"{layer.passes:>6} "
+              f"{layer.predicted:>11,} {layer.counted:>11,} {layer.busiest_tile:>12,} "
+              f"{'yes' if layer.bit_exact else 'NO':>9}")
+    total = sum(layer.predicted for layer in rep.layers)
     acc = float(np.mean(rep.predictions == y))
     print(f"total {total:,} tile cycles ({total / n:,.0f} per image); predicted = counted "
           f"for every layer; every layer bit-exact against the golden CNN reference")
     print(f"accuracy {acc:.4f} on {n} images (float model: {net.float_accuracy})")
-    sim = [l.sim_cycles for l in rep.layers if l.sim_cycles]
+    sim = [layer.sim_cycles for layer in rep.layers if layer.sim_cycles]
     if sim:
         print(f"simulated {sum(sim):,} clock cycles in {wall:.1f} s wall "
               f"({sum(sim) / wall:,.0f} cycles/s including builds and start-up)")
@@ -358,7 +359,8 @@ def cmd_exec(args) -> int:
     show = min(cfg.ap.rows, args.show_rows)
     for name, vals in res.fields.items():
         more = " ..." if cfg.ap.rows > show else ""
-        print(f"  {name:<10} rows 0..{show - 1}: {' '.join(str(int(v)) for v in vals[:show])}{more}")
+        shown = " ".join(str(int(v)) for v in vals[:show])
+        print(f"  {name:<10} rows 0..{show - 1}: {shown}{more}")
     if args.dump:
         save_dump(args.dump, res)
         print(f"  wrote {args.dump} (cam, counter_*, error, and every .field)")

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bfimna.golden.spec.config import Config
 from bfimna.golden.nn.network import QLayer
 from bfimna.golden.spec import costs
+from bfimna.golden.spec.config import Config
 from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, encode, validate
 
 DATAFLOWS = ("pos", "chan")
@@ -116,7 +116,8 @@ class Pass:
     tile: int
     images: list[int]
     ops: list = field(default_factory=list)   # ("write", ap, col, width, values)
-    #                                            ("instr", words) | ("read", lo, n, col, width, signed, targets)
+    #                                            | ("instr", words)
+    #                                            | ("read", lo, n, col, width, signed, targets)
     predicted: int = 0
 
 
@@ -175,13 +176,14 @@ class Scheduler:
     @staticmethod
     def _conv_src(q: QLayer):
         """(taps, positions, src(pos, tap) -> input index or None, weight(j, tap))."""
-        l = q.layer
-        C, H, W = l.in_shape
-        if l.type == "fc":
+        layer, w = q.layer, q.w
+        assert w is not None   # conv and fc layers have weights
+        C, H, W = layer.in_shape
+        if layer.type == "fc":
             F = C * H * W
-            return list(range(F)), [(0, 0)], (lambda pos, t: t), (lambda j, t: int(q.w[j, t]))
-        _, OH, OW = l.out_shape
-        k, st, pad = l.kernel, l.stride, l.pad
+            return list(range(F)), [(0, 0)], (lambda pos, t: t), (lambda j, t: int(w[j, t]))
+        _, OH, OW = layer.out_shape
+        k, st, pad = layer.kernel, layer.stride, layer.pad
         taps = [(ci, ky, kx) for ci in range(C) for ky in range(k) for kx in range(k)]
         positions = [(oy, ox) for oy in range(OH) for ox in range(OW)]
 
@@ -190,7 +192,7 @@ class Scheduler:
             iy, ix = oy * st + ky - pad, ox * st + kx - pad
             return ci * H * W + iy * W + ix if 0 <= iy < H and 0 <= ix < W else None
 
-        return taps, positions, src, (lambda j, t: int(q.w[j, t[0], t[1], t[2]]))
+        return taps, positions, src, (lambda j, t: int(w[j, t[0], t[1], t[2]]))
 
     # -- dataflows ---------------------------------------------------------------------------------
     def schedule(self, q: QLayer, x: np.ndarray, dataflow: str | None = None) -> LayerSchedule:
@@ -207,7 +209,7 @@ class Scheduler:
                     continue
             if not costs:
                 self._weighted(q, x[:1], "pos")    # raises the reason
-            dataflow = min(costs, key=costs.get)
+            dataflow = min(costs, key=costs.__getitem__)
         return LayerSchedule(q, dataflow, self._weighted(q, x, dataflow))
 
     def _weighted(self, q: QLayer, x: np.ndarray, flow: str) -> list[Pass]:
@@ -217,12 +219,14 @@ class Scheduler:
         slots = self._slots(q, in_maps)
         taps, positions, src, weight = self._conv_src(q)
         Kout = q.layer.out_channels
+        assert q.b is not None   # conv and fc layers have requantisation multipliers
         mb = max(int(b).bit_length() for b in q.b)
         pb = q.acc_bits + mb + 1
         passes: list[Pass] = []
         n_img = len(x)
         for g0 in range(0, n_img, slots):
             images = list(range(g0, min(n_img, g0 + slots)))
+            rows: list[tuple]
             if flow == "pos":
                 rows = [(s, pos) for s in range(len(images)) for pos in positions]
             else:
@@ -335,14 +339,14 @@ class Scheduler:
             p.ops.append(("read", lo, hi - lo, col, width, q.out_signed, targets))
 
     def _maxpool(self, q: QLayer, x: np.ndarray) -> list[Pass]:
-        l = q.layer
-        C, H, W = l.in_shape
-        _, OH, OW = l.out_shape
-        k, st, bits = l.kernel, l.stride, q.in_bits
+        layer = q.layer
+        C, H, W = layer.in_shape
+        _, OH, OW = layer.out_shape
+        k, st, bits = layer.kernel, layer.stride, q.in_bits
         if 2 * bits > self.usable:
             raise ScheduleError(f"{q.name}: two {bits}-bit fields do not fit the CAP")
         slots = self._slots(q, self.K)
-        passes = []
+        passes: list[Pass] = []
         for g0 in range(0, len(x), slots):
             images = list(range(g0, min(len(x), g0 + slots)))
             rows = [(s, (c, py, px)) for s in range(len(images)) for c in range(C)

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from bfimna.cosim.drivers.runner import run_ap_cosim, run_program_rtl
-from bfimna.golden.spec.config import default_config_path, load_config
-from bfimna.golden.model.controller import Controller
-from bfimna.golden.spec.isa import RESERVED_COLS
 from bfimna.golden.host.stimulus import random_program
+from bfimna.golden.model.controller import Controller
+from bfimna.golden.spec.config import default_config_path, load_config
+from bfimna.golden.spec.isa import RESERVED_COLS
 
 
 def main() -> int:

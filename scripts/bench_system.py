@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 from bfimna.cosim.drivers.backends import backend, compare
-from bfimna.golden.spec.config import load_config
 from bfimna.golden.host.program import HostProgram
-from bfimna.golden.spec.isa import Instr, Opc, encode
 from bfimna.golden.host.stimulus import random_host_program, random_tile_program
 from bfimna.golden.model.system import System
+from bfimna.golden.spec.config import load_config
+from bfimna.golden.spec.isa import Instr, Opc, encode
 from bfimna.hdl.flow.emit import emit
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -46,7 +46,8 @@ def base_seed() -> int:
     try:
         return int(text)
     except ValueError:
-        raise pytest.UsageError(f"BFIMNA_SEED must be an integer or 'random', got {text!r}")
+        raise pytest.UsageError(
+            f"BFIMNA_SEED must be an integer or 'random', got {text!r}") from None
 
 
 def test_seed(nodeid: str, base: int | None = None) -> int:
@@ -56,7 +57,7 @@ def test_seed(nodeid: str, base: int | None = None) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-test_seed.__test__ = False   # a helper, not a test
+test_seed.__test__ = False  # type: ignore[attr-defined]  # pytest reads it: a helper, not a test
 
 
 def pytest_configure(config) -> None:

@@ -37,7 +37,8 @@ def test_exec_reports_bad_programs_and_inputs(tmp_path):
     prog.write_text("ROWS lo=0 hi=4\nADD d=0 a=2 n=4\nFOO\n")
     out = run("exec", prog)
     assert out.returncode == 2
-    assert "line 2: operands d and a overlap" in out.stderr and "line 3: unknown opcode" in out.stderr
+    assert "line 2: operands d and a overlap" in out.stderr
+    assert "line 3: unknown opcode" in out.stderr
     np.savez(tmp_path / "i.npz", q=np.zeros(256))
     out = run("exec", EXAMPLE, "--init", tmp_path / "i.npz")
     assert out.returncode == 2 and "'q' is neither `cam` nor a .field" in out.stderr
@@ -86,7 +87,8 @@ def test_board_check_on_the_emulated_board_and_a_missing_port():
 
 
 def test_run_the_digits_cnn_through_the_serial_driver_on_the_emulated_board():
-    net, plan = ROOT / "models" / "digits" / "network.yaml", ROOT / "models" / "digits" / "int4.yaml"
+    digits = ROOT / "models" / "digits"
+    net, plan = digits / "network.yaml", digits / "int4.yaml"
     r = run("run", "--config", CONFIG_DIR / "ulx3s_85f.yaml", "--network", net, "--plan", plan,
             "--backend", "board", "--emulate", "--images", "1", "--no-progress")
     assert r.returncode == 0, r.stderr

@@ -2,6 +2,8 @@
 implementation (QLinearConv, ConvInteger, MatMulInteger, MaxPool), the QLinearConv
 conformance vectors shipped in the onnx wheel, and plain Python loops."""
 
+from typing import Any, cast
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -20,7 +22,8 @@ def run_onnx(op, inputs: dict, attrs: dict | None = None, out_type=TensorProto.I
     graph = helper.make_graph([node], "g", vinfo,
                               [helper.make_tensor_value_info("y", out_type, None)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
-    return ReferenceEvaluator(model).run(None, inputs)[0]
+    # not intermediate: the outputs as a list
+    return cast("list[Any]", ReferenceEvaluator(model).run(None, inputs))[0]
 
 
 def qlinearconv_vectors():
@@ -30,7 +33,10 @@ def qlinearconv_vectors():
 
     captured = []
     orig = case.expect
-    case.expect = lambda node, inputs, outputs, name: captured.append((node, inputs, outputs, name))
+    def capture(node, inputs, outputs, name):
+        captured.append((node, inputs, outputs, name))
+
+    case.expect = capture
     try:
         case.QLinearConv.export()
     finally:
@@ -88,7 +94,8 @@ def test_conv_matches_onnx_reference(seed):
                                        "w_zero_point": wz}, attrs)
     assert np.array_equal(acc, ref_acc.astype(np.int64) + bias.reshape(1, -1, 1, 1)), seed
     # and the whole QLinearConv
-    xs, ws, ys = np.float32(0.02), rng.uniform(0.001, 0.01, size=k).astype(np.float32), np.float32(0.05)
+    xs, ys = np.float32(0.02), np.float32(0.05)
+    ws = rng.uniform(0.001, 0.01, size=k).astype(np.float32)
     yz = dt(rng.integers(lo, hi))
     ref = run_onnx("QLinearConv", {"x": x, "x_scale": xs, "x_zero_point": np.array(xz), "w": wt,
                                    "w_scale": ws, "w_zero_point": wz, "y_scale": ys,

@@ -4,15 +4,26 @@ and unsigned, at random field positions and row ranges. Columns the instruction 
 own and rows outside the range must not change.
 """
 
+from collections.abc import Callable
+from typing import cast
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bfimna.golden.spec.config import APConfig
 from bfimna.golden.model.controller import Controller, csd_digits, cy_col, cycles, expand
-from bfimna.golden.spec.isa import (OPCODES, RESERVED_COLS, TRANSFER_OPS, Instr, Opc, encode,
-                                    operand_fields, validate)
+from bfimna.golden.spec.config import APConfig
+from bfimna.golden.spec.isa import (
+    OPCODES,
+    RESERVED_COLS,
+    TRANSFER_OPS,
+    Instr,
+    Opc,
+    encode,
+    operand_fields,
+    validate,
+)
 from bfimna.golden.spec.microcode import TEXTBOOK
 
 AP = APConfig(rows=11, cols=72, dims=2, counter_bits=32)
@@ -67,7 +78,8 @@ def reference(ins: Instr, d0, a0, b0, rowen):
     # an opcode this test does not spell out itself: its declared effect (golden/spec/isa.py)
     fields = operand_fields(ins)
     values = {k: v for k, v in (("d", d0), ("a", a0), ("b", b0)) if v is not None}
-    return wrap(OPCODES[op].effect(ins, values, rowen)["d"], fields["d"][1])
+    effect = cast(Callable, OPCODES[op].effect)   # every opcode that gets here has one
+    return wrap(effect(ins, values, rowen)["d"], fields["d"][1])
 
 
 @st.composite
@@ -96,7 +108,7 @@ def instructions(draw):
     gaps = [draw(st.integers(0, 3)) for _ in names]
     if sum(fields[x][1] for x in names) + sum(gaps) > USABLE:
         gaps = [0] * len(names)
-    for name, gap in zip(names, gaps):
+    for name, gap in zip(names, gaps, strict=True):
         pos += gap
         kw[name] = pos
         pos += fields[name][1]
@@ -171,7 +183,8 @@ def test_csd_digits():
         digits = csd_digits(w)
         assert sum(dg << k for k, dg in digits) == w
         ks = [k for k, _ in digits]
-        assert all(b - a >= 2 for a, b in zip(ks, ks[1:])), (w, digits)  # non-adjacent
+        # non-adjacent (pairs of neighbours: the shifted copy is one shorter)
+        assert all(b - a >= 2 for a, b in zip(ks, ks[1:], strict=False)), (w, digits)
     assert csd_digits(0b0111_0111) == [(0, -1), (3, -1), (7, 1)]  # 119 = 128 - 8 - 1: 3, not 6
 
 

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from bfimna.cosim.drivers.backends import backend, compare
-from bfimna.golden.spec.config import load_config
 from bfimna.golden.host.stimulus import random_host_program
+from bfimna.golden.spec.config import load_config
 
 from conftest import CONFIG_DIR, ROOT
 

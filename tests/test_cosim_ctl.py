@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from bfimna.cosim.drivers.runner import run_program_rtl
-from bfimna.golden.spec.config import load_config
-from bfimna.golden.model.controller import Controller
-from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, encode
 from bfimna.golden.host.stimulus import random_program
+from bfimna.golden.model.controller import Controller
+from bfimna.golden.spec.config import load_config
+from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, encode
 
 from conftest import CONFIG_DIR, HW_CONFIGS, ROOT
 
@@ -33,7 +33,7 @@ def check_against_golden(cfg, sim, words, cam, seed):
     gold.ap.cam[:] = cam.astype(bool)
     gold.run(words)
     want_rows = gold.ap.rows_as_ints()
-    bad = [r for r, (g, w) in enumerate(zip(res.rows, want_rows)) if g != w]
+    bad = [r for r, (g, w) in enumerate(zip(res.rows, want_rows, strict=True)) if g != w]
     assert not bad, (f"seed {seed}: rows {bad[:8]} differ, e.g. row {bad[0]}: "
                      f"RTL {res.rows[bad[0]]:#x} golden {want_rows[bad[0]]:#x}")
     mod = 1 << cfg.ap.counter_bits
@@ -95,7 +95,8 @@ def test_bit_fluidity_precision_changes_every_instruction(sim, seed):
             ins = Instr(op=op, s=s, d=0, a=7, n=n)
         words.append(encode(ins))
         precisions.append(ins.n)
-    assert all(a != b for a, b in zip(precisions, precisions[1:])), precisions
+    # neighbours (the shifted copy is one shorter)
+    assert all(a != b for a, b in zip(precisions, precisions[1:], strict=False)), precisions
     res, gold = check_against_golden(cfg, sim, words, random_cam(cfg, rng), seed)
     assert gold.counters["errors"] == 0 and gold.counters["instructions"] == len(words)
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bfimna.cosim.drivers.backends import backend
-from bfimna.golden.spec.config import load_config
-from bfimna.golden.nn.network import load_network, load_plan, quantize, reference
 from bfimna.golden.host.stimulus import random_network
+from bfimna.golden.nn.network import load_network, load_plan, quantize, reference
+from bfimna.golden.spec.config import load_config
 from bfimna.sched.run import run_network
 
 from conftest import CONFIG_DIR, ROOT
@@ -31,10 +31,11 @@ def test_small_cnn_end_to_end(sim, tmp_path, seed):
     flows = {"conv1": "pos", "fc": "chan"} if sim == "verilator" else \
         {"conv1": "chan", "fc": "pos"}
     rep = run_network(q, xi, cfg, rtl, dataflow=flows)     # raises on any mismatch
-    for l in rep.layers:
-        print(f"{l.name}: {l.dataflow}, {l.passes} passes, {l.counted} cycles counted "
-              f"= predicted, {l.sim_cycles} clock cycles simulated")
-        assert l.bit_exact and l.counted == l.predicted and l.counted > 0
-    for got, want in zip(rep.outputs, reference(q, xi)):
+    for layer in rep.layers:
+        print(f"{layer.name}: {layer.dataflow}, {layer.passes} passes, "
+              f"{layer.counted} cycles counted "
+              f"= predicted, {layer.sim_cycles} clock cycles simulated")
+        assert layer.bit_exact and layer.counted == layer.predicted and layer.counted > 0
+    for got, want in zip(rep.outputs, reference(q, xi), strict=True):
         assert np.array_equal(got, want.reshape(got.shape))
-    assert [l.dataflow for l in rep.layers] == [flows["conv1"], "pos", flows["fc"]]
+    assert [layer.dataflow for layer in rep.layers] == [flows["conv1"], "pos", flows["fc"]]

@@ -14,10 +14,10 @@ AXI4-Lite registers), Verilator and Icarus, on a one-tile and a two-tile configu
 import pytest
 
 from bfimna.cosim.drivers.backends import backend, compare
-from bfimna.golden.spec.config import load_config
 from bfimna.golden.host.program import HostProgram
-from bfimna.golden.spec.isa import Instr, Opc, encode
 from bfimna.golden.host.stimulus import random_host_program, random_tile_program
+from bfimna.golden.spec.config import load_config
+from bfimna.golden.spec.isa import Instr, Opc, encode
 from bfimna.golden.spec.regs import ID_MAGIC
 
 from conftest import CONFIG_DIR, ROOT

@@ -1,4 +1,5 @@
-"""Verilog emission (hdl/flow/emit.py), the manifest, lint (hdl/flow/lint.py) and `bfimna verilog`."""
+"""Verilog emission (hdl/flow/emit.py), the manifest, lint (hdl/flow/lint.py) and
+`bfimna verilog`."""
 
 import json
 import subprocess
@@ -6,10 +7,10 @@ import subprocess
 import pytest
 
 from bfimna.golden.spec.config import APConfig, Config, load_config
-from bfimna.hdl.gen.ap import ap_module_name
-from bfimna.hdl.gen.controller import controller_module_name
 from bfimna.hdl.flow.emit import emit
 from bfimna.hdl.flow.lint import WAIVERS, lint
+from bfimna.hdl.gen.ap import ap_module_name
+from bfimna.hdl.gen.controller import controller_module_name
 from bfimna.hdl.gen.system import system_module_name
 
 from conftest import BFIMNA, HW_CONFIGS

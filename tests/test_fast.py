@@ -5,10 +5,10 @@ every column but the reserved carry column, the counters and the error flag agre
 import numpy as np
 import pytest
 
-from bfimna.golden.spec.config import config_from_dict
-from bfimna.golden.model.fast import FastTile
 from bfimna.golden.host.stimulus import random_tile_program
+from bfimna.golden.model.fast import FastTile
 from bfimna.golden.model.tile import Tile
+from bfimna.golden.spec.config import config_from_dict
 
 CFGS = [config_from_dict({"name": "a", "ap": {"rows": 19, "cols": 40, "dims": 2},
                           "tile": {"maps": 2, "map_rows": 23, "map_cols": 30}}),

@@ -9,11 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bfimna.golden.host.stimulus import random_uops
 from bfimna.golden.model.ap import APModel, bits_to_int, int_to_bits
 from bfimna.golden.spec.config import APConfig
-from bfimna.golden.host.stimulus import random_uops
-from bfimna.golden.spec.uops import (CNT_CYCLES, CNT_ILLEGAL, N_COUNTERS, Op, UOp, fits_ports,
-                                is_legal, port_widths)
+from bfimna.golden.spec.uops import (
+    CNT_CYCLES,
+    CNT_ILLEGAL,
+    N_COUNTERS,
+    Op,
+    UOp,
+    fits_ports,
+    is_legal,
+    port_widths,
+)
 
 
 class RefAP:

@@ -7,12 +7,11 @@ import itertools
 import pytest
 from amaranth.sim import Simulator
 
+from bfimna.golden.host.stimulus import random_uops, readback_uops
 from bfimna.golden.model.ap import APModel
 from bfimna.golden.spec.config import APConfig
-from bfimna.golden.host.stimulus import random_uops, readback_uops
 from bfimna.golden.spec.uops import N_COUNTERS, port_widths
 from bfimna.hdl.gen.ap import FAULTS, APCore, ap_module_name
-
 
 SIM_CONFIGS = [
     APConfig(rows=13, cols=8, dims=2, counter_bits=12),

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from bfimna.golden.spec.config import config_from_dict
-from bfimna.golden.model.controller import COUNTER_KEYS, Controller, expand
-from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, decode, encode, validate
 from bfimna.golden.host.stimulus import random_program
+from bfimna.golden.model.controller import COUNTER_KEYS, Controller, expand
+from bfimna.golden.spec.config import config_from_dict
+from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, decode, encode, validate
 from bfimna.golden.spec.uops import Op
 from bfimna.hdl.gen.controller import HOST_READ, HOST_WRITE, APController
 
@@ -128,7 +128,7 @@ def test_controller_matches_golden(cfg, seed):
     rtl = run_rtl(cfg, words, init, seed)
     want = expected_stream(cfg, words)
     assert len(rtl["uops"]) == len(want), f"seed {seed}: {len(rtl['uops'])} vs {len(want)}"
-    for k, (g, w) in enumerate(zip(rtl["uops"], want)):
+    for k, (g, w) in enumerate(zip(rtl["uops"], want, strict=True)):
         assert same_uop(g, w), f"seed {seed}, micro-op {k}: RTL {g}, golden {w}"
     gold = golden_run(cfg, words, init)
     assert rtl["rows"] == gold.ap.rows_as_ints(), f"seed {seed}: final array differs"

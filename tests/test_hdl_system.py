@@ -8,15 +8,26 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from bfimna.golden.spec.config import config_from_dict
-from bfimna.golden.model.controller import COUNTER_KEYS
 from bfimna.golden.host.program import split_responses
 from bfimna.golden.host.stimulus import random_host_program
+from bfimna.golden.model.controller import COUNTER_KEYS
 from bfimna.golden.model.system import System as GoldenSystem
-from bfimna.golden.spec.regs import (GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS, ID_MAGIC, REG_CAP_GEOM,
-                                     REG_CONFIG, REG_CONTROL, REG_ID, REG_MAP_GEOM, REG_STATUS,
-                                     REG_TILE_BUSY, REG_TILE_ERROR, TILE_COUNTER_BASE,
-                                     TILE_COUNTER_STRIDE)
+from bfimna.golden.spec.config import config_from_dict
+from bfimna.golden.spec.regs import (
+    GLOBAL_COUNTER_BASE,
+    GLOBAL_COUNTERS,
+    ID_MAGIC,
+    REG_CAP_GEOM,
+    REG_CONFIG,
+    REG_CONTROL,
+    REG_ID,
+    REG_MAP_GEOM,
+    REG_STATUS,
+    REG_TILE_BUSY,
+    REG_TILE_ERROR,
+    TILE_COUNTER_BASE,
+    TILE_COUNTER_STRIDE,
+)
 from bfimna.hdl.gen.system import System
 
 CFGS = {
@@ -123,7 +134,7 @@ def test_system_matches_golden(name, seed):
         got = run_rtl(cfg, prog, s)
         want_frames, got_frames = split_responses(want_out), split_responses(got["out"])
         assert len(got_frames) == len(want_frames) == len(prog.responses)
-        for i, (g, w) in enumerate(zip(got_frames, want_frames)):
+        for i, (g, w) in enumerate(zip(got_frames, want_frames, strict=True)):
             assert g == w, f"response {i} ({prog.responses[i]}) differs, seed {s}"
         regs = got["regs"]
         assert regs["id"] == ID_MAGIC

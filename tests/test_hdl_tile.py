@@ -7,15 +7,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from test_hdl_controller import read_counters
 
-from bfimna.golden.spec.config import config_from_dict
-from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, encode
 from bfimna.golden.host.stimulus import random_tile_program
 from bfimna.golden.model.tile import Tile, movw_cycles
-from bfimna.hdl.gen.controller import (HOST_READ, HOST_READ_COL, HOST_WRITE, HOST_WRITE_COL,
-                                   APController)
-
-from test_hdl_controller import read_counters
+from bfimna.golden.spec.config import config_from_dict
+from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, encode
+from bfimna.hdl.gen.controller import (
+    HOST_READ,
+    HOST_READ_COL,
+    HOST_WRITE,
+    HOST_WRITE_COL,
+    APController,
+)
 
 CFGS = {
     "k2": config_from_dict({"name": "k2", "ap": {"rows": 9, "cols": 20, "dims": 2},

@@ -5,8 +5,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bfimna.golden.spec.config import APConfig, Config, TileConfig
-from bfimna.golden.spec.isa import (FORMATS, GENERIC, OPCODES, OPERANDS, AsmError, Instr, Opc,
-                                    assemble, decode, disassemble, encode, validate)
+from bfimna.golden.spec.isa import (
+    FORMATS,
+    GENERIC,
+    OPCODES,
+    OPERANDS,
+    AsmError,
+    Instr,
+    Opc,
+    assemble,
+    decode,
+    disassemble,
+    encode,
+    validate,
+)
 
 AP = APConfig(rows=100, cols=64, dims=2, counter_bits=32)
 AP1 = APConfig(rows=100, cols=64, dims=1, counter_bits=32)

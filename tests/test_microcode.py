@@ -8,10 +8,17 @@ import numpy as np
 import pytest
 
 from bfimna.golden.model.ap import APModel
-from bfimna.golden.spec.config import APConfig
 from bfimna.golden.model.controller import lut_uops
-from bfimna.golden.spec.microcode import (LUTS, SPECS, TABLE_FILE, TEXTBOOK, build_luts,
-                                     luts_to_json, search)
+from bfimna.golden.spec.config import APConfig
+from bfimna.golden.spec.microcode import (
+    LUTS,
+    SPECS,
+    TABLE_FILE,
+    TEXTBOOK,
+    build_luts,
+    luts_to_json,
+    search,
+)
 
 
 def _truth(name):
@@ -29,7 +36,7 @@ def test_lut_exhaustive_truth_table(name, table):
     roles, truth = _truth(name)
     assert set(lut.roles) >= set(roles)
     for bits in itertools.product((0, 1), repeat=len(roles)):
-        state = dict(zip(roles, bits))
+        state = dict(zip(roles, bits, strict=True))
         want = {**state, **truth(*bits)}
         assert lut.apply(state) == want, f"{name} {state}"
 
@@ -48,10 +55,10 @@ def test_lut_exhaustive_on_the_golden_ap(name):
     for r, bits in enumerate(itertools.product((0, 1), repeat=k)):
         model.cam[r, cols] = bits
     before = model.cam.copy()
-    for u in lut_uops(LUTS[name], dict(zip(roles, cols))):
+    for u in lut_uops(LUTS[name], dict(zip(roles, cols, strict=True))):
         model.step(u)
     for r, bits in enumerate(itertools.product((0, 1), repeat=k)):
-        want = {**dict(zip(roles, bits)), **truth(*bits)}
+        want = {**dict(zip(roles, bits, strict=True)), **truth(*bits)}
         assert [int(model.cam[r, c]) for c in cols] == [want[x] for x in roles], (name, bits)
     others = [c for c in range(ap.cols) if c not in cols]
     assert np.array_equal(model.cam[:, others], before[:, others])

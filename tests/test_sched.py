@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from bfimna.cosim.drivers.backends import backend
-from bfimna.golden.spec.config import config_from_dict, load_config
-from bfimna.golden.nn.network import load_network, load_plan, quantize, reference
 from bfimna.golden.host.stimulus import random_network
+from bfimna.golden.nn.network import load_network, load_plan, quantize, reference
+from bfimna.golden.spec.config import config_from_dict, load_config
 from bfimna.sched.run import run_network
-from bfimna.sched.schedule import Scheduler, ScheduleError
+from bfimna.sched.schedule import ScheduleError, Scheduler
 
 from conftest import CONFIG_DIR, ROOT
 
@@ -35,13 +35,15 @@ def test_tiny_network_both_tiles_and_dataflows(tmp_path, seed, flows):
     reps = [run_network(q, xi, cfg, backend("golden", cfg, fast=fast), dataflow=flows)
             for fast in (False, True)]
     for rep in reps:
-        assert all(l.bit_exact and l.counted == l.predicted for l in rep.layers)
-    assert [l.predicted for l in reps[0].layers] == [l.predicted for l in reps[1].layers]
-    for got, want in zip(reps[0].outputs, reference(q, xi)):
+        assert all(layer.bit_exact and layer.counted == layer.predicted for layer in rep.layers)
+    assert ([layer.predicted for layer in reps[0].layers]
+            == [layer.predicted for layer in reps[1].layers])
+    for got, want in zip(reps[0].outputs, reference(q, xi), strict=True):
         assert np.array_equal(got, want.reshape(got.shape))
     if flows:
-        assert [l.dataflow for l in reps[0].layers if l.name in flows] == list(flows.values())
-    assert max(l.passes for l in reps[0].layers) >= 2        # both tiles got work
+        assert ([layer.dataflow for layer in reps[0].layers if layer.name in flows]
+                == list(flows.values()))
+    assert max(layer.passes for layer in reps[0].layers) >= 2        # both tiles got work
 
 
 @pytest.mark.parametrize("plan", ["int8", "mixed"])
@@ -51,9 +53,9 @@ def test_digits_on_default_config(plan):
     q = quantize(net, load_plan(DIGITS / f"{plan}.yaml", net))
     x, y = net.test_set()
     rep = run_network(q, q.quantize_input(x[:8]), cfg, backend("golden", cfg, fast=True))
-    assert all(l.bit_exact and l.counted == l.predicted for l in rep.layers)
+    assert all(layer.bit_exact and layer.counted == layer.predicted for layer in rep.layers)
     assert np.mean(rep.predictions == y[:8]) >= 0.75
-    print(plan, [(l.name, l.dataflow, l.predicted) for l in rep.layers])
+    print(plan, [(layer.name, layer.dataflow, layer.predicted) for layer in rep.layers])
 
 
 def test_cycles_follow_precision():
@@ -65,10 +67,10 @@ def test_cycles_follow_precision():
     for plan in ("int8", "int4"):
         q = quantize(net, load_plan(DIGITS / f"{plan}.yaml", net))
         h, sch, cyc[plan] = q.quantize_input(x[:4]), Scheduler(cfg), []
-        for ql, out in zip(q.layers, reference(q, q.quantize_input(x[:4]))):
+        for ql, out in zip(q.layers, reference(q, q.quantize_input(x[:4])), strict=True):
             cyc[plan].append(sch.schedule(ql, h, "pos").predicted)
             h = out
-    assert all(a < b for a, b in zip(cyc["int4"], cyc["int8"])), cyc
+    assert all(a < b for a, b in zip(cyc["int4"], cyc["int8"], strict=True)), cyc
 
 
 def test_layers_that_do_not_fit_say_why(tmp_path, seed):

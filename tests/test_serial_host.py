@@ -12,10 +12,10 @@ import pytest
 
 from bfimna.cosim.drivers.backends import DriverError, backend, compare
 from bfimna.cosim.drivers.serial_host import SerialBackend, emulated_board
-from bfimna.golden.spec.config import load_config
-from bfimna.golden.model.board import BoardModel
-from bfimna.golden.spec.link import read_bytes
 from bfimna.golden.host.stimulus import random_host_program
+from bfimna.golden.model.board import BoardModel
+from bfimna.golden.spec.config import load_config
+from bfimna.golden.spec.link import read_bytes
 from bfimna.golden.spec.regs import ID_MAGIC, REG_ID
 
 from conftest import CONFIG_DIR, ROOT

@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from bfimna.golden.spec.config import config_from_dict
 from bfimna.golden.host.program import HostProgram, split_responses
-from bfimna.golden.spec.isa import Instr, Opc, encode
 from bfimna.golden.model.system import System
+from bfimna.golden.spec.config import config_from_dict
+from bfimna.golden.spec.isa import Instr, Opc, encode
 from bfimna.golden.spec.regs import BROADCAST, PT, Header, dest, header
 
 from conftest import ROOT

@@ -17,14 +17,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from bfimna.golden.spec.config import Config
+from bfimna.cosim.drivers.runner import DEFAULT_BUILD_ROOT, SIMS, run_board_job, run_system_job
 from bfimna.golden.host.program import HostProgram, split_responses
 from bfimna.golden.model.system import System
+from bfimna.golden.spec.config import Config
 from bfimna.golden.spec.regs import STATUS_WORD
-from bfimna.cosim.drivers.runner import DEFAULT_BUILD_ROOT, SIMS, run_board_job, run_system_job
 
 BACKENDS = ("golden",) + SIMS
 
@@ -108,7 +109,7 @@ class RtlBackend:
         `reset_after` cycles into it (the result's extra["after_reset"] has what the
         registers said right after the reset). Over the UART link the reset is the
         link's 'Z' command, sent once all of `reset_prog` was taken (reset_after: 0)."""
-        job = {"frames": [[f"{w:x}" for w in f] for f in prog.frames],
+        job: dict[str, Any] = {"frames": [[f"{w:x}" for w in f] for f in prog.frames],
                "n_responses": len(prog.responses), "seed": self.seed, "idle": self.idle,
                "backpressure": self.backpressure, "max_cycles": self.budget(prog)}
         if reset_prog is not None:
@@ -161,7 +162,8 @@ def compare(want: RunResult, got: RunResult, prog: HostProgram | None = None) ->
     diffs = []
     if len(want.responses) != len(got.responses):
         diffs.append(f"{len(got.responses)} responses, expected {len(want.responses)}")
-    for i, (w, g) in enumerate(zip(want.responses, got.responses)):
+    # the common prefix (a count that differs is reported above)
+    for i, (w, g) in enumerate(zip(want.responses, got.responses, strict=False)):
         if w != g:
             what = f" ({prog.responses[i]})" if prog else ""
             bad = [j for j in range(min(len(w), len(g))) if w[j] != g[j]]
@@ -171,7 +173,8 @@ def compare(want: RunResult, got: RunResult, prog: HostProgram | None = None) ->
         if want.global_counters[key] != got.global_counters.get(key):
             diffs.append(f"counter {key}: {got.global_counters.get(key)}, "
                          f"expected {want.global_counters[key]}")
-    for t, (wt, gt) in enumerate(zip(want.tile_counters, got.tile_counters)):
+    # the tiles both report: a difference is listed, never raised
+    for t, (wt, gt) in enumerate(zip(want.tile_counters, got.tile_counters, strict=False)):
         for key in wt:
             if wt[key] != gt.get(key):
                 diffs.append(f"tile {t} counter {key}: {gt.get(key)}, expected {wt[key]}")

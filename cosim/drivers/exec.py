@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bfimna.golden.model.ap import APModel
-from bfimna.golden.spec.config import Config
 from bfimna.golden.model.controller import Controller
+from bfimna.golden.spec.config import Config
 from bfimna.golden.spec.isa import RESERVED_COLS, assemble, encode, field_names
 
 RESERVED_KEYS = ("cam", "error")
@@ -97,7 +98,9 @@ def exec_program(text: str, cfg: Config, backend: str, init: dict | None = None,
 
 
 def save_dump(path: str | Path, res: ExecResult) -> None:
-    arrays = {"cam": res.cam.astype(np.uint8), "error": np.array(int(res.error))}
+    # Any: numpy's stub would match **arrays against savez's allow_pickle: bool
+    arrays: dict[str, Any] = {"cam": res.cam.astype(np.uint8),
+                              "error": np.array(int(res.error))}
     arrays.update({f"counter_{k}": np.array(v) for k, v in res.counters.items()})
     arrays.update(res.fields)
     np.savez(path, **arrays)

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bfimna.golden.spec.config import Config, load_config
-from bfimna.hdl.gen.ap import ap_module_name
-from bfimna.hdl.gen.controller import controller_module_name
 from bfimna.hdl.flow.emit import ap_verilog, controller_verilog
 from bfimna.hdl.flow.lint import WAIVER_FILE, waiver_text
 from bfimna.hdl.flow.tools import require, verilator_build_env
+from bfimna.hdl.gen.ap import ap_module_name
+from bfimna.hdl.gen.controller import controller_module_name
 
 SIMS = ("verilator", "icarus")
 DEFAULT_BUILD_ROOT = Path("build") / "cosim"
@@ -212,8 +212,8 @@ def run_system_job(cfg: Config, sim: str, job: dict, build_root: str | Path = DE
 def run_board_job(cfg: Config, sim: str, job: dict, build_root: str | Path = DEFAULT_BUILD_ROOT,
                   waves: bool = False) -> tuple[bool, dict, Path]:
     """Run one host job over the UART link of the board-level top (cosim/tb/board_tb.py)."""
-    from bfimna.hdl.gen.board import board_module_name
     from bfimna.hdl.flow.emit import board_verilog
+    from bfimna.hdl.gen.board import board_module_name
 
     bdir = build_dir_for(cfg, sim, Path(build_root), unit=f"board{job['divisor']}")
     bdir.mkdir(parents=True, exist_ok=True)

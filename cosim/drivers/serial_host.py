@@ -24,16 +24,32 @@ import threading
 import time
 import tty
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from bfimna.golden.spec.config import Config
-from bfimna.golden.model.controller import COUNTER_KEYS
-from bfimna.golden.host.program import HostProgram
-from bfimna.golden.spec.link import LinkParser, read_bytes, reset_bytes, word_bytes
-from bfimna.golden.spec.regs import (GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS, ID_MAGIC,
-                                     REG_CAP_GEOM, REG_CONFIG, REG_ID, REG_MAP_GEOM, REG_STATUS,
-                                     REG_TILE_BUSY, REG_TILE_ERROR, STATUS_WORD,
-                                     TILE_COUNTER_BASE, TILE_COUNTER_STRIDE, describe_config)
 from bfimna.cosim.drivers.backends import DriverError, RunResult
+from bfimna.golden.host.program import HostProgram
+from bfimna.golden.model.controller import COUNTER_KEYS
+from bfimna.golden.spec.config import Config
+from bfimna.golden.spec.link import LinkParser, read_bytes, reset_bytes, word_bytes
+from bfimna.golden.spec.regs import (
+    GLOBAL_COUNTER_BASE,
+    GLOBAL_COUNTERS,
+    ID_MAGIC,
+    REG_CAP_GEOM,
+    REG_CONFIG,
+    REG_ID,
+    REG_MAP_GEOM,
+    REG_STATUS,
+    REG_TILE_BUSY,
+    REG_TILE_ERROR,
+    STATUS_WORD,
+    TILE_COUNTER_BASE,
+    TILE_COUNTER_STRIDE,
+    describe_config,
+)
+
+if TYPE_CHECKING:   # pyserial is imported when a port is opened
+    from serial import Serial
 
 BAUD = 115200
 
@@ -45,14 +61,14 @@ class SerialBackend:
 
     def __init__(self, cfg: Config, port: str, baud: int = BAUD, timeout: float = 2.0):
         self.cfg, self.port, self.baud, self.timeout = cfg, port, baud, timeout
-        self.ser = None
+        self.ser: Serial | None = None
         self.parser = LinkParser()
         self.events: list[tuple] = []
         self.data: list[tuple[int, bool]] = []
         self.bytes_sent = self.bytes_received = 0
 
     # -- the port ---------------------------------------------------------------------
-    def open(self) -> "SerialBackend":
+    def open(self) -> SerialBackend:
         import serial
         try:
             self.ser = serial.serial_for_url(self.port, baudrate=self.baud, bytesize=8,
@@ -67,19 +83,25 @@ class SerialBackend:
             self.ser.close()
             self.ser = None
 
-    def __enter__(self) -> "SerialBackend":
+    def __enter__(self) -> SerialBackend:
         return self.open() if self.ser is None else self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _port(self) -> Serial:
+        if self.ser is None:
+            raise DriverError(f"serial port {self.port} is not open")
+        return self.ser
+
     def _send(self, data: bytes) -> None:
-        self.ser.write(data)
+        self._port().write(data)
         self.bytes_sent += len(data)
 
     def _pump(self) -> bool:
         """Read what has arrived; True if anything did."""
-        chunk = self.ser.read(max(1, self.ser.in_waiting))
+        ser = self._port()
+        chunk = ser.read(max(1, ser.in_waiting))
         if not chunk:
             return False
         self.bytes_received += len(chunk)

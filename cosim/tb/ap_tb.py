@@ -27,11 +27,11 @@ from amaranth.lib.wiring import Out
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
+from bfimna.cosim.tb.values import unsigned
+from bfimna.golden.host.stimulus import random_uops, readback_uops
 from bfimna.golden.model.ap import APModel
 from bfimna.golden.spec.config import load_config
-from bfimna.golden.host.stimulus import random_uops, readback_uops
 from bfimna.golden.spec.uops import COUNTER_NAMES, N_COUNTERS, Op, UOp, port_widths
-from bfimna.cosim.tb.values import unsigned
 from bfimna.hdl.gen.ap import ap_signature
 
 SWEEP_EVERY = 4000

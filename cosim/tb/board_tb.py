@@ -19,12 +19,20 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, SimTimeoutError, Timer, with_timeout
 
 from bfimna.cosim.tb.values import unsigned
-from bfimna.golden.spec.config import load_config
 from bfimna.golden.model.controller import COUNTER_KEYS
+from bfimna.golden.spec.config import load_config
 from bfimna.golden.spec.link import LinkParser, read_bytes, reset_bytes, word_bytes
-from bfimna.golden.spec.regs import (GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS, REG_ID, REG_STATUS,
-                                     REG_TILE_BUSY, REG_TILE_ERROR, STATUS_WORD,
-                                     TILE_COUNTER_BASE, TILE_COUNTER_STRIDE)
+from bfimna.golden.spec.regs import (
+    GLOBAL_COUNTER_BASE,
+    GLOBAL_COUNTERS,
+    REG_ID,
+    REG_STATUS,
+    REG_TILE_BUSY,
+    REG_TILE_ERROR,
+    STATUS_WORD,
+    TILE_COUNTER_BASE,
+    TILE_COUNTER_STRIDE,
+)
 
 PERIOD_NS = 10
 

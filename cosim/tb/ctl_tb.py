@@ -29,8 +29,8 @@ from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, Timer, wit
 from bfimna.cosim.tb.values import unsigned
 from bfimna.golden.model.ap import bits_to_int
 from bfimna.golden.spec.config import load_config
-from bfimna.golden.spec.uops import COUNTER_KEYS
 from bfimna.golden.spec.isa import RESERVED_COLS
+from bfimna.golden.spec.uops import COUNTER_KEYS
 from bfimna.hdl.gen.controller import HOST_READ, HOST_WRITE
 
 PERIOD_NS = 10

@@ -24,19 +24,41 @@ import json
 import os
 import random
 import time
+from typing import Any
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import (ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, Timer,
-                             with_timeout)
-from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame,
-                           AxiStreamSink, AxiStreamSource)
+from cocotb.triggers import (
+    ClockCycles,
+    FallingEdge,
+    RisingEdge,
+    SimTimeoutError,
+    Timer,
+    with_timeout,
+)
+from cocotbext.axi import (
+    AxiLiteBus,
+    AxiLiteMaster,
+    AxiStreamBus,
+    AxiStreamFrame,
+    AxiStreamSink,
+    AxiStreamSource,
+)
 
-from bfimna.golden.spec.config import load_config
 from bfimna.golden.model.controller import COUNTER_KEYS
-from bfimna.golden.spec.regs import (GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS, REG_CONFIG, REG_ID,
-                                     REG_STATUS, REG_TILE_BUSY, REG_TILE_ERROR,
-                                     TILE_COUNTER_BASE, TILE_COUNTER_STRIDE, STATUS_WORD)
+from bfimna.golden.spec.config import load_config
+from bfimna.golden.spec.regs import (
+    GLOBAL_COUNTER_BASE,
+    GLOBAL_COUNTERS,
+    REG_CONFIG,
+    REG_ID,
+    REG_STATUS,
+    REG_TILE_BUSY,
+    REG_TILE_ERROR,
+    STATUS_WORD,
+    TILE_COUNTER_BASE,
+    TILE_COUNTER_STRIDE,
+)
 
 PERIOD_NS = 10
 
@@ -93,7 +115,8 @@ class Host:
 
     async def registers(self) -> dict:
         T = self.cfg.system.tiles
-        regs = {"id": await self.read(REG_ID), "config": await self.read(REG_CONFIG),
+        regs: dict[str, Any] = {
+                "id": await self.read(REG_ID), "config": await self.read(REG_CONFIG),
                 "status": await self.read(REG_STATUS),
                 "tile_busy": await self.read(REG_TILE_BUSY),
                 "tile_error": await self.read(REG_TILE_ERROR),

@@ -8,8 +8,8 @@ CAP, add 100 to each, move the sums back and read them, on the golden system or 
 import argparse
 
 from bfimna.cosim.drivers.backends import backend, compare
-from bfimna.golden.spec.config import load_config
 from bfimna.golden.host.program import HostProgram
+from bfimna.golden.spec.config import load_config
 from bfimna.golden.spec.isa import assemble, encode
 from bfimna.golden.spec.regs import PT, Header
 

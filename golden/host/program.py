@@ -13,11 +13,12 @@ ValueError naming the problem; `raw()` sends words unchecked (for negative tests
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bfimna.golden.model.system import check_dest, check_header
 from bfimna.golden.spec.config import Config
 from bfimna.golden.spec.isa import WORD_BITS
-from bfimna.golden.model.system import check_dest, check_header
 from bfimna.golden.spec.regs import BROADCAST, PT, Header, dest, header
 
 MAX_COUNT = (1 << 16) - 1
@@ -105,7 +106,7 @@ class HostProgram:
         self.responses.append(Response("sync", 1, tag=tag))
         return len(self.responses) - 1
 
-    def raw(self, words, responses: list[Response] = ()) -> None:
+    def raw(self, words, responses: Sequence[Response] = ()) -> None:
         """Words sent as one frame without any check (tlast on the last word)."""
         self.frames.append([int(w) for w in words])
         self.responses.extend(responses)

@@ -13,13 +13,22 @@ caller must step that model with each micro-op before asking for the next one.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from bfimna.golden.model.ap import APModel
 from bfimna.golden.spec.config import APConfig
-from bfimna.golden.spec.isa import (OPCODES, RESERVED_COLS, Instr, Opc, encode, operand_fields,
-                                    runs_on, validate)
+from bfimna.golden.spec.isa import (
+    OPCODES,
+    RESERVED_COLS,
+    Instr,
+    Opc,
+    encode,
+    operand_fields,
+    runs_on,
+    validate,
+)
 from bfimna.golden.spec.uops import COLUMN_OPS, N_COUNTERS, OP_BITS, Op, UOp, addr_bits, col_bits
 
 _WEIGHTS_1D = {Op.NOP: 2, Op.CMP: 20, Op.CMPA: 10, Op.WR: 16, Op.RDROW: 10,
@@ -219,7 +228,7 @@ def random_tile_program(cfg, seed: int, n_instr: int, transfer_share: float = 0.
     XROWS + MOVW between random APs; some MOVWs are illegal (rows past the end)."""
     rng = np.random.default_rng(seed)
     cap_words = iter(random_program(cfg.ap, seed + 1, n_instr, illegal_share, max_width))
-    words = []
+    words: list[int] = []
     while len(words) < n_instr:
         if cfg.tile.maps and rng.random() < transfer_share:
             xr, mv = random_transfer(cfg, rng)
@@ -338,14 +347,16 @@ def random_network(out_dir, seed: int, in_hw: int = 4, conv_ch: int = 3, classes
     oh = (in_hw + 2 - 3) // 2 + 1
     ph = oh - 1
     feat = conv_ch * ph * ph
-    w = {"conv1.weight": rng.normal(0, 0.5, (conv_ch, 1, 3, 3)),
+    w: dict[str, np.ndarray | np.float32] = {"conv1.weight": rng.normal(0, 0.5, (conv_ch, 1, 3, 3)),
          "conv1.bias": rng.normal(0, 0.1, conv_ch),
          "fc.weight": rng.normal(0, 0.5, (classes, feat)), "fc.bias": rng.normal(0, 0.1, classes)}
     x = rng.random((n_images, 1, in_hw, in_hw))
     w["input.act_max"] = np.float32(1.0)
     w["conv1.act_max"] = np.float32(2.0)
     w["fc.act_max"] = np.float32(4.0)
-    np.savez(out / "weights.npz", **{k: np.asarray(v, dtype=np.float32) for k, v in w.items()})
+    # Any: numpy's stub would match **weights against savez's allow_pickle: bool
+    weights: dict[str, Any] = {k: np.asarray(v, dtype=np.float32) for k, v in w.items()}
+    np.savez(out / "weights.npz", **weights)
     np.savez(out / "test.npz", x=x.astype(np.float32), y=rng.integers(0, classes, n_images))
     layers = [{"name": "conv1", "type": "conv", "out_channels": conv_ch, "kernel": 3,
                "stride": 2, "pad": 1, "relu": True},

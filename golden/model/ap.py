@@ -11,7 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from bfimna.golden.spec.config import APConfig
-from bfimna.golden.spec.uops import CNT_CYCLES, CNT_ILLEGAL, COUNTER_NAMES, N_COUNTERS, Op, UOp, is_legal
+from bfimna.golden.spec.uops import (
+    CNT_CYCLES,
+    CNT_ILLEGAL,
+    COUNTER_NAMES,
+    N_COUNTERS,
+    Op,
+    UOp,
+    is_legal,
+)
 
 
 def int_to_bits(x: int, n: int) -> np.ndarray:
@@ -175,4 +183,4 @@ class APModel:
         return v
 
     def counter_dict(self) -> dict[str, int]:
-        return dict(zip(COUNTER_NAMES, self.counters))
+        return dict(zip(COUNTER_NAMES, self.counters, strict=True))

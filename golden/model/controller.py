@@ -142,9 +142,11 @@ def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT]) -> Iterator[UOp]:
             name = "add" if digit > 0 else "sub"
             inc = "inc" if digit > 0 else "dec"
             if ins.s:
-                xcol = (lambda i: a + min(i, n - 1))
+                def xcol(i):
+                    return a + min(i, n - 1)
             else:
-                xcol = (lambda i: a + i if i < n else None)
+                def xcol(i):
+                    return a + i if i < n else None
             yield from add_loop(name, inc, d + k, m - k, xcol)
     elif op == Opc.RELU:
         yield UOp(Op.CMP, key=1 << (d + n - 1), mask=1 << (d + n - 1))
@@ -234,7 +236,7 @@ class Controller:
             self._issue(u)
         self.counters["instructions"] += 1
 
-    def run(self, program) -> "Controller":
+    def run(self, program) -> Controller:
         for ins in program:
             self.execute(ins)
         return self

@@ -88,7 +88,7 @@ class FastTile:
         self.cap_ap.col_write(col, vec)
 
     # -- instructions ------------------------------------------------------------------------
-    def run(self, program) -> "FastTile":
+    def run(self, program) -> FastTile:
         for w in program:
             self.execute(w)
         return self
@@ -110,7 +110,7 @@ class FastTile:
             self.xrows = (ins.srow, ins.drow, ins.stride)
         else:
             self._compute(ins)
-        for k, v in zip(COUNTER_KEYS, counts(encode(ins), cfg.ap)):
+        for k, v in zip(COUNTER_KEYS, counts(encode(ins), cfg.ap), strict=True):
             c[k] += v
         c["instructions"] += 1
 
@@ -133,4 +133,5 @@ class FastTile:
         cols = spec.columns(ins)
         values = {k: A.get(start, width).astype(np.int64) for k, (start, width) in cols.items()}
         for k, v in spec.effect(ins, values, A.rowen).items():
-            A.put(*cols[k], v, A.rowen)
+            start, width = cols[k]
+            A.put(start, width, v, A.rowen)

@@ -32,11 +32,25 @@ from __future__ import annotations
 from bfimna.golden.model.controller import COUNTER_KEYS
 from bfimna.golden.model.tile import Tile, movw_cycles
 from bfimna.golden.spec.config import Config
-from bfimna.golden.spec.regs import (BROADCAST, CONFIG_WORD, COUNTER_ADDR, COUNTER_STRIDE,
-                                     GEOM_WORD, GLOBAL_COUNTER_BASE, GLOBAL_COUNTERS, ID_MAGIC,
-                                     PAYLOAD, PT, REGISTERS, STATUS_WORD, SYNC_WORD,
-                                     TILE_COUNTER_BASE, TILE_COUNTER_STRIDE, Header,
-                                     dest_decode)
+from bfimna.golden.spec.regs import (
+    BROADCAST,
+    CONFIG_WORD,
+    COUNTER_ADDR,
+    COUNTER_STRIDE,
+    GEOM_WORD,
+    GLOBAL_COUNTER_BASE,
+    GLOBAL_COUNTERS,
+    ID_MAGIC,
+    PAYLOAD,
+    PT,
+    REGISTERS,
+    STATUS_WORD,
+    SYNC_WORD,
+    TILE_COUNTER_BASE,
+    TILE_COUNTER_STRIDE,
+    Header,
+    dest_decode,
+)
 
 
 def check_header(cfg: Config, h: Header) -> str | None:
@@ -95,7 +109,7 @@ def check_dest(cfg: Config, h: Header, w: int) -> str | None:
 def payload_words(h: Header) -> int:
     """Words after the header (golden/spec/regs.py: PAYLOAD; 0 for READ and SYNC)."""
     n = PAYLOAD.get(h.type, 0)
-    return h.count if n == "count" else n
+    return h.count if n == "count" else int(n)
 
 
 def sync_word(tag: int, proto_error: bool, tile_errors: int) -> int:
@@ -213,6 +227,7 @@ class System:
                 self._state = "payload"
             return
         # payload word k of packet h
+        assert self._h is not None   # set with the header, before any payload word
         h, k = self._h, self._k
         t = PT(h.type)
         if t in (PT.COPY, PT.COPYCOL):

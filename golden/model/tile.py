@@ -18,10 +18,17 @@ CAP; it does not count in the tile's counters, which are the controller's.
 from __future__ import annotations
 
 from bfimna.golden.model.ap import APModel
-from bfimna.golden.spec.config import Config
 from bfimna.golden.model.controller import Controller
-from bfimna.golden.spec.isa import OPCODES, TRANSFER_OPS, Instr, Opc, decode, validate
-from bfimna.golden.spec.isa import movw_cycles  # noqa: F401 (re-exported)
+from bfimna.golden.spec.config import Config
+from bfimna.golden.spec.isa import (
+    OPCODES,
+    TRANSFER_OPS,
+    Instr,
+    Opc,
+    decode,
+    movw_cycles,  # noqa: F401 (re-exported)
+    validate,
+)
 from bfimna.golden.spec.uops import Op, UOp
 
 
@@ -72,7 +79,9 @@ class Tile:
             self.ctl._issue(UOp(Op.NOP))
         else:
             self._movw(ins)
-            for k, v in OPCODES[Opc.MOVW].counts(ins).items():
+            counts = OPCODES[Opc.MOVW].counts
+            assert counts is not None   # MOVW declares its counts (golden/spec/isa.py)
+            for k, v in counts(ins).items():
                 c[k] += v
         c["instructions"] += 1
 
@@ -89,7 +98,7 @@ class Tile:
                 src.step(UOp(Op.RDROW, addr=srow + k * stride))
                 data = (src.rdata >> ins.a) & fmask
 
-    def run(self, program) -> "Tile":
+    def run(self, program) -> Tile:
         for ins in program:
             self.execute(ins)
         return self

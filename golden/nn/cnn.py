@@ -38,8 +38,8 @@ def _per_channel(v, ndim: int) -> np.ndarray:
 
 def pad_hw(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
     """Zero padding of H and W: (top, left, bottom, right), as ONNX orders pads."""
-    t, l, b, r = pads
-    return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
+    top, left, bottom, right = pads
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
 
 
 def conv2d_acc(x, x_zp, w, w_zp, bias=None, stride=(1, 1), pads=(0, 0, 0, 0)) -> np.ndarray:
@@ -124,8 +124,8 @@ def maxpool2d(q, k: int, stride: int | None = None, pads=(0, 0, 0, 0)) -> np.nda
     stride = stride or k
     q = _i64(q)
     lo = np.iinfo(np.int64).min
-    t, l, b, r = pads
-    q = np.pad(q, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=lo)
+    top, left, bottom, right = pads
+    q = np.pad(q, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=lo)
     n, c, h, w = q.shape
     oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
     out = np.full((n, c, oh, ow), lo, dtype=np.int64)

@@ -28,10 +28,11 @@ import enum
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from bfimna.golden.spec.config import APConfig
+from bfimna.golden.spec.config import APConfig, Config
 from bfimna.golden.spec.layout import BitLayout
 
 WORD_BITS = 64
@@ -113,7 +114,7 @@ def _fits(i, t, cols):
 
 
 def _fits_why(i, t, cols):
-    for name, (start, width, ap) in zip(cols, _cols(cols)):
+    for name, (start, width, ap) in zip(cols, _cols(cols), strict=True):
         u = t.usable(ap)
         if start + width > u:
             where = (f"of AP {ap}" if len(cols[name]) == 3 else
@@ -249,8 +250,8 @@ def _reduce(i, v, en):
     return {"d": d, "a": a}
 
 
-_CLAMP_BOUNDS = (lambda i: (-(1 << (i.m - 1)), (1 << (i.m - 1)) - 1) if i.s else
-                 (0, (1 << i.m) - 1))
+def _clamp_bounds(i):
+    return (-(1 << (i.m - 1)), (1 << (i.m - 1)) - 1) if i.s else (0, (1 << i.m) - 1)
 
 _ARITH = (N_OK, FITS, APART)
 _ARITH_IMM = (N_OK, IMM_OK, FITS, APART)
@@ -319,7 +320,7 @@ OPCODES: dict[Opc, OpSpec] = {
         GENERIC, ("d", "n", "m"),
         "saturate d to m bits (.s: [-2^(m-1), 2^(m-1)-1], .u: [0, 2^m-1]); the field stays "
         "n bits (sign/zero-extended); m < n", signed=True, m="below", columns=_d, rules=_WIDE,
-        effect=lambda i, v, en: {"d": np.clip(sx(v["d"], i.n, i.s), *_CLAMP_BOUNDS(i))},
+        effect=lambda i, v, en: {"d": np.clip(sx(v["d"], i.n, i.s), *_clamp_bounds(i))},
         cost_rows=("CLAMP.s",), example=_ex_below),
     Opc.SHR: OpSpec(
         GENERIC, ("d", "n", "m"),
@@ -437,7 +438,7 @@ def encode(ins: Instr) -> int:
 def decode(word: int) -> Instr:
     """Any 64-bit word decodes; whether it is legal is validate()'s call."""
     fmt = format_of(GENERIC.get(word, "op"))
-    vals = fmt.unpack(word)
+    vals: dict[str, Any] = fmt.unpack(word)   # `s` becomes a bool
     if "s" in vals:
         vals["s"] = bool(vals["s"])
     return Instr(rsv=fmt.reserved_bits(word), **vals)
@@ -462,7 +463,7 @@ class Target:
     tile configuration `cfg` (None: no tile), the transfer row registers `xrows`."""
 
     ap: APConfig
-    cfg: object = None
+    cfg: Config | None = None
     xrows: tuple[int, int, int] = (0, 0, 0)
 
     @property
@@ -474,7 +475,11 @@ class Target:
         return self.cfg.tile.maps if self.cfg is not None else 0
 
     def ap_of(self, index: int) -> APConfig:
-        return self.ap if index == 0 else self.cfg.ap_of(index)
+        if index == 0:
+            return self.ap
+        if self.cfg is None:   # the rules check t.tile before they name a MAP
+            raise ValueError(f"AP {index} needs a tile configuration")
+        return self.cfg.ap_of(index)
 
     def usable(self, index: int) -> int:
         return usable_cols(self.ap_of(index), index)
@@ -554,13 +559,15 @@ def assemble(text: str, ap: APConfig, cfg=None) -> list[Instr]:
                     raise ValueError(f"operand {tok!r} is not key=value")
                 k, v = tok.split("=", 1)
                 if k not in wanted:
-                    raise ValueError(f"{mnem} has no operand {k!r} (it takes {', '.join(wanted) or 'none'})")
+                    takes = ", ".join(wanted) or "none"
+                    raise ValueError(f"{mnem} has no operand {k!r} (it takes {takes})")
                 if k in ops:
                     raise ValueError(f"operand {k!r} given twice")
                 try:
                     ops[k] = _parse_int(v, names)
                 except ValueError:
-                    raise ValueError(f"operand {k}={v!r} is not an integer or a .field name") from None
+                    raise ValueError(f"operand {k}={v!r} is not an integer or a .field "
+                                     "name") from None
             missing = [k for k in wanted if k not in ops]
             if missing:
                 raise ValueError(f"{mnem} is missing operand(s) {', '.join(missing)}")

@@ -122,7 +122,7 @@ class LinkParser:
 
     def feed(self, data: bytes) -> list[tuple]:
         self.buf += data
-        out = []
+        out: list[tuple] = []
         while self.buf:
             frame = BOARD_FRAMES.get(self.buf[0])
             if frame is None:

@@ -19,12 +19,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Callable
 
 Bits = tuple[tuple[str, int], ...]  # ((role, bit), ...): a partial assignment
+State = tuple[int, ...]             # one row's bits over the roles
+Cube = tuple[int | None, ...]       # a compare over the roles: 0, 1 or None (not compared)
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,13 @@ class LUT:
                 st.update(dict(g.write))
         return st
 
-    def with_condition(self, role: str = "k") -> "LUT":
+    def with_condition(self, role: str = "k") -> LUT:
         """The same passes, touching only rows whose `role` bit is 1 (costs nothing)."""
         groups = tuple(Group(tuple(((role, 1),) + c for c in g.compares), g.write)
                        for g in self.groups)
         return LUT(self.name + "_if", self.roles + (role,), self.writable, groups)
 
-    def renamed(self, name: str, mapping: dict[str, str]) -> "LUT":
+    def renamed(self, name: str, mapping: dict[str, str]) -> LUT:
         """The same passes with roles renamed (e.g. swap operand and destination)."""
         def ren(bits: Bits) -> Bits:
             return tuple((mapping.get(r, r), v) for r, v in bits)
@@ -124,7 +126,7 @@ def _cubes(k: int):
 
 def _cube_states(cube, k):
     return frozenset(s for s in itertools.product((0, 1), repeat=k)
-                     if all(cv is None or cv == sv for cv, sv in zip(cube, s)))
+                     if all(cv is None or cv == sv for cv, sv in zip(cube, s, strict=True)))
 
 
 def search(name: str, roles: tuple[str, ...], writable: tuple[str, ...],
@@ -159,9 +161,9 @@ def search(name: str, roles: tuple[str, ...], writable: tuple[str, ...],
     for n_w in range(1, len(wr_roles) + 1):
         for sub in itertools.combinations(wr_roles, n_w):
             for vals in itertools.product((0, 1), repeat=n_w):
-                writes.append(tuple(zip(sub, vals)))
+                writes.append(tuple(zip(sub, vals, strict=True)))
 
-    @lru_cache(maxsize=None)
+    @cache
     def cover(sel: frozenset, blocked: frozenset):
         """Fewest cubes covering `sel` and no blocked state (absent states are free)."""
         allowed = [(c, st) for c, st in cube_list if not (st & blocked) and st & sel]
@@ -179,7 +181,9 @@ def search(name: str, roles: tuple[str, ...], writable: tuple[str, ...],
 
     target_of = {}
     start = tuple(inits)
-    frontier = [(0, 0, start, ())]
+    # (cost, tie-break, configuration, path of (cubes, write) moves)
+    frontier: list[tuple[int, int, tuple[State, ...],
+                         tuple[tuple[tuple[Cube, ...], Bits], ...]]] = [(0, 0, start, ())]
     best = {start: 0}
     counter = itertools.count()
     while frontier:
@@ -191,7 +195,7 @@ def search(name: str, roles: tuple[str, ...], writable: tuple[str, ...],
             return LUT(name, all_roles, wr_roles, groups)
         if cost > best.get(conf, 1 << 30):
             continue
-        target_of = dict(zip(conf, targets))  # merged rows share one target
+        target_of = dict(zip(conf, targets, strict=True))  # merged rows share one target
         for w in writes:
             movable, blocked = [], set()
             for cur, tgt in target_of.items():
@@ -203,14 +207,15 @@ def search(name: str, roles: tuple[str, ...], writable: tuple[str, ...],
                 else:
                     blocked.add(cur)
             for n_sel in range(1, len(movable) + 1):
-                for sel in itertools.combinations(sorted(movable), n_sel):
-                    sel = frozenset(sel)
+                for chosen in itertools.combinations(sorted(movable), n_sel):
+                    sel = frozenset(chosen)
                     cubes = cover(sel, frozenset(blocked | (set(movable) - sel)))
                     if cubes is None:
                         continue
                     new_conf = tuple(apply(c, w) if c in sel else c for c in conf)
-                    seen = {}  # rows with different results must stay distinguishable
-                    if any(seen.setdefault(c, t) != t for c, t in zip(new_conf, targets)):
+                    seen: dict[State, State] = {}  # rows with different results stay apart
+                    if any(seen.setdefault(c, t) != t
+                           for c, t in zip(new_conf, targets, strict=True)):
                         continue
                     ncost = cost + len(cubes) + 1
                     if ncost > max_cycles or ncost >= best.get(new_conf, 1 << 30):
@@ -229,14 +234,14 @@ def textbook(name: str, roles: tuple[str, ...], writable: tuple[str, ...],
     changes = []
     for s in itertools.product((0, 1), repeat=k):
         res = table(*s)
-        cur = dict(zip(roles, s))
+        cur = dict(zip(roles, s, strict=True))
         if any(cur[r] != v for r, v in res.items()):
             changes.append((s, tuple(sorted(res.items()))))
     # order: a pattern must come before any pattern its own result would equal
     ordered, pending = [], list(changes)
     while pending:
         for cand in pending:
-            after = {**dict(zip(roles, cand[0])), **dict(cand[1])}
+            after = {**dict(zip(roles, cand[0], strict=True)), **dict(cand[1])}
             result_state = tuple(after[r] for r in roles)
             if not any(p[0] == result_state for p in pending if p is not cand):
                 ordered.append(cand)
@@ -244,13 +249,13 @@ def textbook(name: str, roles: tuple[str, ...], writable: tuple[str, ...],
                 break
         else:
             raise ValueError(f"{name}: no safe textbook order")
-    groups = tuple(Group((tuple(zip(roles, s)),), w) for s, w in ordered)
+    groups = tuple(Group((tuple(zip(roles, s, strict=True)),), w) for s, w in ordered)
     return LUT(name + "_textbook", roles, writable, groups)
 
 
 # -- the table ----------------------------------------------------------------------------
 
-_SPECS = {
+_SPECS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Callable[..., dict]]] = {
     # name: (roles, writable, truth table)
     "add": (("c", "x", "y"), ("c", "y"), t_add),
     "sub": (("c", "x", "y"), ("c", "y"), t_sub),
@@ -286,11 +291,11 @@ def _parse(text: str) -> Bits:
 
 def luts_to_json(luts: dict[str, LUT]) -> str:
     """Compact, readable form: each group is its compares and its write."""
-    data = {name: {"roles": " ".join(l.roles), "writable": " ".join(l.writable),
-                   "cycles": l.cycles,
+    data = {name: {"roles": " ".join(lut.roles), "writable": " ".join(lut.writable),
+                   "cycles": lut.cycles,
                    "groups": [{"cmp": [_fmt(c) for c in g.compares], "wr": _fmt(g.write)}
-                              for g in l.groups]}
-            for name, l in luts.items()}
+                              for g in lut.groups]}
+            for name, lut in luts.items()}
     return json.dumps(data, indent=1) + "\n"
 
 

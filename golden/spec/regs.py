@@ -53,9 +53,10 @@ DEST = BitLayout("COPY destination word", 64, {
     "tile": (4, 8), "ap": (12, 3), "row": (16, 16), "col": (48, 9)}, gaps="reserved")
 
 # payload words after the header, per packet type: "count" = the header's count field
-PAYLOAD: dict[PT, int | str] = {PT.INSTR: "count", PT.WRITE: "count", PT.READ: 0,
-                                PT.COPY: 1, PT.COPYCOL: 1, PT.SYNC: 0}
-HAS_PAYLOAD = tuple(t for t, n in PAYLOAD.items() if n)
+# (keyed by int: it is looked up with a header's raw type field, PT members are ints)
+PAYLOAD: dict[int, int | str] = {PT.INSTR: "count", PT.WRITE: "count", PT.READ: 0,
+                                 PT.COPY: 1, PT.COPYCOL: 1, PT.SYNC: 0}
+HAS_PAYLOAD = tuple(PT(t) for t, n in PAYLOAD.items() if n)
 
 # SYNC's answer: the header's row field (a tag), the protocol error, one bit per tile
 SYNC_WORD = BitLayout("SYNC answer", 64, {
@@ -95,7 +96,7 @@ class Header:
     rsv: int
 
     @classmethod
-    def decode(cls, w: int) -> "Header":
+    def decode(cls, w: int) -> Header:
         f = HEADER.unpack(w)
         return cls(f["type"], f["tile"], f["ap"], f["row"], f["count"], f["col"],
                    f["wm1"] + 1, int(any(f[k] for k in HEADER_RESERVED)))

@@ -32,7 +32,8 @@ WAIVER_FILE = "waivers.vlt"
 
 
 def waiver_text() -> str:
-    lines = ["`verilator_config", "// Waivers for Amaranth/Yosys-generated Verilog (see hdl/flow/lint.py)."]
+    lines = ["`verilator_config",
+             "// Waivers for Amaranth/Yosys-generated Verilog (see hdl/flow/lint.py)."]
     for rule, why in WAIVERS.items():
         lines.append(f"// {rule}: {why}")
         lines.append(f'lint_off -rule {rule} -file "*"')

