@@ -43,6 +43,21 @@ def instr_cycles(word: int, cfg: Config) -> int:
     return costs.instr_cycles(word, cfg.ap)
 
 
+# validated, encoded words per configuration: (Instr, xrows) -> word. The entry keeps the
+# Config alive, so its id() is not reused while cached; each table is bounded.
+_WORD_CACHE: dict[int, tuple[Config, dict[tuple[Instr, tuple[int, int, int]], int]]] = {}
+_WORD_CACHE_MAX = 1 << 18
+
+
+def _checked_words(cfg: Config) -> dict[tuple[Instr, tuple[int, int, int]], int]:
+    entry = _WORD_CACHE.get(id(cfg))
+    if entry is None or entry[0] is not cfg:
+        entry = _WORD_CACHE[id(cfg)] = (cfg, {})
+    if len(entry[1]) > _WORD_CACHE_MAX:
+        entry[1].clear()
+    return entry[1]
+
+
 class Emitter:
     """Instruction words of one pass, each checked as the hardware will check it."""
 
@@ -53,12 +68,17 @@ class Emitter:
 
     def __call__(self, op: Opc, **kw) -> None:
         ins = Instr(op=op, **kw)
-        why = validate(ins, self.cfg.ap, self.cfg, self.xrows)
-        if why is not None:
-            raise ScheduleError(f"scheduler emitted an illegal {op.name} ({why}): {kw}")
+        cache = _checked_words(self.cfg)
+        key = (ins, self.xrows)
+        word = cache.get(key)
+        if word is None:   # validate + encode cost ~40 us; passes repeat instructions a lot
+            why = validate(ins, self.cfg.ap, self.cfg, self.xrows)
+            if why is not None:
+                raise ScheduleError(f"scheduler emitted an illegal {op.name} ({why}): {kw}")
+            word = cache[key] = encode(ins)
         if op == Opc.XROWS:
             self.xrows = (ins.srow, ins.drow, ins.stride)
-        self.words.append(encode(ins))
+        self.words.append(word)
 
     def take(self) -> list[int]:
         w, self.words = self.words, []

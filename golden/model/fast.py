@@ -68,6 +68,10 @@ class FastTile:
         self.maps = [FastAP(cfg.map_ap) for _ in range(cfg.tile.maps)]
         self.xrows = (0, 0, 0)
         self.counters = dict.fromkeys(COUNTER_KEYS, 0)
+        # (word or Instr, xrows) -> (Instr, illegal reason, counts): the checks of a word
+        # depend only on it, the configuration and the transfer row registers
+        self._seen: dict[tuple[int | Instr, tuple[int, int, int]],
+                         tuple[Instr, str | None, tuple[int, ...] | None]] = {}
         self.error = False
         self.last_error: str | None = None
 
@@ -94,9 +98,17 @@ class FastTile:
         return self
 
     def execute(self, word: int | Instr) -> None:
-        ins = decode(word) if isinstance(word, int) else word
         cfg, c = self.cfg, self.counters
-        reason = validate(ins, cfg.ap, cfg, self.xrows)
+        key = (word, self.xrows)
+        hit = self._seen.get(key)
+        if hit is None:   # decode + validate + counts: ~50 us, and programs repeat words
+            ins = decode(word) if isinstance(word, int) else word
+            reason = validate(ins, cfg.ap, cfg, self.xrows)
+            cnt = None if reason is not None else counts(encode(ins), cfg.ap)
+            if len(self._seen) > 1 << 16:
+                self._seen.clear()
+            hit = self._seen[key] = (ins, reason, cnt)
+        ins, reason, cnt = hit
         if reason is not None:
             self.error, self.last_error = True, reason
             c["errors"] += 1
@@ -110,7 +122,8 @@ class FastTile:
             self.xrows = (ins.srow, ins.drow, ins.stride)
         else:
             self._compute(ins)
-        for k, v in zip(COUNTER_KEYS, counts(encode(ins), cfg.ap), strict=True):
+        assert cnt is not None
+        for k, v in zip(COUNTER_KEYS, cnt, strict=True):
             c[k] += v
         c["instructions"] += 1
 
