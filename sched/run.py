@@ -67,11 +67,20 @@ def run_layer(sched: LayerSchedule, backend, cfg: Config, out_shape: tuple[int, 
     wall = time.perf_counter() - t0
     y = np.zeros(out_shape, dtype=np.int64)
     is_fc = len(out_shape) == 2
+    # every output beat is accounted for: exactly the frames asked for, each of its length
+    if len(res.responses) != len(prog.responses):
+        raise Mismatch(f"{len(res.responses)} response frames, {len(prog.responses)} asked for")
+    for i, (got, want) in enumerate(zip(res.responses, prog.responses, strict=True)):
+        if len(got) != want.count:
+            raise Mismatch(f"response {i} ({want.kind}) has {len(got)} words, "
+                           f"{want.count} asked for")
     for idx, width, signed, targets in reads:
         vals = np.array(res.responses[idx], dtype=np.int64)
         if signed:
             vals = np.where(vals >> (width - 1) & 1, vals - (1 << width), vals)
-        # words from the backend: a short response leaves zeros in y (the reference judges y)
+        # every word of a read lands in y, and y is then compared in full with the reference
+        if len(vals) < len(targets):
+            raise Mismatch(f"read {idx}: {len(vals)} words for {len(targets)} outputs")
         for v, (img, ch, pos) in zip(vals, targets, strict=False):
             if is_fc:
                 y[img, ch] = v

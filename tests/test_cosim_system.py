@@ -13,7 +13,7 @@ AXI4-Lite registers), Verilator and Icarus, on a one-tile and a two-tile configu
 
 import pytest
 
-from bfimna.cosim.drivers.backends import backend, compare
+from bfimna.cosim.drivers.backends import DriverError, backend, compare
 from bfimna.golden.host.program import HostProgram
 from bfimna.golden.host.stimulus import random_host_program, random_tile_program
 from bfimna.golden.spec.config import load_config
@@ -89,3 +89,93 @@ def test_system_top(name, sim, seed):
     assert not compare(want, got, prog)
     assert got.tile_errors == 1 and got.tile_counters[0]["errors"] == 3
     assert got.responses[s] == [7 | 1 << 32]      # SYNC: tag 7, tile 0 in error
+
+
+def test_testbench_failure_raises():
+    """A failed check inside the testbench is never lost: a job that expects one response
+    fewer than the program asks for leaves a frame on the stream after the expected ones,
+    sys_tb asserts on it, and the backend raises DriverError naming the assertion and the
+    log (before, RtlBackend.run kept the verdict in `extra` and returned normally)."""
+    cfg = load_config(CONFIG_DIR / "ap2d_37x16.yaml")
+    prog = HostProgram(cfg)
+    prog.write(0, 0, 0, [1, 2, 3], width=4)
+    prog.read(0, 0, 0, 3, width=4)
+    prog.sync(tag=5)
+    prog.responses.pop()                 # the SYNC answer is now a beat nobody expects
+    rtl = backend("icarus", cfg, build_root=BUILD, seed=1)
+    with pytest.raises(DriverError, match=r"icarus testbench failed: AssertionError: 1 "
+                       r"output frames beyond the 1 expected.*; log: .*\.log"):
+        rtl.run(prog)
+
+
+def test_axil_writes_with_partial_strobes():
+    """AXI4-Lite writes on the Verilog (docs/system.md, "Registers"): only CONTROL answers
+    OKAY, every other address SLVERR and nothing changes; CONTROL clears the protocol
+    error only when byte 0 is strobed and bit 0 is 1, whatever the other bytes say."""
+    from bfimna.cosim.drivers.runner import run_system_job
+    from bfimna.golden.spec.regs import REG_CONTROL, REG_ID, REG_STATUS
+
+    cfg = load_config(CONFIG_DIR / "ap2d_37x16.yaml")
+    prog = HostProgram(cfg)
+    prog.raw([0xF])                       # packet type 15 does not exist: protocol error
+    prog.sync(tag=1)
+    OKAY, SLVERR, PERR = 0, 2, 0b10       # BRESP codes; STATUS bit 1
+    writes = [  # addr, data, strb -> BRESP, protocol error still set?
+        (REG_CONTROL, 0x00000100, 0b0010, OKAY, True),    # bit 8 only: no clear
+        (REG_CONTROL, 0x00000001, 0b0000, OKAY, True),    # bit 0 set but byte 0 not strobed
+        (REG_CONTROL, 0x00000001, 0b1110, OKAY, True),    # the same with the other strobes
+        (REG_CONTROL, 0xFFFFFFFE, 0b1111, OKAY, True),    # every bit but 0
+        (REG_STATUS, 0x00000002, 0b1111, SLVERR, True),   # read-only register
+        (REG_ID, 0x00000000, 0b1111, SLVERR, True),       # ID stays 0xBF1A0001
+        (REG_CONTROL + 2, 0x00000001, 0b0001, SLVERR, True),   # not CONTROL's address
+        (0x0100, 0x00000001, 0b1111, SLVERR, True),       # a counter
+        (0xFFFC, 0x00000001, 0b1111, SLVERR, True),       # unmapped
+        (REG_CONTROL, 0x00000001, 0b0001, OKAY, False),   # byte 0 strobed, bit 0: clears
+        (REG_CONTROL, 0xFFFFFFFF, 0b1111, OKAY, False),   # again: stays clear
+    ]
+    job = {"frames": [[f"{w:x}" for w in f] for f in prog.frames],
+           "n_responses": len(prog.responses), "seed": 1, "idle": 0.0, "backpressure": 0.0,
+           "max_cycles": 20000, "axil_writes": [[a, d, s] for a, d, s, _, _ in writes]}
+    passed, summary, log = run_system_job(cfg, "icarus", job, BUILD)
+    assert passed, f"log {log}"
+    assert summary["registers"]["status"] & PERR, "the bad packet did not set the error"
+    got = summary["axil_writes"]
+    for (addr, data, strb, bresp, err), (g_bresp, g_status, g_id) in zip(writes, got,
+                                                                         strict=True):
+        what = f"write {data:#x} strb {strb:#06b} to {addr:#x}"
+        assert g_bresp == bresp, f"{what}: BRESP {g_bresp}"
+        assert bool(g_status & PERR) == err, f"{what}: STATUS {g_status:#x}"
+        assert g_id == ID_MAGIC, what
+
+
+def _hold_build_lock(bdir, log, hold_s):
+    import time as _time
+
+    from bfimna.cosim.drivers.runner import build_lock, run_tag
+    with build_lock(bdir):
+        t0 = _time.monotonic()
+        _time.sleep(hold_s)
+        with open(log, "a") as fh:
+            fh.write(f"{t0} {_time.monotonic()} {run_tag()}\n")
+
+
+def test_build_lock_serialises_processes_and_run_files_are_unique(tmp_path):
+    """pytest -n 2 safety (cosim/drivers/runner.py): two processes building the same
+    directory hold its lock in turn, and every run names its own job/result/log files."""
+    import multiprocessing as mp
+
+    log = tmp_path / "held.txt"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_hold_build_lock, args=(tmp_path / "b", log, 0.5))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    (a0, a1, tag_a), (b0, b1, tag_b) = sorted(
+        (float(x), float(y), t) for x, y, t in (ln.split() for ln in log.read_text().splitlines()))
+    assert a1 <= b0, "both processes held the build lock at once"
+    assert tag_a != tag_b
+    from bfimna.cosim.drivers.runner import run_tag
+    assert len({run_tag() for _ in range(100)}) == 100

@@ -97,3 +97,14 @@ def test_unknown_command_and_garbage_are_reported():
 def test_a_port_that_does_not_exist():
     with pytest.raises(DriverError, match="cannot open serial port /dev/does-not-exist"):
         SerialBackend(CFG, "/dev/does-not-exist").open()
+
+
+def test_beats_beyond_the_expected_responses_raise():
+    """An output frame nobody asked for (here: the job expects one response fewer than
+    the program produces) is an error, not silently dropped or returned."""
+    with emulated_board(CFG) as (port, _model), SerialBackend(CFG, port, timeout=5) as board:
+        prog = worked_example(CFG)
+        prog.responses.pop()
+        with pytest.raises(DriverError, match=r"2 response frames from .*, expected 1: the "
+                           r"stream has beats nobody asked for"):
+            board.run(prog)

@@ -8,7 +8,10 @@ responses, the status and every counter, with the same API for every backend:
 
 GoldenBackend runs the golden system (golden/model/system.py). RtlBackend generates the system
 top, builds it (cached per configuration) and runs cosim/tb/sys_tb.py under cocotb, which
-talks to the Verilog through cocotbext-axi's AXI4-Stream and AXI4-Lite models.
+talks to the Verilog through cocotbext-axi's AXI4-Stream and AXI4-Lite models. A run
+whose testbench did not finish, or failed any of its own checks (an output frame beyond
+the expected responses, a link message out of turn...), raises DriverError with the
+first failing assertion and the log: no failure stays in a result nobody reads.
 `compare()` lists every difference between two results.
 """
 
@@ -21,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from bfimna.cosim.drivers.runner import DEFAULT_BUILD_ROOT, SIMS, run_board_job, run_system_job
+from bfimna.cosim.drivers.runner import (
+    DEFAULT_BUILD_ROOT,
+    SIMS,
+    first_failure,
+    run_board_job,
+    run_system_job,
+)
 from bfimna.golden.host.program import HostProgram, split_responses
 from bfimna.golden.model.system import System
 from bfimna.golden.spec.config import Config
@@ -31,7 +40,8 @@ BACKENDS = ("golden",) + SIMS
 
 
 class DriverError(RuntimeError):
-    """The RTL run did not finish (build failure, timeout, testbench error)."""
+    """The RTL run did not finish or its testbench failed (build failure, timeout, an
+    assertion in the testbench such as an output beat beyond the expected responses)."""
 
 
 @dataclass
@@ -134,7 +144,10 @@ class RtlBackend:
                                                   self.waves)
         if not summary or summary.get("timed_out") or "registers" not in summary:
             why = "timed out" if summary.get("timed_out") else "did not finish"
-            raise DriverError(f"{self.name} run {why}; log: {log}")
+            raise DriverError(f"{self.name} run {why} ({first_failure(log)}); log: {log}")
+        if not passed:          # the testbench finished but one of its checks failed
+            raise DriverError(f"{self.name} testbench failed: {first_failure(log)}; "
+                              f"log: {log}")
         regs = summary["registers"]
         return RunResult(
             backend=self.name,
@@ -144,7 +157,7 @@ class RtlBackend:
             global_counters=regs["global"], tile_counters=regs["tiles"],
             wall_s=time.perf_counter() - t0, sim_cycles=summary["sim_cycles"],
             cycles_per_s=summary["cycles_per_s"], log=log,
-            extra={"passed": passed, "status": regs["status"],
+            extra={"status": regs["status"],
                    "tile_busy": regs["tile_busy"], "id": regs["id"],
                    "after_reset": summary.get("after_reset"),
                    "extra_output_frames": summary.get("extra_output_frames")})

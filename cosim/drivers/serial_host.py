@@ -209,6 +209,12 @@ class SerialBackend:
             if last:
                 responses.append(cur)
                 cur = []
+        if len(responses) != n_resp or cur:   # nothing may come beyond what was asked for
+            self.data.clear()
+            raise DriverError(f"{len(responses)} response frames"
+                              + (f" and {len(cur)} words without tlast" if cur else "")
+                              + f" from {self.port}, expected {n_resp}: the stream has "
+                              "beats nobody asked for")
         status = self.read(REG_STATUS)
         res = RunResult(
             backend=f"serial:{self.port}", responses=responses,

@@ -45,10 +45,15 @@ class UartHost:
         self.data: list[tuple[int, bool]] = []
         cocotb.start_soon(self._receive())
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes, stop: int = 1) -> None:
+        """Bytes, 8N1; stop=0: each with a low stop bit (a framing error), the line then
+        back high for a bit time."""
         for byte in data:
-            for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
+            for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [stop]:
                 self.dut.uart_rx.value = bit
+                await ClockCycles(self.dut.clk_in, self.div)
+            if not stop:
+                self.dut.uart_rx.value = 1
                 await ClockCycles(self.dut.clk_in, self.div)
 
     async def _receive(self) -> None:
@@ -94,10 +99,24 @@ async def run_over_uart(dut):
     cocotb.start_soon(Clock(dut.clk_in, PERIOD_NS, unit="ns", impl="gpi").start())
     await ClockCycles(dut.clk_in, 40)                    # power-on reset
     host = UartHost(dut, job["divisor"])
+    result_link = []
     t0 = time.perf_counter()
     sim_t0 = cocotb.utils.get_sim_time("ns")
 
+    async def link_errors():
+        """job["link_script"]: steps, each a list of [kind, hex bytes] parts ("send", or
+        "bad": bytes with a low stop bit) followed by one answer of the board; the
+        answers go in the result (the test compares them with golden/model/board.py's)."""
+        seen = []
+        for step in job["link_script"]:
+            for kind, data in step:
+                await host.send(bytes.fromhex(data), stop=0 if kind == "bad" else 1)
+            seen.append(list(await host._wait_event()))
+        return seen
+
     async def whole():
+        if job.get("link_script"):
+            result_link.extend(await link_errors())
         if job.get("pre_frames"):           # a first program, then the link's reset
             for frame in job["pre_frames"]:
                 words = [int(w, 16) for w in frame]
@@ -124,12 +143,6 @@ async def run_over_uart(dut):
         raise AssertionError(f"not done after {job['max_cycles']} cycles") from None
     wall = time.perf_counter() - t0
     sim_cycles = int((cocotb.utils.get_sim_time("ns") - sim_t0) // PERIOD_NS)
-    responses, cur = [], []
-    for w, last in host.data:
-        cur.append(f"{w:x}")
-        if last:
-            responses.append(cur)
-            cur = []
 
     async def r64(a):
         return await host.read(a) | (await host.read(a + 4)) << 32
@@ -141,9 +154,21 @@ async def run_over_uart(dut):
                        for i, k in enumerate(GLOBAL_COUNTERS)},
             "tiles": [{k: await r64(TILE_COUNTER_BASE + TILE_COUNTER_STRIDE * t + 8 * i)
                        for i, k in enumerate(COUNTER_KEYS)} for t in range(cfg.system.tiles)]}
-    result = {"timed_out": False, "responses": responses, "extra_output_frames": 0 if not cur
-              else 1, "registers": regs, "sim_cycles": sim_cycles, "wall_s": round(wall, 3),
+    # every beat that came, also while the registers were read: exactly the responses asked for
+    responses, cur = [], []
+    for w, last in host.data:
+        cur.append(f"{w:x}")
+        if last:
+            responses.append(cur)
+            cur = []
+    extra = len(responses) - job["n_responses"] + (1 if cur else 0)
+    result = {"timed_out": False, "responses": responses, "extra_output_frames": extra,
+              "link_events": result_link,
+              "registers": regs, "sim_cycles": sim_cycles, "wall_s": round(wall, 3),
               "cycles_per_s": round(sim_cycles / wall, 1) if wall else None}
     with open(os.environ["BFIMNA_RESULT"], "w") as fh:
         json.dump(result, fh, indent=1)
-    assert not cur, "an output frame without tlast"
+    assert not cur, f"an output frame without tlast ({len(cur)} words)"
+    assert extra == 0, (f"{extra} output frames beyond the {job['n_responses']} expected: "
+                        f"the stream has beats nobody asked for")
+    assert not host.events, f"unexpected link messages {host.events}"

@@ -14,7 +14,9 @@ serves the tests, the host driver and the benchmarks alike.
 Environment (set by cosim/drivers/runner.py):
     BFIMNA_CONFIG   validated configuration (JSON)
     BFIMNA_JOB      JSON: frames (hex words), n_responses, seed, idle, backpressure,
-                    max_cycles, optional reset {frames, after_cycles}
+                    max_cycles, optional reset {frames, after_cycles}, optional
+                    axil_writes [[addr, data, strb], ...] done at the end (each answer:
+                    BRESP, then STATUS and ID read back)
     BFIMNA_RESULT   JSON written at the end: responses, registers, cycles, timing
 """
 
@@ -113,6 +115,36 @@ class Host:
         while STATUS_WORD.get(await self.read(REG_STATUS), "busy"):
             await ClockCycles(self.dut.clk, 8)
 
+    async def raw_write(self, addr: int, data: int, strb: int) -> int:
+        """One AXI4-Lite write driven by hand (any strobe, any address, the data bytes a
+        strobe leaves out included, which cocotbext-axi's master would not send); returns
+        BRESP. Only while the bus model is idle."""
+        d = self.dut
+        d.s_axil_awaddr.value, d.s_axil_awvalid.value = addr, 1
+        d.s_axil_wdata.value, d.s_axil_wstrb.value, d.s_axil_wvalid.value = data, strb, 1
+        d.s_axil_bready.value = 0
+        for _ in range(100):
+            await RisingEdge(d.clk)
+            if d.s_axil_awready.value and d.s_axil_wready.value:
+                break
+        else:
+            raise AssertionError(f"AXI4-Lite write to {addr:#x} not taken in 100 cycles")
+        await FallingEdge(d.clk)
+        d.s_axil_awvalid.value = d.s_axil_wvalid.value = 0
+        for _ in range(100):
+            if d.s_axil_bvalid.value:
+                break
+            await FallingEdge(d.clk)
+        else:
+            raise AssertionError(f"no write response for {addr:#x} in 100 cycles")
+        bresp = int(d.s_axil_bresp.value)
+        d.s_axil_bready.value = 1
+        await RisingEdge(d.clk)
+        await FallingEdge(d.clk)
+        d.s_axil_bready.value = 0
+        assert not d.s_axil_bvalid.value, "BVALID stayed high after the response was taken"
+        return bresp
+
     async def registers(self) -> dict:
         T = self.cfg.system.tiles
         regs: dict[str, Any] = {
@@ -187,11 +219,18 @@ async def run_host_program(dut):
         raise AssertionError(f"not idle after {max_cycles} cycles") from None
     wall = time.perf_counter() - t0
     sim_cycles = int((cocotb.utils.get_sim_time("ns") - sim_t0) // PERIOD_NS)
+    regs = await host.registers()
     await FallingEdge(dut.clk)
-    extra = host.sink.count()
+    extra = host.sink.count()      # beats after the last expected response, while idle
+    if job.get("axil_writes"):     # [addr, data, strb]: BRESP and STATUS after each
+        result["axil_writes"] = []
+        for addr, data, strb in job["axil_writes"]:
+            bresp = await host.raw_write(addr, data, strb)
+            result["axil_writes"].append([bresp, await host.read(REG_STATUS),
+                                          await host.read(REG_ID)])
     result.update(
         timed_out=False, responses=[[f"{w:x}" for w in r] for r in responses],
-        extra_output_frames=extra, registers=await host.registers(),
+        extra_output_frames=extra, registers=regs,
         sim_cycles=sim_cycles, wall_s=round(wall, 4),
         cycles_per_s=round(sim_cycles / wall, 1) if wall > 0 else None)
     with open(os.environ["BFIMNA_RESULT"], "w") as fh:
