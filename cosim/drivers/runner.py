@@ -5,13 +5,23 @@ mutation tests) injected fault:
     <build_root>/<config name>-<config hash[:10]>[-<fault>]/<unit>-<sim>/
 The Verilog is regenerated on every run but rewritten only when its text changes, so the
 simulator build is reused when nothing changed.
+
+Parallel safety (pytest -n 2, two shells): runs of the same build directory share the
+build, which happens under an exclusive file lock (`<build dir>/.build.lock`, fcntl), and
+each run gets its own job, result, results.xml and log files (`run-<pid>-<n>.*`), so two
+runs never read each other's files. A failed run keeps its files for inspection; a
+successful run's log becomes `sim.log` and its other files are removed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import itertools
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +53,47 @@ class CosimResult:
 
 def _write_if_changed(path: Path, text: str) -> None:
     if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)          # atomic: a reader never sees half a file
+
+
+@contextlib.contextmanager
+def build_lock(bdir: Path) -> Iterator[None]:
+    """Exclusive lock on a build directory, held while its sources are written and the
+    simulator builds, so concurrent runs (other processes) build it once, in turn."""
+    bdir.mkdir(parents=True, exist_ok=True)
+    with open(bdir / ".build.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+_RUN_COUNTER = itertools.count()
+
+
+def run_tag() -> str:
+    """A name unique to this run among every process sharing a build directory."""
+    return f"run-{os.getpid()}-{next(_RUN_COUNTER)}"
+
+
+_FAILURE = re.compile(r"\b(\w*(?:Error|Exception)|AssertionError)\b: (.+)")
+
+
+def first_failure(log: Path) -> str:
+    """The first failing assertion (or exception) the simulation log reports, one line."""
+    if not log.exists():
+        return f"no log at {log}"
+    for line in log.read_text(errors="replace").splitlines():
+        m = _FAILURE.search(line)
+        if m:
+            return f"{m.group(1)}: {m.group(2).strip()}"
+    for line in log.read_text(errors="replace").splitlines():
+        if "FAIL" in line:
+            return line.strip()
+    return "the testbench failed without an assertion message (see the log)"
 
 
 _AUTO_TRIGGER = re.compile(r"reg (\\\$auto\$verilog_backend\S+) += 0;")
@@ -67,17 +117,28 @@ def build_dir_for(cfg: Config, sim: str, build_root: Path, fault: str | None = N
 
 
 def _build_and_test(cfg: Config, sim: str, bdir: Path, top: str, verilog_text: str,
-                    test_module: str, env: dict[str, str], waves: bool = False):
+                    test_module: str, env: dict[str, str], waves: bool = False,
+                    tag: str | None = None):
     """Write the Verilog (if changed), build it for `sim` (if outdated), run one cocotb
-    test module. Returns (passed, summary written by the test, log path)."""
+    test module. Returns (passed, summary written by the test, log path): the run's own
+    log when it failed, else `sim.log` (a copy of the latest successful run's)."""
     if sim not in SIMS:
         raise ValueError(f"unknown simulator {sim!r}: choose one of {', '.join(SIMS)}")
     require(sim)
-    from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
 
     rtl = bdir / "rtl"
     rtl.mkdir(parents=True, exist_ok=True)
+    with build_lock(bdir):
+        runner, cfg_file = _build(cfg, sim, bdir, top, verilog_text)
+    return _run_test(runner, bdir, top, test_module, env, cfg_file, waves, tag)
+
+
+def _build(cfg: Config, sim: str, bdir: Path, top: str, verilog_text: str):
+    """Sources and simulator build (the caller holds the build lock). Returns the cocotb
+    runner (it keeps what the build set up) and the config file."""
+    from cocotb_tools.runner import get_runner
+
+    rtl = bdir / "rtl"
     vfile = rtl / f"{top}.v"
     if sim == "icarus":
         verilog_text = icarus_text(verilog_text)
@@ -107,11 +168,18 @@ def _build_and_test(cfg: Config, sim: str, bdir: Path, top: str, verilog_text: s
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    return runner, cfg_file
 
-    result_json = bdir / "result.json"
+
+def _run_test(runner, bdir: Path, top: str, test_module: str, env: dict[str, str],
+              cfg_file: Path, waves: bool, tag: str | None = None):
+    from cocotb_tools.check_results import get_results
+
+    tag = tag or run_tag()
+    result_json = bdir / f"{tag}.result.json"
     result_json.unlink(missing_ok=True)
-    log = bdir / "sim.log"
-    xml = bdir / "results.xml"
+    log = bdir / f"{tag}.log"
+    xml = bdir / f"{tag}.results.xml"
     try:  # under pytest cocotb's runner raises SystemExit on a failed test: we report it
         runner.test(test_module=test_module, hdl_toplevel=top, build_dir=bdir, test_dir=bdir,
                     results_xml=str(xml), waves=waves, log_file=log,
@@ -125,7 +193,14 @@ def _build_and_test(cfg: Config, sim: str, bdir: Path, top: str, verilog_text: s
     except RuntimeError:  # the simulator died before writing results
         passed = False
     summary = json.loads(result_json.read_text()) if result_json.exists() else {}
-    return passed and bool(summary), summary, log
+    ok = passed and bool(summary)
+    if ok:                      # a failed run keeps its files for inspection
+        for f in (result_json, xml):
+            f.unlink(missing_ok=True)
+        if log.exists():
+            os.replace(log, bdir / "sim.log")
+            log = bdir / "sim.log"
+    return ok, summary, log
 
 
 def run_ap_cosim(config: str | Path | Config, sim: str, seed: int = 1, n_ops: int = 2000,
@@ -169,13 +244,17 @@ def run_program_rtl(config: str | Path | Config, sim: str, words: list[int], cam
                             for i in map(decode, words))
     bdir = build_dir_for(cfg, sim, Path(build_root), fault, unit="ctl")
     bdir.mkdir(parents=True, exist_ok=True)
-    prog_file = bdir / "program.npz"
+    tag = run_tag()
+    prog_file = bdir / f"{tag}.program.npz"
     np.savez(prog_file, words=np.array(words, dtype=np.uint64),
              cam=np.asarray(cam, dtype=np.uint8))
-    passed, summary, log = _build_and_test(
-        cfg, sim, bdir, controller_module_name(cfg), controller_verilog(cfg, fault),
-        "bfimna.cosim.tb.ctl_tb", {"BFIMNA_PROGRAM": str(prog_file),
-                                "BFIMNA_MAX_CYCLES": str(budget)}, waves)
+    try:
+        passed, summary, log = _build_and_test(
+            cfg, sim, bdir, controller_module_name(cfg), controller_verilog(cfg, fault),
+            "bfimna.cosim.tb.ctl_tb", {"BFIMNA_PROGRAM": str(prog_file),
+                                    "BFIMNA_MAX_CYCLES": str(budget)}, waves, tag)
+    finally:
+        prog_file.unlink(missing_ok=True)
     rows = [int(x, 16) for x in summary.get("rows", [])]
     return ProgramRun(passed=passed, timed_out=bool(summary.get("timed_out")), rows=rows,
                       counters=summary.get("counters", {}),
@@ -203,10 +282,15 @@ def run_system_job(cfg: Config, sim: str, job: dict, build_root: str | Path = DE
 
     bdir = build_dir_for(cfg, sim, Path(build_root), unit="sys")
     bdir.mkdir(parents=True, exist_ok=True)
-    job_file = bdir / "job.json"
+    tag = run_tag()
+    job_file = bdir / f"{tag}.job.json"
     job_file.write_text(json.dumps(job))
-    return _build_and_test(cfg, sim, bdir, system_module_name(cfg), system_verilog(cfg),
-                           "bfimna.cosim.tb.sys_tb", {"BFIMNA_JOB": str(job_file)}, waves)
+    try:
+        return _build_and_test(cfg, sim, bdir, system_module_name(cfg), system_verilog(cfg),
+                               "bfimna.cosim.tb.sys_tb", {"BFIMNA_JOB": str(job_file)}, waves,
+                               tag)
+    finally:
+        job_file.unlink(missing_ok=True)
 
 
 def run_board_job(cfg: Config, sim: str, job: dict, build_root: str | Path = DEFAULT_BUILD_ROOT,
@@ -217,8 +301,12 @@ def run_board_job(cfg: Config, sim: str, job: dict, build_root: str | Path = DEF
 
     bdir = build_dir_for(cfg, sim, Path(build_root), unit=f"board{job['divisor']}")
     bdir.mkdir(parents=True, exist_ok=True)
-    job_file = bdir / "job.json"
+    tag = run_tag()
+    job_file = bdir / f"{tag}.job.json"
     job_file.write_text(json.dumps(job))
-    return _build_and_test(cfg, sim, bdir, board_module_name(cfg),
-                           board_verilog(cfg, job["divisor"]), "bfimna.cosim.tb.board_tb",
-                           {"BFIMNA_JOB": str(job_file)}, waves)
+    try:
+        return _build_and_test(cfg, sim, bdir, board_module_name(cfg),
+                               board_verilog(cfg, job["divisor"]), "bfimna.cosim.tb.board_tb",
+                               {"BFIMNA_JOB": str(job_file)}, waves, tag)
+    finally:
+        job_file.unlink(missing_ok=True)
