@@ -1,6 +1,14 @@
 """The scheduler (sched/): every layer of a network on the golden system, bit-exact
-against the golden CNN reference, with counted cycles equal to the predicted ones; both
-dataflows; the bit-level and the fast golden tiles agree; layers that do not fit say why.
+against the golden CNN reference; both dataflows; the bit-level and the fast golden tiles
+both match the reference; the cost model the scheduler sums against cycle counts derived
+by hand from docs/isa.md; layers that do not fit say why.
+
+Counted = predicted is checked on the RTL (tests/test_cosim_e2e.py: the tile counters the
+hardware reads back). On the golden backends it would be `expand()` against `expand()`
+(the bit-level tile counts the micro-ops of golden/model/controller.py's `expand`, the fast
+tile and the prediction both use golden/spec/costs.py, which counts the same stream), so
+it is not asserted here; neither is the prediction of one tile model against the other's
+(the scheduler does not depend on the tile model: the same number twice).
 """
 
 import numpy as np
@@ -34,12 +42,10 @@ def test_tiny_network_both_tiles_and_dataflows(tmp_path, seed, flows):
     xi = q.quantize_input(x)
     reps = [run_network(q, xi, cfg, backend("golden", cfg, fast=fast), dataflow=flows)
             for fast in (False, True)]
-    for rep in reps:
-        assert all(layer.bit_exact and layer.counted == layer.predicted for layer in rep.layers)
-    assert ([layer.predicted for layer in reps[0].layers]
-            == [layer.predicted for layer in reps[1].layers])
-    for got, want in zip(reps[0].outputs, reference(q, xi), strict=True):
-        assert np.array_equal(got, want.reshape(got.shape))
+    for rep in reps:                     # both tile models against the CNN reference
+        assert all(layer.bit_exact for layer in rep.layers)
+        for got, want in zip(rep.outputs, reference(q, xi), strict=True):
+            assert np.array_equal(got, want.reshape(got.shape))
     if flows:
         assert ([layer.dataflow for layer in reps[0].layers if layer.name in flows]
                 == list(flows.values()))
@@ -53,9 +59,52 @@ def test_digits_on_default_config(plan):
     q = quantize(net, load_plan(DIGITS / f"{plan}.yaml", net))
     x, y = net.test_set()
     rep = run_network(q, q.quantize_input(x[:8]), cfg, backend("golden", cfg, fast=True))
-    assert all(layer.bit_exact and layer.counted == layer.predicted for layer in rep.layers)
+    assert all(layer.bit_exact for layer in rep.layers)
     assert np.mean(rep.predictions == y[:8]) >= 0.75
     print(plan, [(layer.name, layer.dataflow, layer.predicted) for layer in rep.layers])
+
+
+def test_cycle_costs_derived_by_hand():
+    """Cycles of a small program, derived from docs/isa.md (not from `expand`), against
+    the cost model the scheduler sums (golden/spec/costs.py) and against the counters of
+    the bit-level golden tile executing the words:
+
+        NOP, ROWS, XROWS        1 cycle each (one micro-op: NOP / ROWEN / NOP)
+        CLEAR d n               2: tag every enabled row, one write of the field
+        COPY d a n              2 + 2n: CLEAR d, then per bit a compare and a write
+        ADD / SUB d a n         2 + 7n: clear the carry (2), then the searched LUT's
+                                3 groups, 7 micro-ops per bit ("Costs")
+        MOVW ... count          count + 1 (pipelined over the two row ports); 2*count
+                                row transfers
+        an illegal word         1 (a NOP) and one error
+    """
+    from bfimna.golden.model.tile import Tile
+    from bfimna.golden.spec.costs import instr_cycles
+    from bfimna.golden.spec.isa import Instr, Opc, encode
+
+    cfg = load_config(CONFIG_DIR / "sys_t2k2.yaml")       # CAP 24 x 48, 2 MAPs 16 x 40
+    R = cfg.ap.rows
+    prog = [  # (word, cycles by hand)
+        (encode(Instr(op=Opc.NOP)), 1),
+        (encode(Instr(op=Opc.ROWS, lo=0, hi=R)), 1),
+        (encode(Instr(op=Opc.CLEAR, d=0, n=8)), 2),
+        (encode(Instr(op=Opc.COPY, d=8, a=0, n=8)), 2 + 2 * 8),
+        (encode(Instr(op=Opc.ADD, d=0, a=8, n=8)), 2 + 7 * 8),
+        (encode(Instr(op=Opc.SUB, d=16, a=0, n=5)), 2 + 7 * 5),
+        (encode(Instr(op=Opc.ADD, d=0, a=16, n=1)), 2 + 7 * 1),
+        (encode(Instr(op=Opc.XROWS, srow=0, drow=2, stride=2)), 1),
+        (encode(Instr(op=Opc.MOVW, sap=0, dap=1, a=0, d=4, n=8, count=3)), 3 + 1),
+        (encode(Instr(op=Opc.ROWS, lo=3, hi=7)), 1),
+        (encode(Instr(op=Opc.COPY, d=20, a=0, n=3)), 2 + 2 * 3),
+    ]
+    illegal = encode(Instr(op=Opc.ADD, d=0, a=2, n=4))    # operands overlap
+    for word, hand in prog:
+        assert instr_cycles(word, cfg.ap) == hand, f"{word:#018x}"
+    tile = Tile(cfg).run([w for w, _ in prog] + [illegal])
+    c = tile.counters
+    assert c["cycles"] == sum(h for _, h in prog) + 1 == 141
+    assert c["instructions"] == len(prog) and c["errors"] == 1
+    assert c["row_transfers"] == 2 * 3
 
 
 def test_cycles_follow_precision():

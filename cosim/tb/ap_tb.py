@@ -35,6 +35,7 @@ from bfimna.golden.spec.uops import COUNTER_NAMES, N_COUNTERS, Op, UOp, port_wid
 from bfimna.hdl.gen.ap import ap_signature
 
 SWEEP_EVERY = 4000
+OP_VALUES = {int(op) for op in Op}
 
 
 class Mismatch(AssertionError):
@@ -57,6 +58,11 @@ class APBench:
         self.history: list[str] = []
         # coverage: the stream must do real work, not compare against nothing
         self.cover = {"compares_matching": 0, "writes_to_rows": 0, "illegal": 0}
+        # what the testbench itself drove (not the model): micro-ops per opcode, cycles
+        self.issued = {op.name.lower(): 0 for op in Op}
+        # each RTL counter as last seen on `cnt`: (cycles driven so far, micro-ops of its
+        # opcode driven so far, the RTL's value)
+        self.rtl_seen: dict[str, tuple[int, int, int]] = {}
 
     def drive(self, u: UOp, cnt_sel: int) -> None:
         for f in self.fields:
@@ -83,15 +89,21 @@ class APBench:
         del self.history[:-16]
         await FallingEdge(self.dut.clk)
         self.cycle += 1
+        op_name = Op(u.op).name.lower() if u.op in OP_VALUES else "unknown"
+        self.issued[op_name] = self.issued.get(op_name, 0) + 1
         model = self.model
         model.step(u)
-        if u.op in (Op.CMP, Op.CMPA) and model.tag.any():
+        rtl = {port: unsigned(self.outputs[port].value)
+               for port in model.expected_outputs(cnt_sel)}
+        # coverage from the RTL's own outputs
+        if u.op in (Op.CMP, Op.CMPA) and rtl["tag_any"]:
             self.cover["compares_matching"] += 1
-        elif u.op == Op.WR and model.tag.any():
+        elif u.op == Op.WR and rtl["tag_any"]:
             self.cover["writes_to_rows"] += 1
+        name = COUNTER_NAMES[cnt_sel]
+        self.rtl_seen[name] = (self.cycle, self.issued.get(name, 0), rtl["cnt"])
         for port, want in model.expected_outputs(cnt_sel).items():
-            self.expect(port if port != "cnt" else f"cnt ({COUNTER_NAMES[cnt_sel]})",
-                        unsigned(self.outputs[port].value), want)
+            self.expect(port if port != "cnt" else f"cnt ({name})", rtl[port], want)
 
     async def sweep(self) -> None:
         """Read the whole array back through the row port; see every counter."""
@@ -123,10 +135,12 @@ async def ap_random_stream(dut):
     wall = time.perf_counter() - t0
 
     m = bench.model
-    bench.cover["illegal"] = m.counters[COUNTER_NAMES.index("illegal")]
+    bench.cover["illegal"] = bench.rtl_seen["illegal"][2]      # the RTL's counter
     summary = {
         "config": cfg.name, "seed": seed, "random_uops": n_ops, "cycles": bench.cycle,
-        "hw_cycles": m.counters[COUNTER_NAMES.index("cycles")], "checks": bench.checks,
+        "hw_cycles": bench.rtl_seen["cycles"][2], "checks": bench.checks,
+        "rtl_counters": {k: list(v) for k, v in bench.rtl_seen.items()},
+        "issued": bench.issued,
         "wall_s": round(wall, 3), "cycles_per_s": round(bench.cycle / wall, 1),
         "counters": m.counter_dict(), "coverage": bench.cover,
     }
