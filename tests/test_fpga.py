@@ -138,3 +138,66 @@ def test_ecp5_pll_dividers():
 def test_a_pll_clock_on_ice40_is_refused(tmp_path):
     with pytest.raises(FpgaError, match="needs a PLL, which the flow supports on ECP5 only"):
         run_flow(TINY, "ice40-up5k", tmp_path, clock_mhz=10)
+
+
+def test_timing_verdict_on_empty_and_partial_fmax():
+    """An empty Fmax section (place and route failed or cut short) is not timing met;
+    `all([])` used to make it so."""
+    from bfimna.hdl.flow.fpga.report import pnr_fmax, timing_verdict
+    assert timing_verdict({}) == (False, ["the place-and-route report has no Fmax for any "
+                                          "clock"])
+    assert timing_verdict(pnr_fmax({}))[0] is False
+    assert timing_verdict(pnr_fmax({"fmax": {"clk": {"achieved": 31.5, "constraint": 25}}})) \
+        == (True, [])
+    met, why = timing_verdict(pnr_fmax({"fmax": {"clk": {"achieved": 22.7,
+                                                         "constraint": 25}}}))
+    assert not met and why == ["clk: 22.7 MHz, constraint 25 MHz"]
+    met, why = timing_verdict(pnr_fmax({"fmax": {"clk": {"constraint": 25}}}))  # no achieved
+    assert not met and "no achieved frequency" in why[0]
+
+
+def test_failed_stalled_and_truncated_tool_output(tmp_path):
+    """A tool that fails, one that stalls, and a report cut short all raise FpgaError
+    naming the log (with its last lines), never a half-read report."""
+    import sys
+
+    from bfimna.hdl.flow.fpga.report import read_pnr_report
+    log = tmp_path / "nextpnr.log"
+    with pytest.raises(FpgaError, match=r"(?s)place and route failed .*nextpnr.log.*"
+                       r"ERROR: Max frequency"):
+        flow._run([sys.executable, "-c", "print('Info: routing'); print('ERROR: Max "
+                   "frequency for clock'); raise SystemExit(1)"], log, "place and route")
+    t0 = time.perf_counter()
+    with pytest.raises(FpgaError, match=r"(?s)place and route stalled: no result after "
+                       r"0.5 s.*Info: still placing"):
+        flow._run([sys.executable, "-u", "-c", "print('Info: still placing'); "
+                   "import time; time.sleep(30)"], log, "place and route", timeout=0.5)
+    assert time.perf_counter() - t0 < 10                     # stopped, not waited for
+    with pytest.raises(FpgaError, match="without writing nextpnr_report.json"):
+        read_pnr_report(tmp_path / "nextpnr_report.json")
+    (tmp_path / "nextpnr_report.json").write_text('{"utilization": {"TRELLIS_COMB": ')
+    with pytest.raises(FpgaError, match="not a complete JSON report"):
+        read_pnr_report(tmp_path / "nextpnr_report.json")
+
+
+def test_a_report_without_fmax_is_not_timing_met(tmp_path, monkeypatch):
+    """The whole flow with fake tools: nextpnr 'succeeds' but its report has no Fmax."""
+    cfg = load_config(CONFIG_DIR / "ap2d_37x16.yaml")
+
+    def fake_run(cmd, log, what, timeout=None):
+        log.write_text(f"{what}: ok\n")
+        if what == "synthesis":
+            (log.parent / "stat.json").write_text(json.dumps(
+                {"design": {"num_cells_by_type": {"LUT4": 100, "TRELLIS_FF": 50}}}))
+        elif what == "place and route":
+            (log.parent / "nextpnr_report.json").write_text(json.dumps(
+                {"utilization": {"TRELLIS_COMB": {"used": 100, "available": 24288}},
+                 "fmax": {}}))
+        return 0.1
+
+    monkeypatch.setattr(flow, "_run", fake_run)
+    monkeypatch.setattr(flow, "tool", lambda name: name)
+    rep = flow.run_flow(cfg, "ecp5-25k", tmp_path)
+    assert rep["fits"] and rep["timing_met"] is False and rep["timing_problems"]
+    assert json.loads((tmp_path / "report.json").read_text())["timing_met"] is False
+    assert "none reported (timing NOT met)" in (tmp_path / "summary.md").read_text()

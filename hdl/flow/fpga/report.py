@@ -69,6 +69,37 @@ def pnr_fmax(rep: dict[str, Any]) -> dict[str, dict[str, float]]:
             for clk, v in rep.get("fmax", {}).items()}
 
 
+def read_pnr_report(path: Path) -> dict[str, Any]:
+    """nextpnr's JSON report; a missing, empty or truncated one (a tool that stopped
+    half-way) is an error, not an empty report."""
+    from bfimna.hdl.flow.fpga.targets import FpgaError
+    if not path.exists():
+        raise FpgaError(f"place and route finished without writing {path.name}; see "
+                        f"{path.parent / 'nextpnr.log'}")
+    try:
+        rep = json.loads(path.read_text())
+    except ValueError as exc:
+        raise FpgaError(f"{path} is not a complete JSON report ({exc})") from None
+    if not isinstance(rep, dict):
+        raise FpgaError(f"{path} is not a nextpnr report (a JSON {type(rep).__name__})")
+    return rep
+
+
+def timing_verdict(fmax: dict[str, dict[str, float]]) -> tuple[bool, list[str]]:
+    """(timing met, why not): met only when the report names at least one clock and every
+    clock has a positive achieved frequency at or above a positive constraint. An empty
+    Fmax section (a failed or cut-short place and route) is not timing met."""
+    if not fmax:
+        return False, ["the place-and-route report has no Fmax for any clock"]
+    why = []
+    for clk, f in fmax.items():
+        if not f.get("achieved", 0) > 0 or not f.get("constraint", 0) > 0:
+            why.append(f"{clk}: no achieved frequency or constraint in the report ({f})")
+        elif f["achieved"] < f["constraint"]:
+            why.append(f"{clk}: {f['achieved']} MHz, constraint {f['constraint']} MHz")
+    return not why, why
+
+
 def write_report(out: Path, report: dict[str, Any]) -> None:
     """report.json and summary.md (the same as a table) into `out`."""
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -86,9 +117,11 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
             pct = 100 * v["used"] / v["available"] if v["available"] else 0
             lines.append(f"| {k} | {v['used']:,} | {v['available']:,} | {pct:.1f} |")
     for clk, f in report.get("fmax_mhz", {}).items():
-        verdict = "meets" if f["achieved"] >= f["constraint"] else "MISSES"
+        verdict = "meets" if f["achieved"] >= f["constraint"] > 0 else "MISSES"
         lines.append(f"\nFmax {clk}: {f['achieved']} MHz ({verdict} the constraint, "
                      f"{f['constraint']} MHz)")
+    if "timing_met" in report and not report.get("fmax_mhz"):
+        lines.append("\nFmax: none reported (timing NOT met)")
     for p in report.get("problems", []):
         lines.append(f"\nDoes not fit: {p}")
     if report["wall_s"]:
