@@ -15,16 +15,23 @@ Host -> board
     'Z' (0x5A)                            reset the system (tiles, arrays, counters, the
                                           protocol error; not the link); answer 'K'. Output
                                           beats sent before that 'K' came from before it.
+    'S' (0x53)                            the link's error count; answer 'R' + 4 bytes
 Board -> host
     'K' (0x4B)                            the last 'W' beat was accepted, or 'Z' done
     'R' (0x52) value (4 bytes)            register value
     'D' (0x44) word (8 bytes) flags (1 byte, bit 0: tlast)   an output beat
-    'E' (0x45)                            a byte the board did not expect (resync)
+    'E' (0x45)                            a byte the board did not expect, or a byte
+                                          received with a framing error (a low stop bit):
+                                          the byte and any partial command before it are
+                                          dropped, the next byte is read as a command
+
+Every 'E' counts in the link's error count (32 bits, wraps; cleared only by power-on,
+not by 'Z'), which 'S' reads.
 
     >>> WORD.encode(word=0x1234, tlast=1).hex()
     '57341200000000000001'
-    >>> WORD.length, READ.length, RESET.length
-    (10, 3, 1)
+    >>> WORD.length, READ.length, RESET.length, STATS.length
+    (10, 3, 1, 1)
 """
 
 from __future__ import annotations
@@ -85,13 +92,16 @@ WORD = Frame("WORD", 0x57, "host", BEAT, "one AXI4-Stream beat; answered 'K' onc
 READ = Frame("READ", 0x52, "host", BitLayout("register address", 16, {"addr": (0, 16)}),
              "an AXI4-Lite read; answered 'R' + value")
 RESET = Frame("RESET", 0x5A, "host", None, "reset the system, not the link; answered 'K'")
+STATS = Frame("STATS", 0x53, "host", None, "read the link's error count; answered 'R' + count")
 ACK = Frame("ACK", 0x4B, "board", None, "the last beat was taken, or the reset is done")
 REG = Frame("REG", 0x52, "board", BitLayout("register value", 32, {"value": (0, 32)}),
             "the value of a register")
 DATA = Frame("DATA", 0x44, "board", BEAT, "one output beat of the system")
-ERR = Frame("ERR", 0x45, "board", None, "a command byte the board does not know")
+ERR = Frame("ERR", 0x45, "board", None, "a command byte the board does not know, or a byte "
+            "with a framing error (both counted, read with 'S')")
 
-FRAMES = (WORD, READ, RESET, ACK, REG, DATA, ERR)
+FRAMES = (WORD, READ, RESET, STATS, ACK, REG, DATA, ERR)
+LINK_ERRORS_BITS = 32        # width of the link's error count (wraps)
 HOST_FRAMES = {f.code: f for f in FRAMES if f.sender == "host"}     # by code byte
 BOARD_FRAMES = {f.code: f for f in FRAMES if f.sender == "board"}
 assert len(HOST_FRAMES) + len(BOARD_FRAMES) == len(FRAMES), "a code byte used twice"
@@ -111,6 +121,10 @@ def read_bytes(addr: int) -> bytes:
 
 def reset_bytes() -> bytes:
     return RESET.encode()
+
+
+def stats_bytes() -> bytes:
+    return STATS.encode()
 
 
 class LinkParser:

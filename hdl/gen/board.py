@@ -5,7 +5,10 @@ error; inverted when the board's LEDs are active low). Reset comes from a power-
 counter, so a board needs no reset pin. The byte protocol is golden/spec/link.py's: each
 AXI4-Stream beat the host sends is acknowledged ('K') once the system took it, so the
 host never overruns the board; output beats and register reads go back as 'D' and 'R'
-messages; 'Z' resets the system (not the link). On ECP5 the design may run from the
+messages; 'Z' resets the system (not the link). A byte with a framing error (the
+receiver's `error`) goes through the receive queue as a marker, in order with the good
+bytes: it drops any partial command, answers 'E' like an unknown command byte, and
+counts in the link's error count ('S' reads it). On ECP5 the design may run from the
 PLL (ecp5_pll) instead of clk_in, held in reset until the PLL locks.
 """
 
@@ -24,9 +27,11 @@ from bfimna.golden.spec.link import (
     ERR,
     FRAMES,
     HOST_FRAMES,
+    LINK_ERRORS_BITS,
     READ,
     REG,
     RESET,
+    STATS,
     WORD,
 )
 from bfimna.hdl.gen.controller import controller_module_name
@@ -40,7 +45,7 @@ RXQ_DEPTH = 16          # received bytes waiting for the command parser
 # the board's replies by code byte (golden/spec/link.py: FRAMES), for the waveforms
 Reply = hdl_enum({f.name: f.code for f in BOARD_FRAMES.values()}, 8, "Reply")
 # what each host frame does once its payload is in: the state that runs it
-ACTION = {WORD.name: "PUSH", READ.name: "AR", RESET.name: "RESET"}
+ACTION = {WORD.name: "PUSH", READ.name: "AR", RESET.name: "RESET", STATS.name: "STATS"}
 assert set(ACTION) == {f.name for f in HOST_FRAMES.values()}, "a host frame without action"
 
 
@@ -117,12 +122,16 @@ class BoardTop(wiring.Component):
         m.submodules.sys = sys = ResetInserter(sys_rst)(System(self.cfg))
         m.submodules.rx = rx = UARTRx(self.divisor)
         m.submodules.tx = tx = UARTTx(self.divisor)
-        m.submodules.rxq = rxq = SyncFIFO(width=8, depth=RXQ_DEPTH)
-        rx_bytes = rxq.r_stream                  # received bytes, in order
+        # received bytes, in order, bit 8 set for a byte with a framing error
+        m.submodules.rxq = rxq = SyncFIFO(width=9, depth=RXQ_DEPTH)
+        rx_bytes = rxq.r_stream
+        rx_byte, rx_bad = rx_bytes.payload[:8], rx_bytes.payload[8]
         # the receiver cannot wait: a byte that finds the queue full is lost (the host
         # waits for every answer, so at most one command is ever in flight)
         m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx),
-                     rxq.w_stream.payload.eq(rx.o.payload), rxq.w_stream.valid.eq(rx.o.valid)]
+                     rxq.w_stream.payload.eq(Cat(rx.o.payload, rx.error)),
+                     rxq.w_stream.valid.eq(rx.o.valid | rx.error)]
+        link_errors = Signal(LINK_ERRORS_BITS)   # every 'E' sent; power-on reset only
         leds = Cat(sys.busy, sys.error)
         m.d.comb += self.led.eq(~leds if self.led_invert else leds)
 
@@ -140,6 +149,8 @@ class BoardTop(wiring.Component):
             m.d.sync += [resp_req.eq(1), resp_kind.eq(Reply[frame.name])]
             if value is not None:
                 m.d.sync += resp_val.eq(value)
+            if frame is ERR:
+                m.d.sync += link_errors.eq(link_errors + 1)
 
         with m.FSM(name="link"):
             with m.State("CMD"):
@@ -147,20 +158,27 @@ class BoardTop(wiring.Component):
                 m.d.comb += rx_bytes.ready.eq(~resp_req)
                 with m.If(rx_bytes.valid & ~resp_req):
                     m.d.sync += idx.eq(0)
-                    with m.Switch(rx_bytes.payload):
-                        for f in HOST_FRAMES.values():
-                            with m.Case(f.code):
-                                m.next = f"RX_{f.name}" if f.nbytes else ACTION[f.name]
-                        with m.Default():
-                            reply(ERR)
+                    with m.If(rx_bad):
+                        reply(ERR)
+                    with m.Else():
+                        with m.Switch(rx_byte):
+                            for f in HOST_FRAMES.values():
+                                with m.Case(f.code):
+                                    m.next = f"RX_{f.name}" if f.nbytes else ACTION[f.name]
+                            with m.Default():
+                                reply(ERR)
             for f in HOST_FRAMES.values():
                 if not f.nbytes:
                     continue
                 with m.State(f"RX_{f.name}"):
                     # the payload of a frame, f.nbytes bytes
+                    # (a framing error drops the partial command: 'E', back to CMD)
                     m.d.comb += rx_bytes.ready.eq(1)
-                    with m.If(rx_bytes.valid):
-                        m.d.sync += [payload.word_select(idx, 8).eq(rx_bytes.payload),
+                    with m.If(rx_bytes.valid & rx_bad):
+                        reply(ERR)
+                        m.next = "CMD"
+                    with m.Elif(rx_bytes.valid):
+                        m.d.sync += [payload.word_select(idx, 8).eq(rx_byte),
                                      idx.eq(idx + 1)]
                         with m.If(idx == f.nbytes - 1):
                             m.next = ACTION[f.name]
@@ -175,6 +193,10 @@ class BoardTop(wiring.Component):
                 # 'Z': one cycle of system reset, then 'K'
                 m.d.comb += sys_rst.eq(1)
                 reply(ACK)
+                m.next = "CMD"
+            with m.State("STATS"):
+                # 'S': the link's error count, answered as 'R' + value
+                reply(REG, link_errors)
                 m.next = "CMD"
             with m.State("AR"):
                 # 'R': the AXI4-Lite read address ...

@@ -2,7 +2,10 @@
 
 `divisor` = clock cycles per bit (clock frequency / baud rate). The receiver samples each
 bit in its middle, after a start bit that is still low at its middle; a stop bit that is
-low is a framing error and the byte is dropped. Bytes go in and out as `lib.stream`
+low is a framing error and the byte is dropped; the receiver then waits for the line to
+go high (the rest of a break, or the low stop bit itself) before it looks for the next
+start bit, so one bad stop bit is one error and not a garbage byte after it. Bytes go
+in and out as `lib.stream`
 streams of 8-bit payloads.
 """
 
@@ -24,7 +27,8 @@ class UARTRx(wiring.Component):
         Received bytes, one cycle of `valid` each; nothing holds them back (a byte not
         taken that cycle is lost).
     error : Out(1)
-        One cycle high on a framing error (a low stop bit); that byte is dropped.
+        One cycle high on a framing error (a low stop bit); that byte is dropped and the
+        receiver waits for the line to be high again.
     """
 
     def __init__(self, divisor: int):
@@ -70,8 +74,13 @@ class UARTRx(wiring.Component):
                 with m.If(cnt == 0):
                     m.d.comb += [self.o.valid.eq(rx), self.error.eq(~rx), self.o.payload.eq(shreg)]
                     m.next = "IDLE"
+                    with m.If(~rx):
+                        m.next = "BREAK"
                 with m.Else():
                     m.d.sync += cnt.eq(cnt - 1)
+            with m.State("BREAK"):           # after a framing error: wait for the line high
+                with m.If(rx):
+                    m.next = "IDLE"
         return m
 
 
