@@ -27,6 +27,36 @@ from bfimna.hdl.flow.tools import ToolError
 from bfimna.hdl.gen.ap import FAULTS
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block): `bfimna run: error: ...`, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind, lo=None, hi=None, lo_open=False, hi_open=False, what="a number"):
+    """An argparse type: `kind` (int or float) within [lo, hi] (open ends where asked)."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if v != v or (lo is not None and (v <= lo if lo_open else v < lo)) or (
+                hi is not None and (v >= hi if hi_open else v > hi)):
+            raise argparse.ArgumentTypeError(f"{text} is not {what}")
+        return v
+    return parse
+
+
+POSITIVE = _number(int, 1, what="a positive integer")
+NON_NEGATIVE = _number(int, 0, what="an integer >= 0")
+SEED = _number(int, 0, 2**31 - 1, what="a seed (an integer 0..2^31-1)")
+FRACTION = _number(float, 0.0, 0.95, what="a share of cycles in 0..0.95")
+SECONDS = _number(float, 0.0, lo_open=True, what="a positive number of seconds")
+MHZ = _number(float, 0.0, lo_open=True, what="a positive frequency in MHz")
+BITS = _number(int, 1, 32, what="a width 1..32")
+
+
 def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=default_config_path(),
                    help="hardware configuration YAML (default: configs/default.yaml)")
@@ -236,7 +266,10 @@ def cmd_fpga(args) -> int:
     if r["pll"]:
         print(f"  PLL: {r['clock_mhz']:g} MHz (VCO {r['pll']['vco_mhz']:g} MHz), UART divisor "
               f"{r['uart_divisor']}")
-    if not r["timing_met"]:
+    if not r["fmax_mhz"]:
+        print("bfimna: warning: place and route reported no Fmax: timing is not known to "
+              "be met", file=sys.stderr)
+    elif not r["timing_met"]:
         print(f"bfimna: warning: the design misses its {r['clock_mhz']:g} MHz clock (nextpnr's "
               f"timing model has margin, so a bitstream may work at room temperature, but it "
               f"is not guaranteed); --clock-mhz lower on ECP5", file=sys.stderr)
@@ -368,7 +401,7 @@ def cmd_exec(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bfimna", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="bfimna", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
     v = sub.add_parser("verilog", help="emit the Verilog and a JSON manifest for a config")
@@ -385,12 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "its AXI ports with a random host program")
     c.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     _config_arg(c)
-    c.add_argument("--seed", type=int, default=1, help="seed of the random micro-op stream")
-    c.add_argument("--ops", type=int, default=20000, help="number of random micro-ops")
-    c.add_argument("--packets", type=int, default=60, help="system: random packets")
-    c.add_argument("--idle", type=float, default=0.3,
+    c.add_argument("--seed", type=SEED, default=1, help="seed of the random micro-op stream")
+    c.add_argument("--ops", type=POSITIVE, default=20000, help="number of random micro-ops")
+    c.add_argument("--packets", type=POSITIVE, default=60, help="system: random packets")
+    c.add_argument("--idle", type=FRACTION, default=0.3,
                    help="system: share of cycles the host leaves the input idle")
-    c.add_argument("--backpressure", type=float, default=0.3,
+    c.add_argument("--backpressure", type=FRACTION, default=0.3,
                    help="system: share of cycles the host refuses output words")
     c.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
     c.add_argument("--waves", action="store_true", help="record a waveform (VCD/FST)")
@@ -410,11 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--emulate", action="store_true",
                    help="--backend board without a board: the golden board model behind a "
                         "pseudo-terminal")
-    r.add_argument("--baud", type=int, default=115200)
-    r.add_argument("--timeout", type=float, default=5.0,
+    r.add_argument("--baud", type=POSITIVE, default=115200)
+    r.add_argument("--timeout", type=SECONDS, default=5.0,
                    help="seconds of silence before a board wait fails")
     _config_arg(r)
-    r.add_argument("--images", type=int, default=None, help="first K test images (default all)")
+    r.add_argument("--images", type=POSITIVE, default=None,
+                   help="first K test images (default all)")
     r.add_argument("--dump", type=Path, help="write every layer's output as .npy here")
     r.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -427,8 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
                    default="ecp5-85k")
     f.add_argument("--out", type=Path, required=True, help="output directory")
     f.add_argument("--bitstream", action="store_true", help="also pack the bitstream")
-    f.add_argument("--seed", type=int, default=1, help="placer seed")
-    f.add_argument("--clock-mhz", type=float, default=None,
+    f.add_argument("--seed", type=SEED, default=1, help="placer seed")
+    f.add_argument("--clock-mhz", type=MHZ, default=None,
                    help="ECP5: clock the design from a PLL at this frequency (the UART "
                         "divisor follows) instead of the board's clock")
     f.add_argument("--force", action="store_true",
@@ -440,9 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(w)
     w.add_argument("--target", choices=("ecp5-25k", "ecp5-85k", "ice40-up5k"),
                    default="ecp5-85k")
-    w.add_argument("--rows", type=int, nargs="+", default=[8, 16, 32])
-    w.add_argument("--cols", type=int, nargs="+", default=[16, 32])
-    w.add_argument("--tiles", type=int, nargs="+", default=[1, 2])
+    w.add_argument("--rows", type=POSITIVE, nargs="+", default=[8, 16, 32])
+    w.add_argument("--cols", type=POSITIVE, nargs="+", default=[16, 32])
+    w.add_argument("--tiles", type=POSITIVE, nargs="+", default=[1, 2])
     w.add_argument("--pnr", action="store_true",
                    help="also place and route every point (Fmax; much slower)")
     w.add_argument("--out", type=Path, required=True)
@@ -457,12 +491,12 @@ def build_parser() -> argparse.ArgumentParser:
                                       "pyserial URL")
     where.add_argument("--emulate", action="store_true",
                        help="no board: the golden board model behind a pseudo-terminal")
-    b.add_argument("--baud", type=int, default=115200)
-    b.add_argument("--timeout", type=float, default=2.0,
+    b.add_argument("--baud", type=POSITIVE, default=115200)
+    b.add_argument("--timeout", type=SECONDS, default=2.0,
                    help="seconds of silence before a wait fails")
-    b.add_argument("--runs", type=int, default=2, help="random programs to run")
-    b.add_argument("--packets", type=int, default=20, help="packets per program")
-    b.add_argument("--seed", type=int, default=1, help="seed of the first program")
+    b.add_argument("--runs", type=POSITIVE, default=2, help="random programs to run")
+    b.add_argument("--packets", type=POSITIVE, default=20, help="packets per program")
+    b.add_argument("--seed", type=SEED, default=1, help="seed of the first program")
     b.set_defaults(func=cmd_board)
 
     i = sub.add_parser("isa", help="the instruction set: cycle costs per operation and precision")
@@ -470,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--costs", action="store_true", help="print the cost table (the default)")
     i.add_argument("--json", action="store_true",
                    help="print the table as JSON: a list of {op, bits, cycles, textbook}")
-    i.add_argument("--bits", type=int, nargs="+", default=[1, 2, 4, 8, 16],
+    i.add_argument("--bits", type=BITS, nargs="+", default=[1, 2, 4, 8, 16],
                    help="precisions to tabulate")
     i.set_defaults(func=cmd_isa)
 
@@ -480,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", choices=("golden", "verilator", "icarus"), default="golden")
     e.add_argument("--init", type=Path, help=".npz with `cam` and/or one array per .field")
     e.add_argument("--dump", type=Path, help="write the final array, counters and fields (.npz)")
-    e.add_argument("--show-rows", type=int, default=8, help="rows of each field to print")
+    e.add_argument("--show-rows", type=NON_NEGATIVE, default=8, help="rows of each field to print")
     e.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
     e.set_defaults(func=cmd_exec)
     return p
@@ -490,11 +524,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as exc:
-        print(f"bfimna: configuration error: {exc}", file=sys.stderr)
+    except ConfigError as exc:     # a YAML parser's message spans lines: one line here
+        text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip() not in ("", "^"))
+        print(f"bfimna: configuration error: {text}", file=sys.stderr)
         return 2
     except ToolError as exc:
         print(f"bfimna: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+            PermissionError) as exc:         # an input or output path that does not work
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"bfimna: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # a simulator build that failed, with its log excerpt
         print(f"bfimna: {exc}", file=sys.stderr)

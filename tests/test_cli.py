@@ -5,6 +5,7 @@ import json
 import subprocess
 
 import numpy as np
+import pytest
 
 from conftest import BFIMNA, CONFIG_DIR, ROOT
 
@@ -97,3 +98,73 @@ def test_run_the_digits_cnn_through_the_serial_driver_on_the_emulated_board():
     r = run("run", "--config", CONFIG_DIR / "ulx3s_85f.yaml", "--network", net, "--plan", plan,
             "--backend", "board")
     assert r.returncode == 2 and "--backend board needs --port (or --emulate)" in r.stderr
+
+
+DIGITS = ROOT / "models" / "digits"
+NOPE = "/nonexistent/nope"
+# (command line, a fragment of the one-line message); {tmp} is the test's tmp_path
+BAD_INPUTS: list[tuple[list, str]] = [
+    ([], "the following arguments are required: cmd"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["verilog", "--config", NOPE + ".yaml", "--out", "{tmp}/v"], NOPE),
+    (["verilog", "--config", "{tmp}/bad.yaml", "--out", "{tmp}/v"], "configuration error"),
+    (["verilog", "--config", CONFIG_DIR / "default.yaml"], "required: --out"),
+    (["cosim", "--ops", "0"], "0 is not a positive integer"),
+    (["cosim", "--ops", "many"], "'many' is not a positive integer"),
+    (["cosim", "--idle", "1.5"], "1.5 is not a share of cycles in 0..0.95"),
+    (["cosim", "--backpressure", "nan"], "nan is not a share of cycles"),
+    (["cosim", "--seed", "-3"], "-3 is not a seed"),
+    (["cosim", "--sim", "modelsim"], "invalid choice: 'modelsim'"),
+    (["cosim", "--inject-fault", "no_such_fault"], "invalid choice: 'no_such_fault'"),
+    (["cosim", "--config", NOPE + ".yaml"], NOPE),
+    (["cosim", "--unit", "system", "--packets", "-1"], "-1 is not a positive integer"),
+    (["run", "--network", NOPE + ".yaml", "--plan", NOPE + ".yaml"], NOPE),
+    (["run", "--network", DIGITS / "network.yaml", "--plan", DIGITS / "int8.yaml",
+      "--images", "0"], "0 is not a positive integer"),
+    (["run", "--network", DIGITS / "network.yaml", "--plan", DIGITS / "int8.yaml",
+      "--backend", "fpga"], "invalid choice: 'fpga'"),
+    (["run", "--network", DIGITS / "network.yaml", "--plan", DIGITS / "int8.yaml",
+      "--backend", "board"], "--backend board needs --port"),
+    (["run", "--network", DIGITS / "network.yaml", "--plan", DIGITS / "int8.yaml",
+      "--timeout", "-1"], "-1 is not a positive number of seconds"),
+    (["run", "--network", DIGITS / "network.yaml", "--plan", DIGITS / "int8.yaml",
+      "--config", NOPE + ".yaml"], NOPE),
+    (["run", "--plan", DIGITS / "int8.yaml"], "required: --network"),
+    (["fpga", "--target", "xc7a35t", "--out", "{tmp}/f"], "invalid choice: 'xc7a35t'"),
+    (["fpga", "--target", "ecp5-25k", "--out", "{tmp}/f", "--clock-mhz", "0"],
+     "0 is not a positive frequency in MHz"),
+    (["fpga", "--target", "ecp5-25k", "--out", "{tmp}/f", "--config", NOPE + ".yaml"], NOPE),
+    (["fpga", "--target", "ecp5-25k", "--out", "{tmp}/bad.yaml"], "File exists"),
+    (["fpga-sweep", "--target", "ecp5-25k", "--out", "{tmp}/s", "--rows", "0"],
+     "0 is not a positive integer"),
+    (["fpga-sweep", "--target", "ecp5-25k", "--out", "{tmp}/s", "--tiles", "two"],
+     "'two' is not a positive integer"),
+    (["board"], "one of the arguments --port --emulate is required"),
+    (["board", "--emulate", "--runs", "0"], "0 is not a positive integer"),
+    (["board", "--emulate", "--baud", "fast"], "'fast' is not a positive integer"),
+    (["board", "--emulate", "--config", NOPE + ".yaml"], NOPE),
+    (["isa", "--bits", "0"], "0 is not a width 1..32"),
+    (["isa", "--bits", "33"], "33 is not a width 1..32"),
+    (["isa", "--config", NOPE + ".yaml"], NOPE),
+    (["exec", NOPE + ".s"], "cannot read program"),
+    (["exec", EXAMPLE, "--init", NOPE + ".npz"], "cannot read --init"),
+    (["exec", EXAMPLE, "--init", "{tmp}/bad.yaml"], "cannot read --init"),
+    (["exec", EXAMPLE, "--show-rows", "-1"], "-1 is not an integer >= 0"),
+    (["exec", EXAMPLE, "--backend", "spice"], "invalid choice: 'spice'"),
+    (["exec"], "required: program"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD_INPUTS,
+                         ids=[" ".join(str(a) for a in argv[:3]) + f"-{i}"
+                              for i, (argv, _) in enumerate(BAD_INPUTS)])
+def test_bad_inputs_exit_2_with_one_line(tmp_path, argv, message):
+    """Every bad input of every command: exit status 2, one line on stderr naming the
+    problem, no traceback, nothing done."""
+    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
+    out = run(*[str(a).replace("{tmp}", str(tmp_path)) for a in argv])
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr + out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bfimna"), out.stderr
+    assert message in lines[0], lines[0]
