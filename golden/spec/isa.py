@@ -92,13 +92,14 @@ class Rule:
     ok: Callable
     why: Callable
     hw: bool = True      # False: a decoded word always passes (the RTL skips it)
+    name: str = ""       # unique within its opcode: rules tables, `drop_rule:` faults
 
 
-def rule(ok: Callable, why: Callable | str, hw: bool = True) -> Rule:
+def rule(ok: Callable, why: Callable | str, hw: bool = True, name: str = "") -> Rule:
     """A rule on (ins, target) alone."""
     return Rule(lambda i, t, c: ok(i, t),
                 (lambda i, t, c: why) if isinstance(why, str) else (lambda i, t, c: why(i, t)),
-                hw)
+                hw, name)
 
 
 def all_of(values):
@@ -147,17 +148,19 @@ def _apart_why(i, t, cols):
     raise AssertionError("operands apart")
 
 
-FITS = Rule(_fits, _fits_why)          # every operand column lies in the usable columns
-APART = Rule(_apart, _apart_why)       # no two operand columns overlap
+FITS = Rule(_fits, _fits_why, name="fits")     # every operand column lies in the usable columns
+APART = Rule(_apart, _apart_why, name="apart")  # no two operand columns overlap
 N_OK = rule(lambda i, t: (i.n >= 1) & (i.n <= MAX_WIDTH),
-            lambda i, t: f"width n={i.n} outside 1..{MAX_WIDTH}")
+            lambda i, t: f"width n={i.n} outside 1..{MAX_WIDTH}", name="n_range")
 M_OK = rule(lambda i, t: (i.m >= 1) & (i.m <= MAX_WIDTH),
-            lambda i, t: f"m={i.m} outside 1..{MAX_WIDTH}")
-M_BELOW_N = rule(lambda i, t: i.m < i.n, lambda i, t: f"m={i.m} must be below n={i.n}")
+            lambda i, t: f"m={i.m} outside 1..{MAX_WIDTH}", name="m_range")
+M_BELOW_N = rule(lambda i, t: i.m < i.n, lambda i, t: f"m={i.m} must be below n={i.n}",
+                 name="m_below_n")
 NEEDS_2D = rule(lambda i, t: t.ap.two_d,
-                lambda i, t: f"{Opc(i.op).name} needs a 2D AP (column moves)")
+                lambda i, t: f"{Opc(i.op).name} needs a 2D AP (column moves)", name="needs_2d")
 IMM_OK = rule(lambda i, t: (i.imm >= -(1 << (IMM_BITS - 1))) & (i.imm < (1 << (IMM_BITS - 1))),
-              lambda i, t: f"imm {i.imm} outside signed {IMM_BITS} bits", hw=False)
+              lambda i, t: f"imm {i.imm} outside signed {IMM_BITS} bits", hw=False,
+              name="imm_range")
 
 
 # -- the opcode table ----------------------------------------------------------------------
@@ -262,7 +265,8 @@ OPCODES: dict[Opc, OpSpec] = {
     Opc.ROWS: OpSpec(
         ROWS_FORMAT, ("lo", "hi"), "enable rows [lo, hi); lo <= hi <= R",
         rules=(rule(lambda i, t: (i.lo <= i.hi) & (i.hi <= t.ap.rows),
-                    lambda i, t: f"row range [{i.lo}, {i.hi}) is not within [0, {t.ap.rows}]"),)),
+                    lambda i, t: f"row range [{i.lo}, {i.hi}) is not within [0, {t.ap.rows}]",
+                    name="row_range"),)),
     Opc.CLEAR: OpSpec(
         GENERIC, ("d", "n"), "d = 0", columns=_d, rules=_ARITH,
         effect=lambda i, v, en: {"d": 0}, cost_rows=("CLEAR",),
@@ -290,7 +294,8 @@ OPCODES: dict[Opc, OpSpec] = {
         columns=lambda i: {"d": (i.d, i.n + i.m), "a": (i.a, i.n), "b": (i.b, i.m)},
         rules=(N_OK, M_OK,
                rule(lambda i, t: i.n + i.m <= MAX_WIDTH,
-                    lambda i, t: f"product width n+m={i.n + i.m} above {MAX_WIDTH}"),
+                    lambda i, t: f"product width n+m={i.n + i.m} above {MAX_WIDTH}",
+                    name="product_width"),
                FITS, APART),
         effect=lambda i, v, en: {"d": sx(v["a"], i.n, i.s) * sx(v["b"], i.m, i.s)},
         cost_rows=("MUL.u", "MUL.s"),
@@ -338,7 +343,8 @@ OPCODES: dict[Opc, OpSpec] = {
         rules=(N_OK, M_OK,
                NEEDS_2D,
                rule(lambda i, t: i.m <= (t.ap.rows - 1).bit_length(),    # 2^(m-1) < R
-                    lambda i, t: f"m={i.m} stages span 2^{i.m - 1} >= {t.ap.rows} rows"),
+                    lambda i, t: f"m={i.m} stages span 2^{i.m - 1} >= {t.ap.rows} rows",
+                    name="stages"),
                FITS, APART),
         effect=_reduce, cost_rows=("REDUCE",),
         example=lambda n, rows, s: dict(d=0, a=_far(n), n=n,
@@ -352,21 +358,22 @@ OPCODES: dict[Opc, OpSpec] = {
         "tile: for k < count, AP dap row drow+k bits [d, d+n) = AP sap row srow+k*stride "
         "bits [a, a+n); count + 1 cycles", transfer=True,
         columns=lambda i: {"a": (i.a, i.n, i.sap), "d": (i.d, i.n, i.dap)},
-        rules=(rule(lambda i, t: t.tile, "MOVW needs a tile configuration"),
+        rules=(rule(lambda i, t: t.tile, "MOVW needs a tile configuration", name="needs_tile"),
                rule(lambda i, t: (i.sap <= t.maps) & (i.dap <= t.maps),
                     lambda i, t: f"AP {max(i.sap, i.dap)} does not exist "
-                                 f"(0 = CAP, 1..{t.maps} = MAPs)"),
+                                 f"(0 = CAP, 1..{t.maps} = MAPs)", name="aps_exist"),
                rule(lambda i, t: i.sap != i.dap,
-                    lambda i, t: f"source and destination are the same AP ({i.sap})"),
+                    lambda i, t: f"source and destination are the same AP ({i.sap})",
+                    name="aps_differ"),
                N_OK,
-               rule(lambda i, t: i.count >= 1, "count=0 moves nothing"),
+               rule(lambda i, t: i.count >= 1, "count=0 moves nothing", name="count"),
                FITS,
                rule(lambda i, t: t.xrows[0] + (i.count - 1) * t.xrows[2] < t.rows(i.sap),
                     lambda i, t: f"source rows reach {t.xrows[0] + (i.count - 1) * t.xrows[2]}"
-                                 f", AP {i.sap} has {t.rows(i.sap)}"),
+                                 f", AP {i.sap} has {t.rows(i.sap)}", name="src_rows"),
                rule(lambda i, t: t.xrows[1] + i.count <= t.rows(i.dap),
                     lambda i, t: f"destination rows [{t.xrows[1]}, {t.xrows[1] + i.count}) "
-                                 f"outside AP {i.dap}'s {t.rows(i.dap)}")),
+                                 f"outside AP {i.dap}'s {t.rows(i.dap)}", name="dst_rows")),
         counts=lambda i: {"cycles": movw_cycles(i.count), "row_transfers": 2 * i.count}),
 }
 
@@ -506,6 +513,29 @@ def validate(ins: Instr, ap: APConfig, cfg=None, xrows=(0, 0, 0)) -> str | None:
         if not r.ok(ins, t, cols):
             return r.why(ins, t, cols)
     return None
+
+
+# Every check validate() makes, by name: "unknown_opcode" (no table entry), "reserved"
+# (a reserved bit of the opcode's format set), then each rule of its entry by `Rule.name`.
+# tests/test_rules.py builds its table of violating words from these; the RTL takes the
+# same names in its `drop_rule:<opcode>:<rule>` faults (hdl/gen/controller.py).
+UNKNOWN_OPCODE, RESERVED = "unknown_opcode", "reserved"
+
+
+def rule_names(spec: OpSpec) -> list[str]:
+    """The checks of one opcode, in validate()'s order: "reserved", then its rules."""
+    return [RESERVED] + [r.name for r in spec.rules]
+
+
+def failing_checks(ins: Instr, ap: APConfig, cfg=None, xrows=(0, 0, 0)) -> list[str]:
+    """Every check `ins` fails (validate() reports the first): [] when it is legal."""
+    spec = spec_of(ins.op)
+    if spec is None:
+        return [UNKNOWN_OPCODE]
+    out = [RESERVED] if ins.rsv else []
+    t = Target(ap, cfg, tuple(xrows))
+    cols = spec.columns(ins)
+    return out + [r.name for r in spec.rules if not r.ok(ins, t, cols)]
 
 
 # -- assembler / disassembler ---------------------------------------------------------------

@@ -29,12 +29,14 @@ from bfimna.golden.spec.isa import (
     MAX_WIDTH,
     MOVW_FORMAT,
     OPCODES,
+    RESERVED,
     RESERVED_COLS,
     ROWS_FORMAT,
     WORD_BITS,
     XROWS_FORMAT,
     Opc,
     OpSpec,
+    rule_names,
     usable_cols,
 )
 from bfimna.golden.spec.microcode import LUTS
@@ -115,14 +117,36 @@ FAULTS = {
 }
 
 
+DROP_RULE = "drop_rule"
+
+
+def validator_faults() -> list[str]:
+    """One fault per check of the RTL validator, `drop_rule:<opcode>:<rule>`: the
+    validator elaborated without that check (`reserved` or a hardware rule of the
+    opcode's OPCODES entry, golden/spec/isa.py: rule_names)."""
+    return [f"{DROP_RULE}:{op.name}:{name}" for op, spec in OPCODES.items()
+            for name, r in zip(rule_names(spec), (None, *spec.rules), strict=True)
+            if r is None or r.hw]
+
+
+def _dropped(fault: str | None) -> tuple[Opc, str] | None:
+    """(opcode, check) a `drop_rule:` fault removes, else None."""
+    if fault is None or not fault.startswith(DROP_RULE + ":"):
+        return None
+    _, op, name = fault.split(":", 2)
+    return Opc[op], name
+
+
 class APController(wiring.Component):
-    """`fault` deliberately breaks the sequencer (FAULTS), only so that the tests can
-    show the testbenches catch it; it is never used to emit real RTL."""
+    """`fault` deliberately breaks the sequencer (FAULTS) or drops one check of the
+    validator (`validator_faults()`), only so that the tests can show the testbenches
+    catch it; it is never used to emit real RTL."""
 
     def __init__(self, cfg: Config, fault: str | None = None):
-        if fault is not None and fault not in FAULTS:
+        if fault is not None and fault not in FAULTS and fault not in validator_faults():
             self._MustUse__silence = True
-            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)} and "
+                             f"{DROP_RULE}:<opcode>:<rule> (validator_faults())")
         self.cfg = cfg
         self.fault = fault
         super().__init__(controller_signature(cfg))
@@ -154,7 +178,7 @@ class APController(wiring.Component):
         xr = view(XROWS_FORMAT, w)
         x_srow, x_drow, x_stride = (Signal.like(xr.srow), Signal.like(xr.drow),
                                     Signal.like(xr.stride))
-        self._validate(m, h_legal, w, cfg, (x_srow, x_drow, x_stride))
+        self._validate(m, h_legal, w, cfg, (x_srow, x_drow, x_stride), _dropped(self.fault))
 
         # -- instruction register: the word in progress, seen through its formats -------
         iw = Signal(WORD_BITS)
@@ -632,17 +656,19 @@ class APController(wiring.Component):
         return m
 
     @staticmethod
-    def _validate(m, legal, w, cfg, xrows):
+    def _validate(m, legal, w, cfg, xrows, drop=None):
         """Combinational mirror of golden isa.validate(): per opcode, no reserved bit set
-        and every rule of its OPCODES entry, evaluated on a view of the word."""
+        and every rule of its OPCODES entry, evaluated on a view of the word. `drop`
+        (a fault: opcode, check name) leaves that one check out."""
         t = _Target(cfg, xrows)
         with m.Switch(view(GENERIC, w).op):
             for op, spec in OPCODES.items():
-                ok = rules_hold(spec, view(spec.fmt, w), t)
+                skip = drop[1] if drop is not None and drop[0] == op else None
+                ok = rules_hold(spec, view(spec.fmt, w), t, skip)
                 if ok is False:
                     continue                  # never legal on this tile: no case, illegal
                 with m.Case(op):
-                    bad = reserved(spec.fmt, w)
+                    bad = Const(0, 1) if skip == RESERVED else reserved(spec.fmt, w)
                     m.d.comb += legal.eq(~bad if ok is True else ~bad & ok)
 
 
@@ -667,13 +693,14 @@ class _Target:
         return self._per_ap(index, lambda ap, _k: ap.rows)
 
 
-def rules_hold(spec: OpSpec, ins, t):
+def rules_hold(spec: OpSpec, ins, t, skip: str | None = None):
     """AND of the hardware-checked rules of `spec` on `ins` (a view of the word): an
-    Amaranth value, or a Python bool when the rules decide statically."""
+    Amaranth value, or a Python bool when the rules decide statically. `skip`: the name
+    of a rule left out (a `drop_rule:` fault)."""
     cols = spec.columns(ins)
     out = True
     for r in spec.rules:
-        if not r.hw:
+        if not r.hw or r.name == skip:
             continue
         v = r.ok(ins, t, cols)
         if v is False:
