@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from bfimna.golden.model.controller import Controller, csd_digits, cy_col, cycles, expand
 from bfimna.golden.spec.config import APConfig
 from bfimna.golden.spec.isa import (
+    MAX_WIDTH,
     OPCODES,
     RESERVED_COLS,
     TRANSFER_OPS,
@@ -156,26 +157,62 @@ def test_macro_op_equals_numpy(ins, seed, lo, hi):
 SWEEP_OPS = [o for o in Opc if o not in (Opc.NOP, Opc.ROWS, *TRANSFER_OPS)]
 
 
+COVERAGE: dict[tuple[str, int, bool], int] = {}
+
+
+def sweep_instr(op, n, signed, rng):
+    """The instruction of the width sweep at precision n (None: no legal one, MUL n=32)."""
+    role = OPCODES[op].m
+    if role == "width" and n >= MAX_WIDTH:
+        return None            # d is n+m bits: MUL needs n <= 31
+    if role == "below" and n == 1:
+        return None            # needs m < n
+    pick = {"width": lambda: int(rng.integers(1, MAX_WIDTH - n + 1)),
+            "acc": lambda: int(rng.integers(n, MAX_WIDTH + 1)),
+            "below": lambda: max(1, n - 3) if op == Opc.CLAMP else max(1, n // 2),
+            "stages": lambda: 3}
+    m = pick[role]() if role else 0
+    imm = int(rng.integers(-(1 << 15), 1 << 15))
+    probe = Instr(op=op, n=n, m=m, s=signed, imm=imm)
+    kw, pos = {}, 0
+    for name, (_s, w) in operand_fields(probe).items():
+        kw[name] = pos
+        pos += w
+    return Instr(op=op, n=n, m=m, s=signed, imm=imm, **kw)
+
+
 @pytest.mark.parametrize("signed", [False, True], ids=["u", "s"])
 @pytest.mark.parametrize("op", SWEEP_OPS, ids=lambda o: o.name)
-def test_every_width_1_to_16(op, signed, seed):
-    """Each operation at every precision 1..16, signed and unsigned, on all rows."""
+def test_every_width_1_to_32(op, signed, seed):
+    """Each operation at every precision 1..32 (the ISA's limit), signed and unsigned, on
+    all rows, against numpy."""
     rng = np.random.default_rng(seed)
-    for n in range(1, 17):
-        role = OPCODES[op].m
-        m = {"width": int(rng.integers(1, 17)), "acc": int(rng.integers(n, 33)),
-             "below": max(1, n - 3) if op == Opc.CLAMP else max(1, n // 2),
-             "stages": 3}.get(role, 0)
-        if role == "below" and n == 1:
-            continue  # needs m < n
-        imm = int(rng.integers(-(1 << 15), 1 << 15))
-        probe = Instr(op=op, n=n, m=m, s=signed, imm=imm)
-        kw, pos = {}, 0
-        for name, (_s, w) in operand_fields(probe).items():
-            kw[name] = pos
-            pos += w
-        check(Instr(op=op, n=n, m=m, s=signed, imm=imm, **kw), int(rng.integers(1 << 31)),
-              0, AP.rows)
+    for n in range(1, MAX_WIDTH + 1):
+        ins = sweep_instr(op, n, signed, rng)
+        if ins is None:
+            continue
+        check(ins, int(rng.integers(1 << 31)), 0, AP.rows)
+        COVERAGE[(op.name, n, signed)] = COVERAGE.get((op.name, n, signed), 0) + 1
+
+
+def test_width_coverage_is_full():
+    """The table of (op, width, sign) the sweep above ran: every legal cell. Runs after
+    the sweep (same module, later in the file); alone, it runs the sweep itself."""
+    if not COVERAGE:
+        for op in SWEEP_OPS:
+            for signed in (False, True):
+                test_every_width_1_to_32(op, signed, 1)
+    want = {(op.name, n, s) for op in SWEEP_OPS for s in (False, True)
+            for n in range(1, MAX_WIDTH + 1)
+            if sweep_instr(op, n, s, np.random.default_rng(0)) is not None}
+    print("\n[coverage] golden op x width x sign (u/s per width 1..32; - : no legal form)")
+    for op in SWEEP_OPS:
+        line = "".join("".join("x" if (op.name, n, s) in COVERAGE else
+                               ("-" if (op.name, n, s) not in want else ".")
+                               for s in (False, True)) for n in range(1, MAX_WIDTH + 1))
+        print(f"  {op.name:7s} {line}")
+    print(f"  {len(set(COVERAGE) & want)}/{len(want)} cells")
+    assert want <= set(COVERAGE)
 
 
 def test_csd_digits():
