@@ -105,13 +105,18 @@ def test_wide_widths_on_rtl_match_numpy(op, seed):
         keep = sum(1 << c for c in range(cfg.ap.cols) if c not in owned)
         assert [g & keep for g in got] == [r & keep for r in rows], f"{ins}: other columns"
         COVERAGE[(op.name, ins.n, ins.s)] = COVERAGE.get((op.name, ins.n, ins.s), 0) + 1
+    # this op's row of the coverage table is full (checked here too, so that the check holds
+    # when pytest-xdist runs the table test below in another worker)
+    row = {(op.name, n, s) for s in (False, True) for n in WIDTHS
+           if sweep_instr(op, n, s, np.random.default_rng(0)) is not None}
+    assert row <= set(COVERAGE), sorted(row - set(COVERAGE))
 
 
 def test_wide_width_coverage_is_full():
     """Runs after the sweep above (later in the file): every legal (op, width 17..32,
     sign) cell was run on the RTL."""
     if not COVERAGE:
-        pytest.skip("run with the sweep (test_wide_widths_on_rtl_match_numpy)")
+        pytest.skip("the sweep ran in another process: each sweep test checked its own row")
     want = {(op.name, n, s) for op in SWEEP_OPS for s in (False, True) for n in WIDTHS
             if sweep_instr(op, n, s, np.random.default_rng(0)) is not None}
     print("\n[coverage] RTL (Amaranth) op x width 17..32 x sign (u s per width; - none)")
