@@ -7,13 +7,14 @@ golden controller's.
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from hdl_host import host_load
 
 from bfimna.golden.host.stimulus import random_program
 from bfimna.golden.model.controller import COUNTER_KEYS, Controller, expand
 from bfimna.golden.spec.config import config_from_dict
 from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, decode, encode, validate
 from bfimna.golden.spec.uops import Op
-from bfimna.hdl.gen.controller import HOST_READ, HOST_WRITE, APController
+from bfimna.hdl.gen.controller import HOST_READ, APController
 
 CFG2 = config_from_dict({"name": "c2", "ap": {"rows": 9, "cols": 40, "dims": 2,
                                               "counter_bits": 16}, "ctrl": {"queue_depth": 4}})
@@ -62,13 +63,7 @@ def run_rtl(cfg, words, init_rows, seed, gaps=True):
     res = {"uops": [], "rows": [], "counters": {}, "bubbles": 0}
 
     async def bench(ctx):
-        for r, v in enumerate(init_rows):
-            ctx.set(dut.host_op, HOST_WRITE)
-            ctx.set(dut.host_addr, r)
-            ctx.set(dut.host_wdata, v)
-            ctx.set(dut.host_mask, (1 << (cfg.ap.cols - 1)) - 1)
-            await ctx.tick()
-        ctx.set(dut.host_op, 0)
+        await host_load(ctx, dut, 0, init_rows, (1 << (cfg.ap.cols - 1)) - 1)
         pending = list(words)
         started = False
         idle_run = 0

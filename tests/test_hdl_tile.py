@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from hdl_host import host_load
 from test_hdl_controller import read_counters
 
 from bfimna.golden.host.stimulus import random_tile_program
@@ -16,7 +17,6 @@ from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, encode
 from bfimna.hdl.gen.controller import (
     HOST_READ,
     HOST_READ_COL,
-    HOST_WRITE,
     HOST_WRITE_COL,
     APController,
 )
@@ -47,14 +47,8 @@ def run_rtl(cfg, words, init, seed):
 
     async def bench(ctx):
         for k, rows in init.items():
-            for r, v in enumerate(rows):
-                ctx.set(dut.host_op, HOST_WRITE)
-                ctx.set(dut.host_ap, k)
-                ctx.set(dut.host_addr, r)
-                ctx.set(dut.host_wdata, v)
-                ctx.set(dut.host_mask, (1 << 64) - 1 if k else (1 << (cfg.ap.cols - 1)) - 1)
-                await ctx.tick()
-        ctx.set(dut.host_op, 0)
+            await host_load(ctx, dut, k, rows,
+                            (1 << 64) - 1 if k else (1 << (cfg.ap.cols - 1)) - 1)
         pending = list(words)
         idle = 0
         while idle < 3:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from hdl_host import host_load
 from rules_table import (
     RULE_CONFIGS,
     WIDE,
@@ -26,7 +27,7 @@ from rules_table import (
 from bfimna.golden.spec.config import Config
 from bfimna.golden.spec.isa import UNKNOWN_OPCODE, Opc, decode, failing_checks, validate
 from bfimna.golden.spec.uops import COUNTER_KEYS
-from bfimna.hdl.gen.controller import HOST_READ, HOST_WRITE, APController, validator_faults
+from bfimna.hdl.gen.controller import HOST_READ, APController, validator_faults
 
 from conftest import ROOT
 
@@ -79,14 +80,8 @@ def run_tile(cfg: Config, words: list[int], init, budgets: list[int],
 
     async def bench(ctx):
         for k, rows in init.items():
-            for r, v in enumerate(rows):
-                ctx.set(dut.host_op, HOST_WRITE)
-                ctx.set(dut.host_ap, k)
-                ctx.set(dut.host_addr, r)
-                ctx.set(dut.host_wdata, v)
-                ctx.set(dut.host_mask, (1 << 128) - 1 if k else (1 << (cfg.ap.cols - 1)) - 1)
-                await ctx.tick()
-        ctx.set(dut.host_op, 0)
+            await host_load(ctx, dut, k, rows,
+                            (1 << 128) - 1 if k else (1 << (cfg.ap.cols - 1)) - 1)
         ctx.set(dut.csr_sel, ERRORS)
         for w, budget in zip(words, budgets, strict=True):
             ctx.set(dut.s_valid, 1)

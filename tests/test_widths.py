@@ -12,12 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from hdl_host import host_load
 from rules_table import WIDE
 from test_controller import SWEEP_OPS, reference, sweep_instr
 
 from bfimna.golden.model.controller import cy_col
 from bfimna.golden.spec.isa import MAX_WIDTH, RESERVED_COLS, Instr, Opc, encode, operand_fields
-from bfimna.hdl.gen.controller import HOST_READ, HOST_WRITE, APController
+from bfimna.hdl.gen.controller import HOST_READ, APController
 
 WIDTHS = range(17, MAX_WIDTH + 1)
 COVERAGE: dict[tuple[str, int, bool], int] = {}
@@ -45,14 +46,7 @@ def run_cases(cfg, cases):
 
     async def bench(ctx):
         for ins, rows, lo, hi in cases:
-            for r, v in enumerate(rows):
-                ctx.set(dut.host_op, HOST_WRITE)
-                ctx.set(dut.host_ap, 0)
-                ctx.set(dut.host_addr, r)
-                ctx.set(dut.host_wdata, v)
-                ctx.set(dut.host_mask, (1 << cfg.ap.cols) - 1)
-                await ctx.tick()
-            ctx.set(dut.host_op, 0)
+            await host_load(ctx, dut, 0, rows, (1 << cfg.ap.cols) - 1)
             await send(ctx, encode(Instr(op=Opc.ROWS, lo=lo, hi=hi)))
             await send(ctx, encode(ins))
             got = []
