@@ -7,8 +7,11 @@ that a user (or a later flow step) can check which configuration a netlist came 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 # Reproducible output without a system Yosys: use the Yosys that amaranth bundles.
@@ -26,6 +29,63 @@ from bfimna.hdl.gen.system import System, system_module_name, system_signature  
 
 MANIFEST = "manifest.json"
 
+# -- a cache of emitted Verilog ------------------------------------------------------------
+# Elaborating a large top takes Amaranth tens of seconds (the default system: 25-80 s on a
+# loaded 2-core machine), longer than most simulations of it. Every text is kept per
+# process and on disk, in $BFIMNA_VERILOG_CACHE (default build/verilog-cache under the
+# working directory), keyed by the configuration's hash, the call's arguments and a digest
+# of every source the generators read (hdl/, golden/, Amaranth's version and its Yosys):
+# editing a generator invalidates every entry, nothing stale is ever reused.
+_MEMO: dict[str, str] = {}
+
+
+@functools.cache
+def generator_digest() -> str:
+    """A digest of everything emitted Verilog depends on besides the configuration."""
+    import bfimna.golden
+    import bfimna.hdl
+
+    h = hashlib.sha256(f"{amaranth.__version__}\0"
+                       f"{os.environ.get('AMARANTH_USE_YOSYS', '')}".encode())
+    for pkg in (bfimna.hdl, bfimna.golden):
+        root = Path(str(pkg.__file__)).parent
+        for p in sorted(root.rglob("*")):
+            if p.is_file() and p.suffix in (".py", ".json", ".yaml") and \
+                    "__pycache__" not in p.parts:
+                h.update(f"{pkg.__name__}/{p.relative_to(root)}\0".encode())
+                h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("BFIMNA_VERILOG_CACHE", Path("build") / "verilog-cache"))
+
+
+def _cached(kind: str) -> Callable:
+    def wrap(gen: Callable[..., str]) -> Callable[..., str]:
+        @functools.wraps(gen)
+        def cached(cfg: Config, *args, **kw) -> str:
+            key = hashlib.sha256(f"{kind}\0{cfg.hash}\0{args!r}\0{sorted(kw.items())!r}\0"
+                                 f"{generator_digest()}".encode()).hexdigest()[:32]
+            if key in _MEMO:
+                return _MEMO[key]
+            path = cache_dir() / f"{cfg.name}-{kind}-{key}.v"
+            try:
+                text = path.read_text()
+            except OSError:
+                text = gen(cfg, *args, **kw)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                    tmp.write_text(text)
+                    tmp.replace(path)       # atomic: another process never reads half
+                except OSError:
+                    pass                    # a read-only place: the memo still works
+            _MEMO[key] = text
+            return text
+        return cached
+    return wrap
+
 
 def _ports(signature: wiring.Signature) -> list[dict]:
     ports = [{"name": "clk", "dir": "in", "width": 1}, {"name": "rst", "dir": "in", "width": 1}]
@@ -35,23 +95,27 @@ def _ports(signature: wiring.Signature) -> list[dict]:
     return ports
 
 
+@_cached("ap")
 def ap_verilog(cfg: Config, fault: str | None = None) -> str:
     """Verilog text of the AP core of `cfg` (top module named by ap_module_name)."""
     core = APCore(cfg.ap, fault=fault)
     return verilog.convert(core, name=ap_module_name(cfg.ap), emit_src=False)
 
 
+@_cached("tile")
 def controller_verilog(cfg: Config, fault: str | None = None) -> str:
     """Verilog text of the AP controller (queue, sequencer and its AP core)."""
     return verilog.convert(APController(cfg, fault=fault), name=controller_module_name(cfg),
                            emit_src=False)
 
 
+@_cached("system")
 def system_verilog(cfg: Config) -> str:
     """Verilog text of the system top (tiles, global controller, AXI host interface)."""
     return verilog.convert(System(cfg), name=system_module_name(cfg), emit_src=False)
 
 
+@_cached("board")
 def board_verilog(cfg: Config, divisor: int, led_invert: bool = False,
                   pll: dict | None = None, fin_mhz: float | None = None) -> str:
     """Verilog of the board-level top (the system behind a UART link, hdl/gen/board.py);
