@@ -4,6 +4,7 @@
     bfimna cosim --sim {verilator,icarus} --config FILE [--seed N] [--ops N]
     bfimna cosim --unit system --sim {verilator,icarus} --config FILE [--packets N]
     bfimna run --network NET.yaml --plan PLAN.yaml --backend {golden,verilator,icarus,board}
+    (RTL runs: [--path {replay,cocotb}] [--waves-from A --waves-to B])
     bfimna fpga --config FILE --target {ecp5-25k,ecp5-85k,ice40-up5k} --out DIR [--bitstream]
                 [--clock-mhz F] [--force]
     bfimna fpga-sweep --target T --rows R.. --cols C.. --tiles T.. --out DIR [--pnr]
@@ -25,6 +26,10 @@ from pathlib import Path
 from bfimna.golden.spec.config import ConfigError, default_config_path, load_config
 from bfimna.hdl.flow.tools import ToolError
 from bfimna.hdl.gen.ap import FAULTS
+
+
+class UsageError(ValueError):
+    """Options that parse one by one but not together (exit 2, like argparse's errors)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,6 +67,29 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
                    help="hardware configuration YAML (default: configs/default.yaml)")
 
 
+def _replay_args(p: argparse.ArgumentParser) -> None:
+    """How an RTL backend is driven (cosim/drivers/backends.py: RtlBackend)."""
+    p.add_argument("--path", choices=("replay", "cocotb"), default="replay",
+                   help="RTL runs: replay (default: an HDL testbench applies the stimulus "
+                        "from a file at the simulator's speed, Python checks the responses "
+                        "after) or cocotb (Python drives every cycle or bus beat: "
+                        "cocotbext-axi's bus models on the system top; always with --waves)")
+    p.add_argument("--waves-from", type=NON_NEGATIVE, default=None, metavar="CYCLE",
+                   help="replay path: record an FST from this cycle (with --waves-to)")
+    p.add_argument("--waves-to", type=NON_NEGATIVE, default=None, metavar="CYCLE",
+                   help="replay path: stop recording at this cycle")
+
+
+def _waves_window(args) -> tuple[int, int] | None:
+    """(from, to) of --waves-from/--waves-to, or None; a bad window is a usage error."""
+    lo, hi = getattr(args, "waves_from", None), getattr(args, "waves_to", None)
+    if lo is None and hi is None:
+        return None
+    if lo is None or hi is None or hi <= lo:
+        raise UsageError("--waves-from and --waves-to go together, with from < to")
+    return lo, hi
+
+
 def cmd_verilog(args) -> int:
     from bfimna.hdl.flow.emit import emit
     from bfimna.hdl.flow.lint import lint
@@ -92,23 +120,31 @@ def cmd_cosim_system(args, cfg) -> int:
     from bfimna.golden.host.stimulus import random_host_program
 
     prog = random_host_program(cfg, args.seed, n_packets=args.packets)
+    via = ("the replay harness" if args.path == "replay" and not args.waves else
+           "cocotbext-axi")
     print(f"cosim: system top of {cfg.name} ({cfg.system.tiles} tile(s), each a "
           f"{cfg.ap.dims}D {cfg.ap.rows}x{cfg.ap.cols} CAP + {cfg.tile.maps} MAP(s) "
           f"{cfg.tile.map_rows}x{cfg.tile.map_cols}) on {args.sim} through AXI "
-          f"(cocotbext-axi), seed {args.seed}: {len(prog.frames)} packets, "
+          f"({via}), seed {args.seed}: {len(prog.frames)} packets, "
           f"{prog.n_words} words, idle {args.idle:.0%}, back-pressure {args.backpressure:.0%}",
           flush=True)
     want = backend("golden", cfg).run(prog)
     t0 = time.perf_counter()
-    got = backend(args.sim, cfg, build_root=args.build_dir, seed=args.seed, idle=args.idle,
-                  backpressure=args.backpressure, waves=args.waves).run(prog)
+    rtl = backend(args.sim, cfg, build_root=args.build_dir, seed=args.seed, idle=args.idle,
+                  backpressure=args.backpressure, waves=args.waves, path=args.path,
+                  waves_window=_waves_window(args))
+    got = rtl.run(prog)
     wall = time.perf_counter() - t0
     diffs = compare(want, got, prog)
     if diffs:
         print("\n".join(diffs[:20]), file=sys.stderr)
+        if rtl.command:
+            print(f"rerun the simulation alone: {rtl.command}", file=sys.stderr)
         print(f"FAILED: the system top differs from the golden system (log: {got.log}); "
               f"reproduce with `bfimna cosim --unit system --sim {args.sim} --config "
-              f"{args.config} --seed {args.seed} --packets {args.packets}`", file=sys.stderr)
+              f"{args.config} --seed {args.seed} --packets {args.packets} --idle {args.idle} "
+              f"--backpressure {args.backpressure} --path {args.path}` (add --waves-from A "
+              f"--waves-to B around the cycle above for an FST)", file=sys.stderr)
         return 1
     g = got.global_counters
     print(f"PASSED: {len(got.responses)} responses ({g['words_out']} words) equal the golden "
@@ -124,23 +160,31 @@ def cmd_cosim_system(args, cfg) -> int:
 
 
 def cmd_cosim(args) -> int:
-    from bfimna.cosim.drivers.runner import failure_excerpt, run_ap_cosim
+    from bfimna.cosim.drivers.runner import ap_cosim_path, failure_excerpt, run_ap_cosim
 
     cfg = load_config(args.config)
     if args.unit == "system":
         return cmd_cosim_system(args, cfg)
+    path = ap_cosim_path(args.path, args.waves)
     print(f"cosim: AP core of {cfg.name} ({cfg.ap.dims}D, {cfg.ap.rows} rows x "
           f"{cfg.ap.cols} cols) on {args.sim}, seed {args.seed}, {args.ops} random micro-ops",
           flush=True)
+    how = ("replay: the stream from a file, checked against golden afterwards" if
+           path == "replay" else "cocotb: Python drives and checks every cycle")
+    if path != args.path:
+        how += " (--waves needs cocotb)"
+    print(f"  path: {how}", flush=True)
     print(f"  building the {args.sim} model (reused when the Verilog is unchanged; log in "
           f"{args.build_dir}/...)", flush=True)
     t0 = time.perf_counter()
     res = run_ap_cosim(cfg, args.sim, seed=args.seed, n_ops=args.ops,
-                       build_root=args.build_dir, waves=args.waves, fault=args.inject_fault)
+                       build_root=args.build_dir, waves=args.waves, fault=args.inject_fault,
+                       path=path)
     wall = time.perf_counter() - t0
     if not res.passed:
         print(failure_excerpt(res), file=sys.stderr)
         fault = f" --inject-fault {args.inject_fault}" if args.inject_fault else ""
+        fault += " --path cocotb" if path == "cocotb" else ""
         print(f"FAILED: RTL differs from the golden model (log: {res.log}); reproduce with "
               f"`bfimna cosim --sim {args.sim} --config {args.config} --seed {args.seed} "
               f"--ops {args.ops}{fault}`", file=sys.stderr)
@@ -157,8 +201,14 @@ def cmd_cosim(args) -> int:
           f"{s['coverage']['writes_to_rows']} tag writes hit rows, "
           f"{s['coverage']['illegal']} illegal micro-ops flagged")
     print("  whole array read back and compared at the end; hardware counters equal golden")
-    print(f"  speed: {s['cycles_per_s']:.0f} simulated cycles/s ({args.sim}, Python driving "
-          f"every cycle); wall {wall:.1f} s including build")
+    if path == "replay":
+        print(f"  speed: {s['cycles_per_s']:.0f} cycles/s end to end ({args.sim}, replay: "
+              f"simulation {s['sim_s']:.2f} s = {s['sim_cycles_per_s']:.0f} cycles/s, Python "
+              f"stream + golden model {s['gen_s']:.2f} s, check {s['check_s']:.2f} s); wall "
+              f"{wall:.1f} s including build")
+    else:
+        print(f"  speed: {s['cycles_per_s']:.0f} simulated cycles/s ({args.sim}, Python "
+              f"driving every cycle); wall {wall:.1f} s including build")
     return 0
 
 
@@ -199,7 +249,9 @@ def cmd_run(args) -> int:
             be = stack.enter_context(SerialBackend(cfg, port, args.baud, args.timeout))
         else:
             be = backend(args.backend, cfg, **({"fast": True} if args.backend == "golden" else
-                                               {"build_root": args.build_dir}))
+                                               {"build_root": args.build_dir,
+                                                "path": args.path,
+                                                "waves_window": _waves_window(args)}))
         print(f"run: {net.name} ({len(net.layers)} layers), plan {plan.name}, {n} test "
               f"images, on {where} ({cfg.name}: {cfg.system.tiles} tile(s), CAP "
               f"{cfg.ap.rows}x{cfg.ap.cols}, {cfg.tile.maps} MAP(s) "
@@ -411,8 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run verilator --lint-only -Wall and iverilog -g2012")
     v.set_defaults(func=cmd_verilog)
 
-    c = sub.add_parser("cosim", help="cocotb cosimulation of the AP core or the system top "
-                                     "against the golden model")
+    c = sub.add_parser("cosim", help="cosimulation (replay harness or cocotb) of the AP core "
+                                     "or the system top against the golden model")
     c.add_argument("--unit", choices=("ap", "system"), default="ap",
                    help="ap: the AP core, cycle by cycle; system: the system top through "
                         "its AXI ports with a random host program")
@@ -427,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="system: share of cycles the host refuses output words")
     c.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
     c.add_argument("--waves", action="store_true", help="record a waveform (VCD/FST)")
+    _replay_args(c)
     c.add_argument("--json", action="store_true", help="also print the JSON summary")
     c.add_argument("--inject-fault", choices=sorted(FAULTS), default=None,
                    help="mutation testing: simulate a deliberately broken generator, which "
@@ -452,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dump", type=Path, help="write every layer's output as .npy here")
     r.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _replay_args(r)
     r.set_defaults(func=cmd_run)
 
     f = sub.add_parser("fpga", help="synthesis, place and route (and bitstream) of the "
@@ -528,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip() not in ("", "^"))
         print(f"bfimna: configuration error: {text}", file=sys.stderr)
         return 2
-    except ToolError as exc:
+    except (ToolError, UsageError) as exc:
         print(f"bfimna: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,

@@ -66,6 +66,7 @@ def run_layer(sched: LayerSchedule, backend, cfg: Config, out_shape: tuple[int, 
     res = backend.run(prog)
     wall = time.perf_counter() - t0
     y = np.zeros(out_shape, dtype=np.int64)
+    res.extra["source"] = source = {}    # output index -> (response, word): for a failure
     is_fc = len(out_shape) == 2
     # every output beat is accounted for: exactly the frames asked for, each of its length
     if len(res.responses) != len(prog.responses):
@@ -81,16 +82,28 @@ def run_layer(sched: LayerSchedule, backend, cfg: Config, out_shape: tuple[int, 
         # every word of a read lands in y, and y is then compared in full with the reference
         if len(vals) < len(targets):
             raise Mismatch(f"read {idx}: {len(vals)} words for {len(targets)} outputs")
-        for v, (img, ch, pos) in zip(vals, targets, strict=False):
-            if is_fc:
-                y[img, ch] = v
-            else:
-                y[img, ch, pos[0], pos[1]] = v
+        for j, (v, (img, ch, pos)) in enumerate(zip(vals, targets, strict=False)):
+            at = (img, ch) if is_fc else (img, ch, pos[0], pos[1])
+            y[at] = v
+            source[at] = (idx, j)
     counted = [t["cycles"] for t in res.tile_counters]
     busy = [0] * cfg.system.tiles
     for p in sched.passes:
         busy[p.tile] += p.predicted
     return y, counted, busy, prog.n_words, wall, res
+
+
+def _where(res, at: tuple[int, ...], backend) -> str:
+    """Which response word carried output `at`, when it left the system and how to rerun
+    the simulation (RTL replay runs), for a person debugging a mismatch."""
+    src = res.extra.get("source", {}).get(at)
+    if src is None:
+        return ""
+    text = f" (word {src[1]} of response {src[0]}"
+    cyc = res.word_cycle(*src) if hasattr(res, "word_cycle") else None
+    text += f", output at cycle {cyc})" if cyc is not None else ")"
+    command = getattr(backend, "command", None)
+    return text + (f"; rerun the simulation: {command}" if command else "")
 
 
 def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool = True,
@@ -129,9 +142,9 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
                 dump.mkdir(parents=True, exist_ok=True)
                 np.save(dump / f"{li:02d}_{q.name}.npy", y)
             if check and not exact:
-                bad = np.argwhere(y != want)[0]
+                bad = tuple(int(i) for i in np.argwhere(y != want)[0])
                 raise Mismatch(f"{q.name}: output differs from the golden reference at "
-                               f"{tuple(bad)}: {y[tuple(bad)]} != {want[tuple(bad)]}")
+                               f"{bad}: {y[bad]} != {want[bad]}" + _where(res, bad, backend))
             if check and not cycles_agree:
                 raise Mismatch(f"{q.name}: the tiles counted {counted_t} cycles, the cost "
                                f"model predicts {predicted_t} (counters wrap at "

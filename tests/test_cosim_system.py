@@ -52,7 +52,9 @@ def illegal_program(cfg):
 @pytest.mark.parametrize("name", SYSTEM_CONFIGS)
 def test_system_top(name, sim, seed):
     cfg = load_config(CONFIG_DIR / f"{name}.yaml")
-    rtl = backend(sim, cfg, build_root=BUILD, seed=seed, idle=0.3, backpressure=0.3)
+    # the cocotbext-axi bus models (the replay harness has its own tests: test_replay_sys)
+    rtl = backend(sim, cfg, build_root=BUILD, seed=seed, idle=0.3, backpressure=0.3,
+                  path="cocotb")
     gold = backend("golden", cfg)
 
     # 1. random host program under idle cycles and back-pressure
@@ -91,18 +93,20 @@ def test_system_top(name, sim, seed):
     assert got.responses[s] == [7 | 1 << 32]      # SYNC: tag 7, tile 0 in error
 
 
-def test_testbench_failure_raises():
+@pytest.mark.parametrize("path", ["cocotb", "replay"])
+def test_testbench_failure_raises(path):
     """A failed check inside the testbench is never lost: a job that expects one response
     fewer than the program asks for leaves a frame on the stream after the expected ones,
-    sys_tb asserts on it, and the backend raises DriverError naming the assertion and the
-    log (before, RtlBackend.run kept the verdict in `extra` and returned normally)."""
+    sys_tb asserts on it (the replay path counts it from the response file), and the
+    backend raises DriverError naming the failure and the log (before, RtlBackend.run
+    kept the verdict in `extra` and returned normally)."""
     cfg = load_config(CONFIG_DIR / "ap2d_37x16.yaml")
     prog = HostProgram(cfg)
     prog.write(0, 0, 0, [1, 2, 3], width=4)
     prog.read(0, 0, 0, 3, width=4)
     prog.sync(tag=5)
     prog.responses.pop()                 # the SYNC answer is now a beat nobody expects
-    rtl = backend("icarus", cfg, build_root=BUILD, seed=1)
+    rtl = backend("icarus", cfg, build_root=BUILD, seed=1, path=path)
     with pytest.raises(DriverError, match=r"icarus testbench failed: AssertionError: 1 "
                        r"output frames beyond the 1 expected.*; log: .*\.log"):
         rtl.run(prog)

@@ -31,12 +31,14 @@ from bfimna.cosim.drivers.runner import (
     run_board_job,
     run_system_job,
 )
+from bfimna.cosim.replay.build import ReplayRun
 from bfimna.golden.host.program import HostProgram, split_responses
 from bfimna.golden.model.system import System
 from bfimna.golden.spec.config import Config
 from bfimna.golden.spec.regs import STATUS_WORD
 
 BACKENDS = ("golden",) + SIMS
+PATHS = ("replay", "cocotb")
 
 
 class DriverError(RuntimeError):
@@ -57,6 +59,15 @@ class RunResult:
     cycles_per_s: float | None = None
     log: Path | None = None
     extra: dict = field(default_factory=dict)
+
+    def word_cycle(self, index: int, word: int) -> int | None:
+        """The clock cycle at which word `word` of response `index` left the system (replay
+        path only: it logs every output beat with its cycle)."""
+        beats = self.extra.get("beats")
+        if not beats:
+            return None
+        offset = sum(len(r) for r in self.responses[:index]) + word
+        return beats[offset][0] if offset < len(beats) else None
 
     def values(self, prog: HostProgram, index: int, signed: bool = False) -> np.ndarray:
         """Response `index` (a READ) as int64 values, sign-extended from its width."""
@@ -94,20 +105,32 @@ class GoldenBackend:
 class RtlBackend:
     def __init__(self, cfg: Config, sim: str, build_root: str | Path = DEFAULT_BUILD_ROOT,
                  seed: int = 1, idle: float = 0.0, backpressure: float = 0.0,
-                 waves: bool = False, link: str = "axi", divisor: int = 8):
+                 waves: bool = False, link: str = "axi", divisor: int = 8,
+                 path: str = "replay", waves_window: tuple[int, int] | None = None):
         """link: "axi" drives the system top's AXI ports; "uart" talks to the board-level
-        top over its serial link (golden/spec/link.py), `divisor` clock cycles per bit."""
+        top over its serial link (golden/spec/link.py), `divisor` clock cycles per bit.
+        path: "replay" (default) runs the HDL replay harness (cosim/replay/system.py,
+        the simulator's own speed); "cocotb" drives the ports through cocotbext-axi's
+        bus models (cosim/tb/sys_tb.py; needed for a reset in the middle of a program).
+        waves_window: (first, last) cycle of an FST recorded by the replay path."""
         if sim not in SIMS:
             raise ValueError(f"unknown simulator {sim!r}: choose one of {', '.join(SIMS)}")
         if link not in ("axi", "uart"):
             raise ValueError(f"unknown link {link!r}: axi or uart")
+        if path not in PATHS:
+            raise ValueError(f"unknown path {path!r}: {' or '.join(PATHS)}")
+        self.path, self.waves_window = path, waves_window
+        self.command: str | None = None      # the last replay run's simulator command
+        self._last_run: ReplayRun | None = None   # its files stay until the next run
         self.link, self.divisor = link, divisor
         self.cfg, self.name, self.build_root = cfg, sim, Path(build_root)
         self.seed, self.idle, self.backpressure, self.waves = seed, idle, backpressure, waves
 
     def budget(self, prog: HostProgram) -> int:
-        """Watchdog: cycles the golden system's tiles need, words, stalls, margin."""
-        g = System(self.cfg)
+        """Watchdog: cycles the golden system's tiles need, words, stalls, margin (the
+        macro-level tile model counts the same cycles, fast enough for whole networks)."""
+        from bfimna.golden.model.fast import FastTile
+        g = System(self.cfg, FastTile)
         g.feed(prog.beats())
         work = sum(t.counters["cycles"] for t in g.tiles) + g.counters["copy_cycles"]
         slow = 1.0 / max(0.05, (1 - self.idle) * (1 - self.backpressure))
@@ -139,15 +162,31 @@ class RtlBackend:
                 prog.responses) + 200) + 10 * job["max_cycles"]
             passed, summary, log = run_board_job(self.cfg, self.name, job, self.build_root,
                                                  self.waves)
+        elif self.path == "replay" and reset_prog is None and not self.waves:
+            # (a reset in the middle of a program and full-run waves need the cocotb path)
+            from bfimna.cosim.replay.system import run_system_replay
+            if self._last_run is not None:
+                self._last_run.cleanup()
+            passed, summary, last = run_system_replay(
+                self.cfg, self.name, prog, job["max_cycles"], self.build_root, self.seed,
+                self.idle, self.backpressure, self.waves_window)
+            self._last_run, log, self.command = last, last.log, last.command
+            if passed and summary.get("extra_output_frames"):
+                passed = False
+                log.write_text(f"AssertionError: {summary['extra_output_frames']} output "
+                               f"frames beyond the {len(prog.responses)} expected\n")
         else:
             passed, summary, log = run_system_job(self.cfg, self.name, job, self.build_root,
                                                   self.waves)
+        rerun = f"; rerun the simulation: {self.command}" if self.command else ""
         if not summary or summary.get("timed_out") or "registers" not in summary:
-            why = "timed out" if summary.get("timed_out") else "did not finish"
-            raise DriverError(f"{self.name} run {why} ({first_failure(log)}); log: {log}")
+            why = ("timed out" if summary.get("timed_out") else "hung on a register read"
+                   if "hung_read" in summary else "did not finish")
+            raise DriverError(f"{self.name} run {why} ({first_failure(log)}); log: {log}"
+                              f"{rerun}")
         if not passed:          # the testbench finished but one of its checks failed
             raise DriverError(f"{self.name} testbench failed: {first_failure(log)}; "
-                              f"log: {log}")
+                              f"log: {log}{rerun}")
         regs = summary["registers"]
         return RunResult(
             backend=self.name,
@@ -157,7 +196,8 @@ class RtlBackend:
             global_counters=regs["global"], tile_counters=regs["tiles"],
             wall_s=time.perf_counter() - t0, sim_cycles=summary["sim_cycles"],
             cycles_per_s=summary["cycles_per_s"], log=log,
-            extra={"status": regs["status"],
+            extra={"status": regs["status"], "path": self.path if self.link == "axi" else "uart",
+                   "beats": summary.get("beats"), "frame_cycles": summary.get("frame_cycles"),
                    "tile_busy": regs["tile_busy"], "id": regs["id"],
                    "after_reset": summary.get("after_reset"),
                    "extra_output_frames": summary.get("extra_output_frames")})
@@ -180,8 +220,12 @@ def compare(want: RunResult, got: RunResult, prog: HostProgram | None = None) ->
         if w != g:
             what = f" ({prog.responses[i]})" if prog else ""
             bad = [j for j in range(min(len(w), len(g))) if w[j] != g[j]]
+            j = bad[0] if bad else min(len(w), len(g))
+            cyc = got.word_cycle(i, j)
+            at = f" (output at cycle {cyc})" if cyc is not None else ""
+            val = f": {g[j]:#x}, expected {w[j]:#x}" if bad else ""
             diffs.append(f"response {i}{what}: {len(g)} words (expected {len(w)}), "
-                         f"first difference at word {bad[0] if bad else min(len(w), len(g))}")
+                         f"first difference at word {j}{at}{val}")
     for key in want.global_counters:
         if want.global_counters[key] != got.global_counters.get(key):
             diffs.append(f"counter {key}: {got.global_counters.get(key)}, "
