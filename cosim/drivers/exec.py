@@ -1,6 +1,7 @@
 """`bfimna exec`: assemble a program in the text form and run it on a freshly reset AP
-controller, golden or RTL (Verilator / Icarus through cocotb), from an optional initial
-array, returning the final array, the counters and the named fields.
+controller, golden or RTL (Verilator / Icarus, through the tile's replay harness,
+cosim/replay/tile.py), from an optional initial array, returning the final array, the
+counters and the named fields.
 
 Initial data (`--init FILE.npz`): an array `cam` (R x C, 0/1) and/or one array per
 `.field` the program declares (R values, or one value for every row). The reserved top
@@ -85,7 +86,9 @@ def exec_program(text: str, cfg: Config, backend: str, init: dict | None = None,
         res = run_program_rtl(cfg, backend, words, cam0.astype(np.uint8),
                               build_root=build_root)
         if not res.passed:
-            raise RuntimeError(f"{backend} run did not finish; log {res.log}")
+            why = "timed out" if res.timed_out else "did not finish"
+            raise RuntimeError(f"{backend} run {why}; log {res.log}"
+                               + (f"; rerun: {res.command}" if res.command else ""))
         cam = np.array([[(row >> c) & 1 for c in range(cfg.ap.cols)] for row in res.rows],
                        dtype=bool)
         counters, error = res.counters, res.error

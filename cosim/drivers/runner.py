@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bfimna.golden.spec.config import Config, load_config
-from bfimna.hdl.flow.emit import ap_verilog, controller_verilog
 from bfimna.hdl.flow.lint import WAIVER_FILE, waiver_text
 from bfimna.hdl.flow.tools import require, verilator_build_env
 from bfimna.hdl.gen.ap import ap_module_name
@@ -203,15 +202,43 @@ def _run_test(runner, bdir: Path, top: str, test_module: str, env: dict[str, str
     return ok, summary, log
 
 
+AP_PATHS = ("replay", "cocotb")
+
+
+def ap_cosim_path(path: str = "replay", waves: bool = False) -> str:
+    """The path run_ap_cosim takes: `path`, except that waves need cocotb."""
+    if path not in AP_PATHS:
+        raise ValueError(f"unknown path {path!r}: {' or '.join(AP_PATHS)}")
+    return "cocotb" if waves else path
+
+
 def run_ap_cosim(config: str | Path | Config, sim: str, seed: int = 1, n_ops: int = 2000,
                  build_root: str | Path = DEFAULT_BUILD_ROOT, fault: str | None = None,
-                 waves: bool = False) -> CosimResult:
-    """Generate the AP core of `config`, simulate it under `sim` against the golden model."""
+                 waves: bool = False, path: str = "replay") -> CosimResult:
+    """Generate the AP core of `config`, simulate it under `sim` against the golden model.
+
+    path "replay" (default): the HDL replay harness (cosim/replay/ap.py) applies the
+    stream from a file at the simulator's own speed; Python checks every cycle of its
+    response file afterwards. path "cocotb": cosim/tb/ap_tb.py drives and checks every
+    cycle from Python. Both run the same stream and write the same summary keys (the
+    replay adds its timings); `waves=True` always takes the cocotb path."""
     cfg = config if isinstance(config, Config) else load_config(config)
+    if sim not in SIMS:
+        raise ValueError(f"unknown simulator {sim!r}: choose one of {', '.join(SIMS)}")
+    from bfimna.cosim.replay.ap import run_ap_replay
+    from bfimna.hdl.flow.emit import ap_verilog
+
+    if ap_cosim_path(path, waves) == "replay":
+        passed, summary, log, bdir = run_ap_replay(cfg, sim, seed, n_ops, Path(build_root),
+                                                   fault)
+        return CosimResult(sim=sim, config=cfg.name, seed=seed, passed=passed,
+                           summary=summary, log=log, build_dir=bdir)
     bdir = build_dir_for(cfg, sim, Path(build_root), fault, unit="ap")
     passed, summary, log = _build_and_test(
         cfg, sim, bdir, ap_module_name(cfg.ap), ap_verilog(cfg, fault=fault),
         "bfimna.cosim.tb.ap_tb", {"BFIMNA_SEED": str(seed), "BFIMNA_OPS": str(n_ops)}, waves)
+    if summary:
+        summary["path"] = "cocotb"
     return CosimResult(sim=sim, config=cfg.name, seed=seed, passed=passed,
                        summary=summary, log=log, build_dir=bdir)
 
@@ -226,23 +253,69 @@ class ProgramRun:
     error: bool
     summary: dict
     log: Path
+    command: str | None = None   # replay path: the shell line that reruns the simulation
+
+
+PROGRAM_PATHS = ("replay", "cocotb")
 
 
 def run_program_rtl(config: str | Path | Config, sim: str, words: list[int], cam,
                     build_root: str | Path = DEFAULT_BUILD_ROOT, waves: bool = False,
-                    fault: str | None = None) -> ProgramRun:
+                    fault: str | None = None, path: str = "replay", seed: int = 1,
+                    idle: float = 0.0) -> ProgramRun:
     """Run a program (64-bit words) on the emitted AP controller from the initial array
     `cam` (R x C bits; the reserved column is ignored) and read back what it left.
-    A watchdog allows twice the cycles the golden controller needs, plus 1000."""
-    import numpy as np
+    A watchdog allows twice the cycles the golden tile needs, plus 1000
+    (cosim/replay/tile.py: cycle_budget).
 
-    from bfimna.golden.model.controller import cycles
-    from bfimna.golden.spec.isa import decode, validate
+    path: "replay" (default) runs the HDL replay harness (cosim/replay/tile.py: the
+    simulator's own speed, no Python in the cycle loop); "cocotb" the cocotb driver
+    cosim/tb/ctl_tb.py. `waves=True` always takes the cocotb path. `seed` and `idle`
+    (replay only): the seeded share of idle cycles on the instruction stream."""
+    if path not in PROGRAM_PATHS:
+        raise ValueError(f"unknown path {path!r}: {' or '.join(PROGRAM_PATHS)}")
+    cfg = config if isinstance(config, Config) else load_config(config)
+    if path == "cocotb" or waves:
+        return _run_program_cocotb(cfg, sim, words, cam, Path(build_root), waves, fault)
+    return run_programs_rtl(cfg, sim, [(words, cam)], build_root, fault, seed, idle)[0]
+
+
+def run_programs_rtl(config: str | Path | Config, sim: str, jobs,
+                     build_root: str | Path = DEFAULT_BUILD_ROOT, fault: str | None = None,
+                     seed: int = 1, idle: float = 0.0) -> list[ProgramRun]:
+    """Run every job, (words, cam) or (words, cam, [MAP arrays]), in one simulation of
+    the replay harness (cosim/replay/tile.py), each from a reset; one ProgramRun per job
+    (its summary also holds the MAPs' rows, `maps`)."""
+    from bfimna.cosim.replay.tile import last_run_info, run_tile_replay
 
     cfg = config if isinstance(config, Config) else load_config(config)
-    budget = 1000 + 2 * sum(cycles(i, cfg.ap) if validate(i, cfg.ap) is None else 1
-                            for i in map(decode, words))
-    bdir = build_dir_for(cfg, sim, Path(build_root), fault, unit="ctl")
+    if sim not in SIMS:
+        raise ValueError(f"unknown simulator {sim!r}: choose one of {', '.join(SIMS)}")
+    res = run_tile_replay(cfg, sim, jobs, Path(build_root), seed=seed, idle=idle, fault=fault)
+    info = last_run_info()
+    wall = info.get("sim_wall_s") or 0.0
+    total = sum(r.sim_cycles for r in res)
+    out = []
+    for job, r in zip(jobs, res, strict=True):
+        summary = r.summary
+        summary.update(path="replay", words=len(job[0]), wall_s=round(wall, 4),
+                       command=r.command,
+                       cycles_per_s=round(total / wall, 1) if wall > 0 else None)
+        out.append(ProgramRun(passed=r.passed, timed_out=r.timed_out, rows=r.rows,
+                              counters=r.counters, error=r.error, summary=summary,
+                              log=r.log, command=r.command))
+    return out
+
+
+def _run_program_cocotb(cfg: Config, sim: str, words: list[int], cam, build_root: Path,
+                        waves: bool, fault: str | None) -> ProgramRun:
+    import numpy as np
+
+    from bfimna.cosim.replay.tile import cycle_budget
+    from bfimna.hdl.flow.emit import controller_verilog
+
+    budget = cycle_budget(cfg, words)
+    bdir = build_dir_for(cfg, sim, build_root, fault, unit="ctl")
     bdir.mkdir(parents=True, exist_ok=True)
     tag = run_tag()
     prog_file = bdir / f"{tag}.program.npz"
@@ -256,6 +329,8 @@ def run_program_rtl(config: str | Path | Config, sim: str, words: list[int], cam
     finally:
         prog_file.unlink(missing_ok=True)
     rows = [int(x, 16) for x in summary.get("rows", [])]
+    if summary:
+        summary["path"] = "cocotb"
     return ProgramRun(passed=passed, timed_out=bool(summary.get("timed_out")), rows=rows,
                       counters=summary.get("counters", {}),
                       error=bool(summary.get("error")), summary=summary, log=log)
