@@ -239,25 +239,34 @@ def prebuild_cocotb(cfg: Config, sim: str, unit: str, top: str, text: str, root:
     return use, took, built, check
 
 
+def prebuild_all(cfg: Config, sim: str, unit: str, what: str, top: str, dut: str,
+                 harness, plain_text, args, paths: set[str]):
+    """Every build of `unit` the chosen paths need (harness and plain_text: callables
+    giving the testbench texts). Returns (cocotb build root, cocotb build s, compiled
+    now, its per-run check s, replay build s, compiled now, plain build s, compiled now)."""
+    root, reuse = args.build_dir, args.reuse
+    croot, cb_s, cb_new, cb_check = root, 0.0, False, 0.0
+    rb_s, rb_new, pb_s, pb_new = 0.0, False, 0.0, False
+    say(f"{sim}: {what} builds")
+    if "cocotb" in paths:
+        croot, cb_s, cb_new, cb_check = prebuild_cocotb(cfg, sim, unit, top, dut, root, reuse)
+    if "replay" in paths:
+        rb_s, rb_new = prebuild_replay(cfg, sim, unit, dut, harness(), root, reuse)
+    if "plain" in paths:
+        pb_s, pb_new = prebuild_replay(cfg, sim, f"{unit}-plain", dut, plain_text(), root,
+                                       reuse)
+    return croot, cb_s, cb_new, cb_check, rb_s, rb_new, pb_s, pb_new
+
+
 # -- AP core -------------------------------------------------------------------------------
 
 def bench_ap(cfg: Config, sim: str, args, k: int, paths: set[str]) -> Result:
-    root, reuse, seed = args.build_dir, args.reuse, args.seed
+    root, seed = args.build_dir, args.seed
     res = Result("ap", sim, f"random_uops: cocotb {args.ap_cocotb_ops[k]}, replay "
                             f"{args.ap_ops[k]} micro-ops")
-    dut = ap_verilog(cfg)
-    croot, cb_s, cb_new, rb_s, rb_new, pb_s, pb_new = root, 0.0, False, 0.0, False, 0.0, False
-    cb_check = 0.0
-    say(f"{sim}: AP core builds")
-    if "cocotb" in paths:
-        croot, cb_s, cb_new, cb_check = prebuild_cocotb(
-            cfg, sim, "ap", ap_module_name(cfg.ap), dut, root, reuse)
-    if "replay" in paths:
-        rb_s, rb_new = prebuild_replay(cfg, sim, "ap", dut, ap_replay.harness_text(cfg), root,
-                                       reuse)
-    if "plain" in paths:
-        pb_s, pb_new = prebuild_replay(cfg, sim, "ap-plain", dut, plain.ap_plain_text(cfg),
-                                       root, reuse)
+    croot, cb_s, cb_new, cb_check, rb_s, rb_new, pb_s, pb_new = prebuild_all(
+        cfg, sim, "ap", "AP core", ap_module_name(cfg.ap), ap_verilog(cfg),
+        lambda: ap_replay.harness_text(cfg), lambda: plain.ap_plain_text(cfg), args, paths)
 
     if "cocotb" in paths:
         n = args.ap_cocotb_ops[k]
@@ -330,23 +339,14 @@ def tile_differences(cfg: Config, rows, maps, counters, error, want: Tile) -> li
 
 
 def bench_tile(cfg: Config, sim: str, args, k: int, paths: set[str]) -> Result:
-    root, reuse, seed = args.build_dir, args.reuse, args.seed
+    root, seed = args.build_dir, args.seed
     n, nc = args.tile_instr[k], args.tile_cocotb_instr[k] or args.tile_instr[k]
     res = Result("tile", sim, f"random_program: {n} instructions" +
                  (f" (cocotb {nc})" if nc != n else ""))
-    dut = controller_verilog(cfg)
-    croot, cb_s, cb_new, rb_s, rb_new, pb_s, pb_new = root, 0.0, False, 0.0, False, 0.0, False
-    cb_check = 0.0
-    say(f"{sim}: tile builds")
-    if "cocotb" in paths:
-        croot, cb_s, cb_new, cb_check = prebuild_cocotb(
-            cfg, sim, "ctl", controller_module_name(cfg), dut, root, reuse)
-    if "replay" in paths:
-        rb_s, rb_new = prebuild_replay(cfg, sim, "ctl", dut, tile_replay.harness_text(cfg),
-                                       root, reuse)
-    if "plain" in paths:
-        pb_s, pb_new = prebuild_replay(cfg, sim, "ctl-plain", dut,
-                                       plain.tile_plain_text(cfg, plain.MIN_DEPTH), root, reuse)
+    croot, cb_s, cb_new, cb_check, rb_s, rb_new, pb_s, pb_new = prebuild_all(
+        cfg, sim, "ctl", "tile", controller_module_name(cfg), controller_verilog(cfg),
+        lambda: tile_replay.harness_text(cfg),
+        lambda: plain.tile_plain_text(cfg, plain.MIN_DEPTH), args, paths)
 
     def workload(n_instr: int):
         words = random_program(cfg.ap, seed, n_instr)
@@ -460,24 +460,14 @@ def system_program(cfg: Config, seed: int, n_instr: int) -> HostProgram:
 def bench_sys(cfg: Config, sim: str, args, k: int, paths: set[str]) -> Result:
     from bfimna.cosim.drivers.backends import backend, compare
 
-    root, reuse, seed = args.build_dir, args.reuse, args.seed
+    root, seed = args.build_dir, args.seed
     n, nc = args.sys_instr[k], args.sys_cocotb_instr[k] or args.sys_instr[k]
     res = Result("sys", sim, f"WRITE + INSTR of {n} instructions + READ" +
                  (f" (cocotb {nc})" if nc != n else ""))
-    dut = system_verilog(cfg)
-    croot, cb_s, cb_new, rb_s, rb_new, pb_s, pb_new = root, 0.0, False, 0.0, False, 0.0, False
-    cb_check = 0.0
-    say(f"{sim}: system top builds")
-    if "cocotb" in paths:
-        croot, cb_s, cb_new, cb_check = prebuild_cocotb(
-            cfg, sim, "sys", system_module_name(cfg), dut, root, reuse)
-    if "replay" in paths:
-        rb_s, rb_new = prebuild_replay(cfg, sim, "sys", dut, sys_replay.harness_text(cfg),
-                                       root, reuse)
-    if "plain" in paths:
-        pb_s, pb_new = prebuild_replay(cfg, sim, "sys-plain", dut,
-                                       plain.system_plain_text(cfg, plain.MIN_DEPTH), root,
-                                       reuse)
+    croot, cb_s, cb_new, cb_check, rb_s, rb_new, pb_s, pb_new = prebuild_all(
+        cfg, sim, "sys", "system top", system_module_name(cfg), system_verilog(cfg),
+        lambda: sys_replay.harness_text(cfg),
+        lambda: plain.system_plain_text(cfg, plain.MIN_DEPTH), args, paths)
     gold = backend("golden", cfg)
     gold_cache: dict[int, tuple[Any, float]] = {}
 
