@@ -233,6 +233,21 @@ def register_reads(cfg: Config) -> list[int]:
     return addrs
 
 
+def registers_from(cfg: Config, raw: dict[int, int]) -> dict[str, Any]:
+    """The registers as a result holds them (id, config, status, tile_busy, tile_error,
+    64-bit global and per-tile counters) from the 32-bit words read at register_reads()."""
+    def r64(a: int) -> int:
+        return raw[a] | raw[a + 4] << 32
+
+    return {
+        "id": raw[REG_ID], "config": raw[REG_CONFIG], "status": raw[REG_STATUS],
+        "tile_busy": raw[REG_TILE_BUSY], "tile_error": raw[REG_TILE_ERROR],
+        "global": {k: r64(GLOBAL_COUNTER_BASE + COUNTER_STRIDE * i)
+                   for i, k in enumerate(GLOBAL_COUNTERS)},
+        "tiles": [{k: r64(TILE_COUNTER_BASE + TILE_COUNTER_STRIDE * t + COUNTER_STRIDE * i)
+                   for i, k in enumerate(COUNTER_KEYS)} for t in range(cfg.system.tiles)]}
+
+
 def parse_output(cfg: Config, text: str, n_frames: int) -> dict[str, Any]:
     """The response file as the cocotb testbench's summary (sys_tb.py) plus the cycle of
     every output beat (`beats`: [cycle, last, data])."""
@@ -277,17 +292,7 @@ def parse_output(cfg: Config, text: str, n_frames: int) -> dict[str, Any]:
     if done is None or timeout is not None or hung is not None:
         return summary
 
-    def r64(a: int) -> int:
-        return regs_raw[a] | regs_raw[a + 4] << 32
-
-    summary["registers"] = {
-        "id": regs_raw[REG_ID], "config": regs_raw[REG_CONFIG],
-        "status": regs_raw[REG_STATUS], "tile_busy": regs_raw[REG_TILE_BUSY],
-        "tile_error": regs_raw[REG_TILE_ERROR],
-        "global": {k: r64(GLOBAL_COUNTER_BASE + COUNTER_STRIDE * i)
-                   for i, k in enumerate(GLOBAL_COUNTERS)},
-        "tiles": [{k: r64(TILE_COUNTER_BASE + TILE_COUNTER_STRIDE * t + COUNTER_STRIDE * i)
-                   for i, k in enumerate(COUNTER_KEYS)} for t in range(cfg.system.tiles)]}
+    summary["registers"] = registers_from(cfg, regs_raw)
     summary["responses"] = [[f"{w:x}" for w in fr] for fr in frames[:n_frames]]
     summary["extra_output_frames"] = len(frames) - n_frames + (1 if cur else 0)
     summary["sim_cycles"] = (idle or 0) - (start or 0)

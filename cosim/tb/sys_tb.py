@@ -26,7 +26,6 @@ import json
 import os
 import random
 import time
-from typing import Any
 
 import cocotb
 from cocotb.clock import Clock
@@ -47,19 +46,14 @@ from cocotbext.axi import (
     AxiStreamSource,
 )
 
-from bfimna.golden.model.controller import COUNTER_KEYS
+from bfimna.cosim.replay.system import register_reads, registers_from
 from bfimna.golden.spec.config import load_config
 from bfimna.golden.spec.regs import (
     GLOBAL_COUNTER_BASE,
-    GLOBAL_COUNTERS,
-    REG_CONFIG,
     REG_ID,
     REG_STATUS,
     REG_TILE_BUSY,
-    REG_TILE_ERROR,
     STATUS_WORD,
-    TILE_COUNTER_BASE,
-    TILE_COUNTER_STRIDE,
 )
 
 PERIOD_NS = 10
@@ -146,20 +140,10 @@ class Host:
         return bresp
 
     async def registers(self) -> dict:
-        T = self.cfg.system.tiles
-        regs: dict[str, Any] = {
-                "id": await self.read(REG_ID), "config": await self.read(REG_CONFIG),
-                "status": await self.read(REG_STATUS),
-                "tile_busy": await self.read(REG_TILE_BUSY),
-                "tile_error": await self.read(REG_TILE_ERROR),
-                "global": {k: await self.read64(GLOBAL_COUNTER_BASE + 8 * i)
-                           for i, k in enumerate(GLOBAL_COUNTERS)},
-                "tiles": []}
-        for t in range(T):
-            base = TILE_COUNTER_BASE + TILE_COUNTER_STRIDE * t
-            regs["tiles"].append({k: await self.read64(base + 8 * i)
-                                  for i, k in enumerate(COUNTER_KEYS)})
-        return regs
+        """Every register the result holds, read over AXI4-Lite (the same addresses and
+        layout as the replay harness: cosim/replay/system.py)."""
+        return registers_from(self.cfg, {a: await self.read(a)
+                                         for a in register_reads(self.cfg)})
 
 
 @cocotb.test()
