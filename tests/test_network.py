@@ -48,7 +48,8 @@ def _write(tmp_path, name, data):
 
 @pytest.mark.parametrize("change, message", [
     (lambda d: d["layers"][0].update(type="deconv"),
-     "network.yaml: layers[0].type: must be one of 'conv', 'fc', 'maxpool', got 'deconv'"),
+     "network.yaml: layers[0].type: must be one of 'conv', 'fc', 'maxpool', 'avgpool', 'gap', "
+     "'add', 'concat', 'flatten', got 'deconv'"),
     (lambda d: d["layers"][0].update(kernel=0),
      "network.yaml: layers[0].kernel: must be in [1, 15], got 0"),
     (lambda d: d["layers"][2].update(out_channels=17),
@@ -58,7 +59,8 @@ def _write(tmp_path, name, data):
     (lambda d: d.update(weights="nope.npz"),
      "network.yaml: weights: expected an existing .npz file, got 'nope.npz' ("),
     (lambda d: d["layers"][4].update(colour=1),
-     "network.yaml: layers[4].colour: unknown field (known here: name, type, out_features, relu)"),
+     "network.yaml: layers[4].colour: unknown field (known here: name, type, inputs, "
+     "out_features, relu)"),
 ])
 def test_bad_network_files_name_the_field(tmp_path, change, message):
     d = yaml.safe_load((DIGITS / "network.yaml").read_text())
@@ -73,7 +75,7 @@ def test_bad_network_files_name_the_field(tmp_path, change, message):
     ({"input_bits": 8, "layers": {"conv1": {"w_bits": 8, "a_bits": 8}}}, "layers.conv2: missing"),
     ({"input_bits": 0, "layers": {}}, "input_bits: must be in [1, 16], got 0"),
     ({"input_bits": 8, "layers": {"conv9": {}}},
-     "layers.conv9: unknown conv or fc layer (known here: conv1, conv2, fc)"),
+     "layers.conv9: unknown conv, fc or add layer (known here: conv1, conv2, fc)"),
     ({"input_bits": 8, "layers": {"conv1": {"w_bits": 9, "a_bits": 8}}}, "conv1.w_bits"),
     ({"input_bits": 8, "layers": {"conv1": {"w_bits": 8, "a_bits": 8, "blocks": [8, 4, 4]}}},
      "blocks: expected a list"),
@@ -125,12 +127,14 @@ def _fails(call, file, path, reason):
     (lambda d: d["layers"][0].update(kernel=11, pad=1), "layers[0].kernel",
      "must fit the 8x8 input padded by 1, got 11"),
     (lambda d: d["layers"][2].pop("relu"), "layers[2].relu",
-     "must be true except in the last layer (activations are unsigned), got false"),
+     "must be true: 'pool2' (maxpool) reads it and only add layers read signed activations, "
+     "got false"),
     (lambda d: d["layers"][0].pop("name"), "layers[0].name", "missing field (the layer's name)"),
     (lambda d: d["layers"][1].pop("type"), "layers[1].type",
-     "missing field (one of 'conv', 'fc', 'maxpool')"),
-    (lambda d: d["layers"][1].update(pad=1), "layers[1].pad",
-     "unknown field (known here: name, type, kernel, stride)"),
+     "missing field (one of 'conv', 'fc', 'maxpool', 'avgpool', 'gap', 'add', 'concat', "
+     "'flatten')"),
+    (lambda d: d["layers"][1].update(groups=2), "layers[1].groups",
+     "unknown field (known here: name, type, inputs, kernel, stride, pad)"),
     (lambda d: d["input"].update(depth=3), "input.depth",
      "unknown field (known here: channels, height, width)"),
     (lambda d: d["input"].update(height=0), "input.height", "must be in [1, 4096], got 0"),
@@ -207,9 +211,9 @@ def test_dataset_file_errors_have_the_common_form(tmp_path, dataset, path, reaso
     (_full_plan(conv2={"bits": 8}), "layers.conv2.bits",
      "unknown field (known here: w_bits, a_bits, blocks)"),
     ({**_full_plan(), "layers": {"conv1": {"w_bits": 8, "a_bits": 8}}}, "layers.conv2",
-     "missing conv or fc layer (w_bits and a_bits)"),
+     "missing conv, fc or add layer (w_bits and a_bits)"),
     ({**_full_plan(), "layers": {**_full_plan()["layers"], "pool1": {}}}, "layers.pool1",
-     "unknown conv or fc layer (known here: conv1, conv2, fc)"),
+     "unknown conv, fc or add layer (known here: conv1, conv2, fc)"),
     ({**_full_plan(), "dataflow": {"fc": "rows"}}, "dataflow.fc",
      "must be one of 'pos', 'chan', got 'rows'"),
     ({**_full_plan(), "dataflow": {"pool2": "pos"}}, "dataflow.pool2",

@@ -42,8 +42,19 @@ def pad_hw(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
 
 
-def conv2d_acc(x, x_zp, w, w_zp, bias=None, stride=(1, 1), pads=(0, 0, 0, 0)) -> np.ndarray:
-    """int64 accumulators of a 2D convolution: x (N, C, H, W), w (K, C, kh, kw)."""
+def conv2d_acc(x, x_zp, w, w_zp, bias=None, stride=(1, 1), pads=(0, 0, 0, 0),
+               groups: int = 1) -> np.ndarray:
+    """int64 accumulators of a 2D convolution: x (N, C, H, W), w (K, C / groups, kh, kw);
+    output channel j reads input channels of its group j // (K / groups) only."""
+    if groups > 1:
+        x, w = _i64(x), _i64(w)
+        cg, kg = x.shape[1] // groups, w.shape[0] // groups
+        wz = _i64(w_zp)
+        parts = [conv2d_acc(x[:, g * cg:(g + 1) * cg], x_zp, w[g * kg:(g + 1) * kg],
+                            wz[g * kg:(g + 1) * kg] if wz.ndim else wz, None, stride, pads)
+                 for g in range(groups)]
+        acc = np.concatenate(parts, axis=1)
+        return acc if bias is None else acc + _i64(bias).reshape(1, -1, 1, 1)
     x = _i64(x) - _i64(x_zp)
     w = _i64(w)
     wz = _i64(w_zp)
@@ -135,16 +146,19 @@ def maxpool2d(q, k: int, stride: int | None = None, pads=(0, 0, 0, 0)) -> np.nda
     return out
 
 
-def avgpool2d(q, zp, k: int, b: int, c: int, qmin: int, qmax: int,
-              stride: int | None = None) -> np.ndarray:
-    """Average over k x k windows: sum of (q - zp), requantised by b / 2^c ~ 1/k^2."""
-    stride = stride or k
-    q = _i64(q) - _i64(zp)
+def avgpool2d(q, zp, k, b: int, c: int, qmin: int, qmax: int,
+              stride: int | None = None, pads=(0, 0, 0, 0)) -> np.ndarray:
+    """Average over k x k windows (k an int, or (kh, kw)): the sum of (q - zp) with zero
+    padding, requantised by b / 2^c ~ 1/(kh kw) (the divisor counts the padding, as ONNX's
+    count_include_pad=1)."""
+    kh, kw = (k, k) if isinstance(k, int) else k
+    stride = stride or kh
+    q = pad_hw(_i64(q) - _i64(zp), pads)
     n, ch, h, w = q.shape
-    oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+    oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
     acc = np.zeros((n, ch, oh, ow), dtype=np.int64)
-    for i in range(k):
-        for j in range(k):
+    for i in range(kh):
+        for j in range(kw):
             acc += q[:, :, i: i + stride * oh: stride, j: j + stride * ow: stride]
     return requantize(acc, b, c, zp, qmin, qmax)
 

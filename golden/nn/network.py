@@ -1,9 +1,11 @@
 """Networks, precision plans and their integer form: the golden CNN the hardware must
 reproduce layer by layer (docs/network.md).
 
-A network is a YAML layer list (conv, maxpool, fc) with an .npz of float weights and
-activation calibration; a precision plan gives the bits of every layer's weights (per
-layer, or per block of output channels) and output activations. `quantize()` turns the
+A network is a YAML layer graph (conv with groups, fc, max and average pooling, global
+average pooling, residual add, concat, flatten; each layer names its inputs, a plain list
+chains them) with an .npz of float weights and activation calibration; a precision plan
+gives the bits of every layer's weights (per layer, or per block of output channels) and
+output activations. `quantize()` turns the
 two into integer layers (weights, int32 biases, dyadic requantisation per output
 channel); `reference()` runs them with golden/nn/cnn.py, integer-only. Every file (the
 network, its weights and dataset .npz, a plan) is checked against a schema of
@@ -13,6 +15,7 @@ fails with a NetworkError of the common form `FILE: dotted.field: expected..., g
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,19 +56,30 @@ def _layer(type_: str, fields: dict) -> Record:
     return Record({"name": Text(doc="the layer's name"), "type": OneOf(type_), **fields})
 
 
+_INPUTS = {"inputs": ListOf(Text(), min_len=1, default=OMIT,
+                            doc="the layers it reads (default: the previous layer)")}
+_WINDOW = {"kernel": Int(1, 15, doc="square window size"),
+           "stride": Int(1, 15, default=OMIT),          # default: the kernel
+           "pad": Int(0, 7, default=0)}
 LAYER = Tagged("type", {
     "conv": _layer("conv", {
+        **_INPUTS,
         "out_channels": Int(1, 4096, doc="output channels"),
         "kernel": Int(1, 15, doc="square kernel size"),
         "stride": Int(1, 8, default=1), "pad": Int(0, 7, default=0),
-        "relu": Bool(default=False)}),
+        "groups": Int(1, 4096, default=1), "relu": Bool(default=False)}),
     "fc": _layer("fc", {
-        "out_features": Int(1, 4096, doc="outputs"), "relu": Bool(default=False)}),
-    "maxpool": _layer("maxpool", {
-        "kernel": Int(1, 15, doc="square window size"),
-        "stride": Int(1, 15, default=OMIT)}),          # default: the kernel
+        **_INPUTS, "out_features": Int(1, 4096, doc="outputs"), "relu": Bool(default=False)}),
+    "maxpool": _layer("maxpool", {**_INPUTS, **_WINDOW}),
+    "avgpool": _layer("avgpool", {**_INPUTS, **_WINDOW}),
+    "gap": _layer("gap", dict(_INPUTS)),
+    "add": _layer("add", {**_INPUTS, "relu": Bool(default=False)}),
+    "concat": _layer("concat", dict(_INPUTS)),
+    "flatten": _layer("flatten", dict(_INPUTS)),
 })
-LAYER_TYPES = tuple(LAYER.variants)    # ("conv", "fc", "maxpool")
+LAYER_TYPES = tuple(LAYER.variants)
+WEIGHTED = ("conv", "fc")                 # layers with weights, biases and a plan entry
+SIGNED_OK = ("add",)                      # the only layers that take signed inputs
 
 NETWORK = Record({
     "name": Text(doc="the network's name"),
@@ -74,7 +88,7 @@ NETWORK = Record({
     "weights": File(".npz", doc="the .npz of float weights, next to this file"),
     "dataset": File(".npz", default=None, null_ok=True, doc="x (N, C, H, W), y (N,)"),
     "float_accuracy": Num(0, 1, default=None),
-    "layers": ListOf(LAYER, min_len=1, doc="conv, maxpool and fc layers"),
+    "layers": ListOf(LAYER, min_len=1, doc="the layers in topological order"),
 })
 
 
@@ -82,14 +96,16 @@ def weights_schema(layers: list[Layer]) -> Record:
     """The arrays the weights .npz must hold for `layers` (others are ignored)."""
     arrays: dict[str, Array] = {}
     for layer in layers:
-        if layer.type == "maxpool":
+        if layer.type in ("add", *WEIGHTED):
+            arrays[f"{layer.name}.act_max"] = Array((), doc=f"largest output of layer "
+                                                           f"{layer.name}")
+        if layer.type not in WEIGHTED:
             continue
         c, h, w = layer.in_shape
-        wshape = (layer.out_channels, c, layer.kernel, layer.kernel) if layer.type == "conv" else \
-            (layer.out_channels, c * h * w)
+        wshape = (layer.out_channels, c // layer.groups, layer.kernel, layer.kernel) \
+            if layer.type == "conv" else (layer.out_channels, c * h * w)
         arrays[f"{layer.name}.weight"] = Array(wshape, doc=f"layer {layer.name}")
         arrays[f"{layer.name}.bias"] = Array(wshape[:1], doc=f"layer {layer.name}")
-        arrays[f"{layer.name}.act_max"] = Array((), doc=f"largest output of layer {layer.name}")
     arrays["input.act_max"] = Array((), doc="largest input value")
     return Record(arrays, what="array", extra=True)
 
@@ -100,8 +116,9 @@ def dataset_schema(input_shape: tuple) -> Record:
 
 
 def plan_schema(net: Network) -> Record:
-    """A precision plan for `net`: one entry per conv and fc layer."""
-    weighted = [layer for layer in net.layers if layer.type != "maxpool"]
+    """A precision plan for `net`: one entry per conv and fc layer, optional ones for add
+    layers (their output bits)."""
+    weighted = [layer for layer in net.layers if layer.type in WEIGHTED]
 
     def bits(channels: int) -> Record:
         def blocks_divide(e: dict) -> None:
@@ -117,8 +134,11 @@ def plan_schema(net: Network) -> Record:
     return Record({
         "name": Text(default=None),
         "input_bits": Int(1, 16, doc="bits of the quantised input"),
-        "layers": Record({layer.name: bits(layer.out_channels) for layer in weighted},
-                         what="conv or fc layer", doc="layer name -> bits"),
+        "layers": Record({**{layer.name: bits(layer.out_channels) for layer in weighted},
+                          **{layer.name: Record({"a_bits": Int(2, 16, doc="output bits")},
+                                                default=OMIT)
+                             for layer in net.layers if layer.type == "add"}},
+                         what="conv, fc or add layer", doc="layer name -> bits"),
         "dataflow": Record({layer.name: OneOf("pos", "chan", default=OMIT)
                             for layer in weighted},
                            what="conv or fc layer", default={}, null_ok=True),
@@ -130,13 +150,21 @@ def plan_schema(net: Network) -> Record:
 class Layer:
     name: str
     type: str
-    out_channels: int = 0     # conv; fc: out_features
-    kernel: int = 1
+    out_channels: int = 0     # conv; fc: out_features; others: their output channels
+    kernel: int = 1           # pooling: the window (gap: 0, the whole input)
     stride: int = 1
     pad: int = 0
     relu: bool = False
-    in_shape: tuple = ()      # (C, H, W) of its input
+    in_shape: tuple = ()      # (C, H, W) of its (first) input
     out_shape: tuple = ()
+    groups: int = 1
+    inputs: tuple = ()        # names of the tensors it reads ("input": the network's)
+    in_shapes: tuple = ()     # (C, H, W) of each input
+
+    @property
+    def signed(self) -> bool:
+        """Its output is signed: conv, fc and add without ReLU."""
+        return self.type in ("add", *WEIGHTED) and not self.relu
 
 
 @dataclass
@@ -161,6 +189,60 @@ class Network:
         return d["x"], d["y"]
 
 
+def _window(h: int, w: int, k: int, s: int, p: int, i: int) -> tuple[int, int]:
+    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    if oh < 1 or ow < 1:
+        raise Invalid(("layers", i, "kernel"), f"must fit the {h}x{w} input"
+                      + (f" padded by {p}" if p else "") + f", got {k}")
+    if p >= k:
+        raise Invalid(("layers", i, "pad"), f"must be below the kernel ({k}), got {p}")
+    return oh, ow
+
+
+def _build_layer(ld: dict, i: int, ins: tuple, shapes: tuple) -> Layer:
+    """The Layer of entry `ld` (layers[i]) reading tensors `ins` of `shapes`."""
+    name, t = ld["name"], ld["type"]
+    c, h, w = shapes[0]
+    relu = ld.get("relu", False)
+    arity = {"add": (2, 2), "concat": (2, 64)}.get(t, (1, 1))
+    if not arity[0] <= len(ins) <= arity[1]:
+        want = {"add": "exactly 2 inputs", "concat": "2 to 64 inputs"}.get(t, "one input")
+        article = "an" if t[0] in "aeiou" else "a"
+        raise Invalid(("layers", i, "inputs"), f"{article} {t} layer reads {want}, "
+                                               f"got {len(ins)}")
+    base = {"name": name, "type": t, "relu": relu, "in_shape": shapes[0], "inputs": ins,
+            "in_shapes": shapes}
+    if t == "fc":
+        of = ld["out_features"]
+        return Layer(out_channels=of, out_shape=(of, 1, 1), **base)
+    if t in ("conv", "maxpool", "avgpool"):
+        k, p = ld["kernel"], ld.get("pad", 0)
+        s = ld.get("stride", 1 if t == "conv" else k)
+        oh, ow = _window(h, w, k, s, p, i)
+        g = ld.get("groups", 1)
+        k_out = ld["out_channels"] if t == "conv" else c
+        if t == "conv" and (c % g or k_out % g):
+            raise Invalid(("layers", i, "groups"), f"must divide the input ({c}) and output "
+                                                   f"({k_out}) channels, got {g}")
+        return Layer(out_channels=k_out, kernel=k, stride=s, pad=p, out_shape=(k_out, oh, ow),
+                     groups=g, **base)
+    if t == "gap":
+        return Layer(out_channels=c, kernel=0, out_shape=(c, 1, 1), **base)
+    if t == "flatten":
+        return Layer(out_channels=c * h * w, out_shape=(c * h * w, 1, 1), **base)
+    if t == "add":
+        if shapes[0] != shapes[1]:
+            raise Invalid(("layers", i, "inputs"), f"an add takes two tensors of one shape, "
+                                                   f"got {shapes[0]} and {shapes[1]}")
+        return Layer(out_channels=c, out_shape=shapes[0], **base)
+    assert t == "concat"
+    if any(sh[1:] != (h, w) for sh in shapes):
+        raise Invalid(("layers", i, "inputs"), f"a concat takes tensors of one height and "
+                                               f"width, got {list(shapes)}")
+    k_out = sum(sh[0] for sh in shapes)
+    return Layer(out_channels=k_out, out_shape=(k_out, h, w), **base)
+
+
 def load_network(path: str | Path) -> Network:
     path = Path(path)
     d = validate(NETWORK, read_yaml(path, NetworkError, "network"), file=path,
@@ -168,37 +250,38 @@ def load_network(path: str | Path) -> Network:
     shape = tuple(d["input"][k] for k in ("channels", "height", "width"))
     layers: list[Layer] = []
     seen: dict[str, int] = {}
-    cur = shape
+    shapes: dict[str, tuple] = {"input": shape}
+    signed: dict[str, bool] = {"input": False}
     with reporting(path, NetworkError, "network"):
         for i, ld in enumerate(d["layers"]):
             name, t = ld["name"], ld["type"]
+            if name == "input":
+                raise Invalid(("layers", i, "name"), "must not be 'input' (the network's "
+                                                      "input), got 'input'")
             if name in seen:
                 raise Invalid(("layers", i, "name"), f"must be unique, got {name!r} "
                                                       f"(also layers[{seen[name]}].name)")
+            ins = tuple(ld.get("inputs", [layers[-1].name if layers else "input"]))
+            for j, src in enumerate(ins):
+                if src not in shapes:
+                    later = " (a later layer: list layers in topological order)" \
+                        if any(e["name"] == src for e in d["layers"]) else ""
+                    raise Invalid(("layers", i, "inputs", j),
+                                  f"expected 'input' or an earlier layer's name{later}, "
+                                  f"got {src!r}")
+                if signed[src] and t not in SIGNED_OK:
+                    raise Invalid(("layers", seen[src], "relu"),
+                                  f"must be true: {name!r} ({t}) reads it and only add layers "
+                                  f"read signed activations, got false")
             seen[name] = i
-            last = i == len(d["layers"]) - 1
-            if t != "maxpool" and not ld["relu"] and not last:
-                raise Invalid(("layers", i, "relu"), "must be true except in the last layer "
-                                                      "(activations are unsigned), got false")
-            c, h, w = cur
-            if t == "fc":
-                of = ld["out_features"]
-                layer = Layer(name, t, of, 1, 1, 0, ld["relu"], cur, (of, 1, 1))
-            else:
-                k, p = ld["kernel"], ld.get("pad", 0)
-                s = ld.get("stride", k)
-                oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-                if oh < 1 or ow < 1:
-                    raise Invalid(("layers", i, "kernel"),
-                                  f"must fit the {h}x{w} input" + (f" padded by {p}" if p else "")
-                                  + f", got {k}")
-                if t == "conv":
-                    layer = Layer(name, t, ld["out_channels"], k, s, p, ld["relu"], cur,
-                                  (ld["out_channels"], oh, ow))
-                else:
-                    layer = Layer(name, t, c, k, s, 0, False, cur, (c, oh, ow))
+            layer = _build_layer(ld, i, ins, tuple(shapes[s] for s in ins))
             layers.append(layer)
-            cur = layer.out_shape
+            shapes[name], signed[name] = layer.out_shape, layer.signed
+        for i, layer in enumerate(layers[:-1]):
+            if not any(layer.name in other.inputs for other in layers):
+                raise Invalid(("layers", i, "name"), f"must be read by a later layer (only the "
+                                                      f"last layer is the output), got "
+                                                      f"{layer.name!r}")
     wfile = d["weights"]
     weights = validate(weights_schema(layers), read_npz(wfile, NetworkError, "weights"),
                        file=wfile, error=NetworkError, what="weights")
@@ -218,20 +301,26 @@ def load_plan(path: str | Path, net: Network) -> Plan:
     d = validate(plan_schema(net), read_yaml(path, NetworkError, "precision plan"), file=path,
                  error=NetworkError, what="precision plan")
     out = {name: {"w_bits": e["w_bits"], "a_bits": e["a_bits"],
-                  "blocks": e.get("blocks", [e["w_bits"]])} for name, e in d["layers"].items()}
+                  "blocks": e.get("blocks", [e["w_bits"]])} if "w_bits" in e else dict(e)
+           for name, e in d["layers"].items()}
     return Plan(d["name"] or path.stem, d["input_bits"], out, dict(d["dataflow"]))
 
 
 # -- integer network -------------------------------------------------------------------------
 @dataclass
 class QLayer:
-    """One layer in integers. conv/fc: y = clamp(round_half_up(acc * b / 2^c), lo, hi)
-    per output channel j, acc = sum(x * w) + bias; maxpool: y = max over the window."""
+    """One layer in integers (docs/network.md, "Quantisation").
+
+    conv/fc: y = clamp(round_half_up(acc * b / 2^c), lo, hi) per output channel j,
+    acc = sum(x * w) + bias. maxpool: the window's max. avgpool/gap: clamp(round(sum * b /
+    2^c)) with b / 2^c ~ 1 / window (`mults` [(b, c)]). add: clamp(round((xa * ba + xb * bb)
+    / 2^c)) (`mults` [(ba, c), (bb, c)]). concat: each input i rescaled by its (b_i, c_i)
+    (`mults`; (1, 0) where the scales agree), then stacked. flatten: a reshape."""
     layer: Layer
-    in_bits: int                      # input activations: unsigned, in_bits
+    in_bits: int                      # bits of the (first) input
     out_bits: int
     out_signed: bool = False
-    w: np.ndarray | None = None       # int64, (K, C, k, k) or (K, F)
+    w: np.ndarray | None = None       # int64, (K, C/groups, k, k) or (K, F)
     w_bits: list[int] = field(default_factory=list)   # per output channel
     bias: np.ndarray | None = None    # int64 (K,)
     b: np.ndarray | None = None       # int64 (K,) requantisation multiplier
@@ -239,10 +328,17 @@ class QLayer:
     acc_bits: int = 0                 # signed width that holds every accumulator
     lo: int = 0
     hi: int = 0
+    in_bits_all: list[int] = field(default_factory=list)    # per input
+    in_signed: list[bool] = field(default_factory=list)     # per input
+    mults: list[tuple[int, int]] = field(default_factory=list)   # pool, add, concat
 
     @property
     def name(self) -> str:
         return self.layer.name
+
+    @property
+    def inputs(self) -> tuple:
+        return self.layer.inputs
 
 
 @dataclass
@@ -252,6 +348,7 @@ class QNet:
     input_bits: int
     input_scale: float
     layers: list[QLayer]
+    scales: dict[str, float] = field(default_factory=dict)   # tensor -> its float scale
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """Float images (N, C, H, W) -> unsigned input_bits integers."""
@@ -259,53 +356,121 @@ class QNet:
         return np.clip(q, 0, (1 << self.input_bits) - 1).astype(np.int64)
 
 
+def _range(bits: int, signed: bool) -> tuple[int, int]:
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def _shared_shift(ratios: list[float], mbits: int, acc_of) -> tuple[list[int], int]:
+    """Multipliers b_i < 2^mbits with one shift c, b_i / 2^c ~ ratios[i]; c below the
+    accumulator width acc_of(bs) so that SHR's m < n holds."""
+    top = max(ratios)
+    c = max(0, mbits - 1 - math.floor(math.log2(top)))
+    while True:
+        bs = [round(r * (1 << c)) for r in ratios]
+        if max(bs) < 1 << mbits or c == 0:
+            break
+        c -= 1
+    while c > 0 and c >= acc_of(bs) + mbits:
+        c -= 1
+        bs = [round(r * (1 << c)) for r in ratios]
+    if max(bs) >= 1 << mbits or min(bs) < 1:
+        raise ValueError(f"scale ratios {ratios} need multipliers beyond {mbits} bits")
+    return bs, c
+
+
 def quantize(net: Network, plan: Plan) -> QNet:
     """The integer network of `net` under `plan` (docs/network.md, "Quantisation")."""
     W = net.weights
-    in_bits = plan.input_bits
-    s_in = float(W["input.act_max"]) / ((1 << in_bits) - 1)
-    s0 = s_in
+    s0 = float(W["input.act_max"]) / ((1 << plan.input_bits) - 1)
+    # every tensor: (bits, signed, scale)
+    tensors: dict[str, tuple[int, bool, float]] = {"input": (plan.input_bits, False, s0)}
     out: list[QLayer] = []
     for lay in net.layers:
-        if lay.type == "maxpool":
-            out.append(QLayer(lay, in_bits, in_bits, lo=0, hi=(1 << in_bits) - 1))
-            continue
-        p = plan.layers[lay.name]
-        w = W[f"{lay.name}.weight"].astype(np.float64)
-        bias = W[f"{lay.name}.bias"].astype(np.float64)
-        K = w.shape[0]
-        per = K // len(p["blocks"])
-        wbits = [p["blocks"][j // per] for j in range(K)]
-        wmax = np.abs(w.reshape(K, -1)).max(axis=1)
-        qmax = np.array([(1 << (b - 1)) - 1 for b in wbits], dtype=np.float64)
-        s_w = np.where(wmax > 0, wmax / qmax, 1.0)
-        wq = np.round(w / s_w.reshape((K,) + (1,) * (w.ndim - 1))).astype(np.int64)
-        bq = np.round(bias / (s_in * s_w)).astype(np.int64)
-        ab = p["a_bits"]
-        act_max = max(float(W[f"{lay.name}.act_max"]), 1e-6)
-        s_out = act_max / ((1 << ab) - 1 if lay.relu else (1 << (ab - 1)) - 1)
-        xmax = (1 << in_bits) - 1
-        bound = np.abs(wq.reshape(K, -1)).sum(axis=1) * xmax + np.abs(bq)
-        acc_bits = int(max(int(v) for v in bound).bit_length() + 1)
-        if acc_bits > MAX_ACC_BITS - 2:
-            raise NetworkError(f"{lay.name}: accumulators need {acc_bits} bits; the AP's "
+        ins = [tensors[n] for n in lay.inputs]
+        in_bits, _, s_in = ins[0]
+        common: dict[str, Any] = {"in_bits_all": [t[0] for t in ins],
+                                  "in_signed": [t[1] for t in ins]}
+        t = lay.type
+        if t in ("maxpool", "flatten"):
+            q = QLayer(lay, in_bits, in_bits, lo=0, hi=(1 << in_bits) - 1, **common)
+            s_out = s_in
+        elif t in ("avgpool", "gap"):
+            window = lay.kernel ** 2 if t == "avgpool" else lay.in_shape[1] * lay.in_shape[2]
+            sum_bits = in_bits + (window - 1).bit_length() + 1
+            b_, c_ = cnn.dyadic(1.0 / window, min(MAX_MULT_BITS, MAX_ACC_BITS - sum_bits - 1))
+            q = QLayer(lay, in_bits, in_bits, lo=0, hi=(1 << in_bits) - 1, acc_bits=sum_bits,
+                       mults=[(b_, c_)], **common)
+            s_out = s_in
+        elif t == "concat":
+            bits = max(x[0] for x in ins)
+            s_out = max(x[2] * ((1 << x[0]) - 1) for x in ins) / ((1 << bits) - 1)
+            mults = []
+            for xb, _, xs in ins:
+                if xs == s_out:
+                    mults.append((1, 0))
+                    continue
+                mb = min(MAX_MULT_BITS, MAX_ACC_BITS - xb - 2)
+                mults.append(cnn.dyadic(xs / s_out, mb))
+            q = QLayer(lay, in_bits, bits, lo=0, hi=(1 << bits) - 1, mults=mults,
+                       acc_bits=max(xb for xb, _, _ in ins) + MAX_MULT_BITS + 1, **common)
+        elif t == "add":
+            entry = plan.layers.get(lay.name, {})
+            ab = entry.get("a_bits", max(x[0] for x in ins))
+            act_max = max(float(W[f"{lay.name}.act_max"]), 1e-6)
+            s_out = act_max / ((1 << ab) - 1 if lay.relu else (1 << (ab - 1)) - 1)
+            mb = min(MAX_MULT_BITS, MAX_ACC_BITS - 2 - max(x[0] for x in ins))
+            mags = [(1 << x[0]) - 1 if not x[1] else 1 << (x[0] - 1) for x in ins]
+
+            def acc_of(bs, mags=mags):
+                return int(sum(m * b for m, b in zip(mags, bs, strict=True))).bit_length() + 1
+            try:
+                bs, c_ = _shared_shift([x[2] / s_out for x in ins], mb, acc_of)
+            except ValueError as exc:
+                raise NetworkError(f"{lay.name}: the scales of its inputs are too far apart "
+                                   f"for one shift: {exc}") from None
+            lo, hi = _range(ab, not lay.relu)
+            q = QLayer(lay, in_bits, ab, not lay.relu, acc_bits=acc_of(bs), lo=lo, hi=hi,
+                       mults=[(b_, c_) for b_ in bs], **common)
+        else:
+            q, s_out = _quantize_weighted(lay, W, plan, in_bits, s_in, common)
+        if q.acc_bits > MAX_ACC_BITS - 2:
+            raise NetworkError(f"{lay.name}: accumulators need {q.acc_bits} bits; the AP's "
                                f"fields hold {MAX_ACC_BITS}: lower the precision")
-        mbits = min(MAX_MULT_BITS, MAX_ACC_BITS - acc_bits - 1)
-        bs, cs = [], []
-        for j in range(K):
-            b_, c_ = cnn.dyadic(s_in * s_w[j] / s_out, mbits)
-            while c_ >= acc_bits + mbits:       # SHR needs m < n: keep the shift in range
-                b_, c_ = (b_ + 1) >> 1, c_ - 1
-            bs.append(b_)
-            cs.append(c_)
-        lo, hi = (0, (1 << ab) - 1) if lay.relu else (-(1 << (ab - 1)), (1 << (ab - 1)) - 1)
-        out.append(QLayer(lay, in_bits, ab, not lay.relu, wq, wbits, bq, np.array(bs),
-                          np.array(cs), acc_bits, lo, hi))
-        in_bits, s_in = ab, s_out
-        if not lay.relu and lay is not net.layers[-1]:
-            raise NetworkError(f"{lay.name}: only the last layer may be without ReLU "
-                               f"(activations are unsigned)")
-    return QNet(net, plan, plan.input_bits, s0, out)
+        out.append(q)
+        tensors[lay.name] = (q.out_bits, q.out_signed, s_out)
+    return QNet(net, plan, plan.input_bits, s0, out, {n: t[2] for n, t in tensors.items()})
+
+
+def _quantize_weighted(lay: Layer, W: dict, plan: Plan, in_bits: int, s_in: float,
+                       common: dict) -> tuple[QLayer, float]:
+    p = plan.layers[lay.name]
+    w = W[f"{lay.name}.weight"].astype(np.float64)
+    bias = W[f"{lay.name}.bias"].astype(np.float64)
+    K = w.shape[0]
+    per = K // len(p["blocks"])
+    wbits = [p["blocks"][j // per] for j in range(K)]
+    wmax = np.abs(w.reshape(K, -1)).max(axis=1)
+    qmax = np.array([(1 << (b - 1)) - 1 for b in wbits], dtype=np.float64)
+    s_w = np.where(wmax > 0, wmax / qmax, 1.0)
+    wq = np.round(w / s_w.reshape((K,) + (1,) * (w.ndim - 1))).astype(np.int64)
+    bq = np.round(bias / (s_in * s_w)).astype(np.int64)
+    ab = p["a_bits"]
+    act_max = max(float(W[f"{lay.name}.act_max"]), 1e-6)
+    s_out = act_max / ((1 << ab) - 1 if lay.relu else (1 << (ab - 1)) - 1)
+    xmax = (1 << in_bits) - 1
+    bound = np.abs(wq.reshape(K, -1)).sum(axis=1) * xmax + np.abs(bq)
+    acc_bits = int(max(int(v) for v in bound).bit_length() + 1)
+    mbits = max(1, min(MAX_MULT_BITS, MAX_ACC_BITS - acc_bits - 1))
+    bs, cs = [], []
+    for j in range(K):
+        b_, c_ = cnn.dyadic(s_in * s_w[j] / s_out, mbits)
+        while c_ >= acc_bits + mbits:       # SHR needs m < n: keep the shift in range
+            b_, c_ = (b_ + 1) >> 1, c_ - 1
+        bs.append(b_)
+        cs.append(c_)
+    lo, hi = _range(ab, not lay.relu)
+    return QLayer(lay, in_bits, ab, not lay.relu, wq, wbits, bq, np.array(bs), np.array(cs),
+                  acc_bits, lo, hi, **common), s_out
 
 
 def layer_acc(q: QLayer, x: np.ndarray) -> np.ndarray:
@@ -313,14 +478,33 @@ def layer_acc(q: QLayer, x: np.ndarray) -> np.ndarray:
     lay = q.layer
     if lay.type == "conv":
         p = lay.pad
-        return cnn.conv2d_acc(x, 0, q.w, 0, q.bias, (lay.stride, lay.stride), (p, p, p, p))
+        return cnn.conv2d_acc(x, 0, q.w, 0, q.bias, (lay.stride, lay.stride), (p, p, p, p),
+                              groups=lay.groups)
     return cnn.linear_acc(x.reshape(x.shape[0], -1), 0, q.w, 0, q.bias)
 
 
-def layer_forward(q: QLayer, x: np.ndarray) -> np.ndarray:
-    lay = q.layer
-    if lay.type == "maxpool":
-        return cnn.maxpool2d(x, lay.kernel, lay.stride)
+def layer_forward(q: QLayer, *xs: np.ndarray) -> np.ndarray:
+    """The integer output of layer q for its input tensors xs (in q.inputs' order)."""
+    lay, x = q.layer, xs[0]
+    t = lay.type
+    if t == "maxpool":
+        p = lay.pad
+        return cnn.maxpool2d(x, lay.kernel, lay.stride, (p, p, p, p))
+    if t == "flatten":
+        return x.reshape(len(x), -1, 1, 1)
+    if t in ("avgpool", "gap"):
+        (b_, c_), = q.mults
+        k = lay.kernel if t == "avgpool" else tuple(lay.in_shape[1:])
+        p = lay.pad
+        return cnn.avgpool2d(x, 0, k, b_, c_, q.lo, q.hi, lay.stride if t == "avgpool" else 1,
+                             (p, p, p, p))
+    if t == "add":
+        (ba, c_), (bb, _) = q.mults
+        return cnn.residual_add(xs[0], 0, ba, xs[1], 0, bb, c_, 0, q.lo, q.hi)
+    if t == "concat":
+        parts = [x_i if (b_, c_) == (1, 0) else cnn.requantize(x_i, b_, c_, 0, q.lo, q.hi)
+                 for x_i, (b_, c_) in zip(xs, q.mults, strict=True)]
+        return np.concatenate([cnn._i64(x_i) for x_i in parts], axis=1)
     acc = layer_acc(q, x)
     assert q.b is not None and q.c is not None     # conv and fc layers have them
     shape = (1, -1) + (1,) * (acc.ndim - 2)
@@ -331,17 +515,83 @@ def layer_forward(q: QLayer, x: np.ndarray) -> np.ndarray:
     return np.clip(y, q.lo, q.hi)
 
 
-def reference(qnet: QNet, x_int: np.ndarray) -> list[np.ndarray]:
-    """Every layer's integer output for input images x_int (N, C, H, W)."""
-    outs, h = [], x_int
+def forward(qnet: QNet, x_int: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor of the graph by name ("input" and each layer's output)."""
+    env = {"input": np.asarray(x_int, dtype=np.int64)}
     for q in qnet.layers:
-        h = layer_forward(q, h)
-        outs.append(h)
-    return outs
+        env[q.name] = layer_forward(q, *(env[n] for n in q.inputs))
+    return env
+
+
+def reference(qnet: QNet, x_int: np.ndarray) -> list[np.ndarray]:
+    """Every layer's integer output for input images x_int (N, C, H, W), in layer order."""
+    env = forward(qnet, x_int)
+    return [env[q.name] for q in qnet.layers]
 
 
 def predict(qnet: QNet, x_int: np.ndarray) -> np.ndarray:
     return reference(qnet, x_int)[-1].reshape(len(x_int), -1).argmax(axis=1)
+
+
+def float_forward(net: Network, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor of the graph in float64 (the float network the integer one
+    approximates): for calibration (`act_max`) and for checking the quantisation."""
+    env = {"input": np.asarray(x, dtype=np.float64)}
+    W = net.weights
+    for lay in net.layers:
+        xs = [env[n] for n in lay.inputs]
+        x0, t, p = xs[0], lay.type, lay.pad
+        if t == "conv":
+            w = W[f"{lay.name}.weight"].astype(np.float64)
+            cg, kg = lay.in_shape[0] // lay.groups, lay.out_channels // lay.groups
+            y = np.concatenate([_float_conv(x0[:, g * cg:(g + 1) * cg], w[g * kg:(g + 1) * kg],
+                                            lay.stride, p) for g in range(lay.groups)], axis=1)
+            y = y + W[f"{lay.name}.bias"].reshape(1, -1, 1, 1)
+        elif t == "fc":
+            y = x0.reshape(len(x0), -1) @ W[f"{lay.name}.weight"].astype(np.float64).T \
+                + W[f"{lay.name}.bias"]
+        elif t == "maxpool":
+            y = _float_window(x0, lay.kernel, lay.stride, p, -np.inf).max(axis=(2, 3))
+        elif t == "avgpool":
+            y = _float_window(x0, lay.kernel, lay.stride, p, 0.0).mean(axis=(2, 3))
+        elif t == "gap":
+            y = x0.mean(axis=(2, 3), keepdims=True)
+        elif t == "add":
+            y = xs[0] + xs[1]
+        elif t == "concat":
+            y = np.concatenate(xs, axis=1)
+        else:
+            y = x0.reshape(len(x0), -1, 1, 1)
+        env[lay.name] = np.maximum(y, 0) if lay.relu else y
+    return env
+
+
+def _float_window(x: np.ndarray, k: int, s: int, p: int, fill: float) -> np.ndarray:
+    """(N, C, k, k, OH, OW) windows of x padded by p with `fill`."""
+    x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
+    n, c, h, w = x.shape
+    oh, ow = (h - k) // s + 1, (w - k) // s + 1
+    out = np.empty((n, c, k, k, oh, ow))
+    for i in range(k):
+        for j in range(k):
+            out[:, :, i, j] = x[:, :, i:i + s * oh:s, j:j + s * ow:s]
+    return out
+
+
+def _float_conv(x: np.ndarray, w: np.ndarray, s: int, p: int) -> np.ndarray:
+    cols = _float_window(x, w.shape[2], s, p, 0.0)
+    return np.einsum("nckl...,fckl->nf...", cols, w)
+
+
+def calibrate(net: Network, x: np.ndarray) -> dict[str, float]:
+    """act_max of the input and of every conv, fc and add layer over images x: the largest
+    output (after ReLU; the largest magnitude without), as the weights file holds them."""
+    env = float_forward(net, x)
+    out = {"input.act_max": float(np.abs(x).max())}
+    for lay in net.layers:
+        if lay.type in ("add", *WEIGHTED):
+            out[f"{lay.name}.act_max"] = float(np.abs(env[lay.name]).max())
+    return out
 
 
 def describe(qnet: QNet) -> list[dict[str, Any]]:
