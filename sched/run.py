@@ -108,35 +108,47 @@ def _where(res, at: tuple[int, ...], backend) -> str:
 
 def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool = True,
                 dump=None, progress: bool = False, dataflow: dict | None = None) -> RunReport:
-    """Every layer on `backend` (cosim/drivers/backends.py); each layer's input is the previous
-    layer's output from the backend. With `check`, a layer that differs from the golden
-    reference, or whose counted cycles differ from the prediction, raises Mismatch."""
+    """Every layer of the graph on `backend` (cosim/drivers/backends.py); each layer's
+    inputs are the backend's outputs of the layers it reads. With `check`, a layer that
+    differs from the golden reference, or whose counted cycles differ from the
+    prediction, raises Mismatch."""
+    if len(x_int) == 0:
+        raise ValueError("no images to run")
     sch = Scheduler(cfg)
     report = RunReport()
-    h = x_int
+    env = {"input": x_int}
     flows = dict(qnet.plan.dataflow)
     flows.update(dataflow or {})
     bar = _progress_bar(len(qnet.layers)) if progress else None
     try:
         for li, q in enumerate(qnet.layers):
-            sched = sch.schedule(q, h, flows.get(q.name))
+            xs = [env[name] for name in q.inputs]
+            sched = sch.schedule(q, xs, flows.get(q.name))
             layer = q.layer
-            shape = ((len(h), layer.out_channels) if layer.type == "fc"
-                     else (len(h),) + tuple(layer.out_shape))
+            n = len(xs[0])
+            shape = ((n, layer.out_channels) if layer.type == "fc"
+                     else (n,) + tuple(layer.out_shape))
             if bar is not None:
                 _progress(bar, li, f"{q.name}: {len(sched.passes)} passes on "
                           f"{getattr(backend, 'name', 'golden')}")
-            y, counted_t, predicted_t, words, wall, res = run_layer(sched, backend, cfg, shape)
+            if sched.host is not None:        # no tile work: the host reshapes or stacks
+                y = sched.host(*xs).reshape(shape)
+                counted_t = predicted_t = [0] * cfg.system.tiles
+                words, wall, res = 0, 0.0, None
+            else:
+                y, counted_t, predicted_t, words, wall, res = run_layer(sched, backend, cfg,
+                                                                        shape)
             counted = sum(counted_t)
             mod = 1 << cfg.ap.counter_bits           # each tile's counter wraps
             cycles_agree = all(c == p % mod for c, p in zip(counted_t, predicted_t, strict=True))
-            want = layer_forward(q, h)
+            want = layer_forward(q, *xs)
             if layer.type == "fc":
-                want = want.reshape(len(h), -1)
+                want = want.reshape(n, -1)
             exact = bool(np.array_equal(y, want))
             report.layers.append(LayerResult(q.name, sched.dataflow, len(sched.passes),
                                              sched.predicted, counted, max(predicted_t), words,
-                                             exact, wall, res.sim_cycles))
+                                             exact, wall,
+                                             res.sim_cycles if res is not None else None))
             report.outputs.append(y)
             if dump is not None:
                 dump.mkdir(parents=True, exist_ok=True)
@@ -144,12 +156,13 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
             if check and not exact:
                 bad = tuple(int(i) for i in np.argwhere(y != want)[0])
                 raise Mismatch(f"{q.name}: output differs from the golden reference at "
-                               f"{bad}: {y[bad]} != {want[bad]}" + _where(res, bad, backend))
+                               f"{bad}: {y[bad]} != {want[bad]}"
+                               + (_where(res, bad, backend) if res is not None else ""))
             if check and not cycles_agree:
                 raise Mismatch(f"{q.name}: the tiles counted {counted_t} cycles, the cost "
                                f"model predicts {predicted_t} (counters wrap at "
                                f"2^{cfg.ap.counter_bits})")
-            h = y
+            env[q.name] = y
             if bar is not None:
                 bar.update(1)
         if bar is not None:

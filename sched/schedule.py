@@ -1,13 +1,17 @@
-"""The scheduler: maps the layers of an integer network (golden/nn/network.py) onto the
-configured tiles and emits, per layer, the host program that runs it (docs/scheduler.md).
+"""The scheduler: maps the layers of an integer network graph (golden/nn/network.py) onto
+the configured tiles and emits, per layer, the host program that runs it
+(docs/scheduler.md).
 
-A layer is cut into *passes*: at most R output rows of the CAP each, over a group of
-images whose inputs sit side by side in the MAPs (one `in_bits`-wide column slot per
-image; value v = c*H*W + y*W + x of an image's input in MAP 1 + v // map_rows, row
-v % map_rows). A pass stages its inputs into the MAPs (WRITE packets), gathers operands
-from the MAPs into CAP fields (XROWS + MOVW, runs of rows with a constant source
-stride), computes, requantises, and the host READs the result field. Passes go to the
-tiles round-robin.
+A layer is cut into *passes*: at most R output rows of the CAP each (rows are (image,
+output position) pairs over all images, or (image, channel, position) elements). A pass
+stages only its receptive field into the MAPs (WRITE packets: the input values its rows
+read, halo included, packed in sorted order into column slots of the MAPs), gathers
+operands from the MAPs into CAP fields (XROWS + MOVW, runs of rows with a constant
+source stride), computes, requantises, and the host READs the result field. When a
+pass's receptive field exceeds the MAPs, its taps are split into groups (for a conv:
+ranges of input channels) staged one after another while the accumulators stay in the
+CAP. So the size of a layer never decides whether it runs; only one output row's fields
+must fit the CAP's columns. Passes go to the tiles round-robin.
 
 Dataflows (conv and fc layers; max pooling has one):
 - `pos`: rows = (image, output position); the weights are MAC immediates broadcast to
@@ -22,6 +26,7 @@ unless the precision plan names one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,17 +113,24 @@ class Emitter:
             r += k
 
     def requant(self, acc: int, acc_bits: int, p: int, pb: int, b: int, c: int,
-                relu: bool, out_bits: int) -> tuple[int, int]:
-        """acc -> clamp(round(acc * b / 2^c)) at the returned (column, width)."""
+                relu: bool, out_bits: int, signed: bool | None = None) -> tuple[int, int]:
+        """acc -> clamp(round(acc * b / 2^c)) at the returned (column, width); the clamp
+        is signed unless `relu` (or `signed` says otherwise: a result known to be >= 0)."""
         self(Opc.CLEAR, d=p, n=pb)
         self(Opc.MAC, s=True, d=p, a=acc, imm=int(b), n=acc_bits, m=pb)
+        return self.shift_clamp(p, pb, c, relu, out_bits, signed)
+
+    def shift_clamp(self, p: int, pb: int, c: int, relu: bool, out_bits: int,
+                    signed: bool | None = None) -> tuple[int, int]:
+        """The pb-bit field at p -> clamp(round(field / 2^c)) (SHR, RELU, CLAMP)."""
         if c:
             self(Opc.SHR, s=True, d=p, n=pb, m=int(c))
         r, rw = p + int(c), pb - int(c)
         if relu:
             self(Opc.RELU, d=r, n=rw)
         if out_bits < rw:
-            self(Opc.CLAMP, s=not relu, d=r, n=rw, m=out_bits)
+            self(Opc.CLAMP, s=(not relu) if signed is None else signed, d=r, n=rw,
+                 m=out_bits)
         return r, min(out_bits, rw)
 
     def add_const(self, d: int, n: int, value: int) -> None:
@@ -146,10 +158,15 @@ class LayerSchedule:
     layer: QLayer
     dataflow: str
     passes: list[Pass]
+    host: Callable[..., np.ndarray] | None = None   # a layer with no work on the tiles
+    #                                                  (flatten, a concat of equal scales)
 
     @property
     def predicted(self) -> int:
         return sum(p.predicted for p in self.passes)
+
+
+Key = tuple[int, int, int]          # (which input of the layer, image, flat index)
 
 
 class Scheduler:
@@ -160,37 +177,55 @@ class Scheduler:
         self.mp = cfg.map_ap
         self.K = cfg.tile.maps
 
-    # -- placement of inputs in the MAPs ------------------------------------------------------
-    def _slots(self, q: QLayer, n_maps: int) -> int:
-        C, H, W = q.layer.in_shape
+    # -- staging: a pass's receptive field into the MAPs -----------------------------------------
+    def _capacity(self, width: int, n_maps: int) -> int:
         if n_maps < 1:
-            raise ScheduleError(f"{q.name}: needs at least one MAP for its inputs")
-        if C * H * W > n_maps * self.mp.rows:
-            raise ScheduleError(f"{q.name}: {C * H * W} input values per image do not fit "
-                                f"{n_maps} MAP(s) of {self.mp.rows} rows")
-        slots = self.mp.cols // q.in_bits
+            raise ScheduleError("needs at least one MAP for its inputs")
+        slots = self.mp.cols // width
         if slots < 1:
-            raise ScheduleError(f"{q.name}: {q.in_bits}-bit inputs do not fit a MAP word "
-                                f"of {self.mp.cols} bits")
-        return slots
+            raise ScheduleError(f"{width}-bit inputs do not fit a MAP word of "
+                                f"{self.mp.cols} bits")
+        return n_maps * self.mp.rows * slots
 
-    def _source(self, q: QLayer, slot: int, v: int | None):
-        if v is None:
-            return None
-        return (1 + v // self.mp.rows, v % self.mp.rows, slot * q.in_bits)
-
-    def _stage(self, q: QLayer, x: np.ndarray, images: list[int], n_maps: int) -> list:
-        flat = x.reshape(len(x), -1)
+    def _stage(self, xs: list[np.ndarray], keys: set[Key], width: int,
+               n_maps: int) -> tuple[list, dict[Key, tuple[int, int, int]]]:
+        """WRITE ops that put the values of `keys` into MAPs 1..n_maps (sorted, so that
+        neighbouring inputs land in neighbouring rows of one column slot), and where
+        each went: key -> (ap, row, col)."""
+        rows, slots = self.mp.rows, self.mp.cols // width
+        order = sorted(keys)
+        addr: dict[Key, tuple[int, int, int]] = {}
         ops = []
-        total = flat.shape[1]
-        for m in range(n_maps):
-            lo, hi = m * self.mp.rows, min(total, (m + 1) * self.mp.rows)
-            if lo >= hi:
-                break
-            for s, img in enumerate(images):
-                ops.append(("write", 1 + m, s * q.in_bits, q.in_bits,
-                            [int(v) for v in flat[img, lo:hi]]))
-        return ops
+        flat = [x.reshape(len(x), -1) for x in xs]
+        for i0 in range(0, len(order), rows):
+            seg = order[i0:i0 + rows]
+            m, slot = divmod(i0 // rows, slots)
+            ap, col = 1 + m, slot * width
+            for r, key in enumerate(seg):
+                addr[key] = (ap, r, col)
+            ops.append(("write", ap, col, width, [int(flat[k][img, v]) for k, img, v in seg]))
+        return ops, addr
+
+    def _tap_groups(self, taps: list, keys_of, capacity: int, what: str) -> list[list]:
+        """`taps` in groups whose receptive fields (union of keys_of(tap)) fit `capacity`
+        MAP slots, in order."""
+        groups: list[list] = []
+        cur: list = []
+        seen: set[Key] = set()
+        for t in taps:
+            ks = keys_of(t)
+            if len(ks) > capacity:
+                raise ScheduleError(f"{what}: one tap of a pass reads {len(ks)} input values, "
+                                    f"the MAPs hold {capacity}")
+            new = ks - seen
+            if cur and len(seen) + len(new) > capacity:
+                groups.append(cur)
+                cur, seen, new = [], set(), ks
+            cur.append(t)
+            seen |= new
+        if cur:
+            groups.append(cur)
+        return groups
 
     # -- taps ------------------------------------------------------------------------------------
     @staticmethod
@@ -206,22 +241,43 @@ class Scheduler:
         k, st, pad = layer.kernel, layer.stride, layer.pad
         taps = [(ci, ky, kx) for ci in range(C) for ky in range(k) for kx in range(k)]
         positions = [(oy, ox) for oy in range(OH) for ox in range(OW)]
+        cg, kg = C // layer.groups, layer.out_channels // layer.groups
 
         def src(pos, t):
             (oy, ox), (ci, ky, kx) = pos, t
             iy, ix = oy * st + ky - pad, ox * st + kx - pad
             return ci * H * W + iy * W + ix if 0 <= iy < H and 0 <= ix < W else None
 
-        return taps, positions, src, (lambda j, t: int(w[j, t[0], t[1], t[2]]))
+        def weight(j, t):          # a tap outside output channel j's group weighs 0
+            ci, ky, kx = t
+            g = j // kg
+            return int(w[j, ci - g * cg, ky, kx]) if g * cg <= ci < (g + 1) * cg else 0
 
-    # -- dataflows ---------------------------------------------------------------------------------
-    def schedule(self, q: QLayer, x: np.ndarray, dataflow: str | None = None) -> LayerSchedule:
-        """The passes that compute layer q on inputs x (N, C, H, W) (all N images)."""
-        if q.layer.type == "maxpool":
-            return LayerSchedule(q, "pos", self._maxpool(q, x))
-        if dataflow is None:   # predicted cycles of one image group under each dataflow
+        return taps, positions, src, weight
+
+    # -- layers ----------------------------------------------------------------------------------
+    def schedule(self, q: QLayer, xs, dataflow: str | None = None) -> LayerSchedule:
+        """The passes that compute layer q on its input tensors xs (a list in q.inputs'
+        order, or the one array) for all N images."""
+        xs = [xs] if isinstance(xs, np.ndarray) else list(xs)
+        t = q.layer.type
+        if t == "flatten":
+            return LayerSchedule(q, "host", [], host=lambda x: x.reshape(len(x), -1, 1, 1))
+        if t == "maxpool":
+            return LayerSchedule(q, "pos", self._pool(q, xs[0]))
+        if t in ("avgpool", "gap"):
+            return LayerSchedule(q, "pos", self._pool(q, xs[0]))
+        if t == "add":
+            return LayerSchedule(q, "pos", self._add(q, xs))
+        if t == "concat":
+            if all(m == (1, 0) for m in q.mults):
+                return LayerSchedule(q, "host", [],
+                                     host=lambda *x: np.concatenate(x, axis=1))
+            return LayerSchedule(q, "pos", self._concat(q, xs))
+        x = xs[0]
+        if dataflow is None:   # predicted cycles of a few images under each dataflow
             costs = {}
-            group = x[:max(1, self.mp.cols // q.in_bits)]
+            group = x[:max(1, min(len(x), self.R // max(1, len(self._conv_src(q)[1]))))]
             for f in DATAFLOWS:
                 try:
                     costs[f] = sum(p.predicted for p in self._weighted(q, group, f))
@@ -232,36 +288,10 @@ class Scheduler:
             dataflow = min(costs, key=costs.__getitem__)
         return LayerSchedule(q, dataflow, self._weighted(q, x, dataflow))
 
-    def _weighted(self, q: QLayer, x: np.ndarray, flow: str) -> list[Pass]:
-        in_maps = self.K if flow == "pos" else self.K - 1
-        if flow == "chan" and self.K < 2:
-            raise ScheduleError(f"{q.name}: the chan dataflow needs 2 MAPs (inputs, weights)")
-        slots = self._slots(q, in_maps)
-        taps, positions, src, weight = self._conv_src(q)
-        Kout = q.layer.out_channels
-        assert q.b is not None   # conv and fc layers have requantisation multipliers
-        mb = max(int(b).bit_length() for b in q.b)
-        pb = q.acc_bits + mb + 1
-        passes: list[Pass] = []
-        n_img = len(x)
-        for g0 in range(0, n_img, slots):
-            images = list(range(g0, min(n_img, g0 + slots)))
-            rows: list[tuple]
-            if flow == "pos":
-                rows = [(s, pos) for s in range(len(images)) for pos in positions]
-            else:
-                rows = [(j, s, pos) for j in range(Kout) for s in range(len(images))
-                        for pos in positions]
-            for r0 in range(0, len(rows), self.R):
-                chunk = rows[r0:r0 + self.R]
-                p = Pass(tile=len(passes) % self.cfg.system.tiles, images=images)
-                p.ops += self._stage(q, x, images, in_maps)
-                if flow == "pos":
-                    self._pos_pass(q, p, chunk, images, taps, src, weight, pb)
-                else:
-                    self._chan_pass(q, p, chunk, images, taps, src, weight, pb)
-                passes.append(p)
-        return passes
+    def _new_pass(self, passes: list[Pass], images) -> Pass:
+        p = Pass(tile=len(passes) % self.cfg.system.tiles, images=sorted(set(images)))
+        passes.append(p)
+        return p
 
     def _finish(self, p: Pass, em: Emitter) -> None:
         words = em.take()
@@ -269,7 +299,37 @@ class Scheduler:
             p.ops.append(("instr", words))
             p.predicted += sum(instr_cycles(w, self.cfg) for w in words)
 
-    def _pos_pass(self, q, p, chunk, images, taps, src, weight, pb):
+    def _weighted(self, q: QLayer, x: np.ndarray, flow: str) -> list[Pass]:
+        in_maps = self.K if flow == "pos" else self.K - 1
+        if flow == "chan" and self.K < 2:
+            raise ScheduleError(f"{q.name}: the chan dataflow needs 2 MAPs (inputs, weights)")
+        try:
+            capacity = self._capacity(q.in_bits, in_maps)
+        except ScheduleError as exc:
+            raise ScheduleError(f"{q.name}: {exc}") from None
+        taps, positions, src, weight = self._conv_src(q)
+        Kout = q.layer.out_channels
+        assert q.b is not None   # conv and fc layers have requantisation multipliers
+        mb = max(int(b).bit_length() for b in q.b)
+        pb = q.acc_bits + mb + 1
+        passes: list[Pass] = []
+        n_img = len(x)
+        rows: list[tuple]
+        if flow == "pos":
+            rows = [(img, pos) for img in range(n_img) for pos in positions]
+        else:
+            rows = [(j, img, pos) for j in range(Kout) for img in range(n_img)
+                    for pos in positions]
+        for r0 in range(0, len(rows), self.R):
+            chunk = rows[r0:r0 + self.R]
+            p = self._new_pass(passes, [r[-2] for r in chunk])
+            if flow == "pos":
+                self._pos_pass(q, p, x, chunk, taps, src, weight, pb, capacity)
+            else:
+                self._chan_pass(q, p, x, chunk, taps, src, weight, pb, capacity)
+        return passes
+
+    def _pos_pass(self, q, p, x, chunk, taps, src, weight, pb, capacity):
         ab, ib = q.acc_bits, q.in_bits
         work = max(ib, pb)
         G = (self.usable - work) // ab
@@ -282,30 +342,38 @@ class Scheduler:
         n = len(chunk)
         em(Opc.ROWS, lo=0, hi=n)
         Kout = q.layer.out_channels
+
+        def keys_of(t):
+            return {(0, img, v) for img, pos in chunk if (v := src(pos, t)) is not None}
+
         for j0 in range(0, Kout, G):
             js = list(range(j0, min(Kout, j0 + G)))
             for g, j in enumerate(js):
                 em(Opc.CLEAR, d=g * ab, n=ab)
                 em.add_const(g * ab, ab, int(q.bias[j]))
-            for t in taps:
-                sources = [self._source(q, s, src(pos, t)) for s, pos in chunk]
-                ws = [weight(j, t) for j in js]
-                if not any(ws):
-                    continue
-                if any(sv is None for sv in sources):
-                    em(Opc.CLEAR, d=xc, n=ib)
-                em.gather(xc, ib, sources)
-                for g, wv in enumerate(ws):
-                    if wv:
-                        em(Opc.MAC, d=g * ab, a=xc, imm=wv, n=ib, m=ab)
+            live = [t for t in taps if any(weight(j, t) for j in js)]
+            for group in self._tap_groups(live, keys_of, capacity, q.name):
+                self._finish(p, em)
+                ops, addr = self._stage([x], set().union(*map(keys_of, group)), ib, self.K)
+                p.ops += ops
+                for t in group:
+                    sources = [addr.get((0, img, v)) if (v := src(pos, t)) is not None
+                               else None for img, pos in chunk]
+                    if any(sv is None for sv in sources):
+                        em(Opc.CLEAR, d=xc, n=ib)
+                    em.gather(xc, ib, sources)
+                    for g, j in enumerate(js):
+                        wv = weight(j, t)
+                        if wv:
+                            em(Opc.MAC, d=g * ab, a=xc, imm=wv, n=ib, m=ab)
             for g, j in enumerate(js):
                 col, width = em.requant(g * ab, ab, pc, pb, q.b[j], q.c[j], q.layer.relu,
                                         q.out_bits)
                 self._finish(p, em)
-                targets = [(images[s], j, pos) for s, pos in chunk]
+                targets = [(img, j, pos) for img, pos in chunk]
                 p.ops.append(("read", 0, n, col, width, q.out_signed, targets))
 
-    def _chan_pass(self, q, p, chunk, images, taps, src, weight, pb):
+    def _chan_pass(self, q, p, x, chunk, taps, src, weight, pb, capacity):
         ab, ib = q.acc_bits, q.in_bits
         wb = max(q.w_bits)
         xw = ab - wb
@@ -321,7 +389,7 @@ class Scheduler:
         Kout = q.layer.out_channels
         n = len(chunk)
         ranges = []            # (j, lo, hi) rows of each channel in this pass
-        for r, (j, _s, _pos) in enumerate(chunk):
+        for r, (j, _img, _pos) in enumerate(chunk):
             if ranges and ranges[-1][0] == j:
                 ranges[-1][2] = r + 1
             else:
@@ -335,56 +403,186 @@ class Scheduler:
             em.add_const(acc, ab, int(q.bias[j]))
         em(Opc.ROWS, lo=0, hi=n)
         per_stage = max(1, self.mp.rows // Kout)
-        live = [j for j, _lo, _hi in ranges]
-        for t0 in range(0, len(taps), per_stage):
-            stage = taps[t0:t0 + per_stage]
-            vals = [weight(j, t) & ((1 << wb) - 1) for t in stage for j in range(Kout)]
+        live_j = [j for j, _lo, _hi in ranges]
+        live = [t for t in taps if any(weight(j, t) for j in live_j)]
+        positions = {(img, pos) for _j, img, pos in chunk}
+
+        def keys_of(t):
+            return {(0, img, v) for img, pos in positions if (v := src(pos, t)) is not None}
+
+        for group in self._tap_groups(live, keys_of, capacity, q.name):
             self._finish(p, em)
-            p.ops.append(("write", wmap, 0, wb, vals))
-            for ti, t in enumerate(stage):
-                if not any(weight(j, t) for j in live):
-                    continue
-                sources = [self._source(q, s, src(pos, t)) for _j, s, pos in chunk]
-                if any(sv is None for sv in sources):
-                    em(Opc.CLEAR, d=xc, n=ib)
-                em.gather(xc, ib, sources)
-                em.gather(wc, wb, [(wmap, ti * Kout + j, 0) for j, _s, _pos in chunk])
-                em(Opc.MUL, s=True, d=prod, a=xc, b=wc, n=xw, m=wb)
-                em(Opc.ADD, d=acc, a=prod, n=ab)
+            ops, addr = self._stage([x], set().union(*map(keys_of, group)), ib, self.K - 1)
+            p.ops += ops
+            for t0 in range(0, len(group), per_stage):
+                stage = group[t0:t0 + per_stage]
+                vals = [weight(j, t) & ((1 << wb) - 1) for t in stage for j in range(Kout)]
+                self._finish(p, em)
+                p.ops.append(("write", wmap, 0, wb, vals))
+                for ti, t in enumerate(stage):
+                    sources = [addr.get((0, img, v)) if (v := src(pos, t)) is not None
+                               else None for _j, img, pos in chunk]
+                    if any(sv is None for sv in sources):
+                        em(Opc.CLEAR, d=xc, n=ib)
+                    em.gather(xc, ib, sources)
+                    em.gather(wc, wb, [(wmap, ti * Kout + j, 0) for j, _img, _pos in chunk])
+                    em(Opc.MUL, s=True, d=prod, a=xc, b=wc, n=xw, m=wb)
+                    em(Opc.ADD, d=acc, a=prod, n=ab)
         for j, lo, hi in ranges:
             em(Opc.ROWS, lo=lo, hi=hi)
             col, width = em.requant(acc, ab, pc, pb, q.b[j], q.c[j], q.layer.relu, q.out_bits)
             self._finish(p, em)
-            targets = [(images[s], j, pos) for _j, s, pos in chunk[lo:hi]]
+            targets = [(img, j, pos) for _j, img, pos in chunk[lo:hi]]
             p.ops.append(("read", lo, hi - lo, col, width, q.out_signed, targets))
 
-    def _maxpool(self, q: QLayer, x: np.ndarray) -> list[Pass]:
-        layer = q.layer
+    # -- element-wise layers: rows = (image, channel, output position) ----------------------------
+    def _elements(self, shape: tuple, n_img: int) -> list[tuple]:
+        C, OH, OW = shape
+        return [(img, c, (oy, ox)) for img in range(n_img) for c in range(C)
+                for oy in range(OH) for ox in range(OW)]
+
+    def _pool(self, q: QLayer, x: np.ndarray) -> list[Pass]:
+        """Max pooling (MAX of the window's elements in turn) and average pooling and gap
+        (ADD them into a sum field, then the dyadic 1/window): the window's taps are
+        gathered one by one; padding taps are cleared (0 never wins a max of unsigned
+        values and adds nothing to a sum)."""
+        layer, bits = q.layer, q.in_bits
         C, H, W = layer.in_shape
-        _, OH, OW = layer.out_shape
-        k, st, bits = layer.kernel, layer.stride, q.in_bits
-        if 2 * bits > self.usable:
-            raise ScheduleError(f"{q.name}: two {bits}-bit fields do not fit the CAP")
-        slots = self._slots(q, self.K)
+        t = layer.type
+        if t == "gap":
+            kh, kw, st, pad = H, W, 1, 0
+        else:
+            kh = kw = layer.kernel
+            st, pad = layer.stride, layer.pad
+        window = [(dy, dx) for dy in range(kh) for dx in range(kw)]
+        if t == "maxpool":
+            fa, fw = 0, bits                       # the max, then the incoming element
+            if 2 * bits > self.usable:
+                raise ScheduleError(f"{q.name}: two {bits}-bit fields do not fit the CAP")
+        else:
+            (b_, c_), = q.mults
+            sb = q.acc_bits                        # sum field (signed width)
+            pb = sb + int(b_).bit_length() + 1
+            fa, fw, fp = 0, sb, 2 * sb
+            if 2 * sb + pb > self.usable:
+                raise ScheduleError(f"{q.name}: the sum, element and product fields need "
+                                    f"{2 * sb + pb} columns, the CAP has {self.usable}")
+        try:
+            capacity = self._capacity(bits, self.K)
+        except ScheduleError as exc:
+            raise ScheduleError(f"{q.name}: {exc}") from None
         passes: list[Pass] = []
-        for g0 in range(0, len(x), slots):
-            images = list(range(g0, min(len(x), g0 + slots)))
-            rows = [(s, (c, py, px)) for s in range(len(images)) for c in range(C)
-                    for py in range(OH) for px in range(OW)]
-            for r0 in range(0, len(rows), self.R):
-                chunk = rows[r0:r0 + self.R]
-                p = Pass(tile=len(passes) % self.cfg.system.tiles, images=images)
-                p.ops += self._stage(q, x, images, self.K)
-                em = Emitter(self.cfg)
-                em(Opc.ROWS, lo=0, hi=len(chunk))
-                for e, (dy, dx) in enumerate((dy, dx) for dy in range(k) for dx in range(k)):
-                    sources = [self._source(q, s, c * H * W + (py * st + dy) * W + px * st + dx)
-                               for s, (c, py, px) in chunk]
-                    em.gather(0 if e == 0 else bits, bits, sources)
-                    if e:
-                        em(Opc.MAX, d=0, a=bits, n=bits)
+        rows = self._elements(layer.out_shape, len(x))
+
+        def src(c, pos, tap):
+            iy, ix = pos[0] * st + tap[0] - pad, pos[1] * st + tap[1] - pad
+            return c * H * W + iy * W + ix if 0 <= iy < H and 0 <= ix < W else None
+
+        for r0 in range(0, len(rows), self.R):
+            chunk = rows[r0:r0 + self.R]
+            p = self._new_pass(passes, [r[0] for r in chunk])
+            em = Emitter(self.cfg)
+            n = len(chunk)
+            em(Opc.ROWS, lo=0, hi=n)
+            first = t == "maxpool"     # the first element goes straight into the max field
+            if t != "maxpool":
+                em(Opc.CLEAR, d=fa, n=2 * sb)
+
+            def keys_of(tap, chunk=chunk):
+                return {(0, img, v) for img, c, pos in chunk
+                        if (v := src(c, pos, tap)) is not None}
+
+            for group in self._tap_groups(window, keys_of, capacity, q.name):
                 self._finish(p, em)
-                targets = [(images[s], c, (py, px)) for s, (c, py, px) in chunk]
-                p.ops.append(("read", 0, len(chunk), 0, bits, False, targets))
-                passes.append(p)
+                ops, addr = self._stage([x], set().union(*map(keys_of, group)), bits, self.K)
+                p.ops += ops
+                for tap in group:
+                    sources = [addr.get((0, img, v)) if (v := src(c, pos, tap)) is not None
+                               else None for img, c, pos in chunk]
+                    into = fa if first else fw
+                    if any(sv is None for sv in sources):
+                        em(Opc.CLEAR, d=into, n=bits)
+                    em.gather(into, bits, sources)
+                    if first:
+                        first = False
+                    elif t == "maxpool":
+                        em(Opc.MAX, d=fa, a=fw, n=bits)
+                    else:
+                        em(Opc.ADD, d=fa, a=fw, n=sb)
+            if t == "maxpool":
+                col, width = fa, bits
+            else:
+                col, width = em.requant(fa, sb, fp, pb, b_, c_, False, q.out_bits,
+                                        signed=False)
+            self._finish(p, em)
+            targets = [(img, c, pos) for img, c, pos in chunk]
+            p.ops.append(("read", 0, n, col, width, False, targets))
+        return passes
+
+    def _scaled_sum(self, q: QLayer, xs: list[np.ndarray], operands: list[int],
+                    mults: list[tuple[int, int]], rows: list[tuple], index,
+                    relu: bool, ch_offset: int = 0, passes: list[Pass] | None = None
+                    ) -> list[Pass]:
+        """clamp(round(sum_k x_k * b_k / 2^c)) per element: each operand k (an input of
+        the layer) gathered in turn and MAC'ed by its multiplier into one product field
+        (the residual add: two operands, one shift; a concat part: one)."""
+        bits = [q.in_bits_all[k] for k in operands]
+        signed = [q.in_signed[k] for k in operands]
+        c = mults[0][1]
+        pb = q.acc_bits + 1
+        xw = max(bits)
+        if xw + pb > self.usable:
+            raise ScheduleError(f"{q.name}: the operand and product fields need {xw + pb} "
+                                f"columns, the CAP has {self.usable}")
+        try:
+            capacity = self._capacity(xw, self.K)
+        except ScheduleError as exc:
+            raise ScheduleError(f"{q.name}: {exc}") from None
+        passes = [] if passes is None else passes
+        fx, fp = 0, xw
+        for r0 in range(0, len(rows), self.R):
+            chunk = rows[r0:r0 + self.R]
+            p = self._new_pass(passes, [r[0] for r in chunk])
+            em = Emitter(self.cfg)
+            n = len(chunk)
+            em(Opc.ROWS, lo=0, hi=n)
+            em(Opc.CLEAR, d=fp, n=pb)
+
+            def keys_of(k, chunk=chunk):
+                return {(k, img, index(cc, pos)) for img, cc, pos in chunk}
+
+            for group in self._tap_groups(operands, keys_of, capacity, q.name):
+                self._finish(p, em)
+                ops, addr = self._stage(xs, set().union(*map(keys_of, group)), xw, self.K)
+                p.ops += ops
+                for k in group:
+                    i = operands.index(k)
+                    em.gather(fx, bits[i], [addr[(k, img, index(cc, pos))]
+                                            for img, cc, pos in chunk])
+                    em(Opc.MAC, s=signed[i], d=fp, a=fx, imm=int(mults[i][0]), n=bits[i],
+                       m=pb)
+            col, width = em.shift_clamp(fp, pb, c, relu, q.out_bits,
+                                        signed=None if relu else q.out_signed)
+            self._finish(p, em)
+            targets = [(img, cc + ch_offset, pos) for img, cc, pos in chunk]
+            p.ops.append(("read", 0, n, col, width, q.out_signed, targets))
+        return passes
+
+    def _add(self, q: QLayer, xs: list[np.ndarray]) -> list[Pass]:
+        C, H, W = q.layer.out_shape
+        return self._scaled_sum(q, xs, [0, 1], q.mults, self._elements((C, H, W), len(xs[0])),
+                                lambda c, pos: c * H * W + pos[0] * W + pos[1], q.layer.relu)
+
+    def _concat(self, q: QLayer, xs: list[np.ndarray]) -> list[Pass]:
+        """Each input rescaled to the concat's scale (b, c = 1, 0 where they agree),
+        placed at its channel offset. (A concat whose inputs all share its scale is done
+        by the host alone: `schedule` gives it no passes.)"""
+        passes: list[Pass] = []
+        off = 0
+        for k, (x, m) in enumerate(zip(xs, q.mults, strict=True)):
+            C, H, W = x.shape[1:]
+            self._scaled_sum(q, xs, [k], [m], self._elements((C, H, W), len(x)),
+                             lambda c, pos, H=H, W=W: c * H * W + pos[0] * W + pos[1],
+                             False, off, passes)
+            off += C
         return passes
