@@ -346,16 +346,31 @@ class Scheduler:
         def keys_of(t):
             return {(0, img, v) for img, pos in chunk if (v := src(pos, t)) is not None}
 
+        # the whole pass's field staged once when it fits the MAPs (the usual case);
+        # otherwise each group of accumulators stages its taps in groups that fit
+        everything = self._tap_groups([t for t in taps if any(weight(j, t)
+                                                               for j in range(Kout))],
+                                      keys_of, capacity, q.name)
+        shared = None
+        if len(everything) <= 1:
+            ops, shared = self._stage([x], set().union(set(), *map(keys_of, *everything)),
+                                      ib, self.K)
+            p.ops += ops
         for j0 in range(0, Kout, G):
             js = list(range(j0, min(Kout, j0 + G)))
             for g, j in enumerate(js):
                 em(Opc.CLEAR, d=g * ab, n=ab)
                 em.add_const(g * ab, ab, int(q.bias[j]))
             live = [t for t in taps if any(weight(j, t) for j in js)]
-            for group in self._tap_groups(live, keys_of, capacity, q.name):
-                self._finish(p, em)
-                ops, addr = self._stage([x], set().union(*map(keys_of, group)), ib, self.K)
-                p.ops += ops
+            for group in ([live] if shared is not None
+                          else self._tap_groups(live, keys_of, capacity, q.name)):
+                if shared is None:
+                    self._finish(p, em)
+                    ops, addr = self._stage([x], set().union(*map(keys_of, group)), ib,
+                                            self.K)
+                    p.ops += ops
+                else:
+                    addr = shared
                 for t in group:
                     sources = [addr.get((0, img, v)) if (v := src(pos, t)) is not None
                                else None for img, pos in chunk]
