@@ -227,12 +227,25 @@ def cmd_run(args) -> int:
         net = load_network(args.network)
         plan = load_plan(args.plan, net)
         qnet = quantize(net, plan)
-        x, y = net.test_set()
+        if net.dataset is not None:
+            x, y = net.test_set()
+            inputs = f"{min(len(x), args.images or len(x))} test images"
+        else:   # no dataset (an imported or zoo model): seeded synthetic images, labelled so
+            n_syn = args.images or 1
+            x = np.random.default_rng(args.seed).random((n_syn,) + net.input_shape) \
+                * float(net.weights["input.act_max"])
+            y = None
+            inputs = (f"{n_syn} SYNTHETIC image(s) (no dataset in the network file: seeded "
+                      f"uniform [0, input.act_max), seed {args.seed})")
     except NetworkError as exc:
         print(f"bfimna: {exc}", file=sys.stderr)
         return 2
+    if len(x) == 0:
+        print(f"bfimna: {net.dataset}: x: expected at least one image, got 0", file=sys.stderr)
+        return 2
     n = len(x) if args.images is None else min(args.images, len(x))
-    x, y = x[:n], y[:n]
+    x = x[:n]
+    y = None if y is None else y[:n]
     where = args.backend
     with ExitStack() as stack:
         if args.backend == "board":
@@ -252,8 +265,8 @@ def cmd_run(args) -> int:
                                                {"build_root": args.build_dir,
                                                 "path": args.path,
                                                 "waves_window": _waves_window(args)}))
-        print(f"run: {net.name} ({len(net.layers)} layers), plan {plan.name}, {n} test "
-              f"images, on {where} ({cfg.name}: {cfg.system.tiles} tile(s), CAP "
+        print(f"run: {net.name} ({len(net.layers)} layers), plan {plan.name}, {inputs}, "
+              f"on {where} ({cfg.name}: {cfg.system.tiles} tile(s), CAP "
               f"{cfg.ap.rows}x{cfg.ap.cols}, {cfg.tile.maps} MAP(s) "
               f"{cfg.tile.map_rows}x{cfg.tile.map_cols})", flush=True)
         t0 = time.perf_counter()
@@ -266,19 +279,25 @@ def cmd_run(args) -> int:
             print(f"\nbfimna: {exc}", file=sys.stderr)
             return 1
         wall = time.perf_counter() - t0
-    print(f"{'layer':<7} {'dataflow':<8} {'bits w/a':>9} {'passes':>6} {'predicted':>11} "
-          f"{'counted':>11} {'busiest tile':>12} {'bit-exact':>9}")
+    nw = max(7, *(len(layer.name) for layer in rep.layers))
+    print(f"{'layer':<{nw}} {'type':<7} {'dataflow':<8} {'bits w/a':>9} {'passes':>6} "
+          f"{'predicted':>11} {'counted':>11} {'busiest tile':>12} {'host words':>10} "
+          f"{'bit-exact':>9}")
     for q, layer in zip(qnet.layers, rep.layers, strict=True):
         wb = "/".join(str(b) for b in sorted(set(q.w_bits))) if q.w_bits else "-"
-        print(f"{layer.name:<7} {layer.dataflow:<8} {wb + '/' + str(q.out_bits):>9} "
-              f"{layer.passes:>6} "
+        print(f"{layer.name:<{nw}} {q.layer.type:<7} {layer.dataflow:<8} "
+              f"{wb + '/' + str(q.out_bits):>9} {layer.passes:>6} "
               f"{layer.predicted:>11,} {layer.counted:>11,} {layer.busiest_tile:>12,} "
-              f"{'yes' if layer.bit_exact else 'NO':>9}")
+              f"{layer.host_words:>10,} {'yes' if layer.bit_exact else 'NO':>9}")
     total = sum(layer.predicted for layer in rep.layers)
-    acc = float(np.mean(rep.predictions == y))
-    print(f"total {total:,} tile cycles ({total / n:,.0f} per image); predicted = counted "
+    print(f"total {total:,} tile cycles ({total / n:,.0f} per image), "
+          f"{sum(layer.host_words for layer in rep.layers):,} host words; predicted = counted "
           f"for every layer; every layer bit-exact against the golden CNN reference")
-    print(f"accuracy {acc:.4f} on {n} images (float model: {net.float_accuracy})")
+    if y is not None:
+        acc = float(np.mean(rep.predictions == y))
+        print(f"accuracy {acc:.4f} on {n} images (float model: {net.float_accuracy})")
+    else:
+        print("accuracy: not measured (synthetic inputs have no labels)")
     sim = [layer.sim_cycles for layer in rep.layers if layer.sim_cycles]
     if sim:
         print(f"simulated {sum(sim):,} clock cycles in {wall:.1f} s wall "
@@ -452,6 +471,43 @@ def cmd_exec(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from bfimna.golden.nn.network import NetworkError
+    from bfimna.golden.nn.onnx_import import DEFAULT_SYNTHETIC, import_onnx
+
+    if args.calib is not None and args.synthetic is not None:
+        raise UsageError("--calib and --synthetic exclude each other (--synthetic: the number "
+                         "of synthetic calibration images when there is no --calib)")
+    try:
+        rep = import_onnx(args.model, args.out, calib=args.calib,
+                          synthetic=args.synthetic or DEFAULT_SYNTHETIC, seed=args.seed,
+                          force=args.force)
+    except NetworkError as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 2
+    imp, net = rep.imported, rep.net
+    kinds: dict[str, int] = {}
+    for lay in net.layers:
+        kinds[lay.type] = kinds.get(lay.type, 0) + 1
+    print(f"import: {args.model} ({len(imp.model.graph.node)} nodes, opset {imp.opset}) -> "
+          f"{len(net.layers)} layers (" + ", ".join(f"{k} {v}" for k, v in kinds.items())
+          + f"), input {'x'.join(map(str, net.input_shape))}, output "
+          f"{'x'.join(map(str, net.layers[-1].out_shape))}")
+    for what, n in sorted(imp.notes.items()):
+        print(f"  {what}: {n}")
+    for w in rep.warnings:
+        print(f"  warning: {w}")
+    print(f"  {rep.how}")
+    print(f"  float check: the written network (numpy, float64) against onnxruntime on "
+          f"{rep.check_images} image(s): max relative difference {rep.check_rel:.2g}")
+    for f in rep.files:
+        print(f"wrote {f}")
+    if any(f.name == "test.npz" for f in rep.files):
+        print(f"next: bfimna run --network {rep.out / 'network.yaml'} --plan "
+              f"{rep.out / 'int8.yaml'} --backend golden")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bfimna", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -501,7 +557,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of silence before a board wait fails")
     _config_arg(r)
     r.add_argument("--images", type=POSITIVE, default=None,
-                   help="first K test images (default all)")
+                   help="first K test images (default all; without a dataset: K synthetic "
+                        "images, default 1)")
+    r.add_argument("--seed", type=SEED, default=0,
+                   help="seed of the synthetic images of a network without a dataset")
     r.add_argument("--dump", type=Path, help="write every layer's output as .npy here")
     r.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -571,6 +630,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--show-rows", type=NON_NEGATIVE, default=8, help="rows of each field to print")
     e.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
     e.set_defaults(func=cmd_exec)
+
+    m = sub.add_parser("import", help="translate a float ONNX CNN into a network YAML, "
+                                      "weights and an 8-bit plan (docs/import.md)")
+    m.add_argument("model", type=Path, help="the ONNX model (one (N, C, H, W) float input)")
+    m.add_argument("--out", type=Path, required=True,
+                   help="output directory (network.yaml, weights.npz, int8.yaml[, test.npz])")
+    m.add_argument("--calib", type=Path, default=None,
+                   help="calibration .npz: x (N, C, H, W) float; with integer labels y it is "
+                        "also copied to test.npz as the network's dataset")
+    m.add_argument("--synthetic", type=POSITIVE, default=None, metavar="N",
+                   help="without --calib: calibrate on N synthetic uniform[0,1) images "
+                        "(default 16)")
+    m.add_argument("--seed", type=SEED, default=0, help="seed of the synthetic images")
+    m.add_argument("--force", action="store_true", help="replace an existing --out directory")
+    m.set_defaults(func=cmd_import)
     return p
 
 
