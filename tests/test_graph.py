@@ -263,3 +263,36 @@ def test_weights_of_a_grouped_conv_are_checked(tmp_path):
     with pytest.raises(NetworkError, match=re.escape(
             "dw.weight: expected shape (8, 1, 3, 3) (layer dw), got (8, 8, 3, 3)")):
         load_network(tmp_path / "network.yaml")
+
+
+def _synthetic(tmp_path, act_max: dict, **extra):
+    d = yaml.safe_load(yaml.safe_dump(GRAPH))
+    d.pop("weights")
+    d.update(extra)
+    d["synthetic_weights"] = {"seed": 5, "act_max": act_max}
+    (tmp_path / "network.yaml").write_text(yaml.safe_dump(d, sort_keys=False))
+    return tmp_path / "network.yaml"
+
+
+def test_synthetic_weights_are_seeded_and_checked(tmp_path):
+    names = ["input"] + [ld["name"] for ld in GRAPH["layers"]
+                         if ld["type"] in ("conv", "fc", "add")]
+    path = _synthetic(tmp_path, {n: 2.0 for n in names})
+    a, b = load_network(path), load_network(path)
+    assert sorted(a.weights) == sorted(b.weights)
+    assert all(np.array_equal(a.weights[k], b.weights[k]) for k in a.weights)
+    w = a.weights["c3.weight"]                       # He: std sqrt(2 / fan_in)
+    assert w.shape == (10, 10, 3, 3) and abs(w.std() / np.sqrt(2 / 90) - 1) < 0.15
+    assert float(a.weights["add2.act_max"]) == 2.0
+    quantize(a, load_plan(_plan(tmp_path, 8), a))
+
+    with pytest.raises(NetworkError) as exc:
+        load_network(_synthetic(tmp_path, {n: 2.0 for n in names[:-1]}))
+    assert (exc.value.path, exc.value.reason) == (
+        "synthetic_weights.act_max.fc", "missing value (the calibrated largest output)")
+    np.savez(tmp_path / "w.npz", x=np.zeros(1))
+    with pytest.raises(NetworkError) as exc:
+        load_network(_synthetic(tmp_path, {n: 2.0 for n in names}, weights="w.npz"))
+    assert (exc.value.path, exc.value.reason) == (
+        "weights", "expected exactly one of weights (a .npz file) and synthetic_weights, "
+                   "got both")

@@ -31,6 +31,7 @@ from bfimna.golden.spec.schema import (
     Int,
     Invalid,
     ListOf,
+    MapOf,
     Num,
     OneOf,
     Record,
@@ -85,7 +86,13 @@ NETWORK = Record({
     "name": Text(doc="the network's name"),
     "input": Record({k: Int(1, 4096, doc=f"input {k}")
                      for k in ("channels", "height", "width")}, doc="input shape"),
-    "weights": File(".npz", doc="the .npz of float weights, next to this file"),
+    "weights": File(".npz", default=None, null_ok=True,
+                    doc="the .npz of float weights, next to this file"),
+    "synthetic_weights": Record({
+        "seed": Int(0, 2**31 - 1, doc="seed of the weights"),
+        "act_max": MapOf(Text(), Num(0),
+                         doc="largest output of `input` and of every conv, fc and add layer"),
+    }, default=None, null_ok=True, doc="seeded synthetic weights instead of a file"),
     "dataset": File(".npz", default=None, null_ok=True, doc="x (N, C, H, W), y (N,)"),
     "float_accuracy": Num(0, 1, default=None),
     "layers": ListOf(LAYER, min_len=1, doc="the layers in topological order"),
@@ -282,9 +289,32 @@ def load_network(path: str | Path) -> Network:
                 raise Invalid(("layers", i, "name"), f"must be read by a later layer (only the "
                                                       f"last layer is the output), got "
                                                       f"{layer.name!r}")
-    wfile = d["weights"]
-    weights = validate(weights_schema(layers), read_npz(wfile, NetworkError, "weights"),
-                       file=wfile, error=NetworkError, what="weights")
+    syn = d["synthetic_weights"]
+    with reporting(path, NetworkError, "network"):
+        if (d["weights"] is None) == (syn is None):
+            raise Invalid("weights", "expected exactly one of weights (a .npz file) and "
+                                     "synthetic_weights, got " + ("both" if syn else "neither"))
+    if syn is not None:
+        raw = synthetic_weights(layers, syn["seed"])
+        need = ["input"] + [lay.name for lay in layers if lay.type in ("add", *WEIGHTED)]
+        with reporting(path, NetworkError, "network"):
+            for name in need:
+                if name not in syn["act_max"]:
+                    raise Invalid(("synthetic_weights", "act_max", name),
+                                  "missing value (the calibrated largest output)")
+            for name in syn["act_max"]:
+                if name not in need:
+                    raise Invalid(("synthetic_weights", "act_max", name),
+                                  f"unknown input, conv, fc or add layer (known here: "
+                                  f"{', '.join(need[:8])}{', ...' if len(need) > 8 else ''})")
+        raw.update({f"{name}.act_max": np.array(syn["act_max"][name], dtype=np.float32)
+                    for name in need})
+        weights = validate(weights_schema(layers), raw, file=path, error=NetworkError,
+                           what="synthetic weights")
+    else:
+        wfile = d["weights"]
+        weights = validate(weights_schema(layers), read_npz(wfile, NetworkError, "weights"),
+                           file=wfile, error=NetworkError, what="weights")
     return Network(d["name"], path, shape, layers, weights, d["dataset"], d["float_accuracy"])
 
 
@@ -304,6 +334,27 @@ def load_plan(path: str | Path, net: Network) -> Plan:
                   "blocks": e.get("blocks", [e["w_bits"]])} if "w_bits" in e else dict(e)
            for name, e in d["layers"].items()}
     return Plan(d["name"] or path.stem, d["input_bits"], out, dict(d["dataflow"]))
+
+
+def synthetic_weights(layers: list[Layer], seed: int) -> dict[str, np.ndarray]:
+    """SYNTHETIC weights of every conv and fc layer, the same for a given seed: weight
+    ~ N(0, 2 / fan_in) (He), bias ~ N(0, 0.01^2), float32; layer i draws from
+    default_rng([seed, i]), so one layer's shape does not change the others' values.
+    For models whose trained weights cannot be had here (the zoo); never for accuracy."""
+    out: dict[str, np.ndarray] = {}
+    for i, lay in enumerate(layers):
+        if lay.type not in WEIGHTED:
+            continue
+        c, h, w = lay.in_shape
+        shape = ((lay.out_channels, c // lay.groups, lay.kernel, lay.kernel)
+                 if lay.type == "conv" else (lay.out_channels, c * h * w))
+        rng = np.random.default_rng([seed, i])
+        fan_in = int(np.prod(shape[1:]))
+        out[f"{lay.name}.weight"] = (rng.standard_normal(shape, dtype=np.float32)
+                                     * np.float32(np.sqrt(2.0 / fan_in)))
+        out[f"{lay.name}.bias"] = rng.standard_normal(shape[:1], dtype=np.float32) \
+            * np.float32(0.01)
+    return out
 
 
 # -- integer network -------------------------------------------------------------------------
@@ -418,7 +469,8 @@ def quantize(net: Network, plan: Plan) -> QNet:
             ab = entry.get("a_bits", max(x[0] for x in ins))
             act_max = max(float(W[f"{lay.name}.act_max"]), 1e-6)
             s_out = act_max / ((1 << ab) - 1 if lay.relu else (1 << (ab - 1)) - 1)
-            mb = min(MAX_MULT_BITS, MAX_ACC_BITS - 2 - max(x[0] for x in ins))
+            # sum of two (bits + mb)-bit products, signed: below MAX_ACC_BITS - 2
+            mb = min(MAX_MULT_BITS, MAX_ACC_BITS - 4 - max(x[0] for x in ins))
             mags = [(1 << x[0]) - 1 if not x[1] else 1 << (x[0] - 1) for x in ins]
 
             def acc_of(bs, mags=mags):
