@@ -246,6 +246,8 @@ def cmd_run(args) -> int:
     n = len(x) if args.images is None else min(args.images, len(x))
     x = x[:n]
     y = None if y is None else y[:n]
+    if args.predict:
+        return _predict(args, cfg, net, plan, qnet, n)
     where = args.backend
     with ExitStack() as stack:
         if args.backend == "board":
@@ -279,16 +281,7 @@ def cmd_run(args) -> int:
             print(f"\nbfimna: {exc}", file=sys.stderr)
             return 1
         wall = time.perf_counter() - t0
-    nw = max(7, *(len(layer.name) for layer in rep.layers))
-    print(f"{'layer':<{nw}} {'type':<7} {'dataflow':<8} {'bits w/a':>9} {'passes':>6} "
-          f"{'predicted':>11} {'counted':>11} {'busiest tile':>12} {'host words':>10} "
-          f"{'bit-exact':>9}")
-    for q, layer in zip(qnet.layers, rep.layers, strict=True):
-        wb = "/".join(str(b) for b in sorted(set(q.w_bits))) if q.w_bits else "-"
-        print(f"{layer.name:<{nw}} {q.layer.type:<7} {layer.dataflow:<8} "
-              f"{wb + '/' + str(q.out_bits):>9} {layer.passes:>6} "
-              f"{layer.predicted:>11,} {layer.counted:>11,} {layer.busiest_tile:>12,} "
-              f"{layer.host_words:>10,} {'yes' if layer.bit_exact else 'NO':>9}")
+    _layer_table(qnet, rep)
     total = sum(layer.predicted for layer in rep.layers)
     print(f"total {total:,} tile cycles ({total / n:,.0f} per image), "
           f"{sum(layer.host_words for layer in rep.layers):,} host words; predicted = counted "
@@ -306,6 +299,57 @@ def cmd_run(args) -> int:
         print(f"wall {wall:.1f} s")
     if args.dump:
         print(f"wrote every layer's output to {args.dump}/ (.npy)")
+    return 0
+
+
+def _layer_table(qnet, rep) -> None:
+    """Per layer: kind, dataflow, bits, passes, cycles (predicted, counted, busiest tile:
+    the layer's makespan over the tiles), host words, the share of CAP rows used, the
+    makespan over the lane-parallel bound, and the bit-exact check."""
+    nw = max(7, *(len(layer.name) for layer in rep.layers))
+    print(f"{'layer':<{nw}} {'type':<7} {'dataflow':<8} {'bits w/a':>9} {'passes':>6} "
+          f"{'predicted':>13} {'counted':>13} {'busiest tile':>13} {'host words':>11} "
+          f"{'rows':>5} {'/bound':>6} {'bit-exact':>9}")
+    for q, layer in zip(qnet.layers, rep.layers, strict=True):
+        wb = "/".join(str(b) for b in sorted(set(q.w_bits))) if q.w_bits else "-"
+        counted = "-" if layer.counted is None else f"{layer.counted:,}"
+        exact = "-" if layer.bit_exact is None else ("yes" if layer.bit_exact else "NO")
+        vs = "-" if layer.vs_bound is None else f"{layer.vs_bound:.2f}"
+        rows = f"{layer.rows_used:.0%}" if layer.passes else "-"
+        print(f"{layer.name:<{nw}} {q.layer.type:<7} {layer.dataflow:<8} "
+              f"{wb + '/' + str(q.out_bits):>9} {layer.passes:>6} "
+              f"{layer.predicted:>13,} {counted:>13} {layer.busiest_tile:>13,} "
+              f"{layer.host_words:>11,} {rows:>5} {vs:>6} {exact:>9}")
+
+
+def _predict(args, cfg, net, plan, qnet, n: int) -> int:
+    """bfimna run --predict: the schedule's cycles, passes and host words, no execution."""
+    from bfimna.sched.run import predict_network
+    from bfimna.sched.schedule import ScheduleError
+
+    print(f"predict: {net.name} ({len(net.layers)} layers), plan {plan.name}, {n} image(s), "
+          f"on {cfg.name} ({cfg.system.tiles} tile(s), CAP {cfg.ap.rows}x{cfg.ap.cols}, "
+          f"{cfg.tile.maps} MAP(s) {cfg.tile.map_rows}x{cfg.tile.map_cols}); nothing is "
+          f"executed", flush=True)
+    t0 = time.perf_counter()
+    try:
+        rep = predict_network(qnet, n, cfg, progress=not args.no_progress)
+    except ScheduleError as exc:
+        print(f"\nbfimna: {exc}", file=sys.stderr)
+        return 1
+    wall = time.perf_counter() - t0
+    _layer_table(qnet, rep)
+    total = sum(layer.predicted for layer in rep.layers)
+    makespan = sum(layer.busiest_tile for layer in rep.layers)
+    bound = sum(layer.bound or 0 for layer in rep.layers)
+    macs = sum(layer.macs for layer in rep.layers)
+    weighted = sum(layer.busiest_tile for layer in rep.layers if layer.bound)
+    print(f"total {total:,} tile cycles ({total / n:,.0f} per image); makespan "
+          f"{makespan:,} cycles over {cfg.system.tiles} tile(s) (layers one after another); "
+          f"{sum(layer.host_words for layer in rep.layers):,} host words; {macs:,} MACs"
+          + (f"; conv and fc layers at {weighted / bound:.2f}x the lane-parallel bound"
+             if bound else ""))
+    print(f"predicted in {wall:.1f} s wall")
     return 0
 
 
@@ -559,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--images", type=POSITIVE, default=None,
                    help="first K test images (default all; without a dataset: K synthetic "
                         "images, default 1)")
+    r.add_argument("--predict", action="store_true",
+                   help="only predict every layer's cycles, passes and host words from the "
+                        "schedule; run nothing (--backend is ignored)")
     r.add_argument("--seed", type=SEED, default=0,
                    help="seed of the synthetic images of a network without a dataset")
     r.add_argument("--dump", type=Path, help="write every layer's output as .npy here")

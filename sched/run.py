@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from bfimna.golden.host.program import HostProgram
+from bfimna.golden.host.program import MAX_COUNT, HostProgram
 from bfimna.golden.nn.network import QNet, layer_forward
 from bfimna.golden.spec.config import Config
 from bfimna.sched.schedule import LayerSchedule, Scheduler
@@ -25,9 +25,18 @@ class LayerResult:
     counted: int | None          # cycles the backend's tile counters report (summed)
     busiest_tile: int            # predicted cycles of the most loaded tile
     host_words: int              # words sent to the system for this layer
-    bit_exact: bool
+    bit_exact: bool | None       # None: predicted only, not executed
     wall_s: float
     sim_cycles: int | None = None
+    type: str = ""
+    rows_used: float = 0.0       # share of the CAP rows its passes occupy
+    bound: float | None = None   # lane-parallel bound (conv, fc), cycles
+    macs: int = 0                # multiply-accumulates per run (conv, fc)
+
+    @property
+    def vs_bound(self) -> float | None:
+        """The makespan (busiest tile) over the lane-parallel bound."""
+        return self.busiest_tile / self.bound if self.bound else None
 
 
 @dataclass
@@ -42,6 +51,70 @@ class RunReport:
 
 class Mismatch(AssertionError):
     """A layer's output or cycle count differs from the reference."""
+
+
+def host_words(sched: LayerSchedule) -> int:
+    """The words host_program(sched) sends, without building its packets (a WRITE or
+    INSTR packet carries at most MAX_COUNT payload words after its header)."""
+    n = 0
+    for p in sched.passes:
+        for op in p.ops:
+            if op[0] in ("write", "instr"):
+                k = len(op[4] if op[0] == "write" else op[1])
+                n += k + -(-k // MAX_COUNT)
+            else:
+                n += 1
+    return n
+
+
+def _layer_facts(sch: Scheduler, sched: LayerSchedule, n_images: int) -> dict:
+    """Row use, lane-parallel bound and MACs of a scheduled layer (for the report)."""
+    q, passes = sched.layer, sched.passes
+    used = sum(p.rows for p in passes) / (len(passes) * sch.R) if passes else 0.0
+    macs = 0
+    if q.layer.type in ("conv", "fc") and q.w is not None:
+        _, oh, ow = q.layer.out_shape
+        macs = int(q.w.size) * oh * ow * n_images
+    return {"type": q.layer.type, "rows_used": used, "bound": sch.lane_bound(q, n_images),
+            "macs": macs}
+
+
+def predict_network(qnet: QNet, n_images: int, cfg: Config, progress: bool = False,
+                    dataflow: dict | None = None) -> RunReport:
+    """Every layer's exact cycles, passes and host words from the schedule alone, for
+    n_images images, without running or computing anything: the scheduler is given
+    all-zero inputs (the instruction stream does not depend on the activations, only on
+    shapes, precisions and weights). Executed runs (run_network) check counted =
+    predicted on the same schedules."""
+    sch = Scheduler(cfg)
+    report = RunReport()
+    shapes = {"input": (n_images,) + tuple(qnet.net.input_shape)}
+    flows = dict(qnet.plan.dataflow)
+    flows.update(dataflow or {})
+    bar = _progress_bar(len(qnet.layers)) if progress else None
+    try:
+        for li, q in enumerate(qnet.layers):
+            xs = [np.zeros(shapes[name], dtype=np.int64) for name in q.inputs]
+            t0 = time.perf_counter()
+            if bar is not None:
+                _progress(bar, li, f"{q.name}: scheduling")
+            sched = sch.schedule(q, xs, flows.get(q.name))
+            busy = [0] * cfg.system.tiles
+            for p in sched.passes:
+                busy[p.tile] += p.predicted
+            report.layers.append(LayerResult(q.name, sched.dataflow, len(sched.passes),
+                                             sched.predicted, None, max(busy),
+                                             host_words(sched), None,
+                                             time.perf_counter() - t0,
+                                             **_layer_facts(sch, sched, n_images)))
+            shapes[q.name] = ((n_images, q.layer.out_channels) if q.layer.type == "fc"
+                              else (n_images,) + tuple(q.layer.out_shape))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return report
 
 
 def host_program(sched: LayerSchedule, cfg: Config) -> tuple[HostProgram, list]:
@@ -148,7 +221,8 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
             report.layers.append(LayerResult(q.name, sched.dataflow, len(sched.passes),
                                              sched.predicted, counted, max(predicted_t), words,
                                              exact, wall,
-                                             res.sim_cycles if res is not None else None))
+                                             res.sim_cycles if res is not None else None,
+                                             **_layer_facts(sch, sched, n)))
             report.outputs.append(y)
             if dump is not None:
                 dump.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ import numpy as np
 
 from bfimna.golden.nn.network import QLayer
 from bfimna.golden.spec import costs
-from bfimna.golden.spec.config import Config
+from bfimna.golden.spec.config import APConfig, Config
 from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, encode, validate
 
 DATAFLOWS = ("pos", "chan")
@@ -147,6 +147,7 @@ class Emitter:
 class Pass:
     tile: int
     images: list[int]
+    rows: int = 0                             # CAP rows its outputs occupy
     ops: list = field(default_factory=list)   # ("write", ap, col, width, values)
     #                                            | ("instr", words)
     #                                            | ("read", lo, n, col, width, signed, targets)
@@ -276,22 +277,40 @@ class Scheduler:
             return LayerSchedule(q, "pos", self._concat(q, xs))
         x = xs[0]
         if dataflow is None:   # predicted cycles of a few images under each dataflow
-            costs = {}
+            trial = {}
             group = x[:max(1, min(len(x), self.R // max(1, len(self._conv_src(q)[1]))))]
             for f in DATAFLOWS:
                 try:
-                    costs[f] = sum(p.predicted for p in self._weighted(q, group, f))
+                    trial[f] = sum(p.predicted for p in self._weighted(q, group, f))
                 except ScheduleError:
                     continue
-            if not costs:
+            if not trial:
                 self._weighted(q, x[:1], "pos")    # raises the reason
-            dataflow = min(costs, key=costs.__getitem__)
+            dataflow = min(trial, key=trial.__getitem__)
         return LayerSchedule(q, dataflow, self._weighted(q, x, dataflow))
 
-    def _new_pass(self, passes: list[Pass], images) -> Pass:
-        p = Pass(tile=len(passes) % self.cfg.system.tiles, images=sorted(set(images)))
+    def _new_pass(self, passes: list[Pass], images, rows: int) -> Pass:
+        p = Pass(tile=len(passes) % self.cfg.system.tiles, images=sorted(set(images)),
+                 rows=rows)
         passes.append(p)
         return p
+
+    def lane_bound(self, q: QLayer, n_images: int) -> float | None:
+        """The lane-parallel bound of a conv or fc layer: its MACs with a nonzero weight,
+        each at the cycles of one MAC by that weight at the layer's precision (`MAC`
+        d += x * w: in_bits x, acc_bits accumulator; the pos dataflow's inner step), over
+        every output position and image, spread over all rows of all tiles. Zero weights
+        cost nothing (the scheduler skips them). None for other layers."""
+        if q.layer.type not in ("conv", "fc") or q.w is None:
+            return None
+        values, counts = np.unique(q.w[q.w != 0], return_counts=True)
+        wide = APConfig(rows=self.cfg.ap.rows, cols=256, dims=self.cfg.ap.dims,
+                        counter_bits=self.cfg.ap.counter_bits)
+        per = sum(int(c) * costs.instr_cycles(
+            encode(Instr(op=Opc.MAC, d=0, a=q.acc_bits, imm=int(v), n=q.in_bits,
+                         m=q.acc_bits)), wide) for v, c in zip(values, counts, strict=True))
+        _, oh, ow = q.layer.out_shape
+        return per * oh * ow * n_images / (self.R * self.cfg.system.tiles)
 
     def _finish(self, p: Pass, em: Emitter) -> None:
         words = em.take()
@@ -322,7 +341,7 @@ class Scheduler:
                     for pos in positions]
         for r0 in range(0, len(rows), self.R):
             chunk = rows[r0:r0 + self.R]
-            p = self._new_pass(passes, [r[-2] for r in chunk])
+            p = self._new_pass(passes, [r[-2] for r in chunk], len(chunk))
             if flow == "pos":
                 self._pos_pass(q, p, x, chunk, taps, src, weight, pb, capacity)
             else:
@@ -495,7 +514,7 @@ class Scheduler:
 
         for r0 in range(0, len(rows), self.R):
             chunk = rows[r0:r0 + self.R]
-            p = self._new_pass(passes, [r[0] for r in chunk])
+            p = self._new_pass(passes, [r[0] for r in chunk], len(chunk))
             em = Emitter(self.cfg)
             n = len(chunk)
             em(Opc.ROWS, lo=0, hi=n)
@@ -557,7 +576,7 @@ class Scheduler:
         fx, fp = 0, xw
         for r0 in range(0, len(rows), self.R):
             chunk = rows[r0:r0 + self.R]
-            p = self._new_pass(passes, [r[0] for r in chunk])
+            p = self._new_pass(passes, [r[0] for r in chunk], len(chunk))
             em = Emitter(self.cfg)
             n = len(chunk)
             em(Opc.ROWS, lo=0, hi=n)

@@ -14,10 +14,10 @@ from test_graph import GRAPH, _plan, make_graph
 from bfimna.cosim.drivers.backends import backend
 from bfimna.golden.nn.network import calibrate, load_network, load_plan, quantize, reference
 from bfimna.golden.spec.config import config_from_dict, load_config
-from bfimna.sched.run import run_network
+from bfimna.sched.run import predict_network, run_network
 from bfimna.sched.schedule import Scheduler
 
-from conftest import CONFIG_DIR
+from conftest import CONFIG_DIR, ROOT
 
 # MAPs of 16 rows x 16 bits: a pass of the graph network stages its field in several groups
 SMALL_MAPS = {"name": "small_maps", "ap": {"rows": 32, "cols": 64, "dims": 2},
@@ -128,3 +128,33 @@ def test_cifar_size_network_on_the_default_config(tmp_path, seed):
 def test_graph_yaml_is_what_the_tests_build():
     """GRAPH is valid YAML both ways (the format the importer writes)."""
     assert yaml.safe_load(yaml.safe_dump(GRAPH)) == GRAPH
+
+
+def test_prediction_equals_execution(tmp_path, seed):
+    """predict_network (schedule only, all-zero inputs, nothing executed) gives every
+    layer's passes, cycles, busiest tile and host words exactly as the executed run
+    counts them; the lane-parallel bound is below every conv/fc layer's makespan."""
+    print("seed", seed)
+    cfg = config_from_dict(SMALL_MAPS)
+    net, x = make_graph(tmp_path, seed)
+    q = quantize(net, load_plan(_plan(tmp_path, 8), net))
+    ran = run_network(q, q.quantize_input(x[:2]), cfg, backend("golden", cfg, fast=True))
+    pred = predict_network(q, 2, cfg)
+    for a, b in zip(pred.layers, ran.layers, strict=True):
+        assert (a.passes, a.predicted, a.busiest_tile, a.host_words, a.dataflow) == \
+            (b.passes, b.predicted, b.busiest_tile, b.host_words, b.dataflow), a.name
+        assert a.counted is None and a.bit_exact is None and b.counted == b.predicted
+        if a.type in ("conv", "fc"):
+            assert a.bound is not None and 0 < a.bound < a.busiest_tile
+            assert 0 < a.rows_used <= 1 and a.macs > 0
+
+
+def test_run_predict_cli(capsys):
+    from bfimna.cli import main
+    assert main(["run", "--network", str(ROOT / "models" / "digits_res" / "network.yaml"),
+                 "--plan", str(ROOT / "models" / "digits_res" / "mixed.yaml"), "--predict",
+                 "--images", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing is executed" in out and "lane-parallel bound" in out
+    kinds = [line.split()[1] for line in out.splitlines()[2:12]]
+    assert kinds == ["conv", "conv", "conv", "add", "conv", "conv", "conv", "add", "gap", "fc"]
