@@ -497,10 +497,11 @@ class Scheduler:
             (b_, c_), = q.mults
             sb = q.acc_bits                        # sum field (signed width)
             pb = sb + int(b_).bit_length() + 1
-            fa, fw, fp = 0, sb, 2 * sb
-            if 2 * sb + pb > self.usable:
-                raise ScheduleError(f"{q.name}: the sum, element and product fields need "
-                                    f"{2 * sb + pb} columns, the CAP has {self.usable}")
+            fa, fw, fp = 0, sb, sb                 # the product reuses the element's columns
+            if sb + max(sb, pb) > self.usable:
+                raise ScheduleError(f"{q.name}: the sum and the element or product fields "
+                                    f"need {sb + max(sb, pb)} columns, the CAP has "
+                                    f"{self.usable}")
         try:
             capacity = self._capacity(bits, self.K)
         except ScheduleError as exc:
