@@ -60,7 +60,8 @@ def host_words(sched: LayerSchedule) -> int:
     for p in sched.passes:
         for op in p.ops:
             if op[0] in ("write", "instr"):
-                k = len(op[4] if op[0] == "write" else op[1])
+                k = op[4] if op[0] == "write" else op[1]
+                k = k if isinstance(k, int) else len(k)
                 n += k + -(-k // MAX_COUNT)
             else:
                 n += 1
@@ -86,7 +87,7 @@ def predict_network(qnet: QNet, n_images: int, cfg: Config, progress: bool = Fal
     all-zero inputs (the instruction stream does not depend on the activations, only on
     shapes, precisions and weights). Executed runs (run_network) check counted =
     predicted on the same schedules."""
-    sch = Scheduler(cfg)
+    sch = Scheduler(cfg, predict=True)
     report = RunReport()
     shapes = {"input": (n_images,) + tuple(qnet.net.input_shape)}
     flows = dict(qnet.plan.dataflow)
@@ -139,7 +140,6 @@ def run_layer(sched: LayerSchedule, backend, cfg: Config, out_shape: tuple[int, 
     res = backend.run(prog)
     wall = time.perf_counter() - t0
     y = np.zeros(out_shape, dtype=np.int64)
-    res.extra["source"] = source = {}    # output index -> (response, word): for a failure
     is_fc = len(out_shape) == 2
     # every output beat is accounted for: exactly the frames asked for, each of its length
     if len(res.responses) != len(prog.responses):
@@ -148,17 +148,19 @@ def run_layer(sched: LayerSchedule, backend, cfg: Config, out_shape: tuple[int, 
         if len(got) != want.count:
             raise Mismatch(f"response {i} ({want.kind}) has {len(got)} words, "
                            f"{want.count} asked for")
-    for idx, width, signed, targets in reads:
+    res.extra["reads"] = reads            # for a failure: which response carried an output
+    for idx, width, signed, where in reads:
         vals = np.array(res.responses[idx], dtype=np.int64)
         if signed:
             vals = np.where(vals >> (width - 1) & 1, vals - (1 << width), vals)
         # every word of a read lands in y, and y is then compared in full with the reference
-        if len(vals) < len(targets):
-            raise Mismatch(f"read {idx}: {len(vals)} words for {len(targets)} outputs")
-        for j, (v, (img, ch, pos)) in enumerate(zip(vals, targets, strict=False)):
-            at = (img, ch) if is_fc else (img, ch, pos[0], pos[1])
-            y[at] = v
-            source[at] = (idx, j)
+        img, ch, oy, ox = where
+        if len(vals) < len(img):
+            raise Mismatch(f"read {idx}: {len(vals)} words for {len(img)} outputs")
+        if is_fc:
+            y[img, ch] = vals[:len(img)]
+        else:
+            y[img, ch, oy, ox] = vals[:len(img)]
     counted = [t["cycles"] for t in res.tile_counters]
     busy = [0] * cfg.system.tiles
     for p in sched.passes:
@@ -169,7 +171,14 @@ def run_layer(sched: LayerSchedule, backend, cfg: Config, out_shape: tuple[int, 
 def _where(res, at: tuple[int, ...], backend) -> str:
     """Which response word carried output `at`, when it left the system and how to rerun
     the simulation (RTL replay runs), for a person debugging a mismatch."""
-    src = res.extra.get("source", {}).get(at)
+    src = None
+    for idx, _width, _signed, where in res.extra.get("reads", []):
+        hit = np.ones(len(where[0]), dtype=bool)
+        for arr, v in zip(where, at if len(at) == 4 else (at[0], at[1], 0, 0), strict=True):
+            hit &= arr == v
+        if hit.any():
+            src = (idx, int(np.flatnonzero(hit)[0]))
+            break
     if src is None:
         return ""
     text = f" (word {src[1]} of response {src[0]}"

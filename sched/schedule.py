@@ -34,7 +34,7 @@ import numpy as np
 from bfimna.golden.nn.network import QLayer
 from bfimna.golden.spec import costs
 from bfimna.golden.spec.config import APConfig, Config
-from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, encode, validate
+from bfimna.golden.spec.isa import OPCODES, RESERVED_COLS, Instr, Opc, encode, validate
 
 DATAFLOWS = ("pos", "chan")
 
@@ -48,13 +48,14 @@ def instr_cycles(word: int, cfg: Config) -> int:
     return costs.instr_cycles(word, cfg.ap)
 
 
-# validated, encoded words per configuration: (Instr, xrows) -> word. The entry keeps the
-# Config alive, so its id() is not reused while cached; each table is bounded.
-_WORD_CACHE: dict[int, tuple[Config, dict[tuple[Instr, tuple[int, int, int]], int]]] = {}
+# validated, encoded words and their cycles per configuration: (op, operands, xrows) ->
+# (word, cycles). The entry keeps the Config alive, so its id() is not reused while
+# cached; each table is bounded.
+_WORD_CACHE: dict[int, tuple[Config, dict[tuple, tuple[int, int]]]] = {}
 _WORD_CACHE_MAX = 1 << 18
 
 
-def _checked_words(cfg: Config) -> dict[tuple[Instr, tuple[int, int, int]], int]:
+def _checked_words(cfg: Config) -> dict[tuple, tuple[int, int]]:
     entry = _WORD_CACHE.get(id(cfg))
     if entry is None or entry[0] is not cfg:
         entry = _WORD_CACHE[id(cfg)] = (cfg, {})
@@ -63,54 +64,153 @@ def _checked_words(cfg: Config) -> dict[tuple[Instr, tuple[int, int, int]], int]
     return entry[1]
 
 
-class Emitter:
-    """Instruction words of one pass, each checked as the hardware will check it."""
+def runs(ap: np.ndarray, row: np.ndarray, col: np.ndarray, valid: np.ndarray) -> list:
+    """Rows [0, n) as gather runs: (start, length, stride) for consecutive rows with a
+    source (valid) in one AP and column whose source rows step by one constant stride in
+    0..255 (the first pair of a run sets it). Rows without a source are left out."""
+    n = len(valid)
+    if n == 0:
+        return []
+    if n == 1:
+        return [(0, 1, 0)] if valid[0] else []
+    d = row[1:] - row[:-1]
+    ok = valid[:-1] & valid[1:] & (ap[1:] == ap[:-1]) & (col[1:] == col[:-1]) & \
+        (d >= 0) & (d <= 255)
+    # pairs in segments of equal (ok, d); within an ok segment every pair but maybe the
+    # first links (a pair links iff ok and (it starts a run, or its step is the run's))
+    change = np.flatnonzero((ok[1:] != ok[:-1]) | (d[1:] != d[:-1])) + 1
+    bounds = np.concatenate(([0], change, [n - 1])).tolist()
+    okl, dl = ok.tolist(), d.tolist()
+    linked: list[tuple[int, int]] = []          # (first pair, last pair + 1) of linked pairs
+    prev = False
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        if not okl[a]:
+            prev = False
+            continue
+        first = not prev                        # a new step after a linked pair breaks
+        start = a if first else a + 1
+        if start < b:
+            if linked and linked[-1][1] == start:
+                linked[-1] = (linked[-1][0], b)
+            else:
+                linked.append((start, b))
+            prev = True
+        else:
+            prev = False
+    out = []
+    r = 0
+    vl = valid.tolist()
+    for a, b in linked:                          # pairs a..b-1 link rows a..b
+        for single in range(r, a):
+            if vl[single]:
+                out.append((single, 1, 0))
+        out.append((a, b - a + 1, dl[a]))
+        r = b + 1
+    for single in range(r, n):
+        if vl[single]:
+            out.append((single, 1, 0))
+    return out
 
-    def __init__(self, cfg: Config):
+
+_TRANSFERS = (Opc.XROWS, Opc.MOVW)
+
+
+def _transfer_cycles(op: Opc, kw: dict) -> int:
+    """Cycles of an XROWS (a register write: one cycle whatever its operands, from the
+    cost model) or a MOVW (count + 1, from its opcode table entry, golden/spec/isa.py)."""
+    spec = OPCODES[op]
+    if spec.counts is not None:
+        return int(spec.counts(Instr(op=op, **kw))["cycles"])
+    return _XROWS_CYCLES
+
+
+_XROWS_CYCLES = costs.counts(encode(Instr(op=Opc.XROWS, srow=0, drow=0, stride=0)),
+                             APConfig(rows=1, cols=2, dims=2, counter_bits=8))[0]
+
+
+class Emitter:
+    """Instruction words of one pass, each checked as the hardware will check it, with
+    their exact cycles. `count_only`: keep the number of words and their cycles, not the
+    words (prediction)."""
+
+    def __init__(self, cfg: Config, count_only: bool = False):
         self.cfg = cfg
         self.words: list[int] = []
+        self.n_words = 0
+        self.cycles = 0
+        self.count_only = count_only
         self.xrows = (0, 0, 0)
+        self.cache = _checked_words(cfg)
+        self.blocks: dict = {}
 
     def __call__(self, op: Opc, **kw) -> None:
-        ins = Instr(op=op, **kw)
-        cache = _checked_words(self.cfg)
-        key = (ins, self.xrows)
-        word = cache.get(key)
-        if word is None:   # validate + encode cost ~40 us; passes repeat instructions a lot
+        if self.count_only and op in _TRANSFERS:     # prediction: row addressing and
+            if op == Opc.XROWS:                      # transfers cost what their opcode
+                self.xrows = (kw["srow"], kw["drow"], kw["stride"])   # table says; their
+            self.n_words += 1                        # legality is checked where the words
+            self.cycles += _transfer_cycles(op, kw)  # are built (execution)
+            return
+        key = (op, tuple(kw.items()), self.xrows if op == Opc.MOVW else None)
+        hit = self.cache.get(key)
+        if hit is None:   # validate + encode cost ~40 us; passes repeat instructions a lot
+            ins = Instr(op=op, **kw)
             why = validate(ins, self.cfg.ap, self.cfg, self.xrows)
             if why is not None:
                 raise ScheduleError(f"scheduler emitted an illegal {op.name} ({why}): {kw}")
-            word = cache[key] = encode(ins)
+            word = encode(ins)
+            hit = self.cache[key] = (word, instr_cycles(word, self.cfg))
         if op == Opc.XROWS:
-            self.xrows = (ins.srow, ins.drow, ins.stride)
-        self.words.append(word)
+            self.xrows = (kw["srow"], kw["drow"], kw["stride"])
+        if not self.count_only:
+            self.words.append(hit[0])
+        self.n_words += 1
+        self.cycles += hit[1]
 
-    def take(self) -> list[int]:
-        w, self.words = self.words, []
-        return w
+    def block(self, key, make) -> None:
+        """Append a block of words that `make(emitter)` emits, computing it once per
+        `key` (in self.blocks): the gathers every group of accumulators of a pass repeats."""
+        hit = self.blocks.get(key)
+        if hit is None:
+            sub = Emitter(self.cfg, count_only=self.count_only)
+            sub.xrows = self.xrows
+            make(sub)
+            words, cycles = sub.take()
+            hit = self.blocks[key] = (words, cycles, sub.xrows)
+        words, cycles, self.xrows = hit
+        if self.count_only:
+            self.n_words += words
+        else:
+            self.words.extend(words)
+            self.n_words += len(words)
+        self.cycles += cycles
+
+    def add(self, n_words: int, cycles: int) -> None:
+        """Words counted elsewhere (prediction of a block of MACs)."""
+        assert self.count_only
+        self.n_words += n_words
+        self.cycles += cycles
+
+    def take(self) -> tuple[list[int] | int, int]:
+        """(the words, or their number when count_only; their cycles) since the last take."""
+        out = (self.n_words if self.count_only else self.words, self.cycles)
+        self.words, self.n_words, self.cycles = [], 0, 0
+        return out
+
+    def gather_runs(self, dst_col: int, width: int, ap, row, col, run_list) -> None:
+        for start, k, stride in run_list:
+            self(Opc.XROWS, srow=int(row[start]), drow=start, stride=stride)
+            self(Opc.MOVW, sap=int(ap[start]), dap=0, a=int(col[start]), d=dst_col, n=width,
+                 count=k)
 
     def gather(self, dst_col: int, width: int, sources: list) -> None:
         """CAP rows r get bits [col, col+width) of (ap, row) = sources[r] (None: skip),
         in runs of consecutive rows with one source AP and column and a constant row
-        stride: XROWS + MOVW per run."""
-        n, r = len(sources), 0
-        while r < n:
-            if sources[r] is None:
-                r += 1
-                continue
-            ap, row, col = sources[r]
-            k, stride = 1, None
-            while r + k < n and sources[r + k] is not None:
-                a2, row2, c2 = sources[r + k]
-                st = row2 - sources[r + k - 1][1]
-                if a2 != ap or c2 != col or not 0 <= st <= 255 or \
-                        (stride is not None and st != stride):
-                    break
-                stride = st
-                k += 1
-            self(Opc.XROWS, srow=row, drow=r, stride=stride or 0)
-            self(Opc.MOVW, sap=ap, dap=0, a=col, d=dst_col, n=width, count=k)
-            r += k
+        stride (`runs`): XROWS + MOVW per run."""
+        valid = np.array([sv is not None for sv in sources], dtype=bool)
+        filled = [sv if sv is not None else (-1, -1, -1) for sv in sources]
+        arr = np.array(filled, dtype=np.int64).reshape(-1, 3)
+        ap, row, col = arr[:, 0], arr[:, 1], arr[:, 2]
+        self.gather_runs(dst_col, width, ap, row, col, runs(ap, row, col, valid))
 
     def requant(self, acc: int, acc_bits: int, p: int, pb: int, b: int, c: int,
                 relu: bool, out_bits: int, signed: bool | None = None) -> tuple[int, int]:
@@ -150,7 +250,9 @@ class Pass:
     rows: int = 0                             # CAP rows its outputs occupy
     ops: list = field(default_factory=list)   # ("write", ap, col, width, values)
     #                                            | ("instr", words)
-    #                                            | ("read", lo, n, col, width, signed, targets)
+    #                                            | ("read", lo, n, col, width, signed, where)
+    # values: a list (an int in prediction); words: a list (an int in prediction);
+    # where: targets() index arrays of the read words (None in prediction)
     predicted: int = 0
 
 
@@ -170,9 +272,22 @@ class LayerSchedule:
 Key = tuple[int, int, int]          # (which input of the layer, image, flat index)
 
 
+def targets(img, ch, pos) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where a read's words go: index arrays (image, channel, y, x), one per word
+    (fc outputs: y = x = 0). `pos` is a list of (y, x) or an (n, 2) array."""
+    pos = np.asarray(pos, dtype=np.int64).reshape(-1, 2)
+    n = len(pos)
+    return (np.broadcast_to(np.asarray(img, dtype=np.int64), (n,)),
+            np.broadcast_to(np.asarray(ch, dtype=np.int64), (n,)), pos[:, 0], pos[:, 1])
+
+
 class Scheduler:
-    def __init__(self, cfg: Config):
+    """`predict`: schedules for cycle and word counts only (prediction): instruction and
+    staged words are counted, not kept, and reads carry no targets."""
+
+    def __init__(self, cfg: Config, predict: bool = False):
         self.cfg = cfg
+        self.predict = predict
         self.R = cfg.ap.rows
         self.usable = cfg.ap.cols - RESERVED_COLS
         self.mp = cfg.map_ap
@@ -313,10 +428,10 @@ class Scheduler:
         return per * oh * ow * n_images / (self.R * self.cfg.system.tiles)
 
     def _finish(self, p: Pass, em: Emitter) -> None:
-        words = em.take()
+        words, cycles = em.take()
         if words:
             p.ops.append(("instr", words))
-            p.predicted += sum(instr_cycles(w, self.cfg) for w in words)
+            p.predicted += cycles
 
     def _weighted(self, q: QLayer, x: np.ndarray, flow: str) -> list[Pass]:
         in_maps = self.K if flow == "pos" else self.K - 1
@@ -333,22 +448,80 @@ class Scheduler:
         pb = q.acc_bits + mb + 1
         passes: list[Pass] = []
         n_img = len(x)
-        rows: list[tuple]
-        if flow == "pos":
-            rows = [(img, pos) for img in range(n_img) for pos in positions]
-        else:
+        rows: list[tuple] = []
+        if flow == "chan":
             rows = [(j, img, pos) for j in range(Kout) for img in range(n_img)
                     for pos in positions]
+        if flow == "pos":
+            return self._pos_passes(q, x, pb, capacity)
         for r0 in range(0, len(rows), self.R):
             chunk = rows[r0:r0 + self.R]
             p = self._new_pass(passes, [r[-2] for r in chunk], len(chunk))
-            if flow == "pos":
-                self._pos_pass(q, p, x, chunk, taps, src, weight, pb, capacity)
-            else:
-                self._chan_pass(q, p, x, chunk, taps, src, weight, pb, capacity)
+            self._chan_pass(q, p, x, chunk, taps, src, weight, pb, capacity)
         return passes
 
-    def _pos_pass(self, q, p, x, chunk, taps, src, weight, pb, capacity):
+    # -- the pos dataflow, in arrays ---------------------------------------------------------
+    @staticmethod
+    def _weight_matrix(q: QLayer) -> np.ndarray:
+        """(K, taps) weights over all input taps (c, ky, kx) or fc inputs; a tap outside
+        output channel j's group weighs 0."""
+        lay, w = q.layer, q.w
+        assert w is not None
+        K = lay.out_channels
+        if lay.type == "fc":
+            return w.reshape(K, -1)
+        C, k, g = lay.in_shape[0], lay.kernel, lay.groups
+        if g == 1:
+            return w.reshape(K, -1)
+        cg, kg = C // g, K // g
+        full = np.zeros((K, C, k, k), dtype=np.int64)
+        for gi in range(g):
+            full[gi * kg:(gi + 1) * kg, gi * cg:(gi + 1) * cg] = w[gi * kg:(gi + 1) * kg]
+        return full.reshape(K, -1)
+
+    def _geometry(self, q: QLayer):
+        """Per tap (c, ky, kx) or fc input: (channel, dy, dx); and a function from row
+        arrays (image, output position) to each tap's input index (-1: padding)."""
+        lay = q.layer
+        C, H, W = lay.in_shape
+        if lay.type == "fc":
+            F = C * H * W
+            return F, 1, (lambda img, pos, t: img * F + t), (lambda img, pos, t:
+                                                              np.ones(len(img), bool))
+        _, OH, OW = lay.out_shape
+        k, st, pad = lay.kernel, lay.stride, lay.pad
+        P = OH * OW
+
+        def index(img, pos, t):
+            ci, r = divmod(t, k * k)
+            ky, kx = divmod(r, k)
+            iy, ix = pos // OW * st + ky - pad, pos % OW * st + kx - pad
+            return img * (C * H * W) + ci * H * W + iy * W + ix
+
+        def valid(img, pos, t):
+            r = t % (k * k)
+            ky, kx = divmod(r, k)
+            iy, ix = pos // OW * st + ky - pad, pos % OW * st + kx - pad
+            return (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
+
+        return C * k * k, P, index, valid
+
+    def _units(self, q: QLayer, live: np.ndarray) -> list[np.ndarray]:
+        """The live taps in staging units: one input channel's taps (conv), one input
+        (fc)."""
+        if q.layer.type == "fc":
+            return [live[i:i + 1] for i in range(len(live))]
+        kk = q.layer.kernel ** 2
+        ch = live // kk
+        cut = np.flatnonzero(np.diff(ch)) + 1
+        return np.split(live, cut)
+
+    def _pos_passes(self, q: QLayer, x: np.ndarray, pb: int, capacity: int) -> list[Pass]:
+        """rows = (image, output position); the weights are MAC immediates broadcast to
+        every row; G accumulators at a time. Passes are row chunks x bundles of output
+        channels (bundles so that a layer of few chunks still spreads over the tiles);
+        each pass stages its receptive field, in groups of input channels when it
+        exceeds the MAPs (then once per group of accumulators)."""
         ab, ib = q.acc_bits, q.in_bits
         work = max(ib, pb)
         G = (self.usable - work) // ab
@@ -357,55 +530,156 @@ class Scheduler:
                                 f"field ({work} bits) need {ab + work} columns, the CAP has "
                                 f"{self.usable}")
         xc = pc = G * ab
-        em = Emitter(self.cfg)
-        n = len(chunk)
+        K = q.layer.out_channels
+        T, P, index, valid_of = self._geometry(q)
+        Wm = self._weight_matrix(q)
+        N = len(x)
+        total = N * P
+        R = self.R
+        while R > 1 and self._field(q, np.arange(min(R, total)), P, index, valid_of,
+                                    np.arange(min(T, q.layer.kernel ** 2))).size > capacity:
+            R //= 2                   # one input channel's field must fit the MAPs
+        chunks = [(r0, min(total, r0 + R)) for r0 in range(0, total, R)]
+        groups = [list(range(j0, min(K, j0 + G))) for j0 in range(0, K, G)]
+        parts = max(1, min(self.cfg.system.tiles // len(chunks), len(groups)))
+        bundles = [groups[i * len(groups) // parts:(i + 1) * len(groups) // parts]
+                   for i in range(parts)]
+        mac_cyc = self._mac_cycles(q, Wm) if self.predict else None
+        passes: list[Pass] = []
+        flat = x.reshape(N, -1)
+        for r0, r1 in chunks:
+            rows = np.arange(r0, r1)
+            img, pos = rows // P, rows % P
+            shared: dict = {"fields": {}, "blocks": {}}     # the chunk's bundles share these
+            for bundle in bundles:
+                p = self._new_pass(passes, img.tolist(), r1 - r0)
+                self._pos_pass(q, p, flat, img, pos, bundle, Wm, index, valid_of, capacity,
+                               G, xc, pc, pb, mac_cyc, shared)
+        return passes
+
+    def _field(self, q, rows, P, index, valid_of, taps) -> np.ndarray:
+        """Sorted input indices that rows read over `taps`."""
+        img, pos = rows // P, rows % P
+        parts = [index(img, pos, int(t))[valid_of(img, pos, int(t))] for t in taps]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    def _mac_cycles(self, q: QLayer, Wm: np.ndarray) -> np.ndarray:
+        """Cycles of `MAC d += x * w` per weight of Wm (0 where w = 0)."""
+        em = Emitter(self.cfg, count_only=True)
+        table = {}
+        for v in np.unique(Wm[Wm != 0]).tolist():
+            em(Opc.MAC, d=0, a=0 + q.acc_bits, imm=v, n=q.in_bits, m=q.acc_bits)
+            table[v] = em.take()[1]
+        out = np.zeros(Wm.shape, dtype=np.int64)
+        for v, c in table.items():
+            out[Wm == v] = c
+        return out
+
+    def _stage_field(self, flat: np.ndarray, field: np.ndarray, width: int) -> list:
+        """WRITE ops putting the input values `field` (sorted flat indices img * CHW + v)
+        into MAPs 1.., `map_rows` per column slot (the address of the i-th value follows
+        from i: see _address)."""
+        rows, ops = self.mp.rows, []
+        slots = self.mp.cols // width
+        per = flat.shape[1]
+        for i0 in range(0, len(field), rows):
+            seg = field[i0:i0 + rows]
+            m, slot = divmod(i0 // rows, slots)
+            vals = len(seg) if self.predict else flat[seg // per, seg % per].tolist()
+            ops.append(("write", 1 + m, slot * width, width, vals))
+        return ops
+
+    def _address(self, idx: np.ndarray, width: int):
+        rows, slots = self.mp.rows, self.mp.cols // width
+        m, r = np.divmod(idx, rows * slots)
+        return 1 + m, r % rows, (r // rows) * width
+
+    def _pos_pass(self, q, p, flat, img, pos, bundle, Wm, index, valid_of, capacity, G, xc,
+                  pc, pb, mac_cyc, shared_cache):
+        ab, ib = q.acc_bits, q.in_bits
+        em = Emitter(self.cfg, count_only=self.predict)
+        em.blocks = shared_cache["blocks"]
+        n = len(img)
         em(Opc.ROWS, lo=0, hi=n)
-        Kout = q.layer.out_channels
+        js_all = [j for js in bundle for j in js]
+        live_all = np.flatnonzero(np.any(Wm[js_all] != 0, axis=0))
+        fields = shared_cache["fields"]               # first tap of a unit -> its field
 
-        def keys_of(t):
-            return {(0, img, v) for img, pos in chunk if (v := src(pos, t)) is not None}
+        def unit_field(u):
+            key = (int(units[u][0]), len(units[u]))
+            if key not in fields:
+                fields[key] = np.unique(np.concatenate(
+                    [index(img, pos, int(t))[valid_of(img, pos, int(t))] for t in units[u]]))
+            return fields[key]
 
-        # the whole pass's field staged once when it fits the MAPs (the usual case);
-        # otherwise each group of accumulators stages its taps in groups that fit
-        everything = self._tap_groups([t for t in taps if any(weight(j, t)
-                                                               for j in range(Kout))],
-                                      keys_of, capacity, q.name)
-        shared = None
-        if len(everything) <= 1:
-            ops, shared = self._stage([x], set().union(set(), *map(keys_of, *everything)),
-                                      ib, self.K)
-            p.ops += ops
-        for j0 in range(0, Kout, G):
-            js = list(range(j0, min(Kout, j0 + G)))
+        def groups_of(live):
+            """Units of `live` taps in groups whose fields fit the MAPs."""
+            out, cur, size = [], [], 0
+            for u, taps in enumerate(units):
+                if not np.isin(taps, live).any():
+                    continue
+                f = unit_field(u).size
+                if cur and size + f > capacity:
+                    out.append(cur)
+                    cur, size = [], 0
+                cur.append(u)
+                size += f
+            if cur:
+                out.append(cur)
+            return out
+
+        units = self._units(q, live_all)
+        everything = groups_of(live_all)
+        shared = len(everything) <= 1
+
+        def stage(group_units):
+            gkey = tuple((int(units[u][0]), len(units[u])) for u in group_units)
+            if gkey not in fields:
+                fields[gkey] = np.unique(np.concatenate(
+                    [unit_field(u) for u in group_units])) if group_units else \
+                    np.zeros(0, np.int64)
+            field = fields[gkey]
+            self._finish(p, em)
+            p.ops.extend(self._stage_field(flat, field, ib))
+            return field, (len(field), hash(field.tobytes()))
+
+        if shared:
+            staged = stage(everything[0] if everything else [])
+        for js in bundle:
             for g, j in enumerate(js):
                 em(Opc.CLEAR, d=g * ab, n=ab)
                 em.add_const(g * ab, ab, int(q.bias[j]))
-            live = [t for t in taps if any(weight(j, t) for j in js)]
-            for group in ([live] if shared is not None
-                          else self._tap_groups(live, keys_of, capacity, q.name)):
-                if shared is None:
-                    self._finish(p, em)
-                    ops, addr = self._stage([x], set().union(*map(keys_of, group)), ib,
-                                            self.K)
-                    p.ops += ops
-                else:
-                    addr = shared
-                for t in group:
-                    sources = [addr.get((0, img, v)) if (v := src(pos, t)) is not None
-                               else None for img, pos in chunk]
-                    if any(sv is None for sv in sources):
-                        em(Opc.CLEAR, d=xc, n=ib)
-                    em.gather(xc, ib, sources)
-                    for g, j in enumerate(js):
-                        wv = weight(j, t)
-                        if wv:
-                            em(Opc.MAC, d=g * ab, a=xc, imm=wv, n=ib, m=ab)
+            live = np.flatnonzero(np.any(Wm[js] != 0, axis=0))
+            for group in ([everything[0]] if shared and everything else
+                          [] if shared else groups_of(live)):
+                if not shared:
+                    staged = stage(group)
+                field, fkey = staged
+                taps = [int(t) for u in group for t in units[u] if Wm[js, t].any()]
+                for t in taps:
+                    def gather(sub, t=t, field=field):
+                        ok = valid_of(img, pos, t)
+                        idx = np.searchsorted(field, index(img, pos, t))
+                        ap, row, col = self._address(np.where(ok, idx, 0), ib)
+                        if not ok.all():
+                            sub(Opc.CLEAR, d=xc, n=ib)
+                        sub.gather_runs(xc, ib, ap, row, col, runs(ap, row, col, ok))
+                    em.block(("gather", t, xc, fkey), gather)
+                    if mac_cyc is None:
+                        for g, j in enumerate(js):
+                            wv = int(Wm[j, t])
+                            if wv:
+                                em(Opc.MAC, d=g * ab, a=xc, imm=wv, n=ib, m=ab)
+                if mac_cyc is not None and taps:
+                    em.add(int(np.count_nonzero(Wm[np.ix_(js, taps)])),
+                           int(mac_cyc[np.ix_(js, taps)].sum()))
             for g, j in enumerate(js):
-                col, width = em.requant(g * ab, ab, pc, pb, q.b[j], q.c[j], q.layer.relu,
-                                        q.out_bits)
+                col_, width = em.requant(g * ab, ab, pc, pb, q.b[j], q.c[j], q.layer.relu,
+                                         q.out_bits)
                 self._finish(p, em)
-                targets = [(img, j, pos) for img, pos in chunk]
-                p.ops.append(("read", 0, n, col, width, q.out_signed, targets))
+                where = None if self.predict else targets(
+                    img, j, np.stack(divmod(pos, max(1, q.layer.out_shape[2])), axis=1))
+                p.ops.append(("read", 0, n, col_, width, q.out_signed, where))
 
     def _chan_pass(self, q, p, x, chunk, taps, src, weight, pb, capacity):
         ab, ib = q.acc_bits, q.in_bits
@@ -466,8 +740,10 @@ class Scheduler:
             em(Opc.ROWS, lo=lo, hi=hi)
             col, width = em.requant(acc, ab, pc, pb, q.b[j], q.c[j], q.layer.relu, q.out_bits)
             self._finish(p, em)
-            targets = [(img, j, pos) for _j, img, pos in chunk[lo:hi]]
-            p.ops.append(("read", lo, hi - lo, col, width, q.out_signed, targets))
+            rows = chunk[lo:hi]
+            where = None if self.predict else targets([r[1] for r in rows], j,
+                                                      [r[2] for r in rows])
+            p.ops.append(("read", lo, hi - lo, col, width, q.out_signed, where))
 
     # -- element-wise layers: rows = (image, channel, output position) ----------------------------
     def _elements(self, shape: tuple, n_img: int) -> list[tuple]:
@@ -550,8 +826,9 @@ class Scheduler:
                 col, width = em.requant(fa, sb, fp, pb, b_, c_, False, q.out_bits,
                                         signed=False)
             self._finish(p, em)
-            targets = [(img, c, pos) for img, c, pos in chunk]
-            p.ops.append(("read", 0, n, col, width, False, targets))
+            where = None if self.predict else targets(
+                [r[0] for r in chunk], [r[1] for r in chunk], [r[2] for r in chunk])
+            p.ops.append(("read", 0, n, col, width, False, where))
         return passes
 
     def _scaled_sum(self, q: QLayer, xs: list[np.ndarray], operands: list[int],
@@ -599,8 +876,9 @@ class Scheduler:
             col, width = em.shift_clamp(fp, pb, c, relu, q.out_bits,
                                         signed=None if relu else q.out_signed)
             self._finish(p, em)
-            targets = [(img, cc + ch_offset, pos) for img, cc, pos in chunk]
-            p.ops.append(("read", 0, n, col, width, q.out_signed, targets))
+            where = None if self.predict else targets(
+                [r[0] for r in chunk], [r[1] + ch_offset for r in chunk], [r[2] for r in chunk])
+            p.ops.append(("read", 0, n, col, width, q.out_signed, where))
         return passes
 
     def _add(self, q: QLayer, xs: list[np.ndarray]) -> list[Pass]:

@@ -136,3 +136,53 @@ def test_layers_that_do_not_fit_say_why(tmp_path, seed):
         Scheduler(narrow).schedule(q.layers[0], np.zeros((1, 1, 4, 4), dtype=np.int64), "pos")
     with pytest.raises(ScheduleError, match="needs 2 MAPs"):
         Scheduler(narrow).schedule(q.layers[0], np.zeros((1, 1, 4, 4), dtype=np.int64), "chan")
+
+
+def _greedy_runs(sources):
+    """The gather's run rule written plainly, row by row: a run starts at a row with a
+    source, its first step sets the stride (0..255), it goes on while the next row has
+    a source in the same AP and column at that stride."""
+    out, n, r = [], len(sources), 0
+    while r < n:
+        if sources[r] is None:
+            r += 1
+            continue
+        ap, row, col = sources[r]
+        k, stride = 1, None
+        while r + k < n and sources[r + k] is not None:
+            a2, row2, c2 = sources[r + k]
+            st = row2 - sources[r + k - 1][1]
+            if a2 != ap or c2 != col or not 0 <= st <= 255 or \
+                    (stride is not None and st != stride):
+                break
+            stride = st
+            k += 1
+        out.append((r, k, stride or 0))
+        r += k
+    return out
+
+
+def test_gather_runs_follow_the_rule(seed):
+    """sched/schedule.py `runs` (segments of equal steps, in arrays) equals the row-by-row
+    rule on random source patterns: jumps, repeats, negative and >255 steps, holes,
+    changes of AP and column."""
+    from bfimna.sched.schedule import runs
+    print("seed", seed)
+    rng = np.random.default_rng(seed)
+    for case in range(3000):
+        n = int(rng.integers(0, 50))
+        row, src = int(rng.integers(0, 300)), []
+        for _ in range(n):
+            if rng.random() < 0.1:
+                src.append(None)
+                continue
+            if case % 3 == 0:
+                row = int(rng.integers(0, 300))
+            else:
+                row += int(rng.choice([0, 1, 1, 1, 2, 3, -1, 256]))
+            src.append((int(rng.integers(1, 3)) if case % 3 == 2 else 1, row,
+                        int(rng.choice([0, 8])) if case % 3 == 2 else 0))
+        valid = np.array([sv is not None for sv in src], dtype=bool)
+        arr = np.array([sv or (-1, -1, -1) for sv in src], dtype=np.int64).reshape(-1, 3)
+        got = [tuple(int(v) for v in r) for r in runs(arr[:, 0], arr[:, 1], arr[:, 2], valid)]
+        assert got == _greedy_runs(src), src
