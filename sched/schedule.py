@@ -34,9 +34,18 @@ import numpy as np
 from bfimna.golden.nn.network import QLayer
 from bfimna.golden.spec import costs
 from bfimna.golden.spec.config import APConfig, Config
-from bfimna.golden.spec.isa import OPCODES, RESERVED_COLS, Instr, Opc, encode, validate
+from bfimna.golden.spec.isa import (
+    OPCODES,
+    RESERVED_COLS,
+    Instr,
+    Opc,
+    encode,
+    movw_cycles,
+    validate,
+)
 
 DATAFLOWS = ("pos", "chan")
+TRIAL_TAPS = 32        # a dataflow trial costs this many taps and extrapolates
 
 
 class ScheduleError(ValueError):
@@ -177,7 +186,7 @@ class Emitter:
             words, cycles = sub.take()
             hit = self.blocks[key] = (words, cycles, sub.xrows)
         words, cycles, self.xrows = hit
-        if self.count_only:
+        if isinstance(words, int):
             self.n_words += words
         else:
             self.words.extend(words)
@@ -197,20 +206,19 @@ class Emitter:
         return out
 
     def gather_runs(self, dst_col: int, width: int, ap, row, col, run_list) -> None:
+        """XROWS + MOVW per run of `runs`: CAP rows [start, start + k) get bits
+        [col, col + width) of their source rows."""
+        if self.count_only:           # prediction: the transfers' words and cycles only
+            if run_list:
+                self.xrows = (int(row[run_list[-1][0]]), run_list[-1][0], run_list[-1][2])
+            self.n_words += 2 * len(run_list)
+            self.cycles += len(run_list) * _XROWS_CYCLES + sum(
+                movw_cycles(k) for _s, k, _st in run_list)
+            return
         for start, k, stride in run_list:
             self(Opc.XROWS, srow=int(row[start]), drow=start, stride=stride)
             self(Opc.MOVW, sap=int(ap[start]), dap=0, a=int(col[start]), d=dst_col, n=width,
                  count=k)
-
-    def gather(self, dst_col: int, width: int, sources: list) -> None:
-        """CAP rows r get bits [col, col+width) of (ap, row) = sources[r] (None: skip),
-        in runs of consecutive rows with one source AP and column and a constant row
-        stride (`runs`): XROWS + MOVW per run."""
-        valid = np.array([sv is not None for sv in sources], dtype=bool)
-        filled = [sv if sv is not None else (-1, -1, -1) for sv in sources]
-        arr = np.array(filled, dtype=np.int64).reshape(-1, 3)
-        ap, row, col = arr[:, 0], arr[:, 1], arr[:, 2]
-        self.gather_runs(dst_col, width, ap, row, col, runs(ap, row, col, valid))
 
     def requant(self, acc: int, acc_bits: int, p: int, pb: int, b: int, c: int,
                 relu: bool, out_bits: int, signed: bool | None = None) -> tuple[int, int]:
@@ -269,9 +277,6 @@ class LayerSchedule:
         return sum(p.predicted for p in self.passes)
 
 
-Key = tuple[int, int, int]          # (which input of the layer, image, flat index)
-
-
 def targets(img, ch, pos) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Where a read's words go: index arrays (image, channel, y, x), one per word
     (fc outputs: y = x = 0). `pos` is a list of (y, x) or an (n, 2) array."""
@@ -288,6 +293,7 @@ class Scheduler:
     def __init__(self, cfg: Config, predict: bool = False):
         self.cfg = cfg
         self.predict = predict
+        self._tap_limit: int | None = None     # dataflow trials: the first taps only
         self.R = cfg.ap.rows
         self.usable = cfg.ap.cols - RESERVED_COLS
         self.mp = cfg.map_ap
@@ -303,78 +309,12 @@ class Scheduler:
                                 f"{self.mp.cols} bits")
         return n_maps * self.mp.rows * slots
 
-    def _stage(self, xs: list[np.ndarray], keys: set[Key], width: int,
-               n_maps: int) -> tuple[list, dict[Key, tuple[int, int, int]]]:
-        """WRITE ops that put the values of `keys` into MAPs 1..n_maps (sorted, so that
-        neighbouring inputs land in neighbouring rows of one column slot), and where
-        each went: key -> (ap, row, col)."""
-        rows, slots = self.mp.rows, self.mp.cols // width
-        order = sorted(keys)
-        addr: dict[Key, tuple[int, int, int]] = {}
-        ops = []
-        flat = [x.reshape(len(x), -1) for x in xs]
-        for i0 in range(0, len(order), rows):
-            seg = order[i0:i0 + rows]
-            m, slot = divmod(i0 // rows, slots)
-            ap, col = 1 + m, slot * width
-            for r, key in enumerate(seg):
-                addr[key] = (ap, r, col)
-            ops.append(("write", ap, col, width, [int(flat[k][img, v]) for k, img, v in seg]))
-        return ops, addr
-
-    def _tap_groups(self, taps: list, keys_of, capacity: int, what: str) -> list[list]:
-        """`taps` in groups whose receptive fields (union of keys_of(tap)) fit `capacity`
-        MAP slots, in order."""
-        groups: list[list] = []
-        cur: list = []
-        seen: set[Key] = set()
-        for t in taps:
-            ks = keys_of(t)
-            if len(ks) > capacity:
-                raise ScheduleError(f"{what}: one tap of a pass reads {len(ks)} input values, "
-                                    f"the MAPs hold {capacity}")
-            new = ks - seen
-            if cur and len(seen) + len(new) > capacity:
-                groups.append(cur)
-                cur, seen, new = [], set(), ks
-            cur.append(t)
-            seen |= new
-        if cur:
-            groups.append(cur)
-        return groups
-
-    # -- taps ------------------------------------------------------------------------------------
-    @staticmethod
-    def _conv_src(q: QLayer):
-        """(taps, positions, src(pos, tap) -> input index or None, weight(j, tap))."""
-        layer, w = q.layer, q.w
-        assert w is not None   # conv and fc layers have weights
-        C, H, W = layer.in_shape
-        if layer.type == "fc":
-            F = C * H * W
-            return list(range(F)), [(0, 0)], (lambda pos, t: t), (lambda j, t: int(w[j, t]))
-        _, OH, OW = layer.out_shape
-        k, st, pad = layer.kernel, layer.stride, layer.pad
-        taps = [(ci, ky, kx) for ci in range(C) for ky in range(k) for kx in range(k)]
-        positions = [(oy, ox) for oy in range(OH) for ox in range(OW)]
-        cg, kg = C // layer.groups, layer.out_channels // layer.groups
-
-        def src(pos, t):
-            (oy, ox), (ci, ky, kx) = pos, t
-            iy, ix = oy * st + ky - pad, ox * st + kx - pad
-            return ci * H * W + iy * W + ix if 0 <= iy < H and 0 <= ix < W else None
-
-        def weight(j, t):          # a tap outside output channel j's group weighs 0
-            ci, ky, kx = t
-            g = j // kg
-            return int(w[j, ci - g * cg, ky, kx]) if g * cg <= ci < (g + 1) * cg else 0
-
-        return taps, positions, src, weight
-
     # -- layers ----------------------------------------------------------------------------------
     def schedule(self, q: QLayer, xs, dataflow: str | None = None) -> LayerSchedule:
         """The passes that compute layer q on its input tensors xs (a list in q.inputs'
-        order, or the one array) for all N images."""
+        order, or the one array) for all N images. A conv or fc layer takes the dataflow
+        the plan names, else the one with the shorter makespan over the tiles (then
+        fewer cycles in all), estimated from each dataflow's first row chunk."""
         xs = [xs] if isinstance(xs, np.ndarray) else list(xs)
         t = q.layer.type
         if t == "flatten":
@@ -391,18 +331,37 @@ class Scheduler:
                                      host=lambda *x: np.concatenate(x, axis=1))
             return LayerSchedule(q, "pos", self._concat(q, xs))
         x = xs[0]
-        if dataflow is None:   # predicted cycles of a few images under each dataflow
-            trial = {}
-            group = x[:max(1, min(len(x), self.R // max(1, len(self._conv_src(q)[1]))))]
+        if dataflow is None:   # the makespan each dataflow's first row chunk suggests:
+            trial, whole = {}, {}  # its passes' mean cycles x rounds of passes over tiles
+            tiles = self.cfg.system.tiles
+            live = int(np.count_nonzero(np.any(self._weight_matrix(q) != 0, axis=0)))
             for f in DATAFLOWS:
                 try:
-                    trial[f] = sum(p.predicted for p in self._weighted(q, group, f))
+                    if live > 2 * TRIAL_TAPS:     # cost of 0 and of TRIAL_TAPS taps,
+                        cyc = []                  # extrapolated to all live taps
+                        for limit in (0, TRIAL_TAPS):
+                            self._tap_limit = limit
+                            first, n_chunks = self._weighted(q, x, f, sample=True)
+                            cyc.append(sum(p.predicted for p in first))
+                        total = cyc[0] + (cyc[1] - cyc[0]) * live / TRIAL_TAPS
+                    else:
+                        first, n_chunks = self._weighted(q, x, f, sample=True)
+                        total = sum(p.predicted for p in first)
+                        if n_chunks == 1:          # the sample is the whole layer
+                            whole[f] = first
                 except ScheduleError:
                     continue
+                finally:
+                    self._tap_limit = None
+                mean = total / max(1, len(first))
+                rounds = -(-len(first) * n_chunks // tiles)
+                trial[f] = (mean * rounds, mean * len(first) * n_chunks)
             if not trial:
                 self._weighted(q, x[:1], "pos")    # raises the reason
             dataflow = min(trial, key=trial.__getitem__)
-        return LayerSchedule(q, dataflow, self._weighted(q, x, dataflow))
+            if dataflow in whole:
+                return LayerSchedule(q, dataflow, whole[dataflow])
+        return LayerSchedule(q, dataflow, self._weighted(q, x, dataflow)[0])
 
     def _new_pass(self, passes: list[Pass], images, rows: int) -> Pass:
         p = Pass(tile=len(passes) % self.cfg.system.tiles, images=sorted(set(images)),
@@ -433,7 +392,10 @@ class Scheduler:
             p.ops.append(("instr", words))
             p.predicted += cycles
 
-    def _weighted(self, q: QLayer, x: np.ndarray, flow: str) -> list[Pass]:
+    def _weighted(self, q: QLayer, x: np.ndarray, flow: str,
+                  sample: bool = False) -> tuple[list[Pass], int]:
+        """The passes of a conv or fc layer under `flow`, and its number of row chunks;
+        `sample`: the first row chunk's passes only (to compare dataflows quickly)."""
         in_maps = self.K if flow == "pos" else self.K - 1
         if flow == "chan" and self.K < 2:
             raise ScheduleError(f"{q.name}: the chan dataflow needs 2 MAPs (inputs, weights)")
@@ -441,24 +403,26 @@ class Scheduler:
             capacity = self._capacity(q.in_bits, in_maps)
         except ScheduleError as exc:
             raise ScheduleError(f"{q.name}: {exc}") from None
-        taps, positions, src, weight = self._conv_src(q)
         Kout = q.layer.out_channels
         assert q.b is not None   # conv and fc layers have requantisation multipliers
         mb = max(int(b).bit_length() for b in q.b)
         pb = q.acc_bits + mb + 1
         passes: list[Pass] = []
         n_img = len(x)
-        rows: list[tuple] = []
-        if flow == "chan":
-            rows = [(j, img, pos) for j in range(Kout) for img in range(n_img)
-                    for pos in positions]
         if flow == "pos":
-            return self._pos_passes(q, x, pb, capacity)
-        for r0 in range(0, len(rows), self.R):
-            chunk = rows[r0:r0 + self.R]
-            p = self._new_pass(passes, [r[-2] for r in chunk], len(chunk))
-            self._chan_pass(q, p, x, chunk, taps, src, weight, pb, capacity)
-        return passes
+            return self._pos_passes(q, x, pb, capacity, sample)
+        T, P, index, valid_of = self._geometry(q)
+        total = Kout * n_img * P
+        n_chunks = -(-total // self.R)
+        Wm = self._weight_matrix(q)
+        flat = x.reshape(n_img, -1)
+        for c in range(1 if sample else n_chunks):
+            r = np.arange(c * self.R, min(total, (c + 1) * self.R))
+            j, rest = np.divmod(r, n_img * P)
+            img, pos = np.divmod(rest, P)
+            p = self._new_pass(passes, img.tolist(), len(r))
+            self._chan_pass(q, p, flat, j, img, pos, Wm, index, valid_of, pb, capacity)
+        return passes, n_chunks
 
     # -- the pos dataflow, in arrays ---------------------------------------------------------
     @staticmethod
@@ -516,7 +480,8 @@ class Scheduler:
         cut = np.flatnonzero(np.diff(ch)) + 1
         return np.split(live, cut)
 
-    def _pos_passes(self, q: QLayer, x: np.ndarray, pb: int, capacity: int) -> list[Pass]:
+    def _pos_passes(self, q: QLayer, x: np.ndarray, pb: int, capacity: int,
+                    sample: bool = False) -> tuple[list[Pass], int]:
         """rows = (image, output position); the weights are MAC immediates broadcast to
         every row; G accumulators at a time. Passes are row chunks x bundles of output
         channels (bundles so that a layer of few chunks still spreads over the tiles);
@@ -547,7 +512,7 @@ class Scheduler:
         mac_cyc = self._mac_cycles(q, Wm) if self.predict else None
         passes: list[Pass] = []
         flat = x.reshape(N, -1)
-        for r0, r1 in chunks:
+        for r0, r1 in chunks[:1] if sample else chunks:
             rows = np.arange(r0, r1)
             img, pos = rows // P, rows % P
             shared: dict = {"fields": {}, "blocks": {}}     # the chunk's bundles share these
@@ -555,7 +520,7 @@ class Scheduler:
                 p = self._new_pass(passes, img.tolist(), r1 - r0)
                 self._pos_pass(q, p, flat, img, pos, bundle, Wm, index, valid_of, capacity,
                                G, xc, pc, pb, mac_cyc, shared)
-        return passes
+        return passes, len(chunks)
 
     def _field(self, q, rows, P, index, valid_of, taps) -> np.ndarray:
         """Sorted input indices that rows read over `taps`."""
@@ -564,16 +529,16 @@ class Scheduler:
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
     def _mac_cycles(self, q: QLayer, Wm: np.ndarray) -> np.ndarray:
-        """Cycles of `MAC d += x * w` per weight of Wm (0 where w = 0)."""
+        """Cycles of `MAC d += x * w` per weight of Wm (0 where w = 0), each distinct
+        weight costed once by the cost model (the Emitter's word cache keeps them across
+        layers of the same widths)."""
         em = Emitter(self.cfg, count_only=True)
-        table = {}
+        lo = int(Wm.min())
+        table = np.zeros(int(Wm.max()) - lo + 1, dtype=np.int64)
         for v in np.unique(Wm[Wm != 0]).tolist():
-            em(Opc.MAC, d=0, a=0 + q.acc_bits, imm=v, n=q.in_bits, m=q.acc_bits)
-            table[v] = em.take()[1]
-        out = np.zeros(Wm.shape, dtype=np.int64)
-        for v, c in table.items():
-            out[Wm == v] = c
-        return out
+            em(Opc.MAC, d=0, a=q.acc_bits, imm=v, n=q.in_bits, m=q.acc_bits)
+            table[v - lo] = em.take()[1]
+        return table[Wm - lo]
 
     def _stage_field(self, flat: np.ndarray, field: np.ndarray, width: int) -> list:
         """WRITE ops putting the input values `field` (sorted flat indices img * CHW + v)
@@ -602,7 +567,7 @@ class Scheduler:
         n = len(img)
         em(Opc.ROWS, lo=0, hi=n)
         js_all = [j for js in bundle for j in js]
-        live_all = np.flatnonzero(np.any(Wm[js_all] != 0, axis=0))
+        live_all = np.flatnonzero(np.any(Wm[js_all] != 0, axis=0))[:self._tap_limit]
         fields = shared_cache["fields"]               # first tap of a unit -> its field
 
         def unit_field(u):
@@ -649,30 +614,46 @@ class Scheduler:
             for g, j in enumerate(js):
                 em(Opc.CLEAR, d=g * ab, n=ab)
                 em.add_const(g * ab, ab, int(q.bias[j]))
-            live = np.flatnonzero(np.any(Wm[js] != 0, axis=0))
+            live = np.flatnonzero(np.any(Wm[js] != 0, axis=0))[:self._tap_limit]
             for group in ([everything[0]] if shared and everything else
                           [] if shared else groups_of(live)):
                 if not shared:
                     staged = stage(group)
                 field, fkey = staged
-                taps = [int(t) for u in group for t in units[u] if Wm[js, t].any()]
+                in_group = np.concatenate([units[u] for u in group])
+                taps = in_group[np.any(Wm[np.ix_(js, in_group)] != 0, axis=0)].tolist()
+
+                def gather(sub, t, field=field):
+                    ok = valid_of(img, pos, t)
+                    idx = np.searchsorted(field, index(img, pos, t))
+                    ap, row, col = self._address(np.where(ok, idx, 0), ib)
+                    if not ok.all():
+                        sub(Opc.CLEAR, d=xc, n=ib)
+                    sub.gather_runs(xc, ib, ap, row, col, runs(ap, row, col, ok))
+
+                if mac_cyc is not None:
+                    # prediction: each tap's gather costed once per chunk (the blocks
+                    # cache), the MACs from the per-weight cycle table
+                    blocks = em.blocks
+                    words = cycles = 0
+                    for t in taps:
+                        key = ("gather", t, xc, fkey)
+                        if key not in blocks:
+                            em.block(key, lambda sub, t=t: gather(sub, t))
+                            em.n_words -= blocks[key][0]
+                            em.cycles -= blocks[key][1]
+                        words += blocks[key][0]
+                        cycles += blocks[key][1]
+                    if taps:
+                        em.add(words + int(np.count_nonzero(Wm[np.ix_(js, taps)])),
+                               cycles + int(mac_cyc[np.ix_(js, taps)].sum()))
+                    continue
                 for t in taps:
-                    def gather(sub, t=t, field=field):
-                        ok = valid_of(img, pos, t)
-                        idx = np.searchsorted(field, index(img, pos, t))
-                        ap, row, col = self._address(np.where(ok, idx, 0), ib)
-                        if not ok.all():
-                            sub(Opc.CLEAR, d=xc, n=ib)
-                        sub.gather_runs(xc, ib, ap, row, col, runs(ap, row, col, ok))
-                    em.block(("gather", t, xc, fkey), gather)
-                    if mac_cyc is None:
-                        for g, j in enumerate(js):
-                            wv = int(Wm[j, t])
-                            if wv:
-                                em(Opc.MAC, d=g * ab, a=xc, imm=wv, n=ib, m=ab)
-                if mac_cyc is not None and taps:
-                    em.add(int(np.count_nonzero(Wm[np.ix_(js, taps)])),
-                           int(mac_cyc[np.ix_(js, taps)].sum()))
+                    em.block(("gather", t, xc, fkey), lambda sub, t=t: gather(sub, t))
+                    for g, j in enumerate(js):
+                        wv = int(Wm[j, t])
+                        if wv:
+                            em(Opc.MAC, d=g * ab, a=xc, imm=wv, n=ib, m=ab)
             for g, j in enumerate(js):
                 col_, width = em.requant(g * ab, ab, pc, pb, q.b[j], q.c[j], q.layer.relu,
                                          q.out_bits)
@@ -681,7 +662,10 @@ class Scheduler:
                     img, j, np.stack(divmod(pos, max(1, q.layer.out_shape[2])), axis=1))
                 p.ops.append(("read", 0, n, col_, width, q.out_signed, where))
 
-    def _chan_pass(self, q, p, x, chunk, taps, src, weight, pb, capacity):
+    def _chan_pass(self, q, p, flat, j, img, pos, Wm, index, valid_of, pb, capacity):
+        """rows = (output channel, image, position); per tap the input is gathered and so
+        is the weight (from the weight MAP, stride 0 within a channel's rows), one MUL and
+        one ADD serve every channel."""
         ab, ib = q.acc_bits, q.in_bits
         wb = max(q.w_bits)
         xw = ab - wb
@@ -695,61 +679,108 @@ class Scheduler:
         acc, xc, wc, prod, pc = 0, ab, ab + xw, ab + xw + wb, ab
         wmap = self.K
         Kout = q.layer.out_channels
-        n = len(chunk)
-        ranges = []            # (j, lo, hi) rows of each channel in this pass
-        for r, (j, _img, _pos) in enumerate(chunk):
-            if ranges and ranges[-1][0] == j:
-                ranges[-1][2] = r + 1
-            else:
-                ranges.append([j, r, r + 1])
-        em = Emitter(self.cfg)
+        n = len(j)
+        cut = (np.flatnonzero(np.diff(j)) + 1).tolist()
+        ranges = [(int(j[lo]), lo, hi) for lo, hi in zip([0] + cut, cut + [n], strict=True)]
+        em = Emitter(self.cfg, count_only=self.predict)
         em(Opc.ROWS, lo=0, hi=n)
         em(Opc.CLEAR, d=acc, n=ab)
         em(Opc.CLEAR, d=xc, n=xw)
-        for j, lo, hi in ranges:
+        for jj, lo, hi in ranges:
             em(Opc.ROWS, lo=lo, hi=hi)
-            em.add_const(acc, ab, int(q.bias[j]))
+            em.add_const(acc, ab, int(q.bias[jj]))
         em(Opc.ROWS, lo=0, hi=n)
         per_stage = max(1, self.mp.rows // Kout)
-        live_j = [j for j, _lo, _hi in ranges]
-        live = [t for t in taps if any(weight(j, t) for j in live_j)]
-        positions = {(img, pos) for _j, img, pos in chunk}
+        live = np.flatnonzero(np.any(Wm[[r[0] for r in ranges]] != 0, axis=0))
+        live = live[:self._tap_limit].tolist()
+        mask = (1 << wb) - 1
 
-        def keys_of(t):
-            return {(0, img, v) for img, pos in positions if (v := src(pos, t)) is not None}
+        def index_t(t):
+            return index(img, pos, t)
 
-        for group in self._tap_groups(live, keys_of, capacity, q.name):
+        def valid_t(t):
+            return valid_of(img, pos, t)
+
+        stage_taps: list[int] = []
+
+        def flush_weights():
             self._finish(p, em)
-            ops, addr = self._stage([x], set().union(*map(keys_of, group)), ib, self.K - 1)
-            p.ops += ops
-            for t0 in range(0, len(group), per_stage):
-                stage = group[t0:t0 + per_stage]
-                vals = [weight(j, t) & ((1 << wb) - 1) for t in stage for j in range(Kout)]
-                self._finish(p, em)
-                p.ops.append(("write", wmap, 0, wb, vals))
-                for ti, t in enumerate(stage):
-                    sources = [addr.get((0, img, v)) if (v := src(pos, t)) is not None
-                               else None for _j, img, pos in chunk]
-                    if any(sv is None for sv in sources):
-                        em(Opc.CLEAR, d=xc, n=ib)
-                    em.gather(xc, ib, sources)
-                    em.gather(wc, wb, [(wmap, ti * Kout + j, 0) for j, _img, _pos in chunk])
-                    em(Opc.MUL, s=True, d=prod, a=xc, b=wc, n=xw, m=wb)
-                    em(Opc.ADD, d=acc, a=prod, n=ab)
-        for j, lo, hi in ranges:
+            vals = (Wm[:, stage_taps].T & mask).ravel()
+            p.ops.append(("write", wmap, 0, wb, len(vals) if self.predict else vals.tolist()))
+
+        zeros, ones = np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
+        # taps in order: input fields staged in groups that fit MAPs 1..K-1 (the
+        # generator writes a group before its first tap), weights in stages of per_stage
+        # taps into MAP K
+        for i, (_t, pad, ap, row, col, run_list) in enumerate(self._staged_taps(
+                em, p, flat, ib, live, index_t, valid_t, capacity, q.name)):
+            ti = i % per_stage
+            if ti == 0:
+                stage_taps[:] = live[i:i + per_stage]
+                flush_weights()
+            if pad:
+                em(Opc.CLEAR, d=xc, n=ib)
+            em.gather_runs(xc, ib, ap, row, col, run_list)
+            wrow = ti * Kout + j
+            em.gather_runs(wc, wb, zeros + wmap, wrow, zeros,
+                           runs(zeros + wmap, wrow, zeros, ones))
+            em(Opc.MUL, s=True, d=prod, a=xc, b=wc, n=xw, m=wb)
+            em(Opc.ADD, d=acc, a=prod, n=ab)
+        OW = max(1, q.layer.out_shape[2])
+        for jj, lo, hi in ranges:
             em(Opc.ROWS, lo=lo, hi=hi)
-            col, width = em.requant(acc, ab, pc, pb, q.b[j], q.c[j], q.layer.relu, q.out_bits)
+            col_, width = em.requant(acc, ab, pc, pb, q.b[jj], q.c[jj], q.layer.relu,
+                                     q.out_bits)
             self._finish(p, em)
-            rows = chunk[lo:hi]
-            where = None if self.predict else targets([r[1] for r in rows], j,
-                                                      [r[2] for r in rows])
-            p.ops.append(("read", lo, hi - lo, col, width, q.out_signed, where))
+            where = None if self.predict else targets(
+                img[lo:hi], jj, np.stack(np.divmod(pos[lo:hi], OW), axis=1))
+            p.ops.append(("read", lo, hi - lo, col_, width, q.out_signed, where))
 
     # -- element-wise layers: rows = (image, channel, output position) ----------------------------
-    def _elements(self, shape: tuple, n_img: int) -> list[tuple]:
+    def _staged_taps(self, em: Emitter, p: Pass, flat: np.ndarray, width: int, taps: list,
+                     index, valid, capacity: int, what: str):
+        """Stage the fields of `taps` (index(t): each row's input index, valid(t): which
+        rows read one) in groups that fit the MAPs, yielding per tap the gather's source
+        arrays and runs: (t, pad, ap, row, col, runs)."""
+        fields = {t: np.unique(index(t)[valid(t)]) for t in taps}
+        groups: list[list] = []
+        cur: list = []
+        seen = np.zeros(flat.size, dtype=bool)      # the current group's field, as a mask
+        size = 0
+        for t in taps:
+            f = fields[t]
+            if f.size > capacity:
+                raise ScheduleError(f"{what}: one tap of a pass reads {f.size} input values, "
+                                    f"the MAPs hold {capacity}")
+            new = f[~seen[f]]
+            if cur and size + new.size > capacity:
+                groups.append(cur)
+                for u in cur:
+                    seen[fields[u]] = False
+                cur, size, new = [], 0, f
+            cur.append(t)
+            seen[new] = True
+            size += new.size
+        if cur:
+            groups.append(cur)
+        for group in groups:
+            field = np.unique(np.concatenate([fields[t] for t in group]))
+            self._finish(p, em)
+            p.ops.extend(self._stage_field(flat, field, width))
+            for t in group:
+                ok = valid(t)
+                idx = np.searchsorted(field, index(t))
+                ap, row, col = self._address(np.where(ok, idx, 0), width)
+                yield t, not ok.all(), ap, row, col, runs(ap, row, col, ok)
+
+    def _element_rows(self, shape: tuple, n_img: int, r0: int, r1: int):
+        """(image, channel, y, x) arrays of element rows r0..r1 of an (N, C, OH, OW) output."""
         C, OH, OW = shape
-        return [(img, c, (oy, ox)) for img in range(n_img) for c in range(C)
-                for oy in range(OH) for ox in range(OW)]
+        r = np.arange(r0, r1)
+        img, rest = np.divmod(r, C * OH * OW)
+        c, pos = np.divmod(rest, OH * OW)
+        oy, ox = np.divmod(pos, OW)
+        return img, c, oy, ox
 
     def _pool(self, q: QLayer, x: np.ndarray) -> list[Pass]:
         """Max pooling (MAX of the window's elements in turn) and average pooling and gap
@@ -783,61 +814,59 @@ class Scheduler:
         except ScheduleError as exc:
             raise ScheduleError(f"{q.name}: {exc}") from None
         passes: list[Pass] = []
-        rows = self._elements(layer.out_shape, len(x))
-
-        def src(c, pos, tap):
-            iy, ix = pos[0] * st + tap[0] - pad, pos[1] * st + tap[1] - pad
-            return c * H * W + iy * W + ix if 0 <= iy < H and 0 <= ix < W else None
-
-        for r0 in range(0, len(rows), self.R):
-            chunk = rows[r0:r0 + self.R]
-            p = self._new_pass(passes, [r[0] for r in chunk], len(chunk))
-            em = Emitter(self.cfg)
-            n = len(chunk)
+        N = len(x)
+        total = N * int(np.prod(layer.out_shape))
+        flat = x.reshape(N, -1)
+        for r0 in range(0, total, self.R):
+            img, c, oy, ox = self._element_rows(layer.out_shape, N, r0, min(total, r0 + self.R))
+            p = self._new_pass(passes, img.tolist(), len(img))
+            em = Emitter(self.cfg, count_only=self.predict)
+            n = len(img)
             em(Opc.ROWS, lo=0, hi=n)
             first = t == "maxpool"     # the first element goes straight into the max field
             if t != "maxpool":
                 em(Opc.CLEAR, d=fa, n=2 * sb)
 
-            def keys_of(tap, chunk=chunk):
-                return {(0, img, v) for img, c, pos in chunk
-                        if (v := src(c, pos, tap)) is not None}
+            def iyx(tap, oy=oy, ox=ox):
+                return oy * st + tap[0] - pad, ox * st + tap[1] - pad
 
-            for group in self._tap_groups(window, keys_of, capacity, q.name):
-                self._finish(p, em)
-                ops, addr = self._stage([x], set().union(*map(keys_of, group)), bits, self.K)
-                p.ops += ops
-                for tap in group:
-                    sources = [addr.get((0, img, v)) if (v := src(c, pos, tap)) is not None
-                               else None for img, c, pos in chunk]
-                    into = fa if first else fw
-                    if any(sv is None for sv in sources):
-                        em(Opc.CLEAR, d=into, n=bits)
-                    em.gather(into, bits, sources)
-                    if first:
-                        first = False
-                    elif t == "maxpool":
-                        em(Opc.MAX, d=fa, a=fw, n=bits)
-                    else:
-                        em(Opc.ADD, d=fa, a=fw, n=sb)
+            def index(tap, img=img, c=c):
+                iy, ix = iyx(tap)
+                return img * (C * H * W) + c * H * W + iy * W + ix
+
+            def valid(tap):
+                iy, ix = iyx(tap)
+                return (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
+
+            for _tap, pad_rows, ap, row, col, run_list in self._staged_taps(
+                    em, p, flat, bits, window, index, valid, capacity, q.name):
+                into = fa if first else fw
+                if pad_rows:
+                    em(Opc.CLEAR, d=into, n=bits)
+                em.gather_runs(into, bits, ap, row, col, run_list)
+                if first:
+                    first = False
+                elif t == "maxpool":
+                    em(Opc.MAX, d=fa, a=fw, n=bits)
+                else:
+                    em(Opc.ADD, d=fa, a=fw, n=sb)
             if t == "maxpool":
-                col, width = fa, bits
+                col_, width = fa, bits
             else:
-                col, width = em.requant(fa, sb, fp, pb, b_, c_, False, q.out_bits,
-                                        signed=False)
+                col_, width = em.requant(fa, sb, fp, pb, b_, c_, False, q.out_bits,
+                                         signed=False)
             self._finish(p, em)
-            where = None if self.predict else targets(
-                [r[0] for r in chunk], [r[1] for r in chunk], [r[2] for r in chunk])
-            p.ops.append(("read", 0, n, col, width, False, where))
+            where = None if self.predict else targets(img, c, np.stack([oy, ox], axis=1))
+            p.ops.append(("read", 0, n, col_, width, False, where))
         return passes
 
     def _scaled_sum(self, q: QLayer, xs: list[np.ndarray], operands: list[int],
-                    mults: list[tuple[int, int]], rows: list[tuple], index,
-                    relu: bool, ch_offset: int = 0, passes: list[Pass] | None = None
-                    ) -> list[Pass]:
-        """clamp(round(sum_k x_k * b_k / 2^c)) per element: each operand k (an input of
-        the layer) gathered in turn and MAC'ed by its multiplier into one product field
-        (the residual add: two operands, one shift; a concat part: one)."""
+                    mults: list[tuple[int, int]], shape: tuple, relu: bool,
+                    ch_offset: int = 0, passes: list[Pass] | None = None) -> list[Pass]:
+        """clamp(round(sum_k x_k * b_k / 2^c)) per element of `shape` (C, H, W): each
+        operand k (an input of the layer, of that shape) gathered in turn and MAC'ed by its
+        multiplier into one product field (the residual add: two operands, one shift; a
+        concat part: one)."""
         bits = [q.in_bits_all[k] for k in operands]
         signed = [q.in_signed[k] for k in operands]
         c = mults[0][1]
@@ -852,39 +881,40 @@ class Scheduler:
             raise ScheduleError(f"{q.name}: {exc}") from None
         passes = [] if passes is None else passes
         fx, fp = 0, xw
-        for r0 in range(0, len(rows), self.R):
-            chunk = rows[r0:r0 + self.R]
-            p = self._new_pass(passes, [r[0] for r in chunk], len(chunk))
-            em = Emitter(self.cfg)
-            n = len(chunk)
+        N = len(xs[operands[0]])
+        per = int(np.prod(shape))
+        flat = np.concatenate([xs[k].reshape(N, -1) for k in operands], axis=1)
+        total = N * per
+        for r0 in range(0, total, self.R):
+            img, ch, oy, ox = self._element_rows(shape, N, r0, min(total, r0 + self.R))
+            p = self._new_pass(passes, img.tolist(), len(img))
+            em = Emitter(self.cfg, count_only=self.predict)
+            n = len(img)
             em(Opc.ROWS, lo=0, hi=n)
             em(Opc.CLEAR, d=fp, n=pb)
+            base = img * (len(operands) * per) + (ch * shape[1] + oy) * shape[2] + ox
 
-            def keys_of(k, chunk=chunk):
-                return {(k, img, index(cc, pos)) for img, cc, pos in chunk}
+            def index(i, base=base):
+                return base + i * per
 
-            for group in self._tap_groups(operands, keys_of, capacity, q.name):
-                self._finish(p, em)
-                ops, addr = self._stage(xs, set().union(*map(keys_of, group)), xw, self.K)
-                p.ops += ops
-                for k in group:
-                    i = operands.index(k)
-                    em.gather(fx, bits[i], [addr[(k, img, index(cc, pos))]
-                                            for img, cc, pos in chunk])
-                    em(Opc.MAC, s=signed[i], d=fp, a=fx, imm=int(mults[i][0]), n=bits[i],
-                       m=pb)
-            col, width = em.shift_clamp(fp, pb, c, relu, q.out_bits,
-                                        signed=None if relu else q.out_signed)
+            def valid(i, n=n):
+                return np.ones(n, dtype=bool)
+
+            for i, _pad, ap, row, col, run_list in self._staged_taps(
+                    em, p, flat, xw, list(range(len(operands))), index, valid, capacity,
+                    q.name):
+                em.gather_runs(fx, bits[i], ap, row, col, run_list)
+                em(Opc.MAC, s=signed[i], d=fp, a=fx, imm=int(mults[i][0]), n=bits[i], m=pb)
+            col_, width = em.shift_clamp(fp, pb, c, relu, q.out_bits,
+                                         signed=None if relu else q.out_signed)
             self._finish(p, em)
-            where = None if self.predict else targets(
-                [r[0] for r in chunk], [r[1] + ch_offset for r in chunk], [r[2] for r in chunk])
-            p.ops.append(("read", 0, n, col, width, q.out_signed, where))
+            where = None if self.predict else targets(img, ch + ch_offset,
+                                                      np.stack([oy, ox], axis=1))
+            p.ops.append(("read", 0, n, col_, width, q.out_signed, where))
         return passes
 
     def _add(self, q: QLayer, xs: list[np.ndarray]) -> list[Pass]:
-        C, H, W = q.layer.out_shape
-        return self._scaled_sum(q, xs, [0, 1], q.mults, self._elements((C, H, W), len(xs[0])),
-                                lambda c, pos: c * H * W + pos[0] * W + pos[1], q.layer.relu)
+        return self._scaled_sum(q, xs, [0, 1], q.mults, tuple(q.layer.out_shape), q.layer.relu)
 
     def _concat(self, q: QLayer, xs: list[np.ndarray]) -> list[Pass]:
         """Each input rescaled to the concat's scale (b, c = 1, 0 where they agree),
@@ -893,9 +923,6 @@ class Scheduler:
         passes: list[Pass] = []
         off = 0
         for k, (x, m) in enumerate(zip(xs, q.mults, strict=True)):
-            C, H, W = x.shape[1:]
-            self._scaled_sum(q, xs, [k], [m], self._elements((C, H, W), len(x)),
-                             lambda c, pos, H=H, W=W: c * H * W + pos[0] * W + pos[1],
-                             False, off, passes)
-            off += C
+            self._scaled_sum(q, xs, [k], [m], tuple(x.shape[1:]), False, off, passes)
+            off += x.shape[1]
         return passes
