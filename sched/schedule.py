@@ -73,31 +73,27 @@ def _checked_words(cfg: Config) -> dict[tuple, tuple[int, int]]:
     return entry[1]
 
 
-def runs(ap: np.ndarray, row: np.ndarray, col: np.ndarray, valid: np.ndarray) -> list:
-    """Rows [0, n) as gather runs: (start, length, stride) for consecutive rows with a
-    source (valid) in one AP and column whose source rows step by one constant stride in
-    0..255 (the first pair of a run sets it). Rows without a source are left out."""
+def _linked(ap, row, col, valid) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """The gather rule's linked pairs: ranges [a, b) of pairs (r, r + 1) that belong to
+    one run (rows a..b), and the row steps d. A pair links iff both rows have a source
+    in one AP and column, the step is in 0..255, and it starts a run or repeats the
+    run's step: in segments of equal (ok, step), every pair of an ok segment links but
+    maybe its first (which breaks a run of another step)."""
     n = len(valid)
-    if n == 0:
-        return []
-    if n == 1:
-        return [(0, 1, 0)] if valid[0] else []
     d = row[1:] - row[:-1]
     ok = valid[:-1] & valid[1:] & (ap[1:] == ap[:-1]) & (col[1:] == col[:-1]) & \
         (d >= 0) & (d <= 255)
-    # pairs in segments of equal (ok, d); within an ok segment every pair but maybe the
-    # first links (a pair links iff ok and (it starts a run, or its step is the run's))
     change = np.flatnonzero((ok[1:] != ok[:-1]) | (d[1:] != d[:-1])) + 1
-    bounds = np.concatenate(([0], change, [n - 1])).tolist()
-    okl, dl = ok.tolist(), d.tolist()
-    linked: list[tuple[int, int]] = []          # (first pair, last pair + 1) of linked pairs
+    starts = np.concatenate(([0], change))
+    ends = np.concatenate((change, [n - 1]))
+    seg_ok = ok[starts]
+    linked: list[tuple[int, int]] = []
     prev = False
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        if not okl[a]:
+    for a, b, good in zip(starts.tolist(), ends.tolist(), seg_ok.tolist(), strict=True):
+        if not good:
             prev = False
             continue
-        first = not prev                        # a new step after a linked pair breaks
-        start = a if first else a + 1
+        start = a if not prev else a + 1        # a new step after a linked pair breaks
         if start < b:
             if linked and linked[-1][1] == start:
                 linked[-1] = (linked[-1][0], b)
@@ -106,19 +102,36 @@ def runs(ap: np.ndarray, row: np.ndarray, col: np.ndarray, valid: np.ndarray) ->
             prev = True
         else:
             prev = False
-    out = []
+    return linked, d
+
+
+def runs(ap: np.ndarray, row: np.ndarray, col: np.ndarray, valid: np.ndarray) -> list:
+    """Rows [0, n) as gather runs: (start, length, stride) for consecutive rows with a
+    source (valid) in one AP and column whose source rows step by one constant stride in
+    0..255 (the first pair of a run sets it). Rows without a source are left out."""
+    n = len(valid)
+    if n <= 1:
+        return [(0, 1, 0)] if n and valid[0] else []
+    linked, d = _linked(ap, row, col, valid)
+    out: list[tuple[int, int, int]] = []
     r = 0
-    vl = valid.tolist()
     for a, b in linked:                          # pairs a..b-1 link rows a..b
-        for single in range(r, a):
-            if vl[single]:
-                out.append((single, 1, 0))
-        out.append((a, b - a + 1, dl[a]))
+        out.extend((int(i), 1, 0) for i in np.flatnonzero(valid[r:a]) + r)
+        out.append((a, b - a + 1, int(d[a])))
         r = b + 1
-    for single in range(r, n):
-        if vl[single]:
-            out.append((single, 1, 0))
+    out.extend((int(i), 1, 0) for i in np.flatnonzero(valid[r:]) + r)
     return out
+
+
+def run_count(ap: np.ndarray, row: np.ndarray, col: np.ndarray,
+              valid: np.ndarray) -> tuple[int, int]:
+    """(runs, rows with a source) of `runs` without listing them: all a gather's words
+    and cycles depend on (prediction)."""
+    n_valid = int(np.count_nonzero(valid))
+    if len(valid) <= 1:
+        return n_valid, n_valid
+    linked, _ = _linked(ap, row, col, valid)
+    return n_valid - sum(b - a for a, b in linked), n_valid
 
 
 _TRANSFERS = (Opc.XROWS, Opc.MOVW)
@@ -208,12 +221,10 @@ class Emitter:
     def gather_runs(self, dst_col: int, width: int, ap, row, col, run_list) -> None:
         """XROWS + MOVW per run of `runs`: CAP rows [start, start + k) get bits
         [col, col + width) of their source rows."""
-        if self.count_only:           # prediction: the transfers' words and cycles only
-            if run_list:
-                self.xrows = (int(row[run_list[-1][0]]), run_list[-1][0], run_list[-1][2])
-            self.n_words += 2 * len(run_list)
-            self.cycles += len(run_list) * _XROWS_CYCLES + sum(
-                movw_cycles(k) for _s, k, _st in run_list)
+        if self.count_only:           # prediction: (runs, rows) from run_count
+            n_runs, n_rows = run_list
+            self.n_words += 2 * n_runs
+            self.cycles += n_runs * (_XROWS_CYCLES + movw_cycles(0)) + n_rows
             return
         for start, k, stride in run_list:
             self(Opc.XROWS, srow=int(row[start]), drow=start, stride=stride)
@@ -362,6 +373,10 @@ class Scheduler:
             if dataflow in whole:
                 return LayerSchedule(q, dataflow, whole[dataflow])
         return LayerSchedule(q, dataflow, self._weighted(q, x, dataflow)[0])
+
+    def _runs(self, ap, row, col, valid):
+        """A gather's runs (execution), or only (runs, rows) (prediction: run_count)."""
+        return run_count(ap, row, col, valid) if self.predict else runs(ap, row, col, valid)
 
     def _new_pass(self, passes: list[Pass], images, rows: int) -> Pass:
         p = Pass(tile=len(passes) % self.cfg.system.tiles, images=sorted(set(images)),
@@ -570,18 +585,25 @@ class Scheduler:
         live_all = np.flatnonzero(np.any(Wm[js_all] != 0, axis=0))[:self._tap_limit]
         fields = shared_cache["fields"]               # first tap of a unit -> its field
 
+        # a unit is one input channel's taps (conv) or one input (fc): its field is that
+        # of the same taps of channel / input 0, shifted by the channel's offset
+        kk, plane = ((1, 1) if q.layer.type == "fc" else
+                     (q.layer.kernel ** 2, q.layer.in_shape[1] * q.layer.in_shape[2]))
+
         def unit_field(u):
-            key = (int(units[u][0]), len(units[u]))
-            if key not in fields:
-                fields[key] = np.unique(np.concatenate(
-                    [index(img, pos, int(t))[valid_of(img, pos, int(t))] for t in units[u]]))
-            return fields[key]
+            ci = int(units[u][0]) // kk
+            rel = tuple((units[u] - ci * kk).tolist())
+            if rel not in fields:
+                fields[rel] = np.unique(np.concatenate(
+                    [index(img, pos, t)[valid_of(img, pos, t)] for t in rel]))
+            return fields[rel] + ci * plane
 
         def groups_of(live):
             """Units of `live` taps in groups whose fields fit the MAPs."""
             out, cur, size = [], [], 0
+            live_set = set(live.tolist())
             for u, taps in enumerate(units):
-                if not np.isin(taps, live).any():
+                if not any(t in live_set for t in taps.tolist()):
                     continue
                 f = unit_field(u).size
                 if cur and size + f > capacity:
@@ -598,11 +620,11 @@ class Scheduler:
         shared = len(everything) <= 1
 
         def stage(group_units):
-            gkey = tuple((int(units[u][0]), len(units[u])) for u in group_units)
+            gkey = ("group",) + tuple(tuple(units[u].tolist()) for u in group_units)
             if gkey not in fields:
-                fields[gkey] = np.unique(np.concatenate(
+                fields[gkey] = np.sort(np.concatenate(
                     [unit_field(u) for u in group_units])) if group_units else \
-                    np.zeros(0, np.int64)
+                    np.zeros(0, np.int64)      # units' fields are disjoint: no duplicates
             field = fields[gkey]
             self._finish(p, em)
             p.ops.extend(self._stage_field(flat, field, ib))
@@ -629,7 +651,7 @@ class Scheduler:
                     ap, row, col = self._address(np.where(ok, idx, 0), ib)
                     if not ok.all():
                         sub(Opc.CLEAR, d=xc, n=ib)
-                    sub.gather_runs(xc, ib, ap, row, col, runs(ap, row, col, ok))
+                    sub.gather_runs(xc, ib, ap, row, col, self._runs(ap, row, col, ok))
 
                 if mac_cyc is not None:
                     # prediction: each tap's gather costed once per chunk (the blocks
@@ -701,6 +723,11 @@ class Scheduler:
         def valid_t(t):
             return valid_of(img, pos, t)
 
+        # the (image, position) pairs of the pass, once each: for one tap they read
+        # distinct inputs (a tap's input index is one-to-one in the output position)
+        span = int(pos.max()) + 1
+        img_u, pos_u = np.divmod(np.unique(img * span + pos), span)
+
         stage_taps: list[int] = []
 
         def flush_weights():
@@ -709,11 +736,13 @@ class Scheduler:
             p.ops.append(("write", wmap, 0, wb, len(vals) if self.predict else vals.tolist()))
 
         zeros, ones = np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
+        wruns = None
         # taps in order: input fields staged in groups that fit MAPs 1..K-1 (the
         # generator writes a group before its first tap), weights in stages of per_stage
         # taps into MAP K
         for i, (_t, pad, ap, row, col, run_list) in enumerate(self._staged_taps(
-                em, p, flat, ib, live, index_t, valid_t, capacity, q.name)):
+                em, p, flat, ib, live, index_t, valid_t, capacity, q.name,
+                (lambda t: index(img_u, pos_u, t), lambda t: valid_of(img_u, pos_u, t)))):
             ti = i % per_stage
             if ti == 0:
                 stage_taps[:] = live[i:i + per_stage]
@@ -721,9 +750,10 @@ class Scheduler:
             if pad:
                 em(Opc.CLEAR, d=xc, n=ib)
             em.gather_runs(xc, ib, ap, row, col, run_list)
-            wrow = ti * Kout + j
-            em.gather_runs(wc, wb, zeros + wmap, wrow, zeros,
-                           runs(zeros + wmap, wrow, zeros, ones))
+            wrow = ti * Kout + j      # the same runs for every ti (rows shift by ti * Kout)
+            if wruns is None or not self.predict:
+                wruns = self._runs(zeros + wmap, wrow, zeros, ones)
+            em.gather_runs(wc, wb, zeros + wmap, wrow, zeros, wruns)
             em(Opc.MUL, s=True, d=prod, a=xc, b=wc, n=xw, m=wb)
             em(Opc.ADD, d=acc, a=prod, n=ab)
         OW = max(1, q.layer.out_shape[2])
@@ -738,11 +768,15 @@ class Scheduler:
 
     # -- element-wise layers: rows = (image, channel, output position) ----------------------------
     def _staged_taps(self, em: Emitter, p: Pass, flat: np.ndarray, width: int, taps: list,
-                     index, valid, capacity: int, what: str):
+                     index, valid, capacity: int, what: str, distinct=None):
         """Stage the fields of `taps` (index(t): each row's input index, valid(t): which
         rows read one) in groups that fit the MAPs, yielding per tap the gather's source
-        arrays and runs: (t, pad, ap, row, col, runs)."""
-        fields = {t: np.unique(index(t)[valid(t)]) for t in taps}
+        arrays and runs: (t, pad, ap, row, col, runs). `distinct`: (index, valid) over
+        rows that read distinct inputs for any one tap, whose inputs are all the rows'
+        (the chan dataflow's rows repeat positions per channel)."""
+        f_index, f_valid = distinct or (index, valid)
+        fields = {t: np.sort(f_index(t)[f_valid(t)]) if distinct else
+                  np.unique(index(t)[valid(t)]) for t in taps}
         groups: list[list] = []
         cur: list = []
         seen = np.zeros(flat.size, dtype=bool)      # the current group's field, as a mask
@@ -771,7 +805,7 @@ class Scheduler:
                 ok = valid(t)
                 idx = np.searchsorted(field, index(t))
                 ap, row, col = self._address(np.where(ok, idx, 0), width)
-                yield t, not ok.all(), ap, row, col, runs(ap, row, col, ok)
+                yield t, not ok.all(), ap, row, col, self._runs(ap, row, col, ok)
 
     def _element_rows(self, shape: tuple, n_img: int, r0: int, r1: int):
         """(image, channel, y, x) arrays of element rows r0..r1 of an (N, C, OH, OW) output."""

@@ -82,3 +82,36 @@ def test_no_six_cycle_in_place_addition_exists():
 def test_stored_table_is_what_the_search_finds():
     assert luts_to_json(build_luts("search")) == TABLE_FILE.read_text(), \
         "golden/spec/luts.json is stale: python -m bfimna.golden.spec.microcode"
+
+
+def test_cost_counts_equal_the_expanded_stream(seed):
+    """golden/spec/costs.py counts the bit loops without building them (a tally in
+    controller._expand); every counter equals the micro-op stream expand() issues, on
+    random legal instructions of every opcode, widths 1..32, and MACs by every 8-bit
+    weight and by 15-bit requantisation multipliers."""
+    from bfimna.golden.host.stimulus import random_instruction
+    from bfimna.golden.model.controller import expand
+    from bfimna.golden.spec import costs
+    from bfimna.golden.spec.isa import Instr, Opc, encode
+    from bfimna.golden.spec.uops import COUNTER_KEYS, UOP_COUNTER, Op
+
+    print("seed", seed)
+    rng = np.random.default_rng(seed)
+    ap = APConfig(rows=64, cols=160, dims=2, counter_bits=32)
+    cases = [random_instruction(ap, rng, max_width=32) for _ in range(400)]
+    cases += [Instr(op=Opc.MAC, s=s, d=0, a=40, imm=v, n=8, m=27)
+              for s in (False, True) for v in range(-128, 128)]
+    cases += [Instr(op=Opc.MAC, s=True, d=0, a=40, imm=int(v), n=27, m=40)
+              for v in rng.integers(1 << 14, 1 << 15, 50)]
+    checked = 0
+    for ins in cases:
+        if Opc(ins.op) in (Opc.MOVW, Opc.XROWS):
+            continue
+        want = dict.fromkeys(COUNTER_KEYS, 0)
+        for u in expand(ins, ap):
+            want["cycles"] += 1
+            want[UOP_COUNTER[Op(u.op)]] += 1
+        got = dict(zip(COUNTER_KEYS, costs.counts(encode(ins), ap), strict=True))
+        assert got == want, ins
+        checked += 1
+    assert checked > 800

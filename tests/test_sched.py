@@ -166,7 +166,7 @@ def test_gather_runs_follow_the_rule(seed):
     """sched/schedule.py `runs` (segments of equal steps, in arrays) equals the row-by-row
     rule on random source patterns: jumps, repeats, negative and >255 steps, holes,
     changes of AP and column."""
-    from bfimna.sched.schedule import runs
+    from bfimna.sched.schedule import run_count, runs
     print("seed", seed)
     rng = np.random.default_rng(seed)
     for case in range(3000):
@@ -185,4 +185,7 @@ def test_gather_runs_follow_the_rule(seed):
         valid = np.array([sv is not None for sv in src], dtype=bool)
         arr = np.array([sv or (-1, -1, -1) for sv in src], dtype=np.int64).reshape(-1, 3)
         got = [tuple(int(v) for v in r) for r in runs(arr[:, 0], arr[:, 1], arr[:, 2], valid)]
-        assert got == _greedy_runs(src), src
+        want = _greedy_runs(src)
+        assert got == want, src
+        assert run_count(arr[:, 0], arr[:, 1], arr[:, 2], valid) == \
+            (len(want), sum(k for _s, k, _st in want)), src

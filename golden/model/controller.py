@@ -74,7 +74,16 @@ def expand(ins: Instr, ap: APConfig, luts: dict[str, LUT] = LUTS) -> Iterator[UO
         yield UOp(Op.NOP)
 
 
-def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT]) -> Iterator[UOp]:
+def lut_size(lut: LUT) -> tuple[int, int]:
+    """(compares, writes) one application of `lut` issues (what lut_uops yields)."""
+    return sum(len(g.compares) for g in lut.groups), len(lut.groups)
+
+
+def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT],
+            tally: dict[str, int] | None = None) -> Iterator[UOp]:
+    """The micro-ops of `ins`. With `tally` (counting, golden/spec/costs.py), the bit
+    loops of arithmetic add their compares and writes to tally instead of yielding them:
+    the same stream, counted without being built."""
     op, n, m, d, a, b = Opc(ins.op), ins.n, ins.m, ins.d, ins.a, ins.b
     CY = cy_col(ap)
     cy = 1 << CY
@@ -85,6 +94,12 @@ def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT]) -> Iterator[UOp]:
 
     def add_loop(lut_add: str, lut_inc: str, dst: int, width: int, x_col, extra=None):
         """dst[width] (+/-)= x, bit by bit; x_col(i) is the operand column or None (0)."""
+        if tally is not None:
+            for i in range(width):
+                c, w = lut_size(luts[lut_inc if x_col(i) is None else lut_add])
+                tally["compares"] += c
+                tally["writes"] += w
+            return
         for i in range(width):
             xc = x_col(i)
             if xc is None:  # known-zero operand bit: only the carry propagates

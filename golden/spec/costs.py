@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from bfimna.golden.model.controller import csd_digits, cycles, expand
+from bfimna.golden.model.controller import _expand, csd_digits, cycles
 from bfimna.golden.spec.config import APConfig
 from bfimna.golden.spec.isa import OPCODES, Instr, Opc, decode
 from bfimna.golden.spec.microcode import LUTS, TEXTBOOK
@@ -42,11 +42,19 @@ def counts(word: int, ap: APConfig) -> tuple[int, ...]:
     spec = OPCODES[Opc(ins.op)]
     if spec.counts is not None:
         c.update(spec.counts(ins))
-    else:
-        for u in expand(ins, ap):
-            c["cycles"] += 1
+    else:          # the bit loops are tallied, not built (controller._expand)
+        tally = {"compares": 0, "writes": 0}
+        for u in _expand(ins, ap, LUTS, tally):
             c[UOP_COUNTER[Op(u.op)]] += 1
+        c["compares"] += tally["compares"]
+        c["writes"] += tally["writes"]
+        c["cycles"] = sum(c[k] for k in UOP_KEYS)
+        if c["cycles"] == 0:     # nothing to do (MAC by 0): one NOP, as expand() issues
+            c["cycles"] = c["nops"] = 1
     return tuple(c[k] for k in COUNTER_KEYS)
+
+
+UOP_KEYS = tuple(dict.fromkeys(UOP_COUNTER.values()))   # every micro-op counts in one
 
 
 def instr_cycles(word: int, ap: APConfig) -> int:
