@@ -27,7 +27,8 @@ def _write(tmp_path, data, text=None):
     return p
 
 
-@pytest.mark.parametrize("path", HW_CONFIGS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", HW_CONFIGS + sorted((HW_CONFIGS[0].parent / "scale").glob(
+    "*.yaml")), ids=lambda p: p.stem)
 def test_shipped_configs_load(path):
     cfg = load_config(path)
     assert cfg.name == path.stem
