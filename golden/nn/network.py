@@ -15,7 +15,6 @@ fails with a NetworkError of the common form `FILE: dotted.field: expected..., g
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -411,21 +410,18 @@ def _range(bits: int, signed: bool) -> tuple[int, int]:
     return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
-def _shared_shift(ratios: list[float], mbits: int, acc_of) -> tuple[list[int], int]:
-    """Multipliers b_i < 2^mbits with one shift c, b_i / 2^c ~ ratios[i]; c below the
-    accumulator width acc_of(bs) so that SHR's m < n holds."""
-    top = max(ratios)
-    c = max(0, mbits - 1 - math.floor(math.log2(top)))
-    while True:
+def _shared_shift(ratios: list[float], acc_of) -> tuple[list[int], int]:
+    """Multipliers b_i with one shift c, b_i / 2^c ~ ratios[i]: the largest c (the most
+    precise) whose multipliers are positive 15-bit immediates, whose sum of products
+    acc_of(bs) stays within the 30 bits a field holds beside its sign, and below which
+    the shift stays (SHR's m < n)."""
+    for c in range(2 * MAX_ACC_BITS, -1, -1):
         bs = [round(r * (1 << c)) for r in ratios]
-        if max(bs) < 1 << mbits or c == 0:
+        if max(bs) < 1 << MAX_MULT_BITS and acc_of(bs) <= MAX_ACC_BITS - 2 and \
+                c < acc_of(bs) + 1:
             break
-        c -= 1
-    while c > 0 and c >= acc_of(bs) + mbits:
-        c -= 1
-        bs = [round(r * (1 << c)) for r in ratios]
-    if max(bs) >= 1 << mbits or min(bs) < 1:
-        raise ValueError(f"scale ratios {ratios} need multipliers beyond {mbits} bits")
+    if min(bs) < 1:
+        raise ValueError(f"scale ratios {ratios} need a multiplier below 1")
     return bs, c
 
 
@@ -469,14 +465,12 @@ def quantize(net: Network, plan: Plan) -> QNet:
             ab = entry.get("a_bits", max(x[0] for x in ins))
             act_max = max(float(W[f"{lay.name}.act_max"]), 1e-6)
             s_out = act_max / ((1 << ab) - 1 if lay.relu else (1 << (ab - 1)) - 1)
-            # sum of two (bits + mb)-bit products, signed: below MAX_ACC_BITS - 2
-            mb = min(MAX_MULT_BITS, MAX_ACC_BITS - 4 - max(x[0] for x in ins))
             mags = [(1 << x[0]) - 1 if not x[1] else 1 << (x[0] - 1) for x in ins]
 
             def acc_of(bs, mags=mags):
                 return int(sum(m * b for m, b in zip(mags, bs, strict=True))).bit_length() + 1
             try:
-                bs, c_ = _shared_shift([x[2] / s_out for x in ins], mb, acc_of)
+                bs, c_ = _shared_shift([x[2] / s_out for x in ins], acc_of)
             except ValueError as exc:
                 raise NetworkError(f"{lay.name}: the scales of its inputs are too far apart "
                                    f"for one shift: {exc}") from None
