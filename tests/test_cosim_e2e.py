@@ -39,3 +39,22 @@ def test_small_cnn_end_to_end(sim, tmp_path, seed):
     for got, want in zip(rep.outputs, reference(q, xi), strict=True):
         assert np.array_equal(got, want.reshape(got.shape))
     assert [layer.dataflow for layer in rep.layers] == [flows["conv1"], "pos", flows["fc"]]
+
+
+def test_residual_digits_cnn_on_verilator(seed):
+    """The residual digits CNN (two residual blocks, a strided 1x1 projection, gap) on the
+    two-tile configuration under Verilator, int4 plan, one test image: every layer
+    bit-exact and counted = predicted (run_network raises otherwise)."""
+    print(f"seed {seed}")
+    cfg = load_config(CONFIG_DIR / "sys_t2k2.yaml")
+    net = load_network(ROOT / "models" / "digits_res" / "network.yaml")
+    q = quantize(net, load_plan(ROOT / "models" / "digits_res" / "int4.yaml", net))
+    x, _ = net.test_set()
+    i = int(np.random.default_rng(seed).integers(len(x)))
+    xi = q.quantize_input(x[i:i + 1])
+    rep = run_network(q, xi, cfg, backend("verilator", cfg, build_root=BUILD, seed=seed))
+    assert [layer.type for layer in rep.layers].count("add") == 2
+    for layer in rep.layers:
+        print(f"{layer.name}: {layer.passes} passes, {layer.counted} cycles counted "
+              f"= predicted, {layer.sim_cycles} clock cycles simulated")
+        assert layer.bit_exact and layer.counted == layer.predicted and layer.counted > 0
