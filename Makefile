@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python scripts/bench_isa.py
 	$(BIN)/python scripts/bench_cosim.py
 	$(BIN)/python scripts/bench_system.py
+	$(BIN)/python scripts/bench_networks.py --hawq --json build/bench_networks.json
 
 # resources against array size, the estimate's error, Fmax (about an hour; docs/fpga.md)
 bench-fpga: setup
