@@ -139,7 +139,8 @@ def _fails(call, file, path, reason):
      "unknown field (known here: channels, height, width)"),
     (lambda d: d["input"].update(height=0), "input.height", "must be in [1, 4096], got 0"),
     (lambda d: d.update(colour=1), "colour",
-     "unknown field (known here: name, input, weights, dataset, float_accuracy, layers)"),
+     "unknown field (known here: name, input, weights, synthetic_weights, dataset, "
+     "float_accuracy, layers)"),
     (lambda d: d.pop("name"), "name", "missing field (the network's name)"),
     (lambda d: d.update(name=7), "name", "expected a non-empty string, got int 7"),
     (lambda d: d.update(float_accuracy="high"), "float_accuracy",

@@ -1,6 +1,8 @@
 """ResNet18 of the model zoo (synthetic weights) at reduced input sizes: its first stage
 executed on the golden system bit-exact under a HAWQ-V3 mixed plan, and the whole
-network predicted (cycles, passes, host words) under int8 and a HAWQ plan."""
+network predicted (cycles, passes, host words) under int8 and a HAWQ plan. (The whole
+network executed is a benchmark, scripts/bench_networks.py --execute: its ~12 M
+instruction words take the golden system minutes, whatever the input size.)"""
 
 from __future__ import annotations
 
@@ -32,18 +34,18 @@ def _resnet18(tmp_path, size: int):
 
 
 def test_resnet18_first_stage_bit_exact_on_golden(tmp_path, seed):
-    """Stem, max pooling and both residual blocks of stage 1 at 32x32 under HAWQ-V3's
+    """Stem, max pooling and both residual blocks of stage 1 at 16x16 under HAWQ-V3's
     latency_0.25 plan (s1u2 at 4 bits beside 8-bit s1u1, 16-bit branches into the adds)
     on the default configuration: every layer bit-exact against the golden CNN
     reference, counted = predicted."""
     print("seed", seed)
-    net, zoo = _resnet18(tmp_path, 32)
+    net, zoo = _resnet18(tmp_path, 16)
     q = quantize(net, load_plan(ZOO / "latency_0.25.yaml", net))
     q.layers = q.layers[:8]                      # ... s1u2add
     assert [ql.name for ql in q.layers][-1] == "s1u2add"
     assert {ql.out_bits for ql in q.layers if ql.name.startswith("s1u2c1")} == {4}
     cfg = load_config(CONFIG_DIR / "default.yaml")
-    x = np.random.default_rng(seed).random((1, 3, 32, 32))
+    x = np.random.default_rng(seed).random((1, 3, 16, 16))
     xi = q.quantize_input(x)
     rep = run_network(q, xi, cfg, backend("golden", cfg, fast=True))
     for layer, got, want in zip(rep.layers, rep.outputs, reference(q, xi), strict=True):
@@ -53,11 +55,11 @@ def test_resnet18_first_stage_bit_exact_on_golden(tmp_path, seed):
 
 
 @pytest.mark.parametrize("plan", ["int8", "latency_0.5"])
-def test_resnet18_predicted_at_64(tmp_path, plan):
-    """The whole network at 64x64 on the ImageNet-scale configuration, predicted: every
+def test_resnet18_predicted_at_32(tmp_path, plan):
+    """The whole network at 32x32 on the ImageNet-scale configuration, predicted: every
     conv/fc layer has a positive bound below its makespan, every layer some passes; the
-    mixed plan costs fewer cycles than int8 where it lowers the bits."""
-    net, _ = _resnet18(tmp_path, 64)
+    mixed plan takes less time than int8 where it lowers the bits."""
+    net, _ = _resnet18(tmp_path, 32)
     q = quantize(net, load_plan(ZOO / f"{plan}.yaml", net))
     cfg = load_config(CONFIG_DIR / "scale" / "imagenet.yaml")
     rep = predict_network(q, 1, cfg)
@@ -70,6 +72,7 @@ def test_resnet18_predicted_at_64(tmp_path, plan):
     print(plan, f"{total:,} cycles")
     if plan == "latency_0.5":
         q8 = quantize(net, load_plan(ZOO / "int8.yaml", net))
-        by8 = {layer.name: layer.predicted for layer in predict_network(q8, 1, cfg).layers}
-        by = {layer.name: layer.predicted for layer in rep.layers}
-        assert by["s3u2c1"] < by8["s3u2c1"]          # 4-bit weights and activations there
+        # the makespan (what the dataflow choice minimises) where the plan has 4 bits
+        by8 = {layer.name: layer.busiest_tile for layer in predict_network(q8, 1, cfg).layers}
+        by = {layer.name: layer.busiest_tile for layer in rep.layers}
+        assert by["s3u2c1"] < by8["s3u2c1"]
