@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -268,9 +269,7 @@ def cmd_run(args) -> int:
                                                 "path": args.path,
                                                 "waves_window": _waves_window(args)}))
         print(f"run: {net.name} ({len(net.layers)} layers), plan {plan.name}, {inputs}, "
-              f"on {where} ({cfg.name}: {cfg.system.tiles} tile(s), CAP "
-              f"{cfg.ap.rows}x{cfg.ap.cols}, {cfg.tile.maps} MAP(s) "
-              f"{cfg.tile.map_rows}x{cfg.tile.map_cols})", flush=True)
+              f"on {where} ({_hardware(cfg)})", flush=True)
         t0 = time.perf_counter()
         try:
             if args.backend == "board":
@@ -302,6 +301,11 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _hardware(cfg) -> str:
+    return (f"{cfg.name}: {cfg.system.tiles} tile(s), CAP {cfg.ap.rows}x{cfg.ap.cols}, "
+            f"{cfg.tile.maps} MAP(s) {cfg.tile.map_rows}x{cfg.tile.map_cols}")
+
+
 def _layer_table(qnet, rep) -> None:
     """Per layer: kind, dataflow, bits, passes, cycles (predicted, counted, busiest tile:
     the layer's makespan over the tiles), host words, the share of CAP rows used, the
@@ -328,9 +332,7 @@ def _predict(args, cfg, net, plan, qnet, n: int) -> int:
     from bfimna.sched.schedule import ScheduleError
 
     print(f"predict: {net.name} ({len(net.layers)} layers), plan {plan.name}, {n} image(s), "
-          f"on {cfg.name} ({cfg.system.tiles} tile(s), CAP {cfg.ap.rows}x{cfg.ap.cols}, "
-          f"{cfg.tile.maps} MAP(s) {cfg.tile.map_rows}x{cfg.tile.map_cols}); nothing is "
-          f"executed", flush=True)
+          f"on {_hardware(cfg)}; nothing is executed", flush=True)
     t0 = time.perf_counter()
     try:
         rep = predict_network(qnet, n, cfg, progress=not args.no_progress)
@@ -714,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:  # a simulator build that failed, with its log excerpt
         print(f"bfimna: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:      # the reader left (`bfimna run ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
