@@ -13,6 +13,7 @@ from tqdm import tqdm
 from bfimna.golden.host.program import MAX_COUNT, HostProgram
 from bfimna.golden.nn.network import QNet, layer_forward
 from bfimna.golden.spec.config import Config
+from bfimna.golden.spec.uops import ACTIVITY_KEYS
 from bfimna.sched.schedule import LayerSchedule, Scheduler
 
 
@@ -32,6 +33,13 @@ class LayerResult:
     rows_used: float = 0.0       # share of the CAP rows its passes occupy
     bound: float | None = None   # lane-parallel bound (conv, fc), cycles
     macs: int = 0                # multiply-accumulates per run (conv, fc)
+    activity: dict = field(default_factory=dict)   # predicted, summed over tiles
+    #                              (golden/spec/costs.py ACTIVITY_KEYS; energy depends on it)
+    activity_counted: dict | None = None    # what the golden tiles counted (None: not run
+    #                                         on golden)
+    tile_cycles: list[int] = field(default_factory=list)   # predicted cycles per tile
+    tile_wr_ops: list[int] = field(default_factory=list)   # WR micro-ops per tile (a
+    #                                         technology with slow writes stalls on them)
 
     @property
     def vs_bound(self) -> float | None:
@@ -68,8 +76,18 @@ def host_words(sched: LayerSchedule) -> int:
     return n
 
 
+def tile_loads(sched: LayerSchedule, tiles: int) -> tuple[list[int], list[int]]:
+    """Per tile: the predicted cycles and WR micro-ops of the layer's passes on it."""
+    busy, wr = [0] * tiles, [0] * tiles
+    k = ACTIVITY_KEYS.index("wr_ops")
+    for p in sched.passes:
+        busy[p.tile] += p.predicted
+        wr[p.tile] += int(p.activity[k])
+    return busy, wr
+
+
 def _layer_facts(sch: Scheduler, sched: LayerSchedule, n_images: int) -> dict:
-    """Row use, lane-parallel bound and MACs of a scheduled layer (for the report)."""
+    """Row use, lane-parallel bound, MACs and per-tile writes of a scheduled layer."""
     q, passes = sched.layer, sched.passes
     used = sum(p.rows for p in passes) / (len(passes) * sch.R) if passes else 0.0
     macs = 0
@@ -77,7 +95,8 @@ def _layer_facts(sch: Scheduler, sched: LayerSchedule, n_images: int) -> dict:
         _, oh, ow = q.layer.out_shape
         macs = int(q.w.size) * oh * ow * n_images
     return {"type": q.layer.type, "rows_used": used, "bound": sch.lane_bound(q, n_images),
-            "macs": macs}
+            "macs": macs, **dict(zip(("tile_cycles", "tile_wr_ops"),
+                                     tile_loads(sched, sch.cfg.system.tiles), strict=True))}
 
 
 def predict_network(qnet: QNet, n_images: int, cfg: Config, progress: bool = False,
@@ -100,13 +119,12 @@ def predict_network(qnet: QNet, n_images: int, cfg: Config, progress: bool = Fal
             if bar is not None:
                 _progress(bar, li, f"{q.name}: scheduling")
             sched = sch.schedule(q, xs, flows.get(q.name))
-            busy = [0] * cfg.system.tiles
-            for p in sched.passes:
-                busy[p.tile] += p.predicted
+            busy = tile_loads(sched, cfg.system.tiles)[0]
             report.layers.append(LayerResult(q.name, sched.dataflow, len(sched.passes),
                                              sched.predicted, None, max(busy),
                                              host_words(sched), None,
                                              time.perf_counter() - t0,
+                                             activity=sched.activity,
                                              **_layer_facts(sch, sched, n_images)))
             shapes[q.name] = ((n_images, q.layer.out_channels) if q.layer.type == "fc"
                               else (n_images,) + tuple(q.layer.out_shape))
@@ -162,9 +180,7 @@ def run_layer(sched: LayerSchedule, backend, cfg: Config, out_shape: tuple[int, 
         else:
             y[img, ch, oy, ox] = vals[:len(img)]
     counted = [t["cycles"] for t in res.tile_counters]
-    busy = [0] * cfg.system.tiles
-    for p in sched.passes:
-        busy[p.tile] += p.predicted
+    busy = tile_loads(sched, cfg.system.tiles)[0]
     return y, counted, busy, prog.n_words, wall, res
 
 
@@ -213,6 +229,7 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
             if bar is not None:
                 _progress(bar, li, f"{q.name}: {len(sched.passes)} passes on "
                           f"{getattr(backend, 'name', 'golden')}")
+            counted_act = None
             if sched.host is not None:        # no tile work: the host reshapes or stacks
                 y = sched.host(*xs).reshape(shape)
                 counted_t = predicted_t = [0] * cfg.system.tiles
@@ -220,6 +237,9 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
             else:
                 y, counted_t, predicted_t, words, wall, res = run_layer(sched, backend, cfg,
                                                                         shape)
+                if res.tile_activity is not None:
+                    counted_act = {k: sum(t[k] for t in res.tile_activity)
+                                   for k in sched.activity}
             counted = sum(counted_t)
             mod = 1 << cfg.ap.counter_bits           # each tile's counter wraps
             cycles_agree = all(c == p % mod for c, p in zip(counted_t, predicted_t, strict=True))
@@ -231,6 +251,8 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
                                              sched.predicted, counted, max(predicted_t), words,
                                              exact, wall,
                                              res.sim_cycles if res is not None else None,
+                                             activity=sched.activity,
+                                             activity_counted=counted_act,
                                              **_layer_facts(sch, sched, n)))
             report.outputs.append(y)
             if dump is not None:
@@ -245,6 +267,9 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
                 raise Mismatch(f"{q.name}: the tiles counted {counted_t} cycles, the cost "
                                f"model predicts {predicted_t} (counters wrap at "
                                f"2^{cfg.ap.counter_bits})")
+            if check and counted_act is not None and counted_act != sched.activity:
+                raise Mismatch(f"{q.name}: the tiles' activity {counted_act} differs from "
+                               f"the schedule's {sched.activity}")
             env[q.name] = y
             if bar is not None:
                 bar.update(1)

@@ -43,6 +43,7 @@ from bfimna.golden.spec.isa import (
     movw_cycles,
     validate,
 )
+from bfimna.golden.spec.uops import ACTIVITY_KEYS
 
 DATAFLOWS = ("pos", "chan")
 TRIAL_TAPS = 32        # a dataflow trial costs this many taps and extrapolates
@@ -57,14 +58,14 @@ def instr_cycles(word: int, cfg: Config) -> int:
     return costs.instr_cycles(word, cfg.ap)
 
 
-# validated, encoded words and their cycles per configuration: (op, operands, xrows) ->
-# (word, cycles). The entry keeps the Config alive, so its id() is not reused while
-# cached; each table is bounded.
-_WORD_CACHE: dict[int, tuple[Config, dict[tuple, tuple[int, int]]]] = {}
+# validated, encoded words and their costs per configuration: (op, operands, xrows) ->
+# (word, cycles, activity per enabled row, fixed activity but cycles). The entry keeps
+# the Config alive, so its id() is not reused while cached; each table is bounded.
+_WORD_CACHE: dict[int, tuple[Config, dict[tuple, tuple]]] = {}
 _WORD_CACHE_MAX = 1 << 18
 
 
-def _checked_words(cfg: Config) -> dict[tuple, tuple[int, int]]:
+def _checked_words(cfg: Config) -> dict[tuple, tuple]:
     entry = _WORD_CACHE.get(id(cfg))
     if entry is None or entry[0] is not cfg:
         entry = _WORD_CACHE[id(cfg)] = (cfg, {})
@@ -135,6 +136,8 @@ def run_count(ap: np.ndarray, row: np.ndarray, col: np.ndarray,
 
 
 _TRANSFERS = (Opc.XROWS, Opc.MOVW)
+N_ACT = len(ACTIVITY_KEYS)
+_CYC, _ROW_BITS = ACTIVITY_KEYS.index("cycles"), ACTIVITY_KEYS.index("row_bits")
 
 
 def _transfer_cycles(op: Opc, kw: dict) -> int:
@@ -152,25 +155,43 @@ _XROWS_CYCLES = costs.counts(encode(Instr(op=Opc.XROWS, srow=0, drow=0, stride=0
 
 class Emitter:
     """Instruction words of one pass, each checked as the hardware will check it, with
-    their exact cycles. `count_only`: keep the number of words and their cycles, not the
-    words (prediction)."""
+    their exact cycles and activity (golden/spec/costs.py profile: what energy depends
+    on). `count_only`: keep the number of words and their costs, not the words
+    (prediction).
+
+    The activity of a word is a fixed part plus a part per enabled CAP row; the rows are
+    those of the pass's last ROWS (every pass sets them before any other word, as the
+    tile keeps them from the pass before). Per-row parts accumulate in `_per` and are
+    multiplied out when the rows change or the costs are taken."""
 
     def __init__(self, cfg: Config, count_only: bool = False):
         self.cfg = cfg
         self.words: list[int] = []
         self.n_words = 0
         self.cycles = 0
+        self.act = np.zeros(N_ACT, dtype=np.int64)   # fixed parts and flushed row parts
+        self._per = np.zeros(N_ACT, dtype=np.int64)  # per-row parts at self.rows
+        self.rows: int | None = None                 # enabled CAP rows (None: not set yet)
         self.count_only = count_only
         self.xrows = (0, 0, 0)
         self.cache = _checked_words(cfg)
         self.blocks: dict = {}
 
+    def _flush(self) -> None:
+        if self._per.any():
+            if self.rows is None:
+                raise ScheduleError("scheduler emitted a row operation before ROWS")
+            self.act += self.rows * self._per
+            self._per[:] = 0
+
     def __call__(self, op: Opc, **kw) -> None:
         if self.count_only and op in _TRANSFERS:     # prediction: row addressing and
             if op == Opc.XROWS:                      # transfers cost what their opcode
                 self.xrows = (kw["srow"], kw["drow"], kw["stride"])   # table says; their
-            self.n_words += 1                        # legality is checked where the words
-            self.cycles += _transfer_cycles(op, kw)  # are built (execution)
+            else:                                    # legality is checked where the words
+                self.act[_ROW_BITS] += 2 * kw["n"] * kw["count"]      # are built
+            self.n_words += 1                                         # (execution)
+            self.cycles += _transfer_cycles(op, kw)
             return
         key = (op, tuple(kw.items()), self.xrows if op == Opc.MOVW else None)
         hit = self.cache.get(key)
@@ -180,42 +201,74 @@ class Emitter:
             if why is not None:
                 raise ScheduleError(f"scheduler emitted an illegal {op.name} ({why}): {kw}")
             word = encode(ins)
-            hit = self.cache[key] = (word, instr_cycles(word, self.cfg))
+            fixed, per = costs.profile(word, self.cfg.ap)
+            rest = np.array(fixed, dtype=np.int64)
+            rest[_CYC] = 0                             # cycles are counted as an int
+            hit = self.cache[key] = (word, fixed[_CYC],
+                                     np.array(per, dtype=np.int64) if any(per) else None,
+                                     rest if rest.any() else None)
         if op == Opc.XROWS:
             self.xrows = (kw["srow"], kw["drow"], kw["stride"])
+        elif op == Opc.ROWS:
+            self._flush()
+            self.rows = kw["hi"] - kw["lo"]
         if not self.count_only:
             self.words.append(hit[0])
         self.n_words += 1
         self.cycles += hit[1]
+        if hit[2] is not None:
+            self._per += hit[2]
+        if hit[3] is not None:
+            self.act += hit[3]
+
+    def block_cost(self, key, make) -> tuple:
+        """(words or their number, cycles, activity, xrows after, rows after) of the block
+        `make(emitter)` emits from this emitter's state, computed once per key and rows
+        (in self.blocks)."""
+        bkey = (key, self.rows)
+        hit = self.blocks.get(bkey)
+        if hit is None:
+            sub = Emitter(self.cfg, count_only=self.count_only)
+            sub.xrows, sub.rows = self.xrows, self.rows
+            make(sub)
+            words, cycles, act = sub.take()
+            hit = self.blocks[bkey] = (words, cycles, act, sub.xrows, sub.rows)
+        return hit
 
     def block(self, key, make) -> None:
         """Append a block of words that `make(emitter)` emits, computing it once per
         `key` (in self.blocks): the gathers every group of accumulators of a pass repeats."""
-        hit = self.blocks.get(key)
-        if hit is None:
-            sub = Emitter(self.cfg, count_only=self.count_only)
-            sub.xrows = self.xrows
-            make(sub)
-            words, cycles = sub.take()
-            hit = self.blocks[key] = (words, cycles, sub.xrows)
-        words, cycles, self.xrows = hit
+        words, cycles, act, xrows, rows = self.block_cost(key, make)
         if isinstance(words, int):
             self.n_words += words
         else:
             self.words.extend(words)
             self.n_words += len(words)
         self.cycles += cycles
+        self.act += act
+        self.xrows = xrows
+        if rows != self.rows:
+            self._flush()
+            self.rows = rows
 
-    def add(self, n_words: int, cycles: int) -> None:
-        """Words counted elsewhere (prediction of a block of MACs)."""
+    def add(self, n_words: int, cycles: int, act: np.ndarray, per_row: np.ndarray) -> None:
+        """Words counted elsewhere (prediction of a block of MACs): their number, cycles,
+        fixed activity and activity per enabled row."""
         assert self.count_only
         self.n_words += n_words
         self.cycles += cycles
+        self.act += act
+        self._per += per_row
 
-    def take(self) -> tuple[list[int] | int, int]:
-        """(the words, or their number when count_only; their cycles) since the last take."""
-        out = (self.n_words if self.count_only else self.words, self.cycles)
+    def take(self) -> tuple[list[int] | int, int, np.ndarray]:
+        """(the words, or their number when count_only; their cycles; their activity,
+        ACTIVITY_KEYS order) since the last take."""
+        self._flush()
+        act = self.act.copy()
+        act[_CYC] = self.cycles
+        out = (self.n_words if self.count_only else self.words, self.cycles, act)
         self.words, self.n_words, self.cycles = [], 0, 0
+        self.act[:] = 0
         return out
 
     def gather_runs(self, dst_col: int, width: int, ap, row, col, run_list) -> None:
@@ -225,6 +278,7 @@ class Emitter:
             n_runs, n_rows = run_list
             self.n_words += 2 * n_runs
             self.cycles += n_runs * (_XROWS_CYCLES + movw_cycles(0)) + n_rows
+            self.act[_ROW_BITS] += 2 * width * n_rows
             return
         for start, k, stride in run_list:
             self(Opc.XROWS, srow=int(row[start]), drow=start, stride=stride)
@@ -273,6 +327,7 @@ class Pass:
     # values: a list (an int in prediction); words: a list (an int in prediction);
     # where: targets() index arrays of the read words (None in prediction)
     predicted: int = 0
+    activity: np.ndarray = field(default_factory=lambda: np.zeros(N_ACT, dtype=np.int64))
 
 
 @dataclass
@@ -286,6 +341,12 @@ class LayerSchedule:
     @property
     def predicted(self) -> int:
         return sum(p.predicted for p in self.passes)
+
+    @property
+    def activity(self) -> dict[str, int]:
+        """The tiles' activity (golden/spec/costs.py ACTIVITY_KEYS), summed over passes."""
+        total = sum((p.activity for p in self.passes), np.zeros(N_ACT, dtype=np.int64))
+        return dict(zip(ACTIVITY_KEYS, (int(v) for v in total), strict=True))
 
 
 def targets(img, ch, pos) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -402,10 +463,11 @@ class Scheduler:
         return per * oh * ow * n_images / (self.R * self.cfg.system.tiles)
 
     def _finish(self, p: Pass, em: Emitter) -> None:
-        words, cycles = em.take()
+        words, cycles, act = em.take()
         if words:
             p.ops.append(("instr", words))
             p.predicted += cycles
+            p.activity += act
 
     def _weighted(self, q: QLayer, x: np.ndarray, flow: str,
                   sample: bool = False) -> tuple[list[Pass], int]:
@@ -524,7 +586,7 @@ class Scheduler:
         parts = max(1, min(self.cfg.system.tiles // len(chunks), len(groups)))
         bundles = [groups[i * len(groups) // parts:(i + 1) * len(groups) // parts]
                    for i in range(parts)]
-        mac_cyc = self._mac_cycles(q, Wm) if self.predict else None
+        mac_cyc = self._mac_table(q, Wm) if self.predict else None
         passes: list[Pass] = []
         flat = x.reshape(N, -1)
         for r0, r1 in chunks[:1] if sample else chunks:
@@ -543,17 +605,24 @@ class Scheduler:
         parts = [index(img, pos, int(t))[valid_of(img, pos, int(t))] for t in taps]
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
-    def _mac_cycles(self, q: QLayer, Wm: np.ndarray) -> np.ndarray:
-        """Cycles of `MAC d += x * w` per weight of Wm (0 where w = 0), each distinct
-        weight costed once by the cost model (the Emitter's word cache keeps them across
-        layers of the same widths)."""
+    def _mac_table(self, q: QLayer, Wm: np.ndarray) -> tuple:
+        """Costs of `MAC d += x * w` per weight value w - lo (0 where w = 0): (lo, cycles,
+        fixed activity, activity per enabled row), each distinct weight costed once by the
+        cost model (the Emitter's word cache keeps them across layers of the same
+        widths)."""
         em = Emitter(self.cfg, count_only=True)
         lo = int(Wm.min())
-        table = np.zeros(int(Wm.max()) - lo + 1, dtype=np.int64)
+        cyc = np.zeros(int(Wm.max()) - lo + 1, dtype=np.int64)
+        fixed = np.zeros((len(cyc), N_ACT), dtype=np.int64)
+        per = np.zeros((len(cyc), N_ACT), dtype=np.int64)
         for v in np.unique(Wm[Wm != 0]).tolist():
-            em(Opc.MAC, d=0, a=q.acc_bits, imm=v, n=q.in_bits, m=q.acc_bits)
-            table[v - lo] = em.take()[1]
-        return table[Wm - lo]
+            for rows, table in ((0, fixed), (1, per)):
+                em.rows = rows                       # the activity at 0 rows and at 1 row
+                em(Opc.MAC, d=0, a=q.acc_bits, imm=v, n=q.in_bits, m=q.acc_bits)
+                _, cyc[v - lo], table[v - lo] = em.take()
+        per -= fixed
+        fixed[:, _CYC] = per[:, _CYC] = 0            # cycles are counted by `cyc`
+        return lo, cyc, fixed, per
 
     def _stage_field(self, flat: np.ndarray, field: np.ndarray, width: int) -> list:
         """WRITE ops putting the input values `field` (sorted flat indices img * CHW + v)
@@ -655,20 +724,22 @@ class Scheduler:
 
                 if mac_cyc is not None:
                     # prediction: each tap's gather costed once per chunk (the blocks
-                    # cache), the MACs from the per-weight cycle table
-                    blocks = em.blocks
+                    # cache), the MACs from the per-weight tables
                     words = cycles = 0
+                    act = np.zeros(N_ACT, dtype=np.int64)
                     for t in taps:
-                        key = ("gather", t, xc, fkey)
-                        if key not in blocks:
-                            em.block(key, lambda sub, t=t: gather(sub, t))
-                            em.n_words -= blocks[key][0]
-                            em.cycles -= blocks[key][1]
-                        words += blocks[key][0]
-                        cycles += blocks[key][1]
+                        hit = em.block_cost(("gather", t, xc, fkey),
+                                            lambda sub, t=t: gather(sub, t))
+                        words += hit[0]
+                        cycles += hit[1]
+                        act += hit[2]
                     if taps:
-                        em.add(words + int(np.count_nonzero(Wm[np.ix_(js, taps)])),
-                               cycles + int(mac_cyc[np.ix_(js, taps)].sum()))
+                        lo, cyc_of, fixed_of, per_of = mac_cyc
+                        sel = Wm[np.ix_(js, taps)]
+                        hist = np.bincount((sel - lo).ravel(), minlength=len(cyc_of))
+                        em.add(words + int(np.count_nonzero(sel)),
+                               cycles + int(hist @ cyc_of), act + hist @ fixed_of,
+                               hist @ per_of)
                     continue
                 for t in taps:
                     em.block(("gather", t, xc, fkey), lambda sub, t=t: gather(sub, t))

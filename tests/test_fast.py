@@ -1,6 +1,7 @@
 """The fast macro-level golden tile (golden/model/fast.py) against the bit-level golden tile
 (golden/model/tile.py): random tile programs over every operation, precision and transfer;
-every column but the reserved carry column, the counters and the error flag agree."""
+every column but the reserved carry column, the counters, the activity counts (energy)
+and the error flag agree."""
 
 import numpy as np
 import pytest
@@ -42,3 +43,10 @@ def test_fast_tile_equals_bit_level_tile(cfg, seed):
             assert bad.size == 0, f"seed {s}: AP {k} differs first at (row, col) {bad[0]}"
         assert fast.counters == slow.counters, f"seed {s}"
         assert fast.error == slow.error
+        # the activity energy depends on: the cost model's per-word profile (fast) against
+        # the micro-ops counted as they ran, with the rows they ran on (bit level)
+        want_act = {k: v for k, v in slow.activity.items() if k != "wr_tagged"}
+        assert fast.activity == want_act, f"seed {s}"
+        assert slow.activity["wr_tagged"] <= slow.activity["wr_cells"]
+        used = [k for k in want_act if k != "col_cells" or cfg.ap.two_d]   # REDUCE: 2D only
+        assert all(want_act[k] > 0 for k in used), f"seed {s}: {want_act}"

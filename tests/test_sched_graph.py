@@ -132,8 +132,8 @@ def test_graph_yaml_is_what_the_tests_build():
 
 def test_prediction_equals_execution(tmp_path, seed):
     """predict_network (schedule only, all-zero inputs, nothing executed) gives every
-    layer's passes, cycles, busiest tile and host words exactly as the executed run
-    counts them; the lane-parallel bound is below every conv/fc layer's makespan."""
+    layer's passes, cycles, busiest tile, host words and activity (energy) exactly as the
+    executed run counts them; the lane-parallel bound is below every conv/fc layer's makespan."""
     print("seed", seed)
     cfg = config_from_dict(SMALL_MAPS)
     net, x = make_graph(tmp_path, seed)
@@ -144,6 +144,13 @@ def test_prediction_equals_execution(tmp_path, seed):
         assert (a.passes, a.predicted, a.busiest_tile, a.host_words, a.dataflow) == \
             (b.passes, b.predicted, b.busiest_tile, b.host_words, b.dataflow), a.name
         assert a.counted is None and a.bit_exact is None and b.counted == b.predicted
+        # the activity energy depends on: predicted = what the golden tiles counted
+        assert a.activity_counted is None
+        if a.passes:
+            assert a.activity == b.activity_counted == b.activity, a.name
+            assert a.activity["cycles"] == a.predicted and a.activity["cmp_cells"] > 0
+        else:                        # a host layer: nothing runs on the tiles
+            assert not any(a.activity.values()) and b.activity_counted is None
         if a.type in ("conv", "fc"):
             assert a.bound is not None and 0 < a.bound < a.busiest_tile
             assert 0 < a.rows_used <= 1 and a.macs > 0

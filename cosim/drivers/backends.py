@@ -59,6 +59,9 @@ class RunResult:
     cycles_per_s: float | None = None
     log: Path | None = None
     extra: dict = field(default_factory=dict)
+    # golden only: each tile's activity (golden/spec/costs.py ACTIVITY_KEYS), what energy
+    # depends on; the RTL does not count it (the prediction, checked equal on golden, does)
+    tile_activity: list[dict[str, int]] | None = None
 
     def word_cycle(self, index: int, word: int) -> int | None:
         """The clock cycle at which word `word` of response `index` left the system (replay
@@ -99,7 +102,8 @@ class GoldenBackend:
             tile_errors=s.tile_errors,
             global_counters={k: v % mod for k, v in s.counters.items()},
             tile_counters=[{k: v % mod for k, v in t.counters.items()} for t in s.tiles],
-            wall_s=time.perf_counter() - t0)
+            wall_s=time.perf_counter() - t0,
+            tile_activity=[dict(t.activity) for t in s.tiles])
 
 
 class RtlBackend:

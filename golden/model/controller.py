@@ -18,7 +18,13 @@ from bfimna.golden.model.ap import APModel
 from bfimna.golden.spec.config import APConfig
 from bfimna.golden.spec.isa import RESERVED_COLS, Instr, Opc, decode, validate
 from bfimna.golden.spec.microcode import LUT, LUTS
-from bfimna.golden.spec.uops import COUNTER_KEYS, UOP_COUNTER, Op, UOp  # noqa: F401 (re-exported)
+from bfimna.golden.spec.uops import (  # noqa: F401 (COUNTER_KEYS re-exported)
+    ACTIVITY_KEYS,
+    COUNTER_KEYS,
+    UOP_COUNTER,
+    Op,
+    UOp,
+)
 
 
 def cy_col(ap: APConfig) -> int:
@@ -79,11 +85,19 @@ def lut_size(lut: LUT) -> tuple[int, int]:
     return sum(len(g.compares) for g in lut.groups), len(lut.groups)
 
 
+def lut_bits(lut: LUT) -> tuple[int, int]:
+    """(columns compared, columns written) over one application of `lut`: the popcounts of
+    the masks lut_uops yields (its roles bind to distinct columns)."""
+    return (sum(len(cmp) for g in lut.groups for cmp in g.compares),
+            sum(len(g.write) for g in lut.groups))
+
+
 def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT],
             tally: dict[str, int] | None = None) -> Iterator[UOp]:
     """The micro-ops of `ins`. With `tally` (counting, golden/spec/costs.py), the bit
     loops of arithmetic add their compares and writes to tally instead of yielding them:
-    the same stream, counted without being built."""
+    the same stream, counted without being built (and, when tally has the keys
+    `cmp_bits` and `wr_bits`, the columns of their masks: golden/spec/costs.py profile)."""
     op, n, m, d, a, b = Opc(ins.op), ins.n, ins.m, ins.d, ins.a, ins.b
     CY = cy_col(ap)
     cy = 1 << CY
@@ -92,13 +106,31 @@ def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT],
         yield tag_enabled()
         yield UOp(Op.WR, key=0, mask=mask)
 
+    def passes(lut: LUT, bind: dict[str, int]) -> Iterator[UOp]:
+        """lut_uops, or with a tally that counts bits (costs), only its sizes."""
+        if tally is None or "cmp_bits" not in tally:
+            return lut_uops(lut, bind)
+        c, w = lut_size(lut)
+        cb, wb = lut_bits(lut)
+        tally["compares"] += c
+        tally["writes"] += w
+        tally["cmp_bits"] += cb
+        tally["wr_bits"] += wb
+        return iter(())
+
     def add_loop(lut_add: str, lut_inc: str, dst: int, width: int, x_col, extra=None):
         """dst[width] (+/-)= x, bit by bit; x_col(i) is the operand column or None (0)."""
         if tally is not None:
+            bits = "cmp_bits" in tally
             for i in range(width):
-                c, w = lut_size(luts[lut_inc if x_col(i) is None else lut_add])
+                lut = luts[lut_inc if x_col(i) is None else lut_add]
+                c, w = lut_size(lut)
                 tally["compares"] += c
                 tally["writes"] += w
+                if bits:
+                    cb, wb = lut_bits(lut)
+                    tally["cmp_bits"] += cb
+                    tally["wr_bits"] += wb
             return
         for i in range(width):
             xc = x_col(i)
@@ -133,7 +165,7 @@ def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT],
         base = "inc" if op == Opc.ADDI else "dec"
         for i in range(n):
             name = base + ("1" if (imm >> i) & 1 else "")
-            yield from lut_uops(luts[name], {"c": CY, "y": d + i})
+            yield from passes(luts[name], {"c": CY, "y": d + i})
     elif op == Opc.MUL:
         yield from clear(field_mask(d, n + m) | cy)
         for j in range(m):
@@ -172,9 +204,9 @@ def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT],
         lhs, rhs = (d, a) if op == Opc.MAX else (a, d)
         for i in range(n):
             name = "borrow_top" if ins.s and i == n - 1 else "borrow"
-            yield from lut_uops(luts[name], {"c": CY, "x": rhs + i, "y": lhs + i})
+            yield from passes(luts[name], {"c": CY, "x": rhs + i, "y": lhs + i})
         for i in range(n):
-            yield from lut_uops(luts["cmov"], {"c": CY, "x": a + i, "y": d + i})
+            yield from passes(luts["cmov"], {"c": CY, "x": a + i, "y": d + i})
     elif op == Opc.CLAMP:
         k, sign = m, d + n - 1
         if ins.s:
@@ -199,7 +231,7 @@ def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT],
         yield UOp(Op.CMP, key=1 << (d + k - 1), mask=1 << (d + k - 1))
         yield UOp(Op.WR, key=cy, mask=cy)
         for i in range(n - k):
-            yield from lut_uops(luts["inc"], {"c": CY, "y": d + k + i})
+            yield from passes(luts["inc"], {"c": CY, "y": d + k + i})
     elif op == Opc.REDUCE:
         for st in range(m):
             for i in range(n):
@@ -231,11 +263,28 @@ class Controller:
     def __post_init__(self):
         self.ap = APModel(self.ap_cfg)
         self.counters = dict.fromkeys(COUNTER_KEYS, 0)
+        # the activity energy depends on (golden/spec/costs.py ACTIVITY_KEYS), counted here
+        # from each micro-op as it runs; `wr_tagged` (tagged rows x written columns) is the
+        # data-dependent part of the writes, kept to measure the model's wr_cells bound
+        self.activity = dict.fromkeys(ACTIVITY_KEYS + ("wr_tagged",), 0)
 
     def _issue(self, u: UOp) -> None:
+        op, act = Op(u.op), self.activity
+        if op in (Op.CMP, Op.CMPA, Op.WR, Op.MVCOL):
+            rows = int(self.ap.rowen.sum())
+            if op == Op.MVCOL:
+                act["col_cells"] += rows
+            elif op == Op.WR:
+                act["wr_ops"] += 1
+                act["wr_cells"] += rows * u.mask.bit_count()
+                act["wr_tagged"] += int(self.ap.tag.sum()) * u.mask.bit_count()
+            else:
+                act["cmp_cells"] += rows * u.mask.bit_count()
+                act["match_rows"] += rows
+        act["cycles"] += 1
         self.ap.step(u)
         self.counters["cycles"] += 1
-        self.counters[UOP_COUNTER[Op(u.op)]] += 1
+        self.counters[UOP_COUNTER[op]] += 1
 
     def execute(self, ins: Instr | int) -> None:
         if isinstance(ins, int):

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from bfimna.golden.spec.config import APConfig, Config
-from bfimna.golden.spec.costs import counts
+from bfimna.golden.spec.costs import counts, profile
 from bfimna.golden.spec.isa import OPCODES, Instr, Opc, decode, encode, validate
-from bfimna.golden.spec.uops import COUNTER_KEYS
+from bfimna.golden.spec.uops import ACTIVITY_KEYS, COUNTER_KEYS
 
 
 class FastAP:
@@ -68,10 +68,11 @@ class FastTile:
         self.maps = [FastAP(cfg.map_ap) for _ in range(cfg.tile.maps)]
         self.xrows = (0, 0, 0)
         self.counters = dict.fromkeys(COUNTER_KEYS, 0)
+        self.activity = dict.fromkeys(ACTIVITY_KEYS, 0)  # from costs.profile, per word
+        self.enabled = cfg.ap.rows                       # CAP rows the last ROWS enabled
         # (word or Instr, xrows) -> (Instr, illegal reason, counts): the checks of a word
         # depend only on it, the configuration and the transfer row registers
-        self._seen: dict[tuple[int | Instr, tuple[int, int, int]],
-                         tuple[Instr, str | None, tuple[int, ...] | None]] = {}
+        self._seen: dict[tuple[int | Instr, tuple[int, int, int]], tuple] = {}
         self.error = False
         self.last_error: str | None = None
 
@@ -104,16 +105,19 @@ class FastTile:
         if hit is None:   # decode + validate + counts: ~50 us, and programs repeat words
             ins = decode(word) if isinstance(word, int) else word
             reason = validate(ins, cfg.ap, cfg, self.xrows)
-            cnt = None if reason is not None else counts(encode(ins), cfg.ap)
+            word = encode(ins) if reason is None else 0
+            cnt = None if reason is not None else counts(word, cfg.ap)
+            prof = None if reason is not None else profile(word, cfg.ap)
             if len(self._seen) > 1 << 16:
                 self._seen.clear()
-            hit = self._seen[key] = (ins, reason, cnt)
-        ins, reason, cnt = hit
+            hit = self._seen[key] = (ins, reason, cnt, prof)
+        ins, reason, cnt, prof = hit
         if reason is not None:
             self.error, self.last_error = True, reason
             c["errors"] += 1
             c["cycles"] += 1
             c["nops"] += 1
+            self.activity["cycles"] += 1
             return
         op = Opc(ins.op)
         if op == Opc.MOVW:
@@ -122,9 +126,14 @@ class FastTile:
             self.xrows = (ins.srow, ins.drow, ins.stride)
         else:
             self._compute(ins)
-        assert cnt is not None
+        assert cnt is not None and prof is not None
         for k, v in zip(COUNTER_KEYS, cnt, strict=True):
             c[k] += v
+        act, rows = self.activity, self.enabled
+        for k, f, r in zip(ACTIVITY_KEYS, prof[0], prof[1], strict=True):
+            act[k] += f + rows * r
+        if op == Opc.ROWS:      # rows enabled from the next instruction on
+            self.enabled = ins.hi - ins.lo
         c["instructions"] += 1
 
     def _movw(self, ins: Instr) -> None:

@@ -52,6 +52,12 @@ class Tile:
         return self.ctl.counters
 
     @property
+    def activity(self) -> dict[str, int]:
+        """What energy depends on (golden/spec/costs.py ACTIVITY_KEYS), counted from the
+        micro-ops as they run (the controller's, and MOVW's row transfers here)."""
+        return self.ctl.activity
+
+    @property
     def error(self) -> bool:
         return self.ctl.error
 
@@ -83,6 +89,7 @@ class Tile:
             assert counts is not None   # MOVW declares its counts (golden/spec/isa.py)
             for k, v in counts(ins).items():
                 c[k] += v
+            self.activity["cycles"] += counts(ins)["cycles"]
         c["instructions"] += 1
 
     def _movw(self, ins: Instr) -> None:
@@ -94,9 +101,11 @@ class Tile:
             if data is not None:
                 dst.step(UOp(Op.WRROW, addr=drow + k - 1, data=data << ins.d,
                              mask=fmask << ins.d))
+                self.activity["row_bits"] += fmask.bit_count()
             if k < ins.count:
                 src.step(UOp(Op.RDROW, addr=srow + k * stride))
                 data = (src.rdata >> ins.a) & fmask
+                self.activity["row_bits"] += fmask.bit_count()
 
     def run(self, program) -> Tile:
         for ins in program:

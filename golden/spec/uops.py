@@ -125,6 +125,9 @@ def is_legal(ap: APConfig, u: UOp) -> bool:
 # -- the tile controller's counters (csr_sel index = position; docs/system.md register map)
 COUNTER_KEYS = ("cycles", "compares", "writes", "row_transfers", "col_transfers",
                 "rowen", "nops", "instructions", "errors")
+# the activity energy depends on, per tile (golden/spec/costs.py profile, docs/energy.md)
+ACTIVITY_KEYS = ("cycles", "cmp_cells", "match_rows", "wr_cells", "col_cells", "row_bits",
+                 "wr_ops")
 # the controller counter each issued micro-op counts in (besides cycles)
 UOP_COUNTER = {Op.CMP: "compares", Op.CMPA: "compares", Op.WR: "writes",
                Op.RDROW: "row_transfers", Op.WRROW: "row_transfers",
