@@ -10,6 +10,8 @@
     bfimna fpga-sweep --target T --rows R.. --cols C.. --tiles T.. --out DIR [--pnr]
     bfimna board --config FILE (--port DEV | --emulate) [--runs N]
     bfimna isa / exec   (the instruction set's costs; run one program on a controller)
+    bfimna evaluate --network NET.yaml --plan PLAN.yaml [--config C] [--tech T] [--vdd V]
+                [--batch B] [--json] [--out DIR] [--execute]   (energy, latency, EDP)
 
 Every subcommand prints what it did; errors (bad config, missing tool, a failed check)
 end with a one-line message and a non-zero exit status.
@@ -355,6 +357,65 @@ def _predict(args, cfg, net, plan, qnet, n: int) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    """Energy, latency, power, throughput, TOPS/W, area and EDP of a network under a
+    plan, per layer and in total, from the schedule (or a golden run with --execute)."""
+    import numpy as np
+
+    from bfimna.cosim.drivers.backends import backend
+    from bfimna.golden.nn.network import NetworkError, load_network, load_plan, quantize
+    from bfimna.golden.spec.schema import SchemaError
+    from bfimna.golden.spec.tech import default_tech_paths, load_tech
+    from bfimna.sched.evaluate import evaluate, table, write_outputs
+    from bfimna.sched.run import Mismatch, predict_network, run_network
+    from bfimna.sched.schedule import ScheduleError
+
+    cfg = load_config(args.config)
+    try:
+        tech_path = args.tech or default_tech_paths()[0]
+        if not tech_path.exists() and (Path("configs/tech") / f"{tech_path}.yaml").exists():
+            tech_path = Path("configs/tech") / f"{tech_path}.yaml"      # a name: sram_cam
+        point = load_tech(tech_path).point(args.vdd)
+        net = load_network(args.network)
+        plan = load_plan(args.plan, net)
+        qnet = quantize(net, plan)
+    except (NetworkError, SchemaError) as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 2
+    progress = not args.no_progress and not args.json
+    log = sys.stderr if args.json else sys.stdout
+    batch = args.batch
+    try:
+        if args.execute:
+            if net.dataset is not None:
+                x = net.test_set()[0][:args.batch]
+                what = f"{len(x)} test image(s)"
+            else:
+                x = np.random.default_rng(args.seed).random((args.batch,) + net.input_shape) \
+                    * float(net.weights["input.act_max"])
+                what = f"{args.batch} SYNTHETIC image(s) (seed {args.seed})"
+            batch = len(x)           # a dataset may hold fewer images than --batch
+            print(f"evaluate: running {net.name} on the golden backend, {what}", file=log,
+                  flush=True)
+            rep = run_network(qnet, qnet.quantize_input(x), cfg,
+                              backend("golden", cfg, fast=True), progress=progress)
+        else:
+            rep = predict_network(qnet, args.batch, cfg, progress=progress)
+    except (ScheduleError, Mismatch) as exc:
+        print(f"\nbfimna: {exc}", file=sys.stderr)
+        return 1
+    ev = evaluate(rep, cfg, point, batch, network=net.name, plan=plan.name,
+                  executed=args.execute)
+    if args.json:
+        print(ev.to_json())
+    else:
+        print(table(ev))
+    if args.out:
+        paths = write_outputs(ev, args.out)
+        print(f"wrote {', '.join(str(p) for p in paths)}", file=log)
+    return 0
+
+
 def cmd_fpga(args) -> int:
     from bfimna.hdl.flow.fpga.flow import run_flow
     from bfimna.hdl.flow.fpga.targets import TARGETS, FpgaError
@@ -679,6 +740,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--show-rows", type=NON_NEGATIVE, default=8, help="rows of each field to print")
     e.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
     e.set_defaults(func=cmd_exec)
+
+    ev = sub.add_parser("evaluate", help="energy, latency, power, throughput, TOPS/W, area "
+                                         "and EDP of a network under a plan, per layer "
+                                         "(docs/energy.md)")
+    ev.add_argument("--network", type=Path, required=True, help="network YAML")
+    ev.add_argument("--plan", type=Path, required=True, help="precision plan YAML")
+    _config_arg(ev)
+    ev.add_argument("--tech", type=Path, default=None,
+                    help="technology table (configs/tech/*.yaml, or its name such as "
+                         "reram_2t2r_cam; default: the first, SRAM CAM)")
+    ev.add_argument("--vdd", type=_number(float, 0.0, lo_open=True, what="a voltage"),
+                    default=None, help="supply voltage, one of the table's (default: its "
+                                       "nominal)")
+    ev.add_argument("--batch", type=POSITIVE, default=1, help="images per run")
+    ev.add_argument("--json", action="store_true", help="print the evaluation as JSON")
+    ev.add_argument("--out", type=Path, default=None,
+                    help="write evaluation.json, layers.csv and plots (PNG) here")
+    ev.add_argument("--execute", action="store_true",
+                    help="run on the golden backend (test images, or synthetic ones without "
+                         "a dataset) and use the activity the tiles counted; the default is "
+                         "the schedule's prediction, which equals it")
+    ev.add_argument("--seed", type=SEED, default=0, help="seed of synthetic images")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_evaluate)
 
     m = sub.add_parser("import", help="translate a float ONNX CNN into a network YAML, "
                                       "weights and an 8-bit plan (docs/import.md)")
