@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from bfimna.golden.host.program import MAX_COUNT, HostProgram
+from bfimna.golden.host.program import HostProgram
 from bfimna.golden.nn.network import QNet, layer_forward
 from bfimna.golden.spec.config import Config
 from bfimna.golden.spec.uops import ACTIVITY_KEYS
-from bfimna.sched.schedule import LayerSchedule, Scheduler
+from bfimna.sched.schedule import LayerSchedule, Scheduler, pass_words
 
 
 @dataclass
@@ -62,18 +62,8 @@ class Mismatch(AssertionError):
 
 
 def host_words(sched: LayerSchedule) -> int:
-    """The words host_program(sched) sends, without building its packets (a WRITE or
-    INSTR packet carries at most MAX_COUNT payload words after its header)."""
-    n = 0
-    for p in sched.passes:
-        for op in p.ops:
-            if op[0] in ("write", "instr"):
-                k = op[4] if op[0] == "write" else op[1]
-                k = k if isinstance(k, int) else len(k)
-                n += k + -(-k // MAX_COUNT)
-            else:
-                n += 1
-    return n
+    """The words host_program(sched) sends, without building its packets."""
+    return sum(pass_words(p) for p in sched.passes)
 
 
 def tile_loads(sched: LayerSchedule, tiles: int) -> tuple[list[int], list[int]]:

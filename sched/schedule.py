@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bfimna.golden.host.program import MAX_COUNT
 from bfimna.golden.nn.network import QLayer
 from bfimna.golden.spec import costs
 from bfimna.golden.spec.config import APConfig, Config
@@ -319,7 +320,6 @@ class Emitter:
 @dataclass
 class Pass:
     tile: int
-    images: list[int]
     rows: int = 0                             # CAP rows its outputs occupy
     ops: list = field(default_factory=list)   # ("write", ap, col, width, values)
     #                                            | ("instr", words)
@@ -347,6 +347,20 @@ class LayerSchedule:
         """The tiles' activity (golden/spec/costs.py ACTIVITY_KEYS), summed over passes."""
         total = sum((p.activity for p in self.passes), np.zeros(N_ACT, dtype=np.int64))
         return dict(zip(ACTIVITY_KEYS, (int(v) for v in total), strict=True))
+
+
+def pass_words(p: Pass) -> int:
+    """The words the host sends for pass p (WRITE and INSTR packets carry at most
+    MAX_COUNT payload words after their header; a READ is one word)."""
+    n = 0
+    for op in p.ops:
+        if op[0] in ("write", "instr"):
+            k = op[4] if op[0] == "write" else op[1]
+            k = k if isinstance(k, int) else len(k)
+            n += k + -(-k // MAX_COUNT)
+        else:
+            n += 1
+    return n
 
 
 def targets(img, ch, pos) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -403,22 +417,26 @@ class Scheduler:
                                      host=lambda *x: np.concatenate(x, axis=1))
             return LayerSchedule(q, "pos", self._concat(q, xs))
         x = xs[0]
-        if dataflow is None:   # the makespan each dataflow's first row chunk suggests:
-            trial, whole = {}, {}  # its passes' mean cycles x rounds of passes over tiles
+        if dataflow is None:   # the latency each dataflow's first row chunk suggests: its
+            trial, whole = {}, {}  # passes' mean cycles x rounds of passes over the tiles,
+            #                        plus their host words (one port, one word per cycle)
             tiles = self.cfg.system.tiles
             live = int(np.count_nonzero(np.any(self._weight_matrix(q) != 0, axis=0)))
             for f in DATAFLOWS:
                 try:
                     if live > 2 * TRIAL_TAPS:     # cost of 0 and of TRIAL_TAPS taps,
-                        cyc = []                  # extrapolated to all live taps
+                        cyc, wds = [], []         # extrapolated to all live taps
                         for limit in (0, TRIAL_TAPS):
                             self._tap_limit = limit
                             first, n_chunks = self._weighted(q, x, f, sample=True)
                             cyc.append(sum(p.predicted for p in first))
+                            wds.append(sum(pass_words(p) for p in first))
                         total = cyc[0] + (cyc[1] - cyc[0]) * live / TRIAL_TAPS
+                        words = wds[0] + (wds[1] - wds[0]) * live / TRIAL_TAPS
                     else:
                         first, n_chunks = self._weighted(q, x, f, sample=True)
                         total = sum(p.predicted for p in first)
+                        words = sum(pass_words(p) for p in first)
                         if n_chunks == 1:          # the sample is the whole layer
                             whole[f] = first
                 except ScheduleError:
@@ -427,7 +445,7 @@ class Scheduler:
                     self._tap_limit = None
                 mean = total / max(1, len(first))
                 rounds = -(-len(first) * n_chunks // tiles)
-                trial[f] = (mean * rounds, mean * len(first) * n_chunks)
+                trial[f] = (mean * rounds + words * n_chunks, mean * len(first) * n_chunks)
             if not trial:
                 self._weighted(q, x[:1], "pos")    # raises the reason
             dataflow = min(trial, key=trial.__getitem__)
@@ -439,9 +457,8 @@ class Scheduler:
         """A gather's runs (execution), or only (runs, rows) (prediction: run_count)."""
         return run_count(ap, row, col, valid) if self.predict else runs(ap, row, col, valid)
 
-    def _new_pass(self, passes: list[Pass], images, rows: int) -> Pass:
-        p = Pass(tile=len(passes) % self.cfg.system.tiles, images=sorted(set(images)),
-                 rows=rows)
+    def _new_pass(self, passes: list[Pass], rows: int) -> Pass:
+        p = Pass(tile=len(passes) % self.cfg.system.tiles, rows=rows)
         passes.append(p)
         return p
 
@@ -497,7 +514,7 @@ class Scheduler:
             r = np.arange(c * self.R, min(total, (c + 1) * self.R))
             j, rest = np.divmod(r, n_img * P)
             img, pos = np.divmod(rest, P)
-            p = self._new_pass(passes, img.tolist(), len(r))
+            p = self._new_pass(passes, len(r))
             self._chan_pass(q, p, flat, j, img, pos, Wm, index, valid_of, pb, capacity)
         return passes, n_chunks
 
@@ -594,7 +611,7 @@ class Scheduler:
             img, pos = rows // P, rows % P
             shared: dict = {"fields": {}, "blocks": {}}     # the chunk's bundles share these
             for bundle in bundles:
-                p = self._new_pass(passes, img.tolist(), r1 - r0)
+                p = self._new_pass(passes, r1 - r0)
                 self._pos_pass(q, p, flat, img, pos, bundle, Wm, index, valid_of, capacity,
                                G, xc, pc, pb, mac_cyc, shared)
         return passes, len(chunks)
@@ -725,14 +742,20 @@ class Scheduler:
                 if mac_cyc is not None:
                     # prediction: each tap's gather costed once per chunk (the blocks
                     # cache), the MACs from the per-weight tables
-                    words = cycles = 0
-                    act = np.zeros(N_ACT, dtype=np.int64)
-                    for t in taps:
-                        hit = em.block_cost(("gather", t, xc, fkey),
-                                            lambda sub, t=t: gather(sub, t))
-                        words += hit[0]
-                        cycles += hit[1]
-                        act += hit[2]
+                    tkey = ("taps", xc, fkey, em.rows,
+                            np.asarray(taps, dtype=np.int64).tobytes())
+                    total = em.blocks.get(tkey)      # groups of a pass repeat tap lists
+                    if total is None:
+                        words = cycles = 0
+                        act = np.zeros(N_ACT, dtype=np.int64)
+                        for t in taps:
+                            hit = em.block_cost(("gather", t, xc, fkey),
+                                                lambda sub, t=t: gather(sub, t))
+                            words += hit[0]
+                            cycles += hit[1]
+                            act += hit[2]
+                        total = em.blocks[tkey] = (words, cycles, act)
+                    words, cycles, act = total
                     if taps:
                         lo, cyc_of, fixed_of, per_of = mac_cyc
                         sel = Wm[np.ix_(js, taps)]
@@ -924,7 +947,7 @@ class Scheduler:
         flat = x.reshape(N, -1)
         for r0 in range(0, total, self.R):
             img, c, oy, ox = self._element_rows(layer.out_shape, N, r0, min(total, r0 + self.R))
-            p = self._new_pass(passes, img.tolist(), len(img))
+            p = self._new_pass(passes, len(img))
             em = Emitter(self.cfg, count_only=self.predict)
             n = len(img)
             em(Opc.ROWS, lo=0, hi=n)
@@ -992,7 +1015,7 @@ class Scheduler:
         total = N * per
         for r0 in range(0, total, self.R):
             img, ch, oy, ox = self._element_rows(shape, N, r0, min(total, r0 + self.R))
-            p = self._new_pass(passes, img.tolist(), len(img))
+            p = self._new_pass(passes, len(img))
             em = Emitter(self.cfg, count_only=self.predict)
             n = len(img)
             em(Opc.ROWS, lo=0, hi=n)

@@ -72,7 +72,7 @@ def test_resnet18_predicted_at_32(tmp_path, plan):
     print(plan, f"{total:,} cycles")
     if plan == "latency_0.5":
         q8 = quantize(net, load_plan(ZOO / "int8.yaml", net))
-        # the makespan (what the dataflow choice minimises) where the plan has 4 bits
+        # the makespan where the plan has 4 bits
         by8 = {layer.name: layer.busiest_tile for layer in predict_network(q8, 1, cfg).layers}
         by = {layer.name: layer.busiest_tile for layer in rep.layers}
         assert by["s3u2c1"] < by8["s3u2c1"]

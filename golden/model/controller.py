@@ -80,16 +80,30 @@ def expand(ins: Instr, ap: APConfig, luts: dict[str, LUT] = LUTS) -> Iterator[UO
         yield UOp(Op.NOP)
 
 
+_LUT_COSTS: dict[int, tuple[LUT, tuple[int, int, int, int]]] = {}
+
+
+def _lut_costs(lut: LUT) -> tuple[int, int, int, int]:
+    """lut_size + lut_bits, computed once per LUT (the tallies of costs ask millions of
+    times; keyed by identity, the entry keeps the LUT alive)."""
+    hit = _LUT_COSTS.get(id(lut))
+    if hit is None or hit[0] is not lut:
+        hit = _LUT_COSTS[id(lut)] = (lut, (
+            sum(len(g.compares) for g in lut.groups), len(lut.groups),
+            sum(len(cmp) for g in lut.groups for cmp in g.compares),
+            sum(len(g.write) for g in lut.groups)))
+    return hit[1]
+
+
 def lut_size(lut: LUT) -> tuple[int, int]:
     """(compares, writes) one application of `lut` issues (what lut_uops yields)."""
-    return sum(len(g.compares) for g in lut.groups), len(lut.groups)
+    return _lut_costs(lut)[:2]
 
 
 def lut_bits(lut: LUT) -> tuple[int, int]:
     """(columns compared, columns written) over one application of `lut`: the popcounts of
     the masks lut_uops yields (its roles bind to distinct columns)."""
-    return (sum(len(cmp) for g in lut.groups for cmp in g.compares),
-            sum(len(g.write) for g in lut.groups))
+    return _lut_costs(lut)[2:]
 
 
 def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT],
@@ -110,8 +124,7 @@ def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT],
         """lut_uops, or with a tally that counts bits (costs), only its sizes."""
         if tally is None or "cmp_bits" not in tally:
             return lut_uops(lut, bind)
-        c, w = lut_size(lut)
-        cb, wb = lut_bits(lut)
+        c, w, cb, wb = _lut_costs(lut)
         tally["compares"] += c
         tally["writes"] += w
         tally["cmp_bits"] += cb
@@ -122,15 +135,16 @@ def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT],
         """dst[width] (+/-)= x, bit by bit; x_col(i) is the operand column or None (0)."""
         if tally is not None:
             bits = "cmp_bits" in tally
-            for i in range(width):
-                lut = luts[lut_inc if x_col(i) is None else lut_add]
-                c, w = lut_size(lut)
-                tally["compares"] += c
-                tally["writes"] += w
+            n_inc = sum(1 for i in range(width) if x_col(i) is None)
+            for name, k in ((lut_inc, n_inc), (lut_add, width - n_inc)):
+                if not k:
+                    continue
+                c, w, cb, wb = _lut_costs(luts[name])
+                tally["compares"] += k * c
+                tally["writes"] += k * w
                 if bits:
-                    cb, wb = lut_bits(lut)
-                    tally["cmp_bits"] += cb
-                    tally["wr_bits"] += wb
+                    tally["cmp_bits"] += k * cb
+                    tally["wr_bits"] += k * wb
             return
         for i in range(width):
             xc = x_col(i)
