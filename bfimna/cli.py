@@ -405,7 +405,7 @@ def cmd_evaluate(args) -> int:
         print(f"\nbfimna: {exc}", file=sys.stderr)
         return 1
     ev = evaluate(rep, cfg, point, batch, network=net.name, plan=plan.name,
-                  executed=args.execute)
+                  executed=args.execute, tagged_share=args.tagged_share)
     if args.json:
         print(ev.to_json())
     else:
@@ -761,6 +761,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run on the golden backend (test images, or synthetic ones without "
                          "a dataset) and use the activity the tiles counted; the default is "
                          "the schedule's prediction, which equals it")
+    ev.add_argument("--tagged-share", type=_number(float, 0.0, 1.0, lo_open=True,
+                                                   what="a share in (0, 1]"),
+                    default=1.0, help="share of the enabled rows a write programs (default "
+                                      "1: every enabled row, the exact upper bound; the "
+                                      "bit-level golden tile measures about 0.08 on the "
+                                      "digits CNN, docs/energy.md)")
     ev.add_argument("--seed", type=SEED, default=0, help="seed of synthetic images")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)

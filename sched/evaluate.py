@@ -7,7 +7,8 @@ by golden/spec/tech.py), in the convention of Accelergy's energy tables:
 
     compare     cmp_cells x cam.search + match_rows x cam.match x C / C_ref (a match
                 line spans the CAP's C columns; the table's figure is for C_ref cells)
-    write       wr_cells x cam.write
+    write       wr_cells x share x cam.write (share: the tagged share of the enabled rows
+                a write programs; 1, the default, is the exact upper bound)
     transfers   col_cells x cam.column + row_bits x cam.row
     host        host words x host.word
     controller  active tile cycles (with write stalls) x controller.cycle
@@ -63,12 +64,12 @@ def static_power_w(cfg: Config, point) -> float:
 
 
 def dynamic_energy_j(activity: dict[str, int], host_words: int, point,
-                     cap_cols: int) -> dict[str, float]:
+                     cap_cols: int, tagged_share: float = 1.0) -> dict[str, float]:
     """Energy by kind (J) of the activity of some tiles and the host words they got."""
     e = point.energy
     return {"compare": activity["cmp_cells"] * e["cam.search"]
             + activity["match_rows"] * e["cam.match"] * cap_cols / point.match_cols,
-            "write": activity["wr_cells"] * e["cam.write"],
+            "write": activity["wr_cells"] * tagged_share * e["cam.write"],
             "transfers": activity["col_cells"] * e["cam.column"]
             + activity["row_bits"] * e["cam.row"],
             "host": host_words * e["host.word"],
@@ -96,6 +97,7 @@ class Evaluation:
     vdd: float
     clock_hz: float
     write_cycles: int
+    tagged_share: float
     batch: int
     source: str                        # "predicted" (the schedule) or "executed" (golden)
     layers: list[dict] = field(default_factory=list)
@@ -108,17 +110,20 @@ class Evaluation:
 
 
 def evaluate(report: RunReport, cfg: Config, point, batch: int, *, network: str = "",
-             plan: str = "", executed: bool = False) -> Evaluation:
+             plan: str = "", executed: bool = False, tagged_share: float = 1.0) -> Evaluation:
     """The cost model over a run report (predict_network, or run_network on golden with
-    `executed`: then the activity the tiles counted is used)."""
+    `executed`: then the activity the tiles counted is used). `tagged_share` scales the
+    written cells (docs/energy.md: 1 charges every enabled row, the exact upper bound)."""
+    if not 0 < tagged_share <= 1:
+        raise ValueError(f"tagged share must be in (0, 1], got {tagged_share}")
     f = point.clock_hz
     p_static = static_power_w(cfg, point)
     ev = Evaluation(network, plan, cfg.name, point.tech, point.vdd, f, point.write_cycles,
-                    batch,
+                    tagged_share, batch,
                     "executed" if executed else "predicted",
                     area_m2=area_m2(cfg, point), tech_sources=dict(point.sources))
     tot = dict.fromkeys(KINDS, 0.0)
-    tot_cycles = tot_active = tot_words = tot_macs = 0
+    tot_cycles = tot_active = tot_idle = tot_words = tot_macs = 0
     for layer in report.layers:
         act = layer.activity
         if executed and layer.passes:
@@ -127,13 +132,16 @@ def evaluate(report: RunReport, cfg: Config, point, batch: int, *, network: str 
                                  "golden backend does)")
             act = layer.activity_counted
         cyc = latency_cycles(layer, point.write_cycles)
+        stall = (point.write_cycles - 1) * act["wr_ops"]
+        idle = cfg.system.tiles * cyc - act["cycles"] - stall   # tile cycles with no work
         t = cyc / f
-        en = dynamic_energy_j(act, layer.host_words, point, cfg.ap.cols)
+        en = dynamic_energy_j(act, layer.host_words, point, cfg.ap.cols, tagged_share)
         en["leakage"] = p_static * t
         e_tot = sum(en.values())
         ev.layers.append({"name": layer.name, "type": layer.type, "dataflow": layer.dataflow,
                           "latency_cycles": cyc, "busiest_tile_cycles": layer.busiest_tile,
-                          "tile_cycles": act["cycles"], "host_words": layer.host_words,
+                          "tile_cycles": act["cycles"], "stall_cycles": stall,
+                          "idle_tile_cycles": idle, "host_words": layer.host_words,
                           "latency_s": t, "energy_j": e_tot,
                           **{f"energy_{k}_j": v for k, v in en.items()},
                           "macs": layer.macs, **{f"act_{k}": v for k, v in act.items()}})
@@ -141,6 +149,7 @@ def evaluate(report: RunReport, cfg: Config, point, batch: int, *, network: str 
             tot[k] += en[k]
         tot_cycles += cyc
         tot_active += act["cycles"]
+        tot_idle += idle
         tot_words += layer.host_words
         tot_macs += layer.macs
     latency = tot_cycles / f
@@ -149,6 +158,7 @@ def evaluate(report: RunReport, cfg: Config, point, batch: int, *, network: str 
     area = sum(ev.area_m2.values())
     ev.total = {
         "latency_cycles": tot_cycles, "latency_s": latency, "tile_cycles": tot_active,
+        "idle_tile_cycles": tot_idle,
         "host_words": tot_words, "macs": tot_macs, "ops": ops,
         "energy_j": energy, **{f"energy_{k}_j": v for k, v in tot.items()},
         "energy_per_frame_j": energy / batch,
@@ -228,7 +238,9 @@ def table(ev: Evaluation) -> str:
     """The per-layer table and the totals, as a person reads them on a terminal."""
     lines = [f"evaluate: {ev.network} plan {ev.plan} on {ev.config}, {ev.tech} at "
              f"{ev.vdd} V ({ev.clock_hz / 1e6:g} MHz), batch {ev.batch}, from the "
-             f"{'schedule (predicted)' if ev.source == 'predicted' else 'golden run'}",
+             f"{'schedule (predicted)' if ev.source == 'predicted' else 'golden run'}"
+             + (f"; writes charged for {ev.tagged_share:g} of the enabled rows"
+                if ev.tagged_share != 1 else ""),
              f"{'layer':10s} {'type':8s} {'latency':>12s} {'energy':>11s} "
              + " ".join(f"{k:>10s}" for k in KINDS)]
     for lay in ev.layers:

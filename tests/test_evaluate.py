@@ -63,6 +63,8 @@ def test_energy_by_hand():
         for k in KINDS:
             assert row[f"energy_{k}_j"] == pytest.approx(want[k], rel=1e-12), (layer.name, k)
         assert row["latency_s"] == pytest.approx(t, rel=1e-12)
+        assert row["idle_tile_cycles"] == T * (layer.busiest_tile + layer.host_words) - \
+            a["cycles"] >= 0
         total_e += sum(want.values())
         total_t += t
     tot = ev.total
@@ -99,6 +101,16 @@ def test_slow_writes_stall():
         assert a["latency_cycles"] == layer.host_words + layer.busiest_tile
         assert b["energy_controller_j"] == pytest.approx(
             (layer.activity["cycles"] + 2 * layer.activity["wr_ops"]) * 1e-10)
+
+
+def test_tagged_share_scales_writes_only():
+    cfg, net, q = _digits()
+    rep = predict_network(q, 1, cfg)
+    full, part = (evaluate(rep, cfg, POINT, 1, tagged_share=s).total for s in (1.0, 0.25))
+    assert part["energy_write_j"] == pytest.approx(0.25 * full["energy_write_j"])
+    assert all(part[f"energy_{k}_j"] == full[f"energy_{k}_j"] for k in KINDS if k != "write")
+    with pytest.raises(ValueError, match="tagged share"):
+        evaluate(rep, cfg, POINT, 1, tagged_share=0)
 
 
 def test_executed_equals_predicted():
