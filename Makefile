@@ -16,7 +16,7 @@ export AMARANTH_USE_YOSYS := builtin
 # `make test PYTEST_ARGS=` runs serially; BFIMNA_SEED=N or random picks the seed (tests/conftest.py).
 PYTEST_ARGS ?= -n 2 --durations=25
 
-.PHONY: setup system-deps lint test test-fast demo bench bench-fpga fpga clean
+.PHONY: setup system-deps lint test test-fast demo bench bench-fpga fpga paper clean
 
 setup: $(STAMP) system-deps
 
@@ -56,6 +56,13 @@ demo: setup
 	$(BIN)/bfimna board --config configs/ulx3s_85f.yaml --emulate --runs 1
 	$(BIN)/bfimna run --config configs/ulx3s_85f.yaml --network models/digits/network.yaml \
 	    --plan models/digits/int4.yaml --backend board --emulate --images 2
+	$(BIN)/bfimna evaluate --network models/digits/network.yaml --plan models/digits/mixed.yaml \
+	    --out build/eval/digits
+
+# BF-IMNA's evaluation with this cost model: docs/results.md and docs/results/*.png
+# (predictions cached in build/paper/; about 10 minutes on 2 cores the first time)
+paper: setup
+	$(BIN)/python scripts/paper.py --jobs 2
 
 bench: setup
 	$(BIN)/python scripts/bench_isa.py
