@@ -70,8 +70,8 @@ class FastTile:
         self.counters = dict.fromkeys(COUNTER_KEYS, 0)
         self.activity = dict.fromkeys(ACTIVITY_KEYS, 0)  # from costs.profile, per word
         self.enabled = cfg.ap.rows                       # CAP rows the last ROWS enabled
-        # (word or Instr, xrows) -> (Instr, illegal reason, counts): the checks of a word
-        # depend only on it, the configuration and the transfer row registers
+        # (word or Instr, xrows) -> (Instr, illegal reason, counts, activity profile): the
+        # checks of a word depend only on it, the configuration and the transfer rows
         self._seen: dict[tuple[int | Instr, tuple[int, int, int]], tuple] = {}
         self.error = False
         self.last_error: str | None = None
