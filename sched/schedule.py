@@ -223,23 +223,25 @@ class Emitter:
             self.act += hit[3]
 
     def block_cost(self, key, make) -> tuple:
-        """(words or their number, cycles, activity, xrows after, rows after) of the block
-        `make(emitter)` emits from this emitter's state, computed once per key and rows
-        (in self.blocks)."""
+        """(words or their number, cycles, activity, xrows after, rows after, what make
+        returned) of the block `make(emitter)` emits from this emitter's state, computed
+        once per key and rows (in self.blocks)."""
         bkey = (key, self.rows)
         hit = self.blocks.get(bkey)
         if hit is None:
             sub = Emitter(self.cfg, count_only=self.count_only)
             sub.xrows, sub.rows = self.xrows, self.rows
-            make(sub)
+            ret = make(sub)
             words, cycles, act = sub.take()
-            hit = self.blocks[bkey] = (words, cycles, act, sub.xrows, sub.rows)
+            hit = self.blocks[bkey] = (words, cycles, act, sub.xrows, sub.rows, ret)
         return hit
 
-    def block(self, key, make) -> None:
+    def block(self, key, make):
         """Append a block of words that `make(emitter)` emits, computing it once per
-        `key` (in self.blocks): the gathers every group of accumulators of a pass repeats."""
-        words, cycles, act, xrows, rows = self.block_cost(key, make)
+        `key` (in self.blocks): the gathers every group of accumulators of a pass repeats,
+        the requantisations of channels with the same multiplier. Returns what make
+        returned."""
+        words, cycles, act, xrows, rows, ret = self.block_cost(key, make)
         if isinstance(words, int):
             self.n_words += words
         else:
@@ -251,6 +253,7 @@ class Emitter:
         if rows != self.rows:
             self._flush()
             self.rows = rows
+        return ret
 
     def add(self, n_words: int, cycles: int, act: np.ndarray, per_row: np.ndarray) -> None:
         """Words counted elsewhere (prediction of a block of MACs): their number, cycles,
@@ -380,6 +383,7 @@ class Scheduler:
         self.cfg = cfg
         self.predict = predict
         self._tap_limit: int | None = None     # dataflow trials: the first taps only
+        self._per_layer: dict = {}             # (what, id(layer)) -> (layer, value)
         self.R = cfg.ap.rows
         self.usable = cfg.ap.cols - RESERVED_COLS
         self.mp = cfg.map_ap
@@ -399,8 +403,10 @@ class Scheduler:
     def schedule(self, q: QLayer, xs, dataflow: str | None = None) -> LayerSchedule:
         """The passes that compute layer q on its input tensors xs (a list in q.inputs'
         order, or the one array) for all N images. A conv or fc layer takes the dataflow
-        the plan names, else the one with the shorter makespan over the tiles (then
-        fewer cycles in all), estimated from each dataflow's first row chunk."""
+        the plan names, else the one with the shorter latency (makespan over the tiles
+        plus host words; then fewer cycles in all), estimated from each dataflow's first
+        row chunk."""
+        self._per_layer.clear()          # a layer's weight tables, for its trials
         xs = [xs] if isinstance(xs, np.ndarray) else list(xs)
         t = q.layer.type
         if t == "flatten":
@@ -519,10 +525,17 @@ class Scheduler:
         return passes, n_chunks
 
     # -- the pos dataflow, in arrays ---------------------------------------------------------
-    @staticmethod
-    def _weight_matrix(q: QLayer) -> np.ndarray:
+    def _weight_matrix(self, q: QLayer) -> np.ndarray:
         """(K, taps) weights over all input taps (c, ky, kx) or fc inputs; a tap outside
-        output channel j's group weighs 0."""
+        output channel j's group weighs 0. Computed once per layer (the dataflow trials
+        ask again)."""
+        hit = self._per_layer.get(("wm", id(q)))
+        if hit is None or hit[0] is not q:
+            hit = self._per_layer[("wm", id(q))] = (q, self._weights_of(q))
+        return hit[1]
+
+    @staticmethod
+    def _weights_of(q: QLayer) -> np.ndarray:
         lay, w = q.layer, q.w
         assert w is not None
         K = lay.out_channels
@@ -603,7 +616,12 @@ class Scheduler:
         parts = max(1, min(self.cfg.system.tiles // len(chunks), len(groups)))
         bundles = [groups[i * len(groups) // parts:(i + 1) * len(groups) // parts]
                    for i in range(parts)]
-        mac_cyc = self._mac_table(q, Wm) if self.predict else None
+        mac_cyc = None
+        if self.predict:                  # once per layer, whatever the trials
+            hit = self._per_layer.get(("mac", id(q)))
+            if hit is None or hit[0] is not q:
+                hit = self._per_layer[("mac", id(q))] = (q, self._mac_table(q, Wm))
+            mac_cyc = hit[1]
         passes: list[Pass] = []
         flat = x.reshape(N, -1)
         for r0, r1 in chunks[:1] if sample else chunks:
@@ -685,7 +703,14 @@ class Scheduler:
             return fields[rel] + ci * plane
 
         def groups_of(live):
-            """Units of `live` taps in groups whose fields fit the MAPs."""
+            """Units of `live` taps in groups whose fields fit the MAPs (once per chunk,
+            units and live taps: bundles of channels with the same live taps repeat it)."""
+            gk = ("groups", live_all.tobytes(), live.tobytes())
+            if gk not in fields:
+                fields[gk] = _groups(live)
+            return fields[gk]
+
+        def _groups(live):
             out, cur, size = [], [], 0
             live_set = set(live.tolist())
             for u, taps in enumerate(units):
@@ -771,8 +796,11 @@ class Scheduler:
                         if wv:
                             em(Opc.MAC, d=g * ab, a=xc, imm=wv, n=ib, m=ab)
             for g, j in enumerate(js):
-                col_, width = em.requant(g * ab, ab, pc, pb, q.b[j], q.c[j], q.layer.relu,
-                                         q.out_bits)
+                bj, cj = int(q.b[j]), int(q.c[j])
+                col_, width = em.block(
+                    ("requant", g * ab, ab, pc, pb, bj, cj, q.layer.relu, q.out_bits),
+                    lambda sub, g=g, bj=bj, cj=cj: sub.requant(g * ab, ab, pc, pb, bj, cj,
+                                                               q.layer.relu, q.out_bits))
                 self._finish(p, em)
                 where = None if self.predict else targets(
                     img, j, np.stack(divmod(pos, max(1, q.layer.out_shape[2])), axis=1))
