@@ -12,6 +12,7 @@
     bfimna isa / exec   (the instruction set's costs; run one program on a controller)
     bfimna evaluate --network NET.yaml --plan PLAN.yaml [--config C] [--tech T] [--vdd V]
                 [--batch B] [--json] [--out DIR] [--execute]   (energy, latency, EDP)
+    bfimna plan --network NET.yaml --budget {latency,energy,edp}=X --out PLAN.yaml   (bits)
 
 Every subcommand prints what it did; errors (bad config, missing tool, a failed check)
 end with a one-line message and a non-zero exit status.
@@ -416,6 +417,98 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    """Per-layer weight and activation bits that meet a latency, energy or EDP budget
+    relative to INT8 with the least quantisation loss, written as a plan (docs/planner.md)."""
+    from bfimna.golden.nn.network import NetworkError, load_network, quantize
+    from bfimna.golden.spec.tech import TechError, find_tech
+    from bfimna.sched import planner as pl
+
+    def fail(code: int, exc: Exception | str) -> int:
+        text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip() not in ("", "^"))
+        print(f"bfimna: {text}", file=sys.stderr)
+        return code
+
+    try:
+        budget = pl.parse_budget(args.budget)
+    except pl.PlannerError as exc:
+        return fail(2, f"plan: --budget: {exc}")
+    cfg = load_config(args.config)
+    try:
+        point = find_tech(args.tech).point(args.vdd)
+        net = load_network(args.network)
+        calib = pl.calibration(net, args.calib_images, args.seed)
+        test = net.test_set() if net.dataset is not None else None
+    except (NetworkError, TechError) as exc:
+        return fail(2, exc)
+    if len(calib.x) == 0:
+        return fail(2, f"{net.dataset}: x: expected at least one image, got 0")
+    config = Path(os.path.relpath(args.config)) if Path(args.config).is_absolute() and \
+        not os.path.relpath(args.config).startswith("..") else Path(args.config)
+    where = (f"{config} ({_hardware(cfg)}), {point.tech} at {point.vdd:g} V "
+             f"({point.clock_hz / 1e6:g} MHz), batch 1")
+    n_w = sum(lay.type in ("conv", "fc") for lay in net.layers)
+    n_add = sum(lay.type == "add" for lay in net.layers)
+    print(f"plan: {net.name} ({len(net.layers)} layers; knobs: input_bits, w_bits and a_bits "
+          f"of {n_w} conv/fc layer(s)" + (f", a_bits of {n_add} add layer(s)" if n_add else "")
+          + f"), budget {budget}, bits {sorted(set(args.bits) | {8})}", flush=True)
+    print(f"  cost model: predict_network + evaluate on {where}")
+    print(f"  calibration: {calib.what}; seed {args.seed}")
+    print(f"  sensitivity ({args.sensitivity}): {pl.SENSITIVITY_TEXT[args.sensitivity]}",
+          flush=True)
+    try:
+        planner = pl.Planner(net, cfg, point, calib.x, args.bits, 1, args.sensitivity,
+                             progress=not args.no_progress)
+        i8 = planner.int8.cost
+        print(f"  INT8: latency {pl.si(i8.latency_s, 's')}, energy {pl.si(i8.energy_j, 'J')}, "
+              f"EDP {i8.edp_js:.4g} J*s, loss {planner.int8_loss:.4g}", flush=True)
+        res = planner.search(budget)
+    except pl.PlannerError as exc:
+        return fail(2, exc)
+    except pl.BudgetNotMet as exc:
+        return fail(1, exc)
+    lowered = sum(s.phase == "lower" for s in res.steps)
+    raised = sum(s.phase == "raise" for s in res.steps)
+    print(f"search: {lowered} lowering step(s), {raised} raised back, {res.candidates} "
+          f"candidate plans ({res.invalid} not quantisable or schedulable), "
+          f"{res.layer_schedules} layer schedules predicted, {res.layer_forwards} layer "
+          f"forward passes, {res.wall_s:.1f} s")
+    print("\n".join(pl.layer_table(res)))
+    print(f"predicted: {pl.cost_line(res.chosen.cost, res.int8.cost)}: budget {budget} met")
+    print(f"loss ({args.sensitivity} measure on the calibration images): {res.loss:.4g} "
+          f"(INT8 {res.int8_loss:.4g})")
+    if test is not None:
+        x, y = test
+        try:
+            q4 = quantize(net, pl.plan_of(net, pl.int4_bits(net)))
+        except (NetworkError, ValueError):
+            q4 = None
+        k = calib.n_dataset
+        for lo, what in ((0, f"the test split ({len(x)} images)"),
+                         (k, f"the {len(x) - k} images not used for calibration")):
+            if lo >= len(x):
+                continue
+            accs = [pl.accuracy(q, x[lo:], y[lo:]) if q is not None else None
+                    for q in (res.qnet, res.int8.qnet, q4)]
+            print(f"accuracy on {what}, integer reference: plan {accs[0]:.4f}, INT8 "
+                  f"{accs[1]:.4f}, INT4 " + (f"{accs[2]:.4f}" if accs[2] is not None else
+                                             "(cannot be quantised)")
+                  + (" (INT4: 4-bit input, weights and activations, 8-bit logits)"
+                     if lo == 0 else ""))
+    else:
+        print("accuracy: not measured (the network names no dataset)")
+    bits_arg = " ".join(str(b) for b in sorted(set(args.bits)))
+    command = (f"bfimna plan --network {args.network} --config {config} --tech {point.tech} "
+               f"--vdd {point.vdd:g} --budget {budget.arg} --calib-images {len(calib.x)} "
+               f"--bits {bits_arg} --seed {args.seed} --sensitivity {args.sensitivity} "
+               f"--out {args.out}")
+    pl.write_plan(args.out, res, pl.header(res, network=str(args.network), where=where,
+                                           calib=calib, seed=args.seed,
+                                           mode=args.sensitivity, command=command))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_fpga(args) -> int:
     from bfimna.hdl.flow.fpga.flow import run_flow
     from bfimna.hdl.flow.fpga.targets import TARGETS, FpgaError
@@ -770,6 +863,36 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=SEED, default=0, help="seed of synthetic images")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
+
+    pn = sub.add_parser("plan", help="choose per-layer weight and activation bits that meet "
+                                     "a latency, energy or EDP budget relative to INT8 with "
+                                     "the least quantisation loss; write the plan "
+                                     "(docs/planner.md)")
+    pn.add_argument("--network", type=Path, required=True, help="network YAML")
+    _config_arg(pn)
+    pn.add_argument("--tech", default=None,
+                    help="technology: a name such as reram_2t2r_cam or a table's path "
+                         "(default: the first, SRAM CAM)")
+    pn.add_argument("--vdd", type=_number(float, 0.0, lo_open=True, what="a voltage"),
+                    default=None, help="supply voltage, one of the table's (default: its "
+                                       "nominal)")
+    pn.add_argument("--budget", required=True, metavar="KIND=VALUE",
+                    help="KIND latency, energy or edp; VALUE > 0 relative to the INT8 plan "
+                         "(edp=0.5: at most half of INT8's EDP)")
+    pn.add_argument("--out", type=Path, required=True, help="the plan YAML to write")
+    pn.add_argument("--calib-images", type=POSITIVE, default=None, metavar="K",
+                    help="calibration images: the first K of the network's dataset (default "
+                         "64), or K seeded synthetic ones without a dataset (default 2)")
+    pn.add_argument("--bits", type=_number(int, 2, 8, what="a width 2..8"), nargs="+",
+                    default=[2, 3, 4, 5, 6, 7, 8],
+                    help="the widths a knob may take (8, INT8's, is always one)")
+    pn.add_argument("--sensitivity", choices=("network", "isolated"), default="network",
+                    help="network: the output error of every candidate plan, measured; "
+                         "isolated: per knob, measured alone from INT8 and added up (fewer "
+                         "forward passes, for large networks)")
+    pn.add_argument("--seed", type=SEED, default=0, help="seed of synthetic calibration images")
+    pn.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pn.set_defaults(func=cmd_plan)
 
     m = sub.add_parser("import", help="translate a float ONNX CNN into a network YAML, "
                                       "weights and an 8-bit plan (docs/import.md)")
