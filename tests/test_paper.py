@@ -1,21 +1,13 @@
-"""BF-IMNA's qualitative claims on ResNet18's HAWQ-V3 plans, as far as this cost model
-gives them (scripts/paper.py, docs/results.md): the plans' EDP falls with their bits, and
-the claims' check (accuracy from HAWQ's published table, EDP from the model) says what
-the data says, on hand-made rows and on ResNet18 predicted at 32 x 32."""
+"""BF-IMNA's qualitative claims on ResNet18's HAWQ-V3 plans (scripts/paper.py,
+docs/results.md): the claims' check (accuracy from HAWQ's published table, EDP from the
+model) says what the data says, on hand-made rows here; on ResNet18 predicted at 32 x 32
+in tests/test_resnet.py (which predicts those plans anyway)."""
 
 from __future__ import annotations
 
 import importlib.util
 
-import pytest
-
-from bfimna.golden.nn.network import load_network, load_plan, quantize
-from bfimna.golden.spec.config import load_config
-from bfimna.golden.spec.tech import default_techs
-from bfimna.sched.evaluate import evaluate
-from bfimna.sched.run import predict_network
-
-from conftest import CONFIG_DIR, ROOT
+from conftest import ROOT
 
 
 def _module(name: str):
@@ -48,36 +40,3 @@ def test_claims_check_on_hand_made_rows():
     # HAWQ's published accuracies: the claims' accuracy halves hold in the table itself
     assert TOP1["latency_0.75"] > TOP1["latency_0.5"] > TOP1["latency_0.25"] > \
         TOP1["uniform4"]
-
-
-@pytest.fixture(scope="module")
-def resnet18_32(tmp_path_factory):
-    """ResNet18 at 32x32 on the ImageNet-scale configuration, the five HAWQ plans
-    predicted (the full-size networks are `make paper`'s)."""
-    tmp = tmp_path_factory.mktemp("r18")
-    zoo = _module("make_zoo")
-    text, _ = zoo.calibrated("resnet18", zoo.layers("resnet18"), 0, 1, 32)
-    (tmp / "network.yaml").write_text(text)
-    net = load_network(tmp / "network.yaml")
-    cfg = load_config(CONFIG_DIR / "scale" / "imagenet.yaml")
-    reps = {}
-    for plan in PAPER.HAWQ:
-        q = quantize(net, load_plan(ROOT / "models" / "zoo" / "resnet18" / f"{plan}.yaml",
-                                    net))
-        reps[plan] = predict_network(q, 1, cfg)
-    return cfg, reps
-
-
-def test_claims_on_resnet18(resnet18_32):
-    """Fewer bits, less EDP, on both technologies (bit fluidity); the two claims hold in
-    our model at 32 x 32 as they do at 224 x 224 (docs/results.md)."""
-    cfg, reps = resnet18_32
-    for tech in default_techs():
-        point = tech.point()
-        edp = {p: evaluate(r, cfg, point, 1).total["edp_js"] for p, r in reps.items()}
-        print(tech.name, {p: f"{e:.3g}" for p, e in edp.items()})
-        order = list(PAPER.HAWQ)
-        assert all(edp[a] > edp[b] for a, b in zip(order, order[1:], strict=False)), edp
-        rows = {(p, tech.name): {"edp_js": e} for p, e in edp.items()}
-        claims = PAPER.check_claims(rows, [tech.name], TOP1)
-        assert all(c["holds"] for c in claims), claims
