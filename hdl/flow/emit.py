@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -63,9 +64,16 @@ def cache_dir() -> Path:
 
 def _cached(kind: str) -> Callable:
     def wrap(gen: Callable[..., str]) -> Callable[..., str]:
+        sig = inspect.signature(gen)
+
         @functools.wraps(gen)
         def cached(cfg: Config, *args, **kw) -> str:
-            key = hashlib.sha256(f"{kind}\0{cfg.hash}\0{args!r}\0{sorted(kw.items())!r}\0"
+            # the arguments as the generator sees them, defaults applied: f(cfg) and
+            # f(cfg, None) are one entry (they were two, each generating the same text)
+            bound = sig.bind(cfg, *args, **kw)
+            bound.apply_defaults()
+            rest = [(k, v) for k, v in bound.arguments.items() if k != "cfg"]
+            key = hashlib.sha256(f"{kind}\0{cfg.hash}\0{rest!r}\0"
                                  f"{generator_digest()}".encode()).hexdigest()[:32]
             if key in _MEMO:
                 return _MEMO[key]
