@@ -103,12 +103,6 @@ def _costs(word: int, ap: APConfig) -> tuple[tuple[int, ...],
 UOP_KEYS = tuple(dict.fromkeys(UOP_COUNTER.values()))   # every micro-op counts in one
 
 
-def activity(word: int, ap: APConfig, rows: int) -> tuple[int, ...]:
-    """Activity (ACTIVITY_KEYS order) of one legal word with `rows` CAP rows enabled."""
-    fixed, per = profile(word, ap)
-    return tuple(f + rows * p for f, p in zip(fixed, per, strict=True))
-
-
 def instr_cycles(word: int, ap: APConfig) -> int:
     """Exact cycles of one legal instruction word on a tile whose CAP is `ap`."""
     return counts(word, ap)[COUNTER_KEYS.index("cycles")]
