@@ -53,7 +53,7 @@ from bfimna.golden.nn.network import (
 from bfimna.golden.spec.config import Config
 from bfimna.sched.evaluate import KINDS as ENERGY_KINDS
 from bfimna.sched.evaluate import evaluate
-from bfimna.sched.run import LayerResult, RunReport, _layer_facts, host_words, tile_loads
+from bfimna.sched.run import LayerResult, RunReport, host_words, layer_facts, tile_loads
 from bfimna.sched.schedule import ScheduleError, Scheduler
 
 BUDGET_KINDS = ("latency", "energy", "edp")
@@ -228,7 +228,7 @@ class CostModel:
         return LayerResult(q.name, sched.dataflow, len(sched.passes), sched.predicted, None,
                            max(busy), host_words(sched), None, time.perf_counter() - t0,
                            activity=sched.activity,
-                           **_layer_facts(self.sch, sched, self.batch))
+                           **layer_facts(self.sch, sched, self.batch))
 
     def layer_cost(self, qnet: QNet, q: QLayer) -> LayerCost:
         k = self.key(qnet, q)

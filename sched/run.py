@@ -76,7 +76,7 @@ def tile_loads(sched: LayerSchedule, tiles: int) -> tuple[list[int], list[int]]:
     return busy, wr
 
 
-def _layer_facts(sch: Scheduler, sched: LayerSchedule, n_images: int) -> dict:
+def layer_facts(sch: Scheduler, sched: LayerSchedule, n_images: int) -> dict:
     """Row use, lane-parallel bound, MACs and per-tile writes of a scheduled layer."""
     q, passes = sched.layer, sched.passes
     used = sum(p.rows for p in passes) / (len(passes) * sch.R) if passes else 0.0
@@ -115,7 +115,7 @@ def predict_network(qnet: QNet, n_images: int, cfg: Config, progress: bool = Fal
                                              host_words(sched), None,
                                              time.perf_counter() - t0,
                                              activity=sched.activity,
-                                             **_layer_facts(sch, sched, n_images)))
+                                             **layer_facts(sch, sched, n_images)))
             shapes[q.name] = ((n_images, q.layer.out_channels) if q.layer.type == "fc"
                               else (n_images,) + tuple(q.layer.out_shape))
             if bar is not None:
@@ -243,7 +243,7 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
                                              res.sim_cycles if res is not None else None,
                                              activity=sched.activity,
                                              activity_counted=counted_act,
-                                             **_layer_facts(sch, sched, n)))
+                                             **layer_facts(sch, sched, n)))
             report.outputs.append(y)
             if dump is not None:
                 dump.mkdir(parents=True, exist_ok=True)
