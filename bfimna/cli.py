@@ -71,6 +71,16 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
                    help="hardware configuration YAML (default: configs/default.yaml)")
 
 
+def _tech_args(p: argparse.ArgumentParser) -> None:
+    """The technology point a cost is computed for (golden/spec/tech.py: find_tech)."""
+    p.add_argument("--tech", default=None,
+                   help="technology: a name in configs/tech/ such as reram_2t2r_cam, or a "
+                        "table's path (default: the first, SRAM CAM)")
+    p.add_argument("--vdd", type=_number(float, 0.0, lo_open=True, what="a voltage"),
+                   default=None, help="supply voltage, one of the table's (default: its "
+                                      "nominal)")
+
+
 def _replay_args(p: argparse.ArgumentParser) -> None:
     """How an RTL backend is driven (cosim/drivers/backends.py: RtlBackend)."""
     p.add_argument("--path", choices=("replay", "cocotb"), default="replay",
@@ -366,17 +376,14 @@ def cmd_evaluate(args) -> int:
     from bfimna.cosim.drivers.backends import backend
     from bfimna.golden.nn.network import NetworkError, load_network, load_plan, quantize
     from bfimna.golden.spec.schema import SchemaError
-    from bfimna.golden.spec.tech import default_tech_paths, load_tech
+    from bfimna.golden.spec.tech import find_tech
     from bfimna.sched.evaluate import evaluate, table, write_outputs
     from bfimna.sched.run import Mismatch, predict_network, run_network
     from bfimna.sched.schedule import ScheduleError
 
     cfg = load_config(args.config)
     try:
-        tech_path = args.tech or default_tech_paths()[0]
-        if not tech_path.exists() and (Path("configs/tech") / f"{tech_path}.yaml").exists():
-            tech_path = Path("configs/tech") / f"{tech_path}.yaml"      # a name: sram_cam
-        point = load_tech(tech_path).point(args.vdd)
+        point = find_tech(args.tech).point(args.vdd)
         net = load_network(args.network)
         plan = load_plan(args.plan, net)
         qnet = quantize(net, plan)
@@ -840,12 +847,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--network", type=Path, required=True, help="network YAML")
     ev.add_argument("--plan", type=Path, required=True, help="precision plan YAML")
     _config_arg(ev)
-    ev.add_argument("--tech", type=Path, default=None,
-                    help="technology table (configs/tech/*.yaml, or its name such as "
-                         "reram_2t2r_cam; default: the first, SRAM CAM)")
-    ev.add_argument("--vdd", type=_number(float, 0.0, lo_open=True, what="a voltage"),
-                    default=None, help="supply voltage, one of the table's (default: its "
-                                       "nominal)")
+    _tech_args(ev)
     ev.add_argument("--batch", type=POSITIVE, default=1, help="images per run")
     ev.add_argument("--json", action="store_true", help="print the evaluation as JSON")
     ev.add_argument("--out", type=Path, default=None,
@@ -870,12 +872,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(docs/planner.md)")
     pn.add_argument("--network", type=Path, required=True, help="network YAML")
     _config_arg(pn)
-    pn.add_argument("--tech", default=None,
-                    help="technology: a name such as reram_2t2r_cam or a table's path "
-                         "(default: the first, SRAM CAM)")
-    pn.add_argument("--vdd", type=_number(float, 0.0, lo_open=True, what="a voltage"),
-                    default=None, help="supply voltage, one of the table's (default: its "
-                                       "nominal)")
+    _tech_args(pn)
     pn.add_argument("--budget", required=True, metavar="KIND=VALUE",
                     help="KIND latency, energy or edp; VALUE > 0 relative to the INT8 plan "
                          "(edp=0.5: at most half of INT8's EDP)")
