@@ -136,6 +136,42 @@ def run_count(ap: np.ndarray, row: np.ndarray, col: np.ndarray,
     return n_valid - sum(b - a for a, b in linked), n_valid
 
 
+def run_counts(ap: np.ndarray, row: np.ndarray, col: np.ndarray,
+               valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """run_count of every line of (T, n) arrays at once (prediction of many gathers):
+    (runs, rows with a source), each of length T. The rule of _linked in arrays: an ok
+    segment (equal ok and step) of L pairs links L - prev of them, prev = 1 iff the
+    segment before it is ok and linked a pair; so within a chain of ok segments prev is 0
+    at the chain's start, 1 after a segment of 2 or more pairs, and flips after a
+    segment of one pair."""
+    T, n = valid.shape
+    n_valid = np.count_nonzero(valid, axis=1)
+    if n <= 1 or T == 0:
+        return n_valid, n_valid
+    d = row[:, 1:] - row[:, :-1]
+    ok = valid[:, :-1] & valid[:, 1:] & (ap[:, 1:] == ap[:, :-1]) & \
+        (col[:, 1:] == col[:, :-1]) & (d >= 0) & (d <= 255)
+    start = np.ones(ok.shape, dtype=bool)
+    start[:, 1:] = (ok[:, 1:] != ok[:, :-1]) | (d[:, 1:] != d[:, :-1])
+    first = np.flatnonzero(start.ravel())                 # segments, in line order
+    length = np.diff(np.append(first, ok.size))
+    good = ok.ravel()[first]
+    line = first // (n - 1)
+    idx = np.arange(len(first))
+    # a chain starts at a good segment after a bad one or at a line's start
+    prev_good = np.zeros(len(first), dtype=bool)
+    prev_good[1:] = good[:-1] & (line[1:] == line[:-1])
+    chain_start = good & ~prev_good
+    # anchors: chain starts (prev 0) and segments after one of >= 2 pairs (prev 1)
+    after_long = np.zeros(len(first), dtype=bool)
+    after_long[1:] = prev_good[1:] & (length[:-1] >= 2)
+    anchor = chain_start | after_long
+    last = np.maximum.accumulate(np.where(anchor, idx, 0))
+    prev = np.where(chain_start[last], 0, 1) ^ ((idx - last) & 1)
+    linked = np.where(good, length - prev, 0)
+    return n_valid - np.bincount(line, weights=linked, minlength=T).astype(np.int64), n_valid
+
+
 _TRANSFERS = (Opc.XROWS, Opc.MOVW)
 N_ACT = len(ACTIVITY_KEYS)
 _CYC, _ROW_BITS = ACTIVITY_KEYS.index("cycles"), ACTIVITY_KEYS.index("row_bits")
@@ -468,6 +504,18 @@ class Scheduler:
         passes.append(p)
         return p
 
+    def _repeat(self, passes: list[Pass], memo: dict, key) -> bool:
+        """Prediction of element-wise layers: a pass whose rows have the same layout
+        relative to its receptive field as an earlier pass's (`key`: its row count and
+        where its first row sits in the input's period) costs what that pass cost, as
+        every word of it depends only on that layout; append the copy and say so."""
+        if not self.predict or key not in memo:
+            return False
+        src = memo[key]
+        p = self._new_pass(passes, src.rows)
+        p.ops, p.predicted, p.activity = list(src.ops), src.predicted, src.activity.copy()
+        return True
+
     def lane_bound(self, q: QLayer, n_images: int) -> float | None:
         """The lane-parallel bound of a conv or fc layer: its MACs with a nonzero weight,
         each at the cycles of one MAC by that weight at the layer's precision (`MAC`
@@ -726,7 +774,10 @@ class Scheduler:
                 out.append(cur)
             return out
 
-        units = self._units(q, live_all)
+        ukey = ("units", live_all.tobytes())      # bundles of a chunk share live taps
+        if ukey not in fields:
+            fields[ukey] = self._units(q, live_all)
+        units = fields[ukey]
         everything = groups_of(live_all)
         shared = len(everything) <= 1
 
@@ -771,15 +822,8 @@ class Scheduler:
                             np.asarray(taps, dtype=np.int64).tobytes())
                     total = em.blocks.get(tkey)      # groups of a pass repeat tap lists
                     if total is None:
-                        words = cycles = 0
-                        act = np.zeros(N_ACT, dtype=np.int64)
-                        for t in taps:
-                            hit = em.block_cost(("gather", t, xc, fkey),
-                                                lambda sub, t=t: gather(sub, t))
-                            words += hit[0]
-                            cycles += hit[1]
-                            act += hit[2]
-                        total = em.blocks[tkey] = (words, cycles, act)
+                        total = em.blocks[tkey] = self._gather_costs(
+                            em, taps, field, fkey, img, pos, index, valid_of, xc, ib)
                     words, cycles, act = total
                     if taps:
                         lo, cyc_of, fixed_of, per_of = mac_cyc
@@ -805,6 +849,42 @@ class Scheduler:
                 where = None if self.predict else targets(
                     img, j, np.stack(divmod(pos, max(1, q.layer.out_shape[2])), axis=1))
                 p.ops.append(("read", 0, n, col_, width, q.out_signed, where))
+
+    def _gather_costs(self, em: Emitter, taps: list, field: np.ndarray, fkey, img, pos,
+                      index, valid_of, xc: int, ib: int) -> tuple[int, int, np.ndarray]:
+        """Prediction: (words, cycles, activity) of the pos pass's gathers of `taps` from
+        the staged `field` into the work field at xc (a CLEAR first where a row reads
+        padding, then XROWS + MOVW per run), all taps' runs counted at once (run_counts)
+        and each tap's cost kept in em.blocks for the other groups and bundles."""
+        blocks, rows = em.blocks, em.rows
+        todo = [t for t in taps if ("gcount", t, xc, fkey, rows) not in blocks]
+        per_run = _XROWS_CYCLES + movw_cycles(0)
+        step = max(1, (1 << 20) // max(1, len(img)))     # taps per batch: bounded memory
+        for b0 in range(0, len(todo), step):
+            batch = todo[b0:b0 + step]
+            t = np.asarray(batch, dtype=np.int64)[:, None]
+            ok = np.broadcast_to(valid_of(img, pos, t), (len(batch), len(img)))
+            idx = np.searchsorted(field, index(img, pos, t))
+            ap, row, col = self._address(np.where(ok, idx, 0), ib)
+            n_runs, n_rows = run_counts(ap, row, col, ok)
+            pad = np.logical_not(np.all(ok, axis=1))
+            clear = em.block_cost(("clear", xc, ib), lambda sub: sub(Opc.CLEAR, d=xc, n=ib))
+            for k, tap in enumerate(batch):
+                r, v = int(n_runs[k]), int(n_rows[k])
+                act = np.zeros(N_ACT, dtype=np.int64)
+                act[_ROW_BITS] = 2 * ib * v
+                words, cycles = 2 * r, r * per_run + v
+                if pad[k]:
+                    words, cycles, act = words + clear[0], cycles + clear[1], act + clear[2]
+                act[_CYC] = cycles
+                blocks[("gcount", tap, xc, fkey, rows)] = (words, cycles, act)
+        words = cycles = 0
+        act = np.zeros(N_ACT, dtype=np.int64)
+        for tap in taps:
+            w, c, a = blocks[("gcount", tap, xc, fkey, rows)]
+            words, cycles = words + w, cycles + c
+            act += a
+        return words, cycles, act
 
     def _chan_pass(self, q, p, flat, j, img, pos, Wm, index, valid_of, pb, capacity):
         """rows = (output channel, image, position); per tap the input is gathered and so
@@ -973,9 +1053,16 @@ class Scheduler:
         N = len(x)
         total = N * int(np.prod(layer.out_shape))
         flat = x.reshape(N, -1)
+        plane = int(np.prod(layer.out_shape[1:]))
+        memo: dict = {}
         for r0 in range(0, total, self.R):
+            # rows (image, channel) planes in turn: a pass's gathers depend on where in
+            # an output plane it starts (the input planes are contiguous likewise)
+            key = (min(total, r0 + self.R) - r0, r0 % plane)
+            if self._repeat(passes, memo, key):
+                continue
             img, c, oy, ox = self._element_rows(layer.out_shape, N, r0, min(total, r0 + self.R))
-            p = self._new_pass(passes, len(img))
+            p = memo[key] = self._new_pass(passes, len(img))
             em = Emitter(self.cfg, count_only=self.predict)
             n = len(img)
             em(Opc.ROWS, lo=0, hi=n)
@@ -1041,9 +1128,17 @@ class Scheduler:
         per = int(np.prod(shape))
         flat = np.concatenate([xs[k].reshape(N, -1) for k in operands], axis=1)
         total = N * per
+        memo: dict = {}
         for r0 in range(0, total, self.R):
+            # operand k of element e of image i is input index i * K * per + k * per + e:
+            # a pass within one image reads the same layout wherever it starts; one that
+            # crosses images, a layout set by where it starts in its image
+            n_rows = min(total, r0 + self.R) - r0
+            key = (n_rows, r0 % per if r0 % per + n_rows > per else -1)
+            if self._repeat(passes, memo, key):
+                continue
             img, ch, oy, ox = self._element_rows(shape, N, r0, min(total, r0 + self.R))
-            p = self._new_pass(passes, len(img))
+            p = memo[key] = self._new_pass(passes, len(img))
             em = Emitter(self.cfg, count_only=self.predict)
             n = len(img)
             em(Opc.ROWS, lo=0, hi=n)

@@ -173,9 +173,10 @@ def test_gather_runs_follow_the_rule(seed):
     """sched/schedule.py `runs` (segments of equal steps, in arrays) equals the row-by-row
     rule on random source patterns: jumps, repeats, negative and >255 steps, holes,
     changes of AP and column."""
-    from bfimna.sched.schedule import run_count, runs
+    from bfimna.sched.schedule import run_count, run_counts, runs
     print("seed", seed)
     rng = np.random.default_rng(seed)
+    by_n: dict[int, list] = {}
     for case in range(3000):
         n = int(rng.integers(0, 50))
         row, src = int(rng.integers(0, 300)), []
@@ -196,3 +197,10 @@ def test_gather_runs_follow_the_rule(seed):
         assert got == want, src
         assert run_count(arr[:, 0], arr[:, 1], arr[:, 2], valid) == \
             (len(want), sum(k for _s, k, _st in want)), src
+        by_n.setdefault(n, []).append((arr, valid, len(want), src))
+    for n, cases in by_n.items():    # the batch form (prediction) on lines of equal length
+        arr = np.stack([c[0] for c in cases]) if n else np.zeros((len(cases), 0, 3), np.int64)
+        valid = np.stack([c[1] for c in cases]) if n else np.zeros((len(cases), 0), bool)
+        got_runs, got_rows = run_counts(arr[..., 0], arr[..., 1], arr[..., 2], valid)
+        for k, c in enumerate(cases):
+            assert (int(got_runs[k]), int(got_rows[k])) == (c[2], int(c[1].sum())), c[3]
