@@ -46,24 +46,43 @@ PLANS = {
 
 
 # -- numpy CNN ------------------------------------------------------------------------------
-def im2col(x, k, pad):
+def out_size(h, k, s, pad):
+    return (h + 2 * pad - k) // s + 1
+
+
+def im2col(x, k, pad, s=1):
+    """(N, C, H, W) -> (N, C*k*k, OH*OW), rows in (c, dy, dx) order like weight.reshape
+    (stride s; scripts/train_digits_res.py uses it too)."""
     n, c, h, w = x.shape
+    oh, ow = out_size(h, k, s, pad), out_size(w, k, s, pad)
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    cols = np.empty((n, c, k, k, h, w), dtype=x.dtype)
+    cols = np.empty((n, c, k, k, oh, ow), dtype=x.dtype)
     for dy in range(k):
         for dx in range(k):
-            cols[:, :, dy, dx] = xp[:, :, dy:dy + h, dx:dx + w]
-    return cols.reshape(n, c * k * k, h * w)
+            cols[:, :, dy, dx] = xp[:, :, dy:dy + s * (oh - 1) + 1:s, dx:dx + s * (ow - 1) + 1:s]
+    return cols.reshape(n, c * k * k, oh * ow)
 
 
-def col2im(cols, shape, k, pad):
+def col2im(cols, shape, k, pad, s=1):
+    """The adjoint of im2col: scatter-add the columns back onto (N, C, H, W)."""
     n, c, h, w = shape
-    cols = cols.reshape(n, c, k, k, h, w)
+    oh, ow = out_size(h, k, s, pad), out_size(w, k, s, pad)
+    cols = cols.reshape(n, c, k, k, oh, ow)
     xp = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=cols.dtype)
     for dy in range(k):
         for dx in range(k):
-            xp[:, :, dy:dy + h, dx:dx + w] += cols[:, :, dy, dx]
+            xp[:, :, dy:dy + s * (oh - 1) + 1:s, dx:dx + s * (ow - 1) + 1:s] += cols[:, :, dy, dx]
     return xp[:, :, pad:pad + h, pad:pad + w]
+
+
+def split(seed):
+    """The digits (N, 1, 8, 8) scaled to 0..1 and their labels, split 80/20 stratified
+    (train x, test x, train y, test y); both digits models use this split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float64)[:, None]      # (N, 1, 8, 8), values 0..1
+    return train_test_split(x, d.target, test_size=0.2, random_state=seed, stratify=d.target)
 
 
 class Net:
@@ -152,13 +171,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float64)[:, None]      # (N, 1, 8, 8), values 0..1
-    xtr, xte, ytr, yte = train_test_split(x, d.target, test_size=0.2, random_state=args.seed,
-                                          stratify=d.target)
+    xtr, xte, ytr, yte = split(args.seed)
     net = train(xtr, ytr, args.epochs, args.seed)
     acc = (net.forward(xte).argmax(1) == yte).mean()
     print(f"float test accuracy {acc:.4f} on {len(yte)} images")

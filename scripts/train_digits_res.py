@@ -52,6 +52,8 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_digits import col2im, im2col, out_size, split  # noqa: E402  (one split, one im2col)
 
 # name, input(s), out channels, kernel, stride, pad, relu  (conv layers)
 CONVS = {
@@ -114,34 +116,6 @@ PLANS = {
 
 
 # -- numpy residual CNN ---------------------------------------------------------------------
-def out_size(h, k, s, pad):
-    return (h + 2 * pad - k) // s + 1
-
-
-def im2col(x, k, s, pad):
-    """(N, C, H, W) -> (N, C*k*k, OH*OW), rows in (c, dy, dx) order like weight.reshape."""
-    n, c, h, w = x.shape
-    oh, ow = out_size(h, k, s, pad), out_size(w, k, s, pad)
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    cols = np.empty((n, c, k, k, oh, ow), dtype=x.dtype)
-    for dy in range(k):
-        for dx in range(k):
-            cols[:, :, dy, dx] = xp[:, :, dy:dy + s * (oh - 1) + 1:s, dx:dx + s * (ow - 1) + 1:s]
-    return cols.reshape(n, c * k * k, oh * ow)
-
-
-def col2im(cols, shape, k, s, pad):
-    """The adjoint of im2col: scatter-add the columns back onto (N, C, H, W)."""
-    n, c, h, w = shape
-    oh, ow = out_size(h, k, s, pad), out_size(w, k, s, pad)
-    cols = cols.reshape(n, c, k, k, oh, ow)
-    xp = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=cols.dtype)
-    for dy in range(k):
-        for dx in range(k):
-            xp[:, :, dy:dy + s * (oh - 1) + 1:s, dx:dx + s * (ow - 1) + 1:s] += cols[:, :, dy, dx]
-    return xp[:, :, pad:pad + h, pad:pad + w]
-
-
 class ResNet:
     def __init__(self, rng, dtype=np.float64):
         def he(*shape, fan_in):
@@ -165,7 +139,7 @@ class ResNet:
                 h = acts[src]
                 n, _, hh, ww = h.shape
                 oh, ow = out_size(hh, k, s, pad), out_size(ww, k, s, pad)
-                cols = im2col(h, k, s, pad)
+                cols = im2col(h, k, pad, s)
                 z = (p[f"{name}.weight"].reshape(k_out, -1) @ cols).reshape(n, k_out, oh, ow) \
                     + p[f"{name}.bias"][None, :, None, None]
                 acts[name] = np.maximum(z, 0) if relu else z
@@ -208,7 +182,7 @@ class ResNet:
             g[f"{name}.weight"] = np.tensordot(dzf, cols, axes=([0, 2], [0, 2])).reshape(w.shape)
             g[f"{name}.bias"] = dz.sum(axis=(0, 2, 3))
             if src != "input":
-                acc(src, col2im(w.reshape(k_out, -1).T @ dzf, shape, k, s, pad))
+                acc(src, col2im(w.reshape(k_out, -1).T @ dzf, shape, k, pad, s))
         return g
 
 
@@ -276,15 +250,6 @@ def train(x, y, epochs, seed, lr=3e-3, batch=32):
             acc = (net.forward(x).argmax(1) == y).mean()
             print(f"epoch {ep + 1}: train accuracy {acc:.4f}", flush=True)
     return net
-
-
-def split(seed):
-    """The 80/20 stratified split of scripts/train_digits.py (same call, same seed)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float64)[:, None]      # (N, 1, 8, 8), values 0..1
-    return train_test_split(x, d.target, test_size=0.2, random_state=seed, stratify=d.target)
 
 
 def quantised_accuracies(out):
