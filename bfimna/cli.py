@@ -705,8 +705,12 @@ def cmd_import(args) -> int:
     for w in rep.warnings:
         print(f"  warning: {w}")
     print(f"  {rep.how}")
-    print(f"  float check: the written network (numpy, float64) against onnxruntime on "
-          f"{rep.check_images} image(s): max relative difference {rep.check_rel:.2g}")
+    if rep.quant is None:
+        print(f"  float check: the written network (numpy, float64) against onnxruntime on "
+              f"{rep.check_images} image(s): max relative difference {rep.check_rel:.2g}")
+    else:        # a quantised model: the integer layers against onnxruntime's integers
+        from bfimna.golden.nn.onnx_import import check_summary
+        print("\n".join("  " + line for line in check_summary(rep.quant)))
     for f in rep.files:
         print(f"wrote {f}")
     if any(f.name == "test.npz" for f in rep.files):

@@ -105,6 +105,11 @@ def weights_schema(layers: list[Layer]) -> Record:
         if layer.type in ("add", *WEIGHTED):
             arrays[f"{layer.name}.act_max"] = Array((), doc=f"largest output of layer "
                                                            f"{layer.name}")
+        if layer.type in ("avgpool", "gap"):     # an imported quantised model's own scale
+            arrays[f"{layer.name}.act_max"] = Array(
+                (), kind="float", default=OMIT,
+                doc=f"layer {layer.name}: output scale x (2^bits - 1) (default: the input's "
+                    f"scale, no requantisation)")
         if layer.type not in WEIGHTED:
             continue
         c, h, w = layer.in_shape
@@ -112,6 +117,10 @@ def weights_schema(layers: list[Layer]) -> Record:
             if layer.type == "conv" else (layer.out_channels, c * h * w)
         arrays[f"{layer.name}.weight"] = Array(wshape, doc=f"layer {layer.name}")
         arrays[f"{layer.name}.bias"] = Array(wshape[:1], doc=f"layer {layer.name}")
+        arrays[f"{layer.name}.weight_scale"] = Array(
+            wshape[:1], kind="float", default=OMIT,
+            doc=f"layer {layer.name}: the weights' scale per output channel (an imported "
+                f"quantised model's; default: largest |weight| / (2^(w_bits-1) - 1))")
     arrays["input.act_max"] = Array((), doc="largest input value")
     return Record(arrays, what="array", extra=True)
 
@@ -444,10 +453,16 @@ def quantize(net: Network, plan: Plan) -> QNet:
         elif t in ("avgpool", "gap"):
             window = lay.kernel ** 2 if t == "avgpool" else lay.in_shape[1] * lay.in_shape[2]
             sum_bits = in_bits + (window - 1).bit_length() + 1
-            b_, c_ = cnn.dyadic(1.0 / window, min(MAX_MULT_BITS, MAX_ACC_BITS - sum_bits - 1))
+            s_out = s_in
+            if f"{lay.name}.act_max" in W:    # its own output scale (an imported model's)
+                s_out = float(W[f"{lay.name}.act_max"]) / ((1 << in_bits) - 1)
+                if not (s_out > 0 and np.isfinite(s_out)):
+                    raise NetworkError(f"{lay.name}.act_max: expected a positive finite "
+                                       f"value, got {s_out * ((1 << in_bits) - 1):g}")
+            b_, c_ = cnn.dyadic(s_in / s_out / window,
+                                min(MAX_MULT_BITS, MAX_ACC_BITS - sum_bits - 1))
             q = QLayer(lay, in_bits, in_bits, lo=0, hi=(1 << in_bits) - 1, acc_bits=sum_bits,
                        mults=[(b_, c_)], **common)
-            s_out = s_in
         elif t == "concat":
             bits = max(x[0] for x in ins)
             s_out = max(x[2] * ((1 << x[0]) - 1) for x in ins) / ((1 << bits) - 1)
@@ -498,6 +513,11 @@ def _quantize_weighted(lay: Layer, W: dict, plan: Plan, in_bits: int, s_in: floa
     wmax = np.abs(w.reshape(K, -1)).max(axis=1)
     qmax = np.array([(1 << (b - 1)) - 1 for b in wbits], dtype=np.float64)
     s_w = np.where(wmax > 0, wmax / qmax, 1.0)
+    if f"{lay.name}.weight_scale" in W:      # an imported quantised model's own scales
+        s_w = W[f"{lay.name}.weight_scale"].astype(np.float64)
+        if not np.all(s_w > 0) or not np.all(np.isfinite(s_w)):
+            raise NetworkError(f"{lay.name}.weight_scale: expected positive finite scales, "
+                               f"got min {float(s_w.min()):g}")
     wq = np.round(w / s_w.reshape((K,) + (1,) * (w.ndim - 1))).astype(np.int64)
     bq = np.round(bias / (s_in * s_w)).astype(np.int64)
     ab = p["a_bits"]
@@ -579,27 +599,29 @@ def predict(qnet: QNet, x_int: np.ndarray) -> np.ndarray:
     return reference(qnet, x_int)[-1].reshape(len(x_int), -1).argmax(axis=1)
 
 
-def float_forward(net: Network, x: np.ndarray) -> dict[str, np.ndarray]:
+def float_forward(net: Network, x: np.ndarray, clamp: bool = False) -> dict[str, np.ndarray]:
     """Every tensor of the graph in float64 (the float network the integer one
-    approximates): for calibration (`act_max`) and for checking the quantisation."""
+    approximates): for calibration (`act_max`), for checking the quantisation and an ONNX
+    import (golden/nn/onnx_import.py). fc outputs are (N, K), the others (N, C, H, W).
+    clamp: also clamp relu layers at their act_max (what quantisation does; it reproduces
+    an imported Clip's max on calibration data)."""
     env = {"input": np.asarray(x, dtype=np.float64)}
     W = net.weights
     for lay in net.layers:
         xs = [env[n] for n in lay.inputs]
         x0, t, p = xs[0], lay.type, lay.pad
         if t == "conv":
-            w = W[f"{lay.name}.weight"].astype(np.float64)
-            cg, kg = lay.in_shape[0] // lay.groups, lay.out_channels // lay.groups
-            y = np.concatenate([_float_conv(x0[:, g * cg:(g + 1) * cg], w[g * kg:(g + 1) * kg],
-                                            lay.stride, p) for g in range(lay.groups)], axis=1)
-            y = y + W[f"{lay.name}.bias"].reshape(1, -1, 1, 1)
+            y = _float_conv(x0, W[f"{lay.name}.weight"].astype(np.float64), lay.stride, p,
+                            lay.groups)
+            y = y + W[f"{lay.name}.bias"].astype(np.float64).reshape(1, -1, 1, 1)
         elif t == "fc":
             y = x0.reshape(len(x0), -1) @ W[f"{lay.name}.weight"].astype(np.float64).T \
-                + W[f"{lay.name}.bias"]
+                + W[f"{lay.name}.bias"].astype(np.float64)
         elif t == "maxpool":
-            y = _float_window(x0, lay.kernel, lay.stride, p, -np.inf).max(axis=(2, 3))
+            y = _float_window(x0, lay.kernel, lay.stride, p, -np.inf).max(axis=(4, 5))
         elif t == "avgpool":
-            y = _float_window(x0, lay.kernel, lay.stride, p, 0.0).mean(axis=(2, 3))
+            y = _float_window(x0, lay.kernel, lay.stride, p, 0.0).sum(axis=(4, 5)) \
+                / (lay.kernel * lay.kernel)
         elif t == "gap":
             y = x0.mean(axis=(2, 3), keepdims=True)
         elif t == "add":
@@ -608,25 +630,33 @@ def float_forward(net: Network, x: np.ndarray) -> dict[str, np.ndarray]:
             y = np.concatenate(xs, axis=1)
         else:
             y = x0.reshape(len(x0), -1, 1, 1)
-        env[lay.name] = np.maximum(y, 0) if lay.relu else y
+        if lay.relu:
+            y = np.maximum(y, 0.0)
+            if clamp:
+                y = np.minimum(y, float(W[f"{lay.name}.act_max"]))
+        env[lay.name] = y
     return env
 
 
 def _float_window(x: np.ndarray, k: int, s: int, p: int, fill: float) -> np.ndarray:
-    """(N, C, k, k, OH, OW) windows of x padded by p with `fill`."""
-    x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
-    n, c, h, w = x.shape
-    oh, ow = (h - k) // s + 1, (w - k) // s + 1
-    out = np.empty((n, c, k, k, oh, ow))
-    for i in range(k):
-        for j in range(k):
-            out[:, :, i, j] = x[:, :, i:i + s * oh:s, j:j + s * ow:s]
-    return out
+    """(N, C, OH, OW, k, k) windows (a strided view) of x padded by p with `fill`."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
+    return sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
 
 
-def _float_conv(x: np.ndarray, w: np.ndarray, s: int, p: int) -> np.ndarray:
-    cols = _float_window(x, w.shape[2], s, p, 0.0)
-    return np.einsum("nckl...,fckl->nf...", cols, w)
+def _float_conv(x: np.ndarray, w: np.ndarray, s: int, p: int, g: int) -> np.ndarray:
+    """The convolution of x (N, C, H, W) with w (K, C/g, k, k) in g groups, no bias."""
+    win = _float_window(x, w.shape[2], s, p, 0.0)                   # N C OH OW k k
+    k, cg = w.shape[:2]
+    if g == 1:
+        return np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+    if cg == 1 and k == g:         # depthwise
+        return np.einsum("nchwij,cij->nchw", win, w[:, 0])
+    kg = k // g
+    return np.concatenate([np.tensordot(win[:, j * cg:(j + 1) * cg], w[j * kg:(j + 1) * kg],
+                                        axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+                           for j in range(g)], axis=1)
 
 
 def calibrate(net: Network, x: np.ndarray) -> dict[str, float]:

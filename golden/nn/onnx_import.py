@@ -12,8 +12,16 @@ or Reshape-to-(N, -1) that only feeds fully connected layers, and a final Softma
 other op, attribute or shape it cannot express fails with an OnnxImportError naming the
 node: `model.onnx: node 'Conv_3' (Conv): dilations [2, 2] unsupported (only 1)`.
 
-`float_forward(net, x)` is the float meaning of a loaded network (numpy, float64): the
-importer checks it against onnxruntime before it writes anything final.
+A quantised model (QuantizeLinear/DequantizeLinear around Conv, Gemm, MatMul, Add and
+pools: QDQ; QLinearConv, QLinearMatMul, QGemm, QLinearAdd, QLinear(Global)AveragePool:
+QOperator) keeps its own scales, zero points, integer weights and int32 biases
+(Imported.qp, .qint): weights.npz gets `NAME.weight_scale` and act_max from its output
+scales, the plan its bits, and the written network is compared with onnxruntime's
+integers layer by layer (quant_check; docs/import.md, "Quantised models").
+
+`float_forward(net, x)` (golden/nn/network.py's, re-exported) is the float meaning of a
+loaded network (numpy, float64): the importer checks it against onnxruntime before it
+writes anything final.
 """
 
 from __future__ import annotations
@@ -31,7 +39,17 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bfimna.golden.nn.network import Network, NetworkError, load_network, load_plan, quantize
+from bfimna.golden.nn.network import (
+    Network,
+    NetworkError,
+    QNet,
+    float_forward,
+    forward,
+    layer_forward,
+    load_network,
+    load_plan,
+    quantize,
+)
 from bfimna.golden.spec.schema import OMIT, Array, Record, read_npz, validate
 
 CHECK_RTOL = 1e-4          # float check: max |numpy - onnxruntime| / max |onnxruntime|
@@ -44,7 +62,13 @@ MAX_KERNEL, MAX_CONV_STRIDE, MAX_POOL_STRIDE, MAX_PAD, MAX_SIZE, MAX_CONCAT = 15
     4096, 64
 DROPPED = ("Dropout", "Identity")
 QUANTISED = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
-             "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear")
+             "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear", "QGemm", "QLinearAdd",
+             "QLinearGlobalAveragePool", "QLinearAveragePool")
+MS_OPS = ("QGemm", "QLinearAdd", "QLinearGlobalAveragePool",   # onnxruntime's com.microsoft
+          "QLinearAveragePool")                                # ops the import reads
+Q_TYPES = ("uint8", "int8")               # quantised element types (activations, weights)
+MAX_W_BITS = 8                            # the plan's widest weights (network.py plan_schema)
+BIAS_RTOL = 1e-5      # a quantised bias's scale against input scale x weight scale
 RANDOM_OPS = ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
               "Multinomial", "Bernoulli")
 
@@ -85,6 +109,33 @@ class Imported:
     notes: Counter = field(default_factory=Counter)            # what was folded or dropped
     model: Any = None                   # the onnx ModelProto (shapes inferred), for onnxruntime
     opset: int = 0
+    # a quantised model (QDQ or QOperator): its own quantisation, else empty
+    qp: dict[str, QP] = field(default_factory=dict)       # "input", layer -> output's
+    qint: dict[str, dict] = field(default_factory=dict)   # conv/fc -> w, s_w, bias (integers)
+    qtensor: dict[str, str] = field(default_factory=dict)  # layer -> ONNX quantised tensor
+    qformat: str = ""                   # "QDQ", "QOperator" or "QDQ+QOperator"
+    rescaled: list[str] = field(default_factory=list)    # avgpool/gap with their own scale
+    twice: list[str] = field(default_factory=list)       # layers the model rounds twice
+
+
+@dataclass(frozen=True)
+class QP:
+    """The quantisation of a tensor in the model: real = scale * (q - zp), q of `dtype`.
+    The project's integer is v = q - zp (docs/import.md)."""
+    scale: float
+    zp: int
+    dtype: str
+
+    @property
+    def qmin(self) -> int:
+        return int(np.iinfo(self.dtype).min)
+
+    @property
+    def qmax(self) -> int:
+        return int(np.iinfo(self.dtype).max)
+
+    def __str__(self) -> str:
+        return f"scale {self.scale:.9g}, zero point {self.zp} ({self.dtype})"
 
 
 def _sanitize(text: str) -> str:
@@ -135,6 +186,17 @@ class _Translator:
         self.idx = -1
         self.batch: int | None = None
         self.output_name = self.graph_outputs[0] if self.graph_outputs else ""
+        # a quantised model: QuantizeLinear, DequantizeLinear or QLinear* nodes anywhere
+        self.quantised = any(n.op_type in QUANTISED for n in self.nodes)
+        self.qconst: dict[str, tuple] = {}   # DequantizeLinear of a constant: (q, scale, zp, axis)
+        self.qp: dict[str, QP] = {}          # "input" / layer -> its output's quantisation
+        self.qint: dict[str, dict] = {}
+        self.qtensor: dict[str, str] = {}
+        self.raw: set[str] = set()           # unquantised outputs of conv/fc/add layers
+        self.ints: set[str] = set()          # tensors that hold the quantised integers
+        self.formats: set[str] = set()
+        self.rescaled: list[str] = []        # average pools with their own output scale
+        self.twice: list[str] = []           # a Relu between two QuantizeLinear fused
 
     # -- errors ------------------------------------------------------------------------------
     def fail(self, what: str) -> OnnxImportError:
@@ -220,9 +282,19 @@ class _Translator:
         self.tensors[self.node.output[0]] = t
         if entry["type"] in ("conv", "fc", "add"):
             self.act_tensor[entry["name"]] = self.node.output[0]
+            if self.quantised:
+                self.raw.add(self.node.output[0])
+        elif self.quantised and self.node.input[0] in self.ints:   # pooling integers
+            self.ints.add(self.node.output[0])
+            self.qtensor.setdefault(entry["name"], self.node.output[0])
         return t
 
     def tensor(self, name: str) -> _T:
+        if name in self.raw and self.node.op_type not in ("QuantizeLinear", "Relu", "Clip"):
+            lay = self.tensors[name].layer
+            raise self.fail(f"input {name!r} is the unquantised output of layer {lay!r} (no "
+                            f"QuantizeLinear after it): float layers in a quantised model "
+                            f"unsupported")
         if name in self.consts:
             raise self.fail(f"constant input {name!r} unsupported here")
         if name not in self.tensors:
@@ -308,16 +380,21 @@ class _Translator:
         self.tensors[in_name] = _T("input", shape, False)
         for idx, node in enumerate(self.nodes):
             self.idx, self.node = idx, node
-            if node.domain not in ("", "ai.onnx"):
+            if node.domain not in ("", "ai.onnx") and not (
+                    node.domain == "com.microsoft" and node.op_type in MS_OPS):
                 raise self.fail(f"op domain {node.domain!r} unsupported (only the default "
-                                f"ONNX domain)")
+                                f"ONNX domain, and com.microsoft's {', '.join(MS_OPS)})")
+            if node.op_type == "DequantizeLinear" and node.input[0] in self.consts:
+                self.dq_const(node)          # quantised weights or bias: keep the integers
+                continue
             if self.fold_constant(node):
                 continue
             op = node.op_type
             fn = getattr(self, f"op_{op}", None)
             if fn is None:
-                extra = " (quantised models are not imported yet: docs/import.md)" \
-                    if op in QUANTISED else ""
+                extra = " (quantised ops the import reads: QuantizeLinear, DequantizeLinear, " \
+                    "QLinearConv, QLinearMatMul, QGemm, QLinearAdd, QLinearAveragePool, " \
+                    "QLinearGlobalAveragePool; docs/import.md)" if op in QUANTISED else ""
                 raise self.fail(f"op type {op} unsupported{extra}")
             if op not in ("Dropout", "MaxPool", "BatchNormalization"):
                 used = [o for o in node.output[1:] if o and self.uses[o]]
@@ -328,8 +405,12 @@ class _Translator:
         return self.finish(in_name, shape, batch)
 
     def op_Conv(self, node, a):
-        x = self.image(node.input[0])
-        w = self.const(node.input[1], "weight").astype(np.float64)
+        self._conv(node.input[0], node.input[1],
+                   node.input[2] if len(node.input) > 2 else "", a)
+
+    def _conv(self, xname: str, wname: str, bname: str, a: dict) -> str:
+        x = self.image(xname)
+        w = self.const(wname, "weight").astype(np.float64)
         if w.ndim != 4:
             raise self.fail(f"weight shape {list(w.shape)} unsupported (only 2-D convolution)")
         k, s, p = self.window(a, w.shape[2:])
@@ -342,16 +423,19 @@ class _Translator:
         if kout > MAX_SIZE:
             raise self.fail(f"{kout} output channels unsupported (at most {MAX_SIZE})")
         oh, ow = self.ranges(k, s, p, MAX_CONV_STRIDE, h, wd)
-        b = self.const(node.input[2], "bias").astype(np.float64).reshape(-1) \
-            if len(node.input) > 2 and node.input[2] else np.zeros(kout)
+        b = self.const(bname, "bias").astype(np.float64).reshape(-1) \
+            if bname else np.zeros(kout)
         entry = {"type": "conv", "out_channels": kout, "kernel": k, "stride": s, "pad": p}
         if g > 1:
             entry["groups"] = g
         entry["relu"] = False
         t = self.add_layer(entry, [x], (kout, oh, ow), True)
         self.weights[f"{t.layer}.weight"], self.weights[f"{t.layer}.bias"] = w, b
+        if self.quantised:
+            self.int_params(t.layer, x, wname, 0, False, bname)
+        return t.layer
 
-    def _fc(self, x: _T, wt: np.ndarray, b: np.ndarray) -> None:
+    def _fc(self, x: _T, wt: np.ndarray, b: np.ndarray) -> str:
         f = int(np.prod(x.shape))
         if wt.shape[1] != f:
             raise self.fail(f"weight {list(wt.shape)} does not fit {f} input features")
@@ -360,6 +444,7 @@ class _Translator:
         t = self.add_layer({"type": "fc", "out_features": int(wt.shape[0]), "relu": False},
                            [x], (int(wt.shape[0]), 1, 1), True, flat=True)
         self.weights[f"{t.layer}.weight"], self.weights[f"{t.layer}.bias"] = wt, b
+        return t.layer
 
     def flat_input(self, name: str) -> _T:
         t = self.unsigned(self.tensor(name), name)
@@ -369,29 +454,43 @@ class _Translator:
         return t
 
     def op_Gemm(self, node, a):
+        self._gemm(node.input[0], node.input[1], node.input[2] if len(node.input) > 2 else "",
+                   a)
+
+    def _gemm(self, xname: str, wname: str, bname: str, a: dict) -> str:
         for key, want in (("alpha", 1.0), ("beta", 1.0), ("transA", 0)):
             if a.get(key, want) != want:
                 raise self.fail(f"{key} {_fmt(a[key])} unsupported (only {_fmt(want)})")
-        x = self.flat_input(node.input[0])
-        bm = self.const(node.input[1], "weight").astype(np.float64)
+        x = self.flat_input(xname)
+        bm = self.const(wname, "weight").astype(np.float64)
         wt = bm if a.get("transB", 0) else bm.T
         k = wt.shape[0]
         b = np.zeros(k)
-        if len(node.input) > 2 and node.input[2]:
-            c = self.const(node.input[2], "bias").astype(np.float64)
+        if bname:
+            c = self.const(bname, "bias").astype(np.float64)
             try:
                 b = np.broadcast_to(c, (1, k)).reshape(k).copy()
             except ValueError:
                 raise self.fail(f"bias shape {list(c.shape)} unsupported (only (K,) or "
                                 f"(1, K))") from None
-        self._fc(x, wt, b)
+        name = self._fc(x, wt, b)
+        if self.quantised:
+            trans = bool(a.get("transB", 0))
+            self.int_params(name, x, wname, 0 if trans else 1, not trans, bname)
+        return name
 
     def op_MatMul(self, node, a):
-        x = self.flat_input(node.input[0])
-        bm = self.const(node.input[1], "weight").astype(np.float64)
+        self._matmul(node.input[0], node.input[1])
+
+    def _matmul(self, xname: str, wname: str) -> str:
+        x = self.flat_input(xname)
+        bm = self.const(wname, "weight").astype(np.float64)
         if bm.ndim != 2:
             raise self.fail(f"weight shape {list(bm.shape)} unsupported (only 2-D)")
-        self._fc(x, bm.T.copy(), np.zeros(bm.shape[1]))
+        name = self._fc(x, bm.T.copy(), np.zeros(bm.shape[1]))
+        if self.quantised:
+            self.int_params(name, x, wname, 1, True, "")
+        return name
 
     def per_channel(self, c: np.ndarray, entry: dict, what: str) -> np.ndarray:
         k = int(entry.get("out_channels", entry.get("out_features", 0)))
@@ -517,6 +616,9 @@ class _Translator:
 
     def _rectify(self, src: str, hi: float, op: str) -> None:
         t = self.tensor(src)
+        if self.quantised and src not in self.raw and t.signed:
+            self.requantised_relu(src, t, hi, op)
+            return
         entry = self.fusable(src, relu_ok=True)
         if entry is not None:            # a conv, fc or add output only this node reads
             entry["relu"] = True
@@ -524,6 +626,8 @@ class _Translator:
             if hi < math.inf:
                 self.clip_max[entry["name"]] = min(hi, self.clip_max.get(entry["name"], hi))
             self.tensors[self.node.output[0]] = _T(t.layer, t.shape, False, t.flat)
+            if src in self.raw:
+                self.raw.add(self.node.output[0])
             self.notes[f"{op} fused"] += 1
         elif not t.signed and hi == math.inf:
             self.alias(src)
@@ -656,6 +760,336 @@ class _Translator:
 
     op_Softmax = op_LogSoftmax = _softmax
 
+    # -- quantised models (docs/import.md, "Quantised models") ------------------------------
+    def entry(self, layer: str) -> dict:
+        return next(e for e in reversed(self.layers) if e["name"] == layer)
+
+    def dq_const(self, node) -> None:
+        """Record the integers, scale, zero point and axis of a DequantizeLinear of a
+        constant (the folded float values stay in self.consts)."""
+        a = _attrs(node)
+        if a.get("block_size", 0):
+            raise self.fail(f"block_size {a['block_size']} unsupported (blocked quantisation)")
+        q = self.consts[node.input[0]]
+        s = self.const(node.input[1], "scale")
+        z = self.const(node.input[2], "zero point") if len(node.input) > 2 and \
+            node.input[2] else np.zeros((), q.dtype)
+        axis = int(a.get("axis", 1))
+        self.qconst[node.output[0]] = (q, s, z, axis)
+        self.consts[node.output[0]] = (q.astype(np.float64) - self._along(z, q, axis, "zero point")
+                                       ) * self._along(s, q, axis, "scale")
+
+    def _along(self, v: np.ndarray, q: np.ndarray, axis: int, what: str) -> np.ndarray:
+        """A per-tensor or per-axis parameter broadcast to the shape of q."""
+        v = np.asarray(v)
+        if v.size == 1:
+            return np.full(q.shape, v.reshape(-1)[0])
+        ax = axis % q.ndim
+        if v.ndim != 1 or v.size != q.shape[ax]:
+            raise self.fail(f"{what} of shape {list(v.shape)} unsupported (one value, or one "
+                            f"per index of axis {axis} of {list(q.shape)})")
+        return np.broadcast_to(v.reshape([-1 if i == ax else 1 for i in range(q.ndim)]),
+                               q.shape)
+
+    def qparams(self, sname: str, zname: str, what: str, out_type: int | None = None) -> QP:
+        """The per-tensor quantisation given by scale and zero point constants."""
+        from onnx import helper
+        s = np.asarray(self.const(sname, f"{what} scale"), dtype=np.float64)
+        if zname:
+            z = np.asarray(self.const(zname, f"{what} zero point"))
+        else:
+            dt = np.dtype(helper.tensor_dtype_to_np_dtype(out_type)) if out_type else \
+                np.dtype(np.uint8)
+            z = np.zeros((), dt)
+        if s.size != 1 or z.size != 1:
+            raise self.fail(f"{what}: a scale or zero point per axis (shape "
+                            f"{list(s.shape if s.size != 1 else z.shape)}) unsupported (only "
+                            f"one per tensor for activations)")
+        if z.dtype.name not in Q_TYPES:
+            raise self.fail(f"{what}: element type {z.dtype.name} unsupported (only "
+                            f"{' and '.join(Q_TYPES)})")
+        sc = float(s.reshape(-1)[0])
+        if not (sc > 0 and math.isfinite(sc)):
+            raise self.fail(f"{what}: scale {sc!r} unsupported (only positive)")
+        return QP(sc, int(z.reshape(-1)[0]), z.dtype.name)
+
+    def qp_of(self, layer: str) -> QP | None:
+        """The quantisation of a layer's output: its own, or that of its input for layers
+        that keep the scale (max and average pooling, flatten) and concat of equal ones."""
+        if layer in self.qp or layer == "input":
+            return self.qp.get(layer)
+        e = self.entry(layer)
+        if e["type"] in ("maxpool", "avgpool", "gap", "flatten"):
+            return self.qp_of(e["inputs"][0])
+        if e["type"] == "concat":
+            qs = [self.qp_of(i) for i in e["inputs"]]
+            if any(q is None for q in qs):
+                return None
+            if len(set(qs)) > 1:
+                raise self.fail(f"concat {layer!r} of inputs quantised differently "
+                                f"({'; '.join(map(str, qs))}) unsupported")
+            return qs[0]
+        return None
+
+    def check_in(self, xname: str, sname: str, zname: str) -> QP:
+        """A QLinear op's input: quantised as the op says."""
+        t = self.tensor(xname)
+        qp, known = self.qparams(sname, zname, "input"), self.qp_of(t.layer)
+        if known is None:
+            raise self.fail(f"input {xname!r} is not quantised (no QuantizeLinear before it)")
+        if known != qp:
+            raise self.fail(f"input {xname!r} read with {qp} but quantised with {known} "
+                            f"unsupported")
+        return qp
+
+    def set_output_qp(self, layer: str, qp: QP, tensor: str, src: _T) -> None:
+        """A conv, fc or add layer's output is quantised as qp: its integer is q - zp; a
+        zero point at the type's minimum clamps at 0, a ReLU."""
+        e = self.entry(layer)
+        if qp.zp == qp.qmin and not e["relu"]:
+            e["relu"] = True
+            self.notes["quantised output at zero point = type minimum: ReLU"] += 1
+        elif e["type"] == "add" and not e["relu"] and all(
+                i == "input" or self.entry(i)["type"] not in ("conv", "fc", "add") or
+                self.entry(i).get("relu") for i in e["inputs"]):
+            e["relu"] = True     # a sum of two unsigned tensors: a ReLU changes nothing
+            self.notes["add of two unsigned tensors: unsigned (relu)"] += 1
+        self.qp[layer], self.qtensor[layer] = qp, tensor
+        self.ints.add(tensor)
+        self.tensors[tensor] = _T(layer, src.shape, not e["relu"], src.flat)
+        self.raw.discard(tensor)
+
+    def int_params(self, layer: str, x: _T, wname: str, out_axis: int, transpose: bool,
+                   bname: str) -> None:
+        """The integer weights (q - zp), per-channel weight scales and int32 bias of a
+        quantised conv or fc layer; its float weights become their exact real values."""
+        self.formats.add("QOperator" if self.node.op_type.startswith("Q") else "QDQ")
+        xq = self.qp_of(x.layer)
+        if xq is None:
+            raise self.fail("its input is not quantised (no QuantizeLinear before it): float "
+                            "layers in a quantised model unsupported")
+        if wname not in self.qconst:
+            raise self.fail(f"weight {wname!r} is not a DequantizeLinear of integers: float "
+                            f"weights in a quantised model unsupported")
+        q, sc, zp, axis = self.qconst[wname]
+        if q.dtype.name not in Q_TYPES:
+            raise self.fail(f"weight element type {q.dtype.name} unsupported (only "
+                            f"{' and '.join(Q_TYPES)})")
+        sf = self._along(sc, q, axis, "weight scale").astype(np.float64)
+        zf = self._along(zp, q, axis, "weight zero point").astype(np.int64)
+        k = q.shape[out_axis]
+        sk = np.moveaxis(sf, out_axis, 0).reshape(k, -1)
+        if not (sk == sk[:, :1]).all():
+            raise self.fail("weight scales that vary within an output channel unsupported "
+                            "(only per tensor or per output channel)")
+        s_w = sk[:, 0].copy()
+        w = q.astype(np.int64) - zf
+        if transpose:
+            w = w.T.copy()
+        lo, hi = int(w.min()), int(w.max())
+        if lo < -(1 << (MAX_W_BITS - 1)) or hi > (1 << (MAX_W_BITS - 1)) - 1:
+            zs = sorted({int(v) for v in np.asarray(zp).reshape(-1)})
+            zps = zs[0] if len(zs) == 1 else zs
+            raise self.fail(f"{q.dtype.name} weights with zero point {zps}: weight - zero "
+                            f"point spans [{lo}, {hi}], beyond {MAX_W_BITS}-bit signed integers "
+                            f"(the project's widest weights) unsupported")
+        bias = np.zeros(k, dtype=np.int64)
+        if bname:
+            if bname not in self.qconst:
+                raise self.fail(f"bias {bname!r} is not a DequantizeLinear of int32: a float "
+                                f"bias in a quantised model unsupported")
+            bq, bs, bz, _ = self.qconst[bname]
+            bs = np.broadcast_to(np.asarray(bs, dtype=np.float64).reshape(-1), (k,))
+            if bq.dtype.name != "int32" or bq.size != k:
+                raise self.fail(f"bias of type {bq.dtype.name}, shape {list(bq.shape)} "
+                                f"unsupported (only int32, one per output channel)")
+            if np.any(np.asarray(bz) != 0):
+                raise self.fail("bias zero point other than 0 unsupported")
+            if not np.allclose(bs, xq.scale * s_w, rtol=BIAS_RTOL, atol=0):
+                raise self.fail(f"bias scale {bs.tolist()} is not input scale x weight scale "
+                                f"({(xq.scale * s_w).tolist()}) unsupported")
+            bias = bq.reshape(-1).astype(np.int64)
+        self.qint[layer] = {"w": w, "s_w": s_w, "bias": bias}
+        self.weights[f"{layer}.weight"] = w * s_w.reshape((-1,) + (1,) * (w.ndim - 1))
+        self.weights[f"{layer}.bias"] = bias * (xq.scale * s_w)
+
+    def _qweight(self, node, qname: str, sname: str, zname: str, axis: int, what: str) -> str:
+        """Register a QLinear op's integer weights as a DequantizeLinear of a constant."""
+        q = self.const(qname, what)
+        s = self.const(sname, f"{what} scale")
+        z = self.const(zname, f"{what} zero point") if zname else np.zeros((), q.dtype)
+        name = f"{node.output[0]}::{what}"
+        self.qconst[name] = (q, s, z, axis)
+        self.consts[name] = (q.astype(np.float64) - self._along(z, q, axis, f"{what} zero point")
+                             ) * self._along(s, q, axis, f"{what} scale")
+        return name
+
+    def _qbias(self, node, bname: str, xq: QP, wname: str, out_axis: int) -> str:
+        if not bname:
+            return ""
+        q, s, _, axis = self.qconst[wname]
+        k = q.shape[out_axis]
+        s_w = np.moveaxis(self._along(s, q, axis, "weight scale"), out_axis, 0).reshape(k, -1)[:, 0]
+        bq = self.const(bname, "bias")
+        name = f"{node.output[0]}::bias"
+        self.qconst[name] = (bq, xq.scale * s_w.astype(np.float64), np.zeros((), np.int32), 0)
+        self.consts[name] = bq.astype(np.float64)
+        return name
+
+    def op_QuantizeLinear(self, node, a):
+        if a.get("block_size", 0):
+            raise self.fail(f"block_size {a['block_size']} unsupported (blocked quantisation)")
+        src, out = node.input[0], node.output[0]
+        t = self.tensor(src)
+        qp = self.qparams(node.input[1], node.input[2] if len(node.input) > 2 else "",
+                          "output", a.get("output_dtype"))
+        if t.layer == "input" and "input" not in self.qp:
+            if qp.zp != qp.qmin and not (qp.zp == 0 and qp.qmin < 0):
+                also = ", or 0" if qp.qmin < 0 else ""
+                raise self.fail(f"input zero point {qp.zp} unsupported (only {qp.qmin}, the "
+                                f"{qp.dtype} minimum{also}: the project's input is unsigned; "
+                                f"quantise the model on non-negative inputs)")
+            if qp.zp != qp.qmin:
+                self.notes["int8 input with zero point 0: 7-bit unsigned (negative inputs "
+                           "clip to 0)"] += 1
+            self.qp["input"], self.qtensor["input"] = qp, out
+            self.tensors[out] = t
+            self.ints.add(out)
+            return
+        if src in self.raw:
+            if t.layer in self.qp:
+                if self.qp[t.layer] != qp:
+                    raise self.fail(f"a second QuantizeLinear of {src!r} with {qp} (the first: "
+                                    f"{self.qp[t.layer]}) unsupported")
+                self.tensors[out] = self.tensors[self.qtensor[t.layer]]
+                return
+            self.set_output_qp(t.layer, qp, out, t)
+            return
+        known = self.qp_of(t.layer)
+        if known is None:
+            raise self.fail(f"QuantizeLinear of {src!r}, computed by layer {t.layer!r} from "
+                            f"unquantised values, unsupported")
+        if known != qp and t.layer not in self.qp and \
+                self.entry(t.layer)["type"] in ("avgpool", "gap"):
+            self.rescale_pool(t.layer, known, qp, out)     # its own output scale
+            return
+        if known != qp:
+            raise self.fail(f"requantisation of {src!r} from {known} to {qp} unsupported (a "
+                            f"QuantizeLinear only right after a Conv, Gemm, MatMul or Add, or "
+                            f"with the scale and zero point its input already has)")
+        self.tensors[out] = t
+        self.qtensor.setdefault(t.layer, out)
+        self.ints.add(out)
+
+    def requantised_relu(self, src: str, t: _T, hi: float, op: str) -> None:
+        """conv/fc/add -> QuantizeLinear -> DequantizeLinear -> Relu -> QuantizeLinear (what
+        quantize_static writes with symmetric activations): the Relu and the second
+        scale are fused into the layer; the model rounds twice, the project once."""
+        e = self.entry(t.layer) if t.layer != "input" else None
+        qt = self.qtensor.get(t.layer)
+        if e is None or e["type"] not in ("conv", "fc", "add") or qt is None or \
+                self.uses[qt] != 1 or self.uses[src] != 1 or hi < math.inf or \
+                self.tensors[qt].layer != t.layer:
+            raise self.fail(f"{op} on the quantised signed tensor {src!r} unsupported (only "
+                            f"on a Conv, Gemm or Add output before its QuantizeLinear, or "
+                            f"after its only QuantizeLinear and DequantizeLinear)")
+        del self.qp[t.layer], self.qtensor[t.layer]
+        e["relu"] = True
+        out = self.node.output[0]
+        self.tensors[out] = _T(t.layer, t.shape, False, t.flat)
+        self.raw.add(out)
+        self.notes[f"{op} between two QuantizeLinear fused (the model rounds twice)"] += 1
+        self.twice.append(t.layer)
+
+    def rescale_pool(self, layer: str, known: QP, qp: QP, tensor: str) -> None:
+        """An average pool whose output has its own scale (requantised)."""
+        if qp.dtype != known.dtype or qp.zp != qp.qmin:
+            raise self.fail(f"average pooling output quantised with {qp} (input: {known}) "
+                            f"unsupported (only the input's type, zero point its minimum)")
+        self.qp[layer], self.qtensor[layer] = qp, tensor
+        self.rescaled.append(layer)
+        self.ints.add(tensor)
+        self.tensors[tensor] = self.tensors.get(tensor) or _T(
+            layer, self.entry_shape(layer), False)
+
+    def entry_shape(self, layer: str) -> tuple:
+        return next(t.shape for t in self.tensors.values() if t.layer == layer)
+
+    def op_QLinearGlobalAveragePool(self, node, a):
+        if a.get("channels_last", 0):
+            raise self.fail("channels_last 1 unsupported")
+        xq = self.check_in(node.input[0], node.input[1], node.input[2])
+        self.gap(self.image(node.input[0]))
+        self._qpool(node, xq)
+
+    def op_QLinearAveragePool(self, node, a):
+        if a.get("channels_last", 0):
+            raise self.fail("channels_last 1 unsupported")
+        xq = self.check_in(node.input[0], node.input[1], node.input[2])
+        self._pool(node, a, "avgpool")
+        self._qpool(node, xq)
+
+    def _qpool(self, node, xq: QP) -> None:
+        self.formats.add("QOperator")
+        out = node.output[0]
+        qp = self.qparams(node.input[3], node.input[4] if len(node.input) > 4 else "",
+                          "output")
+        layer = self.tensors[out].layer
+        self.qtensor[layer] = out
+        self.ints.add(out)
+        if qp != xq:
+            self.rescale_pool(layer, xq, qp, out)
+
+    def op_DequantizeLinear(self, node, a):
+        src = node.input[0]
+        t = self.tensor(src)
+        qp = self.qparams(node.input[1], node.input[2] if len(node.input) > 2 else "", "input")
+        known = self.qp_of(t.layer)
+        if known is None:
+            raise self.fail(f"DequantizeLinear of {src!r}, which no QuantizeLinear or QLinear "
+                            f"op produced, unsupported")
+        if known != qp:
+            raise self.fail(f"DequantizeLinear with {qp} of {src!r}, quantised with {known}, "
+                            f"unsupported")
+        self.tensors[node.output[0]] = t
+
+    def op_QLinearConv(self, node, a):
+        i = list(node.input) + [""] * (9 - len(node.input))
+        xq = self.check_in(i[0], i[1], i[2])
+        wname = self._qweight(node, i[3], i[4], i[5], 0, "weight")
+        layer = self._conv(i[0], wname, self._qbias(node, i[8], xq, wname, 0), a)
+        out = node.output[0]
+        self.set_output_qp(layer, self.qparams(i[6], i[7], "output"), out, self.tensors[out])
+
+    def op_QLinearMatMul(self, node, a):
+        i = list(node.input)
+        self.check_in(i[0], i[1], i[2])
+        wname = self._qweight(node, i[3], i[4], i[5], 1, "weight")
+        layer = self._matmul(i[0], wname)
+        out = node.output[0]
+        self.set_output_qp(layer, self.qparams(i[6], i[7], "output"), out, self.tensors[out])
+
+    def op_QGemm(self, node, a):
+        i = list(node.input) + [""] * (9 - len(node.input))
+        if not i[7]:
+            raise self.fail("a float output (no y_scale) unsupported")
+        xq = self.check_in(i[0], i[1], i[2])
+        axis = 0 if a.get("transB", 0) else 1
+        wname = self._qweight(node, i[3], i[4], i[5], axis, "weight")
+        layer = self._gemm(i[0], wname, self._qbias(node, i[6], xq, wname, axis), a)
+        out = node.output[0]
+        self.set_output_qp(layer, self.qparams(i[7], i[8], "output"), out, self.tensors[out])
+
+    def op_QLinearAdd(self, node, a):
+        i = list(node.input) + [""] * (8 - len(node.input))
+        self.check_in(i[0], i[1], i[2])
+        self.check_in(i[3], i[4], i[5])
+        self._add([i[0], i[3]])
+        out = node.output[0]
+        self.formats.add("QOperator")
+        self.set_output_qp(self.tensors[out].layer, self.qparams(i[6], i[7], "output"), out,
+                           self.tensors[out])
+
     # -- the end -----------------------------------------------------------------------------
     def finish(self, in_name: str, shape: tuple, batch: int | None) -> Imported:
         if len(self.graph_outputs) != 1:
@@ -679,6 +1113,8 @@ class _Translator:
             self.notes["layers the output does not read dropped"] += len(dropped)
         layers = [e for e in self.layers if e["name"] in keep]
         assert layers[-1]["name"] == last
+        qp_all = {k: q for k in ["input"] + [e["name"] for e in layers]
+                  if (q := self.qp_of(k)) is not None} if self.quantised else {}
         prev = "input"
         for e in layers:                     # `inputs` only where not the previous layer
             if e["inputs"] == [prev]:
@@ -687,9 +1123,24 @@ class _Translator:
         act = {n: t for n, t in self.act_tensor.items() if n in keep}
         weights = {k: v for k, v in self.weights.items() if k.split(".")[0] in keep}
         name = _sanitize(self.src.stem) or "imported"
+        if self.quantised:
+            for e in layers:
+                if e["type"] in ("conv", "fc", "add") and e["name"] not in self.qp:
+                    raise self.fail(f"layer {e['name']!r} ({e['type']}) has no QuantizeLinear "
+                                    f"on its output: float layers in a quantised model "
+                                    f"unsupported")
+            if "input" not in self.qp:
+                raise self.fail("the input is not quantised (no QuantizeLinear on it)")
         return Imported(self.src, name, in_name, shape, batch, layers, weights, act,
                         self.output_name, {k: v for k, v in self.clip_max.items() if k in keep},
-                        self.notes, self.model, self.opset)
+                        self.notes, self.model, self.opset,
+                        qp=qp_all,
+                        qint={k: v for k, v in self.qint.items() if k in keep},
+                        qtensor={k: v for k, v in self.qtensor.items()
+                                 if k in keep or k == "input"},
+                        qformat="+".join(sorted(self.formats)),
+                        rescaled=[n for n in self.rescaled if n in keep],
+                        twice=[n for n in self.twice if n in keep])
 
 
 def load_model(path: str | Path):
@@ -724,7 +1175,8 @@ def synthetic_inputs(shape: tuple, n: int = DEFAULT_SYNTHETIC, seed: int = 0) ->
 class OnnxRunner:
     """onnxruntime on a copy of the model that also outputs `tensors` (ONNX names)."""
 
-    def __init__(self, imp: Imported, tensors: list[str]):
+    def __init__(self, imp: Imported, tensors: list[str], types: dict[str, int] | None = None,
+                 optimise: bool = True):
         import onnxruntime as ort  # type: ignore[import-untyped]
         from onnx import TensorProto, helper
         m = type(imp.model)()
@@ -732,12 +1184,21 @@ class OnnxRunner:
         have = {o.name for o in m.graph.output}
         for t in tensors:
             if t not in have:
-                m.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
+                m.graph.output.append(helper.make_tensor_value_info(
+                    t, (types or {}).get(t, TensorProto.FLOAT), None))
                 have.add(t)
         so = ort.SessionOptions()
         so.log_severity_level = 3
-        self.sess = ort.InferenceSession(m.SerializeToString(), so,
-                                         providers=["CPUExecutionProvider"])
+        if not optimise:
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        try:
+            self.sess = ort.InferenceSession(m.SerializeToString(), so,
+                                             providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OnnxImportError(f"{imp.source}: onnxruntime cannot run the model ({first})",
+                                  file=str(imp.source), reason="onnxruntime cannot run it"
+                                  ) from None
         self.imp, self.tensors = imp, list(tensors)
 
     def chunks(self, x: np.ndarray):
@@ -779,68 +1240,8 @@ def calibrate(imp: Imported, x: np.ndarray) -> dict[str, float]:
 
 
 # -- the float meaning of a network ------------------------------------------------------
-def _conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, s: int, p: int, g: int) -> np.ndarray:
-    from numpy.lib.stride_tricks import sliding_window_view
-    n, c, _, _ = x.shape
-    k, cg, kh, _ = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    win = sliding_window_view(xp, (kh, kh), axis=(2, 3))[:, :, ::s, ::s]   # N C OH OW k k
-    oh, ow = win.shape[2:4]
-    if g == 1:
-        y = np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
-    elif cg == 1 and k == g:         # depthwise
-        y = np.einsum("nchwij,cij->nchw", win, w[:, 0])
-    else:
-        kg = k // g
-        y = np.concatenate([np.tensordot(win[:, j * cg:(j + 1) * cg], w[j * kg:(j + 1) * kg],
-                                         axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
-                            for j in range(g)], axis=1)
-    return y + b.reshape(1, -1, 1, 1)
-
-
-def _pool(x: np.ndarray, k: int, s: int, p: int, kind: str) -> np.ndarray:
-    from numpy.lib.stride_tricks import sliding_window_view
-    fill = -np.inf if kind == "maxpool" else 0.0
-    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
-    win = sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
-    return win.max(axis=(4, 5)) if kind == "maxpool" else win.sum(axis=(4, 5)) / (k * k)
-
-
-def float_forward(net: Network, x: np.ndarray, clamp: bool = False) -> dict[str, np.ndarray]:
-    """Every layer's float64 output (N, C, H, W) for float images x, as the network's
-    weights define it (no quantisation). clamp: also clamp relu layers at their act_max
-    (what quantisation does; it reproduces an imported Clip's max on calibration data)."""
-    W = net.weights
-    vals: dict[str, np.ndarray] = {"input": np.asarray(x, dtype=np.float64)}
-    for lay in net.layers:
-        ins = [vals[i] for i in lay.inputs]
-        h = ins[0]
-        t = lay.type
-        if t == "conv":
-            y = _conv(h, W[f"{lay.name}.weight"].astype(np.float64),
-                      W[f"{lay.name}.bias"].astype(np.float64), lay.stride, lay.pad, lay.groups)
-        elif t == "fc":
-            y = h.reshape(len(h), -1) @ W[f"{lay.name}.weight"].astype(np.float64).T + \
-                W[f"{lay.name}.bias"].astype(np.float64)
-            y = y.reshape(y.shape + (1, 1))
-        elif t in ("maxpool", "avgpool"):
-            y = _pool(h, lay.kernel, lay.stride, lay.pad, t)
-        elif t == "gap":
-            y = h.mean(axis=(2, 3), keepdims=True)
-        elif t == "add":
-            y = ins[0] + ins[1]
-        elif t == "concat":
-            y = np.concatenate(ins, axis=1)
-        elif t == "flatten":
-            y = h.reshape(len(h), -1, 1, 1)
-        else:
-            raise ValueError(f"layer {lay.name}: unknown type {t}")
-        if lay.relu:
-            y = np.maximum(y, 0.0)
-            if clamp:
-                y = np.minimum(y, float(W[f"{lay.name}.act_max"]))
-        vals[lay.name] = y
-    return vals
+# float_forward(net, x, clamp=False) is golden/nn/network.py's (imported above): one float
+# forward for calibration, the planner and the import's check against onnxruntime.
 
 
 def float_check(net: Network, imp: Imported, x: np.ndarray) -> float:
@@ -866,13 +1267,21 @@ def read_calibration(path: str | Path, shape: tuple) -> tuple[np.ndarray, np.nda
     return d["x"].astype(np.float32), d.get("y")
 
 
-def network_yaml(imp: Imported, how: str, dataset: bool, accuracy: float | None = None) -> str:
+def network_yaml(imp: Imported, how: str, dataset: bool, accuracy: float | None = None,
+                 clamp_notes: list[str] | None = None) -> str:
     folded = ", ".join(f"{k} {v}" for k, v in sorted(imp.notes.items())) or "nothing"
     head = [f"# Imported from {imp.source.name} by `bfimna import` (docs/import.md): "
             f"{len(imp.model.graph.node)} ONNX nodes (opset {imp.opset}) -> "
             f"{len(imp.layers)} layers.",
             f"# Folded or dropped: {folded}.",
             f"# {how}"]
+    if imp.qp:
+        head.append("# A quantised model: weights.npz holds its exact real weights, its weight "
+                    "scales (weight_scale) and act_max = output scale x (2^bits - 1) (ReLU) or "
+                    "(2^(bits-1) - 1); int8.yaml its bits; requantisation is the project's "
+                    "integer multiplier and shift (docs/import.md).")
+    for note in clamp_notes or []:
+        head.append(f"# Clamp differs: {note}.")
     if imp.clip_max:
         head.append("# Clip upper bounds are honoured through act_max only (act_max = "
                     "min(calibrated, max)): " + ", ".join(f"{k} (max {v:g})" for k, v in
@@ -898,6 +1307,138 @@ def plan_yaml(imp: Imported) -> str:
             f"name: int8\ninput_bits: 8\nlayers:\n{entries}\n")
 
 
+# -- quantised models --------------------------------------------------------------------
+def out_bits(qp: QP, relu: bool) -> tuple[int, bool]:
+    """(bits, exact) of a quantised tensor in the project: v = q - zp held as relu ?
+    unsigned : signed bits; exact when the project's clamp range is the model's."""
+    lo, hi = qp.qmin - qp.zp, qp.qmax - qp.zp
+    if relu:
+        bits = max(2, hi.bit_length())
+        return bits, hi == (1 << bits) - 1
+    bits = max(2, max((-lo - 1).bit_length(), hi.bit_length()) + 1)
+    return bits, lo == -(1 << (bits - 1)) and hi == (1 << (bits - 1)) - 1
+
+
+def quantised_files(imp: Imported) -> tuple[dict[str, np.ndarray], str, list[str]]:
+    """weights.npz arrays (float64: the model's exact real weights, its weight scales and
+    act_max giving its output scales) and the plan of a quantised model; notes on where
+    the project's clamp is not the model's."""
+    relu = {e["name"]: bool(e.get("relu")) for e in imp.layers}
+    qin = imp.qp["input"]
+    in_bits = (qin.qmax - qin.zp).bit_length()       # v = q - zp in [0, 2^in_bits - 1]
+    weights: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64)
+                                      for k, v in imp.weights.items()}
+    weights["input.act_max"] = np.array(qin.scale * ((1 << in_bits) - 1))
+    entries, notes = [], []
+    for n in imp.rescaled:           # average pools with their own output scale
+        weights[f"{n}.act_max"] = np.array(imp.qp[n].scale * (imp.qp[n].qmax - imp.qp[n].qmin))
+    for e in imp.layers:
+        n = e["name"]
+        if e["type"] not in ("conv", "fc", "add"):
+            continue
+        qp = imp.qp[n]
+        bits, exact = out_bits(qp, relu[n])
+        top = (1 << bits) - 1 if relu[n] else (1 << (bits - 1)) - 1
+        weights[f"{n}.act_max"] = np.array(qp.scale * top)
+        if not exact:
+            lo = max(0, qp.qmin - qp.zp) if relu[n] else qp.qmin - qp.zp
+            kind = "unsigned" if relu[n] else "signed"
+            notes.append(f"{n}: the model clamps q - zp to [{lo}, {qp.qmax - qp.zp}], the "
+                         f"project to {kind} {bits} bits")
+        if e["type"] == "add":
+            entries.append(f"  {n}: {{a_bits: {bits}}}")
+            continue
+        weights[f"{n}.weight_scale"] = np.asarray(imp.qint[n]["s_w"], dtype=np.float64)
+        entries.append(f"  {n}: {{w_bits: {MAX_W_BITS}, a_bits: {bits}}}")
+    plan = (f"# The quantised model's own precision ({imp.qformat}, {qin.dtype} input), written "
+            f"by `bfimna import`:\n# {MAX_W_BITS}-bit weights (weight - zero point), every "
+            f"output's bits those of its q - zero point\n# (docs/import.md, \"Quantised "
+            f"models\").\nname: int8\ninput_bits: {in_bits}\nlayers:\n"
+            + "\n".join(entries) + "\n")
+    return weights, plan, notes
+
+
+def check_integers(qnet: QNet, imp: Imported) -> None:
+    """The quantised network's integer weights and biases are the model's, exactly."""
+    for q in qnet.layers:
+        if q.name not in imp.qint:
+            continue
+        want = imp.qint[q.name]
+        assert q.w is not None and q.bias is not None
+        if not (np.array_equal(q.w, want["w"]) and np.array_equal(q.bias, want["bias"])):
+            raise FloatCheckError(f"{imp.source}: layer {q.name}: the quantised weights or "
+                                  f"biases differ from the model's integers: an importer bug")
+
+
+def quant_check(qnet: QNet, imp: Imported, x: np.ndarray) -> dict[str, Any]:
+    """The integer network against onnxruntime on images x, layer by layer: each layer
+    reads onnxruntime's integers (q - zp) for its inputs; its outputs are compared with
+    onnxruntime's. Also end to end from the float images (the project's input
+    quantisation, every layer chained)."""
+    from onnx import helper
+    names = {layer: t for layer, t in imp.qtensor.items() if layer in imp.qp}
+    types = {t: int(helper.np_dtype_to_tensor_dtype(np.dtype(imp.qp[layer].dtype)))
+             for layer, t in names.items()}
+    # QDQ: no graph optimisation, so onnxruntime runs each QuantizeLinear, DequantizeLinear
+    # and float op as the ONNX spec defines them (its fused u8s8 kernels saturate pairs of
+    # products on x86 without VNNI: docs/import.md)
+    ort = OnnxRunner(imp, sorted(set(names.values())), types,
+                     optimise="QDQ" not in imp.qformat.split("+")).run(x)
+    v = {layer: ort[t].astype(np.int64) - imp.qp[layer].zp for layer, t in names.items()}
+    env: dict[str, np.ndarray] = {}
+    rows = []
+    for q in qnet.layers:
+        ins = [v[n] if n in v else env[n] for n in q.inputs]
+        got = layer_forward(q, *ins)
+        env[q.name] = got
+        if q.name not in v:
+            continue
+        ref = v[q.name].reshape(got.shape)
+        qp = imp.qp[q.name]
+        clamped = (got != ref) & (np.clip(got, qp.qmin - qp.zp, qp.qmax - qp.zp) == ref)
+        d = np.where(clamped, 0, np.abs(got - ref))
+        rows.append({"layer": q.name, "type": q.layer.type, "outputs": int(d.size),
+                     "equal": int((got == ref).sum()), "off_by_1": int((d == 1).sum()),
+                     "off_more": int((d > 1).sum()), "clamp": int(clamped.sum()),
+                     "max_diff": int(d.max())})
+    xin = qnet.quantize_input(x)
+    chained = forward(qnet, xin)
+    last = qnet.layers[-1].name
+    mine = chained[last].reshape(len(x), -1)
+    theirs = v[last].reshape(len(x), -1) if last in v else None
+    end = {"images": len(x),
+           "input_equal": int((xin == v["input"].reshape(xin.shape)).sum()),
+           "input_values": int(xin.size)}
+    if theirs is not None:
+        end.update(output_equal=int((mine == theirs).sum()), outputs=int(mine.size),
+                   argmax_agree=int((mine.argmax(axis=1) == theirs.argmax(axis=1)).sum()),
+                   max_diff=int(np.abs(mine - theirs).max()))
+    return {"layers": rows, "end_to_end": end}
+
+
+def check_table(check: dict[str, Any]) -> str:
+    """The layer-by-layer comparison as CSV."""
+    keys = ("layer", "type", "outputs", "equal", "off_by_1", "off_more", "clamp", "max_diff")
+    lines = [",".join(keys)] + [",".join(str(r[k]) for k in keys) for r in check["layers"]]
+    return "\n".join(lines) + "\n"
+
+
+def check_summary(check: dict[str, Any]) -> list[str]:
+    """Lines for the terminal: the layer table (Markdown) and the end-to-end counts."""
+    keys = ("layer", "type", "outputs", "equal", "off_by_1", "off_more", "clamp", "max_diff")
+    out = ["integer check against onnxruntime, each layer on onnxruntime's inputs "
+           "(quant_check.csv):", "| " + " | ".join(keys) + " |",
+           "|" + "---|" * len(keys)]
+    out += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in check["layers"]]
+    e = check["end_to_end"]
+    line = (f"end to end on {e['images']} image(s): input quantisation equal for "
+            f"{e['input_equal']}/{e['input_values']} values")
+    if "outputs" in e:
+        line += (f", outputs equal {e['output_equal']}/{e['outputs']} (max difference "
+                 f"{e['max_diff']}), argmax equal {e['argmax_agree']}/{e['images']}")
+    return out + [line]
+
+
 @dataclass
 class ImportReport:
     out: Path
@@ -909,6 +1450,7 @@ class ImportReport:
     check_images: int
     files: list[Path]
     warnings: list[str]
+    quant: dict[str, Any] | None = None     # a quantised model: quant_check()'s comparison
 
 
 def import_onnx(model_path: str | Path, out: str | Path, *, calib: str | Path | None = None,
@@ -924,7 +1466,17 @@ def import_onnx(model_path: str | Path, out: str | Path, *, calib: str | Path | 
     imp = translate(load_model(model_path), model_path)
     warnings: list[str] = []
     y = None
-    if calib is not None:
+    quantised = bool(imp.qp)
+    if quantised and calib is not None:
+        x, y = read_calibration(calib, imp.input_shape)
+        how = (f"scales and zero points are the model's ({imp.qformat}); checked against "
+               f"onnxruntime on the {len(x)} images of {Path(calib).name}"
+               + (", labels y copied to test.npz" if y is not None else ""))
+    elif quantised:
+        x = synthetic_inputs(imp.input_shape, synthetic, seed)
+        how = (f"scales and zero points are the model's ({imp.qformat}); checked against "
+               f"onnxruntime on {synthetic} synthetic uniform[0,1) images, seed {seed}")
+    elif calib is not None:
         x, y = read_calibration(calib, imp.input_shape)
         how = (f"act_max calibrated on the {len(x)} images of {Path(calib).name} (x)"
                + (", labels y copied to test.npz" if y is not None else ", no labels y: "
@@ -936,35 +1488,59 @@ def import_onnx(model_path: str | Path, out: str | Path, *, calib: str | Path | 
         x = synthetic_inputs(imp.input_shape, synthetic, seed)
         how = (f"act_max calibrated on {synthetic} synthetic uniform[0,1) images (no dataset "
                f"given), seed {seed}")
-    act = calibrate(imp, x)
     accuracy = None
-    if y is not None:         # the float model's accuracy on the data, by onnxruntime
-        logits = run_onnx(imp, x, [imp.output_tensor])[imp.output_tensor]
-        accuracy = float(np.mean(logits.reshape(len(x), -1).argmax(axis=1) == y))
-    weights = {k: v.astype(np.float32) for k, v in imp.weights.items()}
-    for n, v in act.items():
-        weights[f"{n}.act_max"] = np.array(v, dtype=np.float32)
+    clamp_notes: list[str] = []
+    if quantised:
+        weights, plan_text, clamp_notes = quantised_files(imp)
+    else:
+        act = calibrate(imp, x)
+        if y is not None:         # the float model's accuracy on the data, by onnxruntime
+            logits = run_onnx(imp, x, [imp.output_tensor])[imp.output_tensor]
+            accuracy = float(np.mean(logits.reshape(len(x), -1).argmax(axis=1) == y))
+        weights = {k: v.astype(np.float32) for k, v in imp.weights.items()}
+        for n, v in act.items():
+            weights[f"{n}.act_max"] = np.array(v, dtype=np.float32)
+        plan_text = plan_yaml(imp)
+    check = None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.import-", dir=out.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)             # mkdtemp's 0700: an ordinary directory instead
     try:
-        (tmp / "network.yaml").write_text(network_yaml(imp, how, y is not None, accuracy))
+        (tmp / "network.yaml").write_text(network_yaml(imp, how, y is not None, accuracy,
+                                                       clamp_notes))
         savez: Any = np.savez          # (numpy's stub takes **arrays for its flags)
         savez(tmp / "weights.npz", **weights)
-        (tmp / "int8.yaml").write_text(plan_yaml(imp))
+        (tmp / "int8.yaml").write_text(plan_text)
         if y is not None:
             np.savez(tmp / "test.npz", x=x, y=y)
         net = load_network(tmp / "network.yaml")
         plan = load_plan(tmp / "int8.yaml", net)
-        try:
-            quantize(net, plan)
-        except NetworkError as exc:
-            warnings.append(f"int8.yaml does not quantise ({exc}): write a plan with fewer "
-                            f"bits for that layer")
+        if quantised:
+            try:
+                qnet = quantize(net, plan)
+            except NetworkError as exc:
+                raise OnnxImportError(f"{model_path}: the model's quantisation does not fit "
+                                      f"the project's integer layers: {exc}",
+                                      file=str(model_path), reason=str(exc)) from None
+            check_integers(qnet, imp)
+            check = quant_check(qnet, imp, x)
+            more = sum(r["off_more"] for r in check["layers"])
+            if more:
+                warnings.append(f"{more} output(s) differ from onnxruntime's by more than one "
+                                f"step (quant_check.csv): beyond the multiplier's rounding; "
+                                f"onnxruntime's u8s8 kernels saturate on x86 without VNNI "
+                                f"(quantise with reduce_range=True; docs/import.md)")
+            (tmp / "quant_check.csv").write_text(check_table(check))
+        else:
+            try:
+                quantize(net, plan)
+            except NetworkError as exc:
+                warnings.append(f"int8.yaml does not quantise ({exc}): write a plan with fewer "
+                                f"bits for that layer")
         xc = x[:CHECK_IMAGES]
-        rel = float_check(net, imp, xc)
+        rel = 0.0 if quantised else float_check(net, imp, xc)
         if not rel <= CHECK_RTOL * 10:
             raise FloatCheckError(f"{model_path}: the imported network's float output differs "
                                   f"from onnxruntime's by {rel:.3g} (relative; at most "
@@ -980,6 +1556,7 @@ def import_onnx(model_path: str | Path, out: str | Path, *, calib: str | Path | 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = [out / "network.yaml", out / "weights.npz", out / "int8.yaml"] + \
-        ([out / "test.npz"] if y is not None else [])
+        ([out / "test.npz"] if y is not None else []) + \
+        ([out / "quant_check.csv"] if quantised else [])
     net.path = out / "network.yaml"
-    return ImportReport(out, imp, net, how, len(x), rel, len(xc), files, warnings)
+    return ImportReport(out, imp, net, how, len(x), rel, len(xc), files, warnings, check)
