@@ -21,6 +21,13 @@ from bfimna.golden.spec.isa import OPCODES, Instr, Opc, decode, encode, validate
 from bfimna.golden.spec.uops import ACTIVITY_KEYS, COUNTER_KEYS
 
 
+def _bits(value: int, n: int) -> np.ndarray:
+    """Bits 0..n-1 of a non-negative int as a bool vector (higher bits ignored)."""
+    raw = (value & ((1 << n) - 1)).to_bytes((n + 7) // 8, "little")
+    return np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=n,
+                         bitorder="little").view(bool)
+
+
 class FastAP:
     """Bit array of one AP with field access (rows x cols, bool)."""
 
@@ -31,14 +38,16 @@ class FastAP:
 
     def get(self, start: int, n: int) -> np.ndarray:
         """Field [start, start+n) of every row as uint64 (n <= 63)."""
-        w = np.left_shift(np.uint64(1), np.arange(n, dtype=np.uint64))
-        return self.cam[:, start:start + n].astype(np.uint64) @ w
+        packed = np.packbits(self.cam[:, start:start + n], axis=1, bitorder="little")
+        buf = np.zeros((self.cfg.rows, 8), dtype=np.uint8)
+        buf[:, :packed.shape[1]] = packed
+        return buf.view("<u8").ravel()
 
     def put(self, start: int, n: int, values, rows: np.ndarray) -> None:
         v = np.asarray(values, dtype=np.int64) & ((1 << n) - 1)
-        bits = (v[:, None] >> np.arange(n)) & 1 if v.ndim else \
-            np.broadcast_to((v >> np.arange(n)) & 1, (self.cfg.rows, n))
-        self.cam[rows, start:start + n] = bits[rows].astype(bool)
+        raw = np.ascontiguousarray(v.astype("<u8")).view(np.uint8).reshape(-1, 8)
+        bits = np.unpackbits(raw, axis=1, count=n, bitorder="little").view(bool)
+        self.cam[rows, start:start + n] = bits[rows] if v.ndim else bits[0]
 
     def row_read(self, row: int) -> int:
         return int.from_bytes(np.packbits(self.cam[row].astype(np.uint8),
@@ -46,8 +55,7 @@ class FastAP:
 
     def row_write(self, row: int, data: int, mask: int) -> None:
         c = self.cfg.cols
-        sel = np.array([(mask >> i) & 1 for i in range(c)], dtype=bool)
-        d = np.array([(data >> i) & 1 for i in range(c)], dtype=bool)
+        sel, d = _bits(mask, c), _bits(data, c)
         self.cam[row, sel] = d[sel]
 
     def col_read(self, col: int) -> int:
@@ -55,7 +63,7 @@ class FastAP:
                                           bitorder="little").tobytes(), "little")
 
     def col_write(self, col: int, vec: int) -> None:
-        v = np.array([(vec >> r) & 1 for r in range(self.cfg.rows)], dtype=bool)
+        v = _bits(vec, self.cfg.rows)
         self.cam[self.rowen, col] = v[self.rowen]
 
 
