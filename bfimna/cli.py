@@ -3,6 +3,7 @@
     bfimna verilog --config FILE --out DIR [--lint]
     bfimna cosim --sim {verilator,icarus} --config FILE [--seed N] [--ops N]
     bfimna cosim --unit system --sim {verilator,icarus} --config FILE [--packets N]
+    bfimna cosim --unit board --sim {verilator,icarus} --config FILE [--divisor N]
     bfimna run --network NET.yaml --plan PLAN.yaml --backend {golden,verilator,icarus,board}
     (RTL runs: [--path {replay,cocotb}] [--waves-from A --waves-to B])
     bfimna fpga --config FILE --target {ecp5-25k,ecp5-85k,ice40-up5k} --out DIR [--bitstream]
@@ -136,16 +137,27 @@ def cmd_cosim_system(args, cfg) -> int:
     prog = random_host_program(cfg, args.seed, n_packets=args.packets)
     via = ("the replay harness" if args.path == "replay" and not args.waves else
            "cocotbext-axi")
-    print(f"cosim: system top of {cfg.name} ({cfg.system.tiles} tile(s), each a "
+    board = args.unit == "board"      # the board top: the system behind its UART link
+    if board and args.divisor < 4:
+        raise UsageError(f"--divisor {args.divisor}: the UART needs at least 4 clock cycles "
+                         f"per bit")
+    top, link = "system top", "AXI"
+    if board:
+        via = "the replay harness" if via == "the replay harness" else "cocotb"
+        top, link = "board top", f"its UART, {args.divisor} cycles per bit"
+    print(f"cosim: {top} of {cfg.name} ({cfg.system.tiles} tile(s), each a "
           f"{cfg.ap.dims}D {cfg.ap.rows}x{cfg.ap.cols} CAP + {cfg.tile.maps} MAP(s) "
-          f"{cfg.tile.map_rows}x{cfg.tile.map_cols}) on {args.sim} through AXI "
+          f"{cfg.tile.map_rows}x{cfg.tile.map_cols}) on {args.sim} through {link} "
           f"({via}), seed {args.seed}: {len(prog.frames)} packets, "
-          f"{prog.n_words} words, idle {args.idle:.0%}, back-pressure {args.backpressure:.0%}",
+          f"{prog.n_words} words, " + ("each beat waiting for its 'K'" if board else
+                                       f"idle {args.idle:.0%}, back-pressure "
+                                       f"{args.backpressure:.0%}"),
           flush=True)
     want = backend("golden", cfg).run(prog)
     t0 = time.perf_counter()
     rtl = backend(args.sim, cfg, build_root=args.build_dir, seed=args.seed, idle=args.idle,
                   backpressure=args.backpressure, waves=args.waves, path=args.path,
+                  link="uart" if board else "axi", divisor=args.divisor,
                   waves_window=_waves_window(args))
     got = rtl.run(prog)
     wall = time.perf_counter() - t0
@@ -154,11 +166,12 @@ def cmd_cosim_system(args, cfg) -> int:
         print("\n".join(diffs[:20]), file=sys.stderr)
         if rtl.command:
             print(f"rerun the simulation alone: {rtl.command}", file=sys.stderr)
-        print(f"FAILED: the system top differs from the golden system (log: {got.log}); "
-              f"reproduce with `bfimna cosim --unit system --sim {args.sim} --config "
+        print(f"FAILED: the {top} differs from the golden system (log: {got.log}); "
+              f"reproduce with `bfimna cosim --unit {args.unit} --sim {args.sim} --config "
               f"{args.config} --seed {args.seed} --packets {args.packets} --idle {args.idle} "
-              f"--backpressure {args.backpressure} --path {args.path}` (add --waves-from A "
-              f"--waves-to B around the cycle above for an FST)", file=sys.stderr)
+              f"--backpressure {args.backpressure} --path {args.path}"
+              + (f" --divisor {args.divisor}" if board else "") + "` (add --waves-from A "
+              "--waves-to B around the cycle above for an FST)", file=sys.stderr)
         return 1
     g = got.global_counters
     print(f"PASSED: {len(got.responses)} responses ({g['words_out']} words) equal the golden "
@@ -177,7 +190,7 @@ def cmd_cosim(args) -> int:
     from bfimna.cosim.drivers.runner import ap_cosim_path, failure_excerpt, run_ap_cosim
 
     cfg = load_config(args.config)
-    if args.unit == "system":
+    if args.unit in ("system", "board"):
         return cmd_cosim_system(args, cfg)
     path = ap_cosim_path(args.path, args.waves)
     print(f"cosim: AP core of {cfg.name} ({cfg.ap.dims}D, {cfg.ap.rows} rows x "
@@ -732,9 +745,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("cosim", help="cosimulation (replay harness or cocotb) of the AP core "
                                      "or the system top against the golden model")
-    c.add_argument("--unit", choices=("ap", "system"), default="ap",
+    c.add_argument("--unit", choices=("ap", "system", "board"), default="ap",
                    help="ap: the AP core, cycle by cycle; system: the system top through "
-                        "its AXI ports with a random host program")
+                        "its AXI ports with a random host program; board: the board top "
+                        "(the system behind its UART link) with the same program")
+    c.add_argument("--divisor", type=POSITIVE, default=8,
+                   help="board: UART clock cycles per bit (at least 4)")
     c.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     _config_arg(c)
     c.add_argument("--seed", type=SEED, default=1, help="seed of the random micro-op stream")

@@ -35,6 +35,11 @@ designs ~100x slower than Verilator, hence a size per simulator for each.
     python scripts/bench_cosim.py [--config configs/default.yaml] [--sims verilator icarus]
         [--units ap tile sys] [--tile-instr 2000 8] [--json out.json] ...
 
+--units board adds the board top (the system behind its UART, bench_board): the cocotb
+path (cosim/tb/board_tb.py) and the replay path (cosim/replay/board.py) on the system
+top's workload sent over the link at --board-divisor (no plain testbench). Not a default
+unit: its cocotb Verilator build takes tens of minutes.
+
 --reuse DIR...: up-to-date builds of the same configuration found there (e.g. the tests'
 build/test-cosim) are used instead of building again: replay and plain builds are copied
 (they hold relative paths only, and their stamp says whether they are current), cocotb
@@ -79,8 +84,10 @@ from bfimna.hdl.gen.ap import ap_module_name
 from bfimna.hdl.gen.controller import controller_module_name
 from bfimna.hdl.gen.system import system_module_name
 
-UNITS = ("ap", "tile", "sys")
-UNIT_LABEL = {"ap": "AP core", "tile": "tile", "sys": "system top"}
+UNITS = ("ap", "tile", "sys", "board")
+DEFAULT_UNITS = ("ap", "tile", "sys")      # the board top: --units board (see bench_board)
+UNIT_LABEL = {"ap": "AP core", "tile": "tile", "sys": "system top",
+              "board": "board top (UART)"}
 BUILD_UNIT = {"ap": "ap", "tile": "ctl", "sys": "sys"}     # the build directories' names
 TARGET_REPLAY_COCOTB = 30.0      # system top, Verilator
 TARGET_REPLAY_PLAIN = 0.5
@@ -564,6 +571,74 @@ def bench_sys(cfg: Config, sim: str, args, k: int, paths: set[str]) -> Result:
     return res
 
 
+# -- board top -----------------------------------------------------------------------------
+
+def bench_board(cfg: Config, sim: str, args, k: int, paths: set[str]) -> Result:
+    """The board top (the system behind its UART, hdl/gen/board.py) on the system top's
+    workload, over the link at --board-divisor: the cocotb path (cosim/tb/board_tb.py,
+    its own cycles/s: power-on to idle, the register reads left out) and the replay path
+    (cosim/replay/board.py; sim: every cycle of the simulator process, register reads
+    included). No plain testbench: the UART bit timing is the workload."""
+    from bfimna.cosim.drivers.backends import backend, compare
+    from bfimna.cosim.replay import board as board_replay
+    from bfimna.hdl.flow.emit import board_verilog
+    from bfimna.hdl.gen.board import board_module_name
+
+    root, seed, div = args.build_dir, args.seed, args.board_divisor
+    n = args.board_instr[k]
+    res = Result("board", sim, f"WRITE + INSTR of {n} instructions + READ over the UART "
+                               f"(divisor {div})")
+    unit = f"board{div}"
+    dut = board_verilog(cfg, div)
+    croot, cb_s, cb_new, cb_check, rb_s, rb_new, _pb_s, _pb_new = prebuild_all(
+        cfg, sim, unit, "board top", board_module_name(cfg), dut,
+        lambda: board_replay.harness_text(cfg, div), lambda: "", args,
+        paths - {"plain"})
+    prog = system_program(cfg, seed, n)
+    want = backend("golden", cfg).run(prog)
+    for path in ("cocotb", "replay"):
+        if path not in paths:
+            continue
+        say(f"{sim}: board top, {path} path, {prog.n_words} words in ...")
+        rtl = backend(sim, cfg, build_root=croot if path == "cocotb" else root, seed=seed,
+                      link="uart", divisor=div, path=path)
+        t0, c0 = time.perf_counter(), children_cpu()
+        try:
+            got = rtl.run(prog)
+            diffs = compare(want, got, prog)
+        except Exception as exc:      # a DriverError names the log
+            got, diffs = None, [f"{type(exc).__name__}: {exc}"]
+        call, cpu = time.perf_counter() - t0, children_cpu() - c0
+        note = "" if not diffs else f"FAILED: {diffs[0]}"
+        if path == "cocotb":
+            cyc = got.sim_cycles or 0 if got else 0
+            cps = got.cycles_per_s or 0.0 if got else 0.0
+            res.cocotb = Measure(cyc, cyc / cps if cps else 0.0, cps, cb_s, cb_new, not diffs,
+                                 note, cpu, {"call_s": round(call, 2)})
+            res.cocotb_e2e = Measure(cyc, call, rate(cyc, call), cb_s, cb_new, not diffs, note)
+        else:
+            run = rtl._last_run
+            sim_s = run.wall_s if run is not None else 0.0
+            total = 0
+            if run is not None and run.out.exists():
+                for line in run.out.read_text().splitlines()[::-1]:
+                    if line.startswith("D "):
+                        total = int(line.split()[1])
+                        break
+            res.replay_sim = Measure(total, sim_s, rate(total, sim_s), rb_s, rb_new,
+                                     not diffs, note, cpu,
+                                     {"work_cycles": got.sim_cycles if got else 0})
+            res.replay_e2e = Measure(total, call, rate(total, call), rb_s, rb_new, not diffs,
+                                     note)
+            if run is not None and not diffs:
+                run.cleanup()
+        m = res.cocotb if path == "cocotb" else res.replay_sim
+        assert m is not None
+        say(f"  {m.cycles} cycles, {m.cycles_per_s:,.0f} cycles/s, checked: "
+            f"{'ok' if not diffs else note}")
+    return res
+
+
 # -- report --------------------------------------------------------------------------------
 
 def _n(x: float | None, digits: int = 0) -> str:
@@ -648,7 +723,7 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", type=Path, default=default_config_path())
     ap.add_argument("--sims", nargs="+", choices=SIMS, default=list(SIMS))
-    ap.add_argument("--units", nargs="+", choices=UNITS, default=list(UNITS))
+    ap.add_argument("--units", nargs="+", choices=UNITS, default=list(DEFAULT_UNITS))
     ap.add_argument("--paths", nargs="+", choices=("cocotb", "replay", "plain"),
                     default=["cocotb", "replay", "plain"])
     def sizes(name: str, default: tuple[int, int], what: str) -> None:
@@ -665,6 +740,9 @@ def main() -> int:
     sizes("--sys-instr", (2000, 24), "system top: tile program length")
     sizes("--sys-cocotb-instr", (0, 0), "system top: tile program length of the cocotb path "
           "(0: the same program)")
+    sizes("--board-instr", (200, 8), "board top: tile program length")
+    ap.add_argument("--board-divisor", type=int, default=8,
+                    help="board top: UART clock cycles per bit")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--build-dir", type=Path, default=Path("build") / "bench")
     ap.add_argument("--reuse", type=Path, nargs="*", default=[], metavar="DIR",
@@ -680,7 +758,7 @@ def main() -> int:
 
     t_start = time.perf_counter()
     results: list[Result] = []
-    bench = {"ap": bench_ap, "tile": bench_tile, "sys": bench_sys}
+    bench = {"ap": bench_ap, "tile": bench_tile, "sys": bench_sys, "board": bench_board}
     for sim in args.sims:
         k = SIMS.index(sim)
         for unit in UNITS:
@@ -697,7 +775,7 @@ def main() -> int:
             "config": cfg.name, "seed": args.seed, "total_s": round(total, 1),
             "sizes": {k: list(getattr(args, k)) for k in (
                 "ap_ops", "ap_cocotb_ops", "ap_plain_cycles", "tile_instr",
-                "tile_cocotb_instr", "sys_instr", "sys_cocotb_instr")},
+                "tile_cocotb_instr", "sys_instr", "sys_cocotb_instr", "board_instr")},
             "results": [asdict(r) | {"ratios": {
                 "replay_e2e/cocotb_e2e": r.ratio("replay_e2e", "cocotb_e2e"),
                 "replay_sim/cocotb": r.ratio("replay_sim", "cocotb"),

@@ -7,8 +7,10 @@ responses, the status and every counter, with the same API for every backend:
     values = res.values(prog, index, signed=True)      # a READ response as numbers
 
 GoldenBackend runs the golden system (golden/model/system.py). RtlBackend generates the system
-top, builds it (cached per configuration) and runs cosim/tb/sys_tb.py under cocotb, which
-talks to the Verilog through cocotbext-axi's AXI4-Stream and AXI4-Lite models. A run
+top (link="uart": the board top behind its UART), builds it (cached per configuration) and
+runs it through its replay harness (cosim/replay/system.py, board.py; the default) or,
+with path="cocotb", cosim/tb/sys_tb.py under cocotb, which talks to the Verilog through
+cocotbext-axi's AXI4-Stream and AXI4-Lite models (board_tb.py over the UART). A run
 whose testbench did not finish, or failed any of its own checks (an output frame beyond
 the expected responses, a link message out of turn...), raises DriverError with the
 first failing assertion and the log: no failure stays in a result nobody reads.
@@ -114,8 +116,10 @@ class RtlBackend:
         """link: "axi" drives the system top's AXI ports; "uart" talks to the board-level
         top over its serial link (golden/spec/link.py), `divisor` clock cycles per bit.
         path: "replay" (default) runs the HDL replay harness (cosim/replay/system.py,
-        the simulator's own speed); "cocotb" drives the ports through cocotbext-axi's
-        bus models (cosim/tb/sys_tb.py; needed for a reset in the middle of a program).
+        over the UART link cosim/replay/board.py: the simulator's own speed); "cocotb"
+        drives the ports through cocotbext-axi's bus models (cosim/tb/sys_tb.py; needed
+        for a reset in the middle of a program), over the UART link through
+        cosim/tb/board_tb.py's simulated UART; waves=True always takes the cocotb path.
         waves_window: (first, last) cycle of an FST recorded by the replay path."""
         if sim not in SIMS:
             raise ValueError(f"unknown simulator {sim!r}: choose one of {', '.join(SIMS)}")
@@ -140,6 +144,71 @@ class RtlBackend:
         slow = 1.0 / max(0.05, (1 - self.idle) * (1 - self.backpressure))
         return int(5000 + slow * (20 * prog.n_words + 4 * g.counters["words_out"]) + 2 * work)
 
+    def _run_board_replay(self, prog: HostProgram, reset_prog: HostProgram | None,
+                          max_cycles: int) -> tuple[bool, dict, Path]:
+        """The board top through its replay harness (cosim/replay/board.py): the summary
+        cosim/tb/board_tb.py writes, from the harness's byte log. Every check board_tb
+        makes is made here: every beat answered 'K' (and 'Z'), no other link message,
+        register reads answered 'R', no output frame beyond the expected, nothing
+        half-sent."""
+        from bfimna.cosim.replay.board import (
+            data_after,
+            frames_of,
+            problems,
+            program_script,
+            run_board_replay,
+        )
+        from bfimna.cosim.replay.system import register_reads, registers_from
+
+        if self._last_run is not None:
+            self._last_run.cleanup()
+        reads = register_reads(self.cfg)
+        script = program_script(prog, reset_prog)
+        n_pre = 0 if reset_prog is None else len(reset_prog.beats()) + 1
+        want = [("ack",)] * (n_pre + len(prog.beats()))
+        ok, s, run = run_board_replay(self.cfg, self.name, script, reads, self.divisor,
+                                      max_cycles, self.build_root, self.waves_window)
+        self._last_run, self.command = run, run.command
+        wrong = problems(s, want, len(reads))
+        summary: dict[str, Any] = {
+            "timed_out": s["timed_out"], "sim_cycles": s["sim_cycles"],
+            "cycles_per_s": s["cycles_per_s"], "wall_s": s["wall_s"],
+            "build_s": s["build_s"], "finished": s["finished"]}
+        if s["timed_out"] or not s["finished"] or "bad_read" in s:
+            with open(run.log, "a") as fh:
+                fh.write("AssertionError: " + "; ".join(wrong or ["the harness did not "
+                                                                  "finish"]) + "\n")
+            return False, summary, run.log
+        beats = data_after(s, n_pre)
+        frames, cycles, partial = frames_of(beats)
+        n = len(prog.responses)
+        extra = len(frames) - n + (1 if partial else 0)
+        summary.update(
+            registers=registers_from(self.cfg, s["regs_raw"]),
+            responses=[[f"{w:x}" for w in f] for f in frames[:n]],
+            extra_output_frames=extra, link_events=[list(ev) for _c, ev in s["events"]
+                                                    if ev[0] != "data"],
+            beats=[[c, int(last), w] for c, w, last in beats], frame_cycles=cycles)
+        if extra > 0:
+            wrong.append(f"{extra} output frames beyond the {n} expected: the stream has "
+                         f"beats nobody asked for")
+        if partial:
+            wrong.append(f"an output frame without tlast ({partial} words)")
+        if wrong:
+            with open(run.log, "a") as fh:
+                fh.write("AssertionError: " + "; ".join(wrong) + "\n")
+        return not wrong, summary, run.log
+
+    def uart_budget(self, prog: HostProgram, reset_prog: HostProgram | None = None) -> int:
+        """Watchdog over the UART link: the system's budget, every word and response at
+        14 bit times of `divisor` cycles, and ten times the system's budget of margin."""
+        cycles = self.budget(prog)
+        if reset_prog is not None:
+            cycles += self.budget(reset_prog) + 14 * self.divisor * (
+                11 * reset_prog.n_words + 10 * len(reset_prog.responses))
+        return cycles + 14 * self.divisor * (11 * prog.n_words + 10 * len(
+            prog.responses) + 200) + 10 * cycles
+
     def run(self, prog: HostProgram, reset_prog: HostProgram | None = None,
             reset_after: int = 0) -> RunResult:
         """Run `prog`; with `reset_prog`, first send that one and reset the system
@@ -159,14 +228,18 @@ class RtlBackend:
                     raise ValueError("over the UART link the reset follows the whole "
                                      "reset_prog: reset_after must be 0")
                 job["pre_frames"] = job.pop("reset")["frames"]
-                job["max_cycles"] += self.budget(reset_prog) + 14 * self.divisor * (
-                    11 * reset_prog.n_words + 10 * len(reset_prog.responses))
             job["divisor"] = self.divisor
-            job["max_cycles"] += 14 * self.divisor * (11 * prog.n_words + 10 * len(
-                prog.responses) + 200) + 10 * job["max_cycles"]
-            passed, summary, log = run_board_job(self.cfg, self.name, job, self.build_root,
-                                                 self.waves)
+            job["max_cycles"] = self.uart_budget(prog, reset_prog)
+            used = "replay" if self.path == "replay" and not self.waves else "cocotb"
+            if used == "replay":
+                passed, summary, log = self._run_board_replay(prog, reset_prog,
+                                                              job["max_cycles"])
+            else:
+                self.command = None          # (no replay command reruns this run)
+                passed, summary, log = run_board_job(self.cfg, self.name, job,
+                                                     self.build_root, self.waves)
         elif self.path == "replay" and reset_prog is None and not self.waves:
+            used = "replay"
             # (a reset in the middle of a program and full-run waves need the cocotb path)
             from bfimna.cosim.replay.system import run_system_replay
             if self._last_run is not None:
@@ -180,6 +253,7 @@ class RtlBackend:
                 log.write_text(f"AssertionError: {summary['extra_output_frames']} output "
                                f"frames beyond the {len(prog.responses)} expected\n")
         else:
+            used = "cocotb"
             passed, summary, log = run_system_job(self.cfg, self.name, job, self.build_root,
                                                   self.waves)
         rerun = f"; rerun the simulation: {self.command}" if self.command else ""
@@ -200,7 +274,8 @@ class RtlBackend:
             global_counters=regs["global"], tile_counters=regs["tiles"],
             wall_s=time.perf_counter() - t0, sim_cycles=summary["sim_cycles"],
             cycles_per_s=summary["cycles_per_s"], log=log,
-            extra={"status": regs["status"], "path": self.path if self.link == "axi" else "uart",
+            extra={"status": regs["status"], "link": self.link,
+                   "path": used,
                    "beats": summary.get("beats"), "frame_cycles": summary.get("frame_cycles"),
                    "tile_busy": regs["tile_busy"], "id": regs["id"],
                    "after_reset": summary.get("after_reset"),

@@ -2,7 +2,10 @@
 simulated UART with the byte protocol of golden/spec/link.py, the way it would over a USB
 serial port: every AXI4-Stream beat as 'W' + word + flags (waiting for 'K'), output
 beats collected from 'D' messages, registers read with 'R'. Same job and result files
-as cosim/tb/sys_tb.py, so cosim/drivers/backends.py runs a HostProgram over either.
+as cosim/tb/sys_tb.py, so cosim/drivers/backends.py runs a HostProgram over either. The
+default path of the board top is its replay harness (cosim/replay/board.py, the
+simulator's own speed); this testbench is the `--path cocotb` one, and
+tests/test_replay_board.py checks that both give identical responses and counters.
 
 Environment: BFIMNA_CONFIG, BFIMNA_JOB (frames, n_responses, max_cycles, divisor, and
 optionally pre_frames: a program sent first, then the link's reset 'Z'), BFIMNA_RESULT.
