@@ -8,6 +8,10 @@ loss. The search is greedy: from INT8, repeatedly lower the one knob that saves 
 cost per unit of loss added, until the budget holds; take the plan of least loss among
 all the candidates evaluated on the way that meet the budget; then raise back, one step
 at a time, the knob that reduces the loss most while the budget still holds.
+With `blocks` (R, C) (`bfimna plan --blocks RxC`), a conv or fc layer's weight knob is
+replaced by one knob per block of its weight grid (`layer_grid`: output-channel blocks x
+reduction blocks, golden/nn/network.py `quantize_blocks`), and the search also moves a
+layer's blocks as a whole (`Planner.moved`).
 
 Cost: the exact model of `bfimna evaluate` (sched/run.py `predict_network`, then
 sched/evaluate.py `evaluate`). Layers run one after another and every term of the model
@@ -49,6 +53,7 @@ from bfimna.golden.nn.network import (
     layer_forward,
     predict,
     quantize,
+    reduction_len,
 )
 from bfimna.golden.spec.config import Config
 from bfimna.sched.evaluate import KINDS as ENERGY_KINDS
@@ -63,8 +68,10 @@ INPUT_KNOB = ("input", "input_bits")
 SENSITIVITIES = ("network", "isolated")
 DEFAULT_CALIB = {"dataset": 64, "synthetic": 2}   # calibration images when not given
 
-Knob = tuple[str, str]                     # (layer, "w_bits" | "a_bits") or INPUT_KNOB
+Knob = tuple[str, str]                     # (layer, "w_bits" | "a_bits") or INPUT_KNOB;
+#                                           block mode: (layer, "w_bits[r,c]") per block
 Bits = dict[Knob, int]
+Grid = tuple[int, int]                     # --blocks RxC: the most row x column blocks
 
 
 class PlannerError(ValueError):
@@ -106,39 +113,97 @@ def parse_budget(text: str) -> Budget:
 
 
 # -- plans from knob settings ------------------------------------------------------------------
-def knobs(net: Network) -> list[Knob]:
-    """Every knob of a plan for `net`, in layer order (the input first)."""
+def parse_blocks(text: str) -> Grid:
+    """RxC (R, C >= 1): at most R blocks of output channels x C reduction blocks."""
+    r, sep, c = text.lower().partition("x")
+    try:
+        grid = (int(r), int(c)) if sep else None
+    except ValueError:
+        grid = None
+    if grid is None or min(grid) < 1:
+        raise PlannerError(f"expected RxC with R, C >= 1 (output-channel blocks x reduction "
+                           f"blocks, e.g. 2x2), got {text!r}")
+    return grid
+
+
+def _largest_divisor(n: int, most: int) -> int:
+    return max(d for d in range(1, min(n, most) + 1) if n % d == 0)
+
+
+def layer_grid(lay, grid: Grid) -> Grid:
+    """The blocks of a conv or fc layer under --blocks RxC: the most rows <= R that divide
+    its output channels, the most columns <= C that divide its reduction (docs/planner.md)."""
+    return (_largest_divisor(lay.out_channels, grid[0]),
+            _largest_divisor(reduction_len(lay), grid[1]))
+
+
+def block_kind(r: int, c: int) -> str:
+    return f"w_bits[{r},{c}]"
+
+
+def _block_rc(kind: str) -> tuple[int, int] | None:
+    """(r, c) of a block knob's kind "w_bits[r,c]", None for other kinds."""
+    if not kind.startswith("w_bits["):
+        return None
+    r, c = kind[7:-1].split(",")
+    return int(r), int(c)
+
+
+def knobs(net: Network, grid: Grid | None = None) -> list[Knob]:
+    """Every knob of a plan for `net`, in layer order (the input first); with `grid`, one
+    weight knob per block of each conv and fc layer (layer_grid) instead of one per layer."""
     out: list[Knob] = [INPUT_KNOB]
     for lay in net.layers:
         if lay.type in WEIGHTED:
-            out += [(lay.name, "w_bits"), (lay.name, "a_bits")]
+            if grid is None:
+                out.append((lay.name, "w_bits"))
+            else:
+                rows, cols = layer_grid(lay, grid)
+                out += [(lay.name, block_kind(r, c)) for r in range(rows) for c in range(cols)]
+            out.append((lay.name, "a_bits"))
         elif lay.type == "add":
             out.append((lay.name, "a_bits"))
     return out
 
 
-def uniform(net: Network, bits: int, last_a_bits: int | None = None) -> Bits:
+def _w_grid(name: str, bits: Bits) -> list[list[int]] | None:
+    """A layer's block grid of weight bits from block knobs (None: a per-layer knob)."""
+    cells = {rc: v for (n, k), v in bits.items() if n == name and (rc := _block_rc(k))}
+    if not cells:
+        return None
+    rows, cols = max(r for r, _ in cells) + 1, max(c for _, c in cells) + 1
+    return [[cells[(r, c)] for c in range(cols)] for r in range(rows)]
+
+
+def w_bits_of(name: str, bits: Bits) -> int:
+    """A layer's w_bits: its knob, or in block mode the largest of its blocks."""
+    grid = _w_grid(name, bits)
+    return bits[(name, "w_bits")] if grid is None else max(max(r) for r in grid)
+
+
+def uniform(net: Network, bits: int, last_a_bits: int | None = None,
+            grid: Grid | None = None) -> Bits:
     """Every knob at `bits` (the last layer's output at `last_a_bits` if given)."""
-    out = dict.fromkeys(knobs(net), bits)
+    out = dict.fromkeys(knobs(net, grid), bits)
     last = (net.layers[-1].name, "a_bits")
     if last_a_bits is not None and last in out:
         out[last] = last_a_bits
     return out
 
 
-def int4_bits(net: Network) -> Bits:
+def int4_bits(net: Network, grid: Grid | None = None) -> Bits:
     """INT4 as the digits models' int4.yaml: 4-bit input, weights and activations, the
     last layer's output (the logits) at 8 bits."""
-    return uniform(net, 4, last_a_bits=8)
+    return uniform(net, 4, last_a_bits=8, grid=grid)
 
 
 def plan_of(net: Network, bits: Bits, name: str = "plan") -> Plan:
     layers: dict[str, dict] = {}
     for lay in net.layers:
         if lay.type in WEIGHTED:
-            w = bits[(lay.name, "w_bits")]
+            w, grid = w_bits_of(lay.name, bits), _w_grid(lay.name, bits)
             layers[lay.name] = {"w_bits": w, "a_bits": bits[(lay.name, "a_bits")],
-                                "blocks": [w]}
+                                "blocks": [w] if grid is None else grid}
         elif lay.type == "add":
             layers[lay.name] = {"a_bits": bits[(lay.name, "a_bits")]}
     return Plan(name, bits[INPUT_KNOB], layers, {})
@@ -151,8 +216,10 @@ def plan_yaml(net: Network, bits: Bits, name: str, header: Sequence[str] = ()) -
     lines += [f"name: {name}", f"input_bits: {bits[INPUT_KNOB]}", "layers:"]
     for lay in net.layers:
         if lay.type in WEIGHTED:
-            lines.append(f"  {lay.name}: {{w_bits: {bits[(lay.name, 'w_bits')]}, "
-                         f"a_bits: {bits[(lay.name, 'a_bits')]}}}")
+            grid = _w_grid(lay.name, bits)
+            blocks = "" if grid is None else f", blocks: {grid}"
+            lines.append(f"  {lay.name}: {{w_bits: {w_bits_of(lay.name, bits)}, "
+                         f"a_bits: {bits[(lay.name, 'a_bits')]}{blocks}}}")
         elif lay.type == "add":
             lines.append(f"  {lay.name}: {{a_bits: {bits[(lay.name, 'a_bits')]}}}")
     return "\n".join(lines) + "\n"
@@ -162,7 +229,12 @@ def _entry(plan: Plan, name: str) -> tuple:
     e = plan.layers.get(name)
     if not e:
         return ()
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in e.items()))
+    return tuple(sorted((k, _frozen(v)) for k, v in e.items()))
+
+
+def _frozen(v):
+    """A plan value made hashable (a block grid: tuples of tuples)."""
+    return tuple(_frozen(x) for x in v) if isinstance(v, list) else v
 
 
 # -- cost ----------------------------------------------------------------------------------------
@@ -375,7 +447,8 @@ class Planner:
 
     def __init__(self, net: Network, cfg: Config, point, calib_x: np.ndarray,
                  bits: Iterable[int] = DEFAULT_BITS, batch: int = 1,
-                 sensitivity: str = "network", progress: bool = False):
+                 sensitivity: str = "network", progress: bool = False,
+                 blocks: Grid | None = None):
         levels = sorted(set(bits) | {TOP_BITS})
         if any(not 2 <= b <= TOP_BITS for b in levels):
             raise PlannerError(f"bits must be in 2..{TOP_BITS}, got {sorted(set(bits))}")
@@ -387,7 +460,15 @@ class Planner:
         self.net, self.levels, self.mode = net, levels, sensitivity
         self.costs = CostModel(net, cfg, point, batch)
         self.sens = Sensitivity(net, calib_x)
-        self.knobs = knobs(net)
+        self.grid = blocks
+        self.knobs = knobs(net, blocks)
+        # the moves of the search: every knob; in block mode also each layer's weights as
+        # a whole (all its blocks lowered to at most v, or raised to at least v), which
+        # a dataflow costed at the largest block's bits (chan) needs to save anything
+        self.moves: list[Knob] = list(self.knobs)
+        if blocks is not None:
+            self.moves += [(lay.name, "w_bits") for lay in net.layers
+                           if lay.type in WEIGHTED and layer_grid(lay, blocks) != (1, 1)]
         self.progress = progress
         self._seen: dict[tuple, Candidate | None] = {}
         self._isolated: dict[tuple[Knob, int], float] = {}
@@ -396,7 +477,7 @@ class Planner:
         self._said = time.perf_counter()
         self._estimating = False          # isolated mode: set once INT8's loss is known
         self._cur: Candidate | None = None
-        int8 = self.candidate(uniform(net, TOP_BITS))
+        int8 = self.candidate(uniform(net, TOP_BITS, grid=blocks))
         if int8 is None:
             raise PlannerError(f"{net.path}: the INT8 plan cannot be {self._why}")
         self.int8: Candidate = int8
@@ -406,6 +487,20 @@ class Planner:
 
     def _key(self, bits: Bits) -> tuple:
         return tuple(bits[k] for k in self.knobs)
+
+    @staticmethod
+    def value(bits: Bits, move: Knob) -> int:
+        """A move's current bits: its knob's, or a layer's largest block's."""
+        return bits[move] if move in bits else w_bits_of(move[0], bits)
+
+    def moved(self, bits: Bits, move: Knob, v: int) -> Bits:
+        """`bits` with `move` set to v: a knob to v; a layer's blocks (block mode) each to
+        at most v when lowering, at least v when raising."""
+        if move in bits:
+            return {**bits, move: v}
+        f = min if v < self.value(bits, move) else max
+        return {**bits, **{k: f(b, v) for k, b in bits.items()
+                           if k[0] == move[0] and _block_rc(k[1]) is not None}}
 
     def _quantize(self, bits: Bits) -> QNet | None:
         try:
@@ -491,9 +586,10 @@ class Planner:
                 self._say(bar, len(steps) + 1, f"lowering: {kind} "
                           f"{cur.cost.of(kind) / base:.3f} x INT8, loss {cur.loss:.4f}")
                 best, best_score = None, None
-                for knob in self.knobs:
-                    for v in reversed([b for b in self.levels if b < cur.bits[knob]]):
-                        c = self.candidate({**cur.bits, knob: v})
+                for knob in self.moves:
+                    now = self.value(cur.bits, knob)
+                    for v in reversed([b for b in self.levels if b < now]):
+                        c = self.candidate(self.moved(cur.bits, knob, v))
                         if c is None:
                             continue
                         if c.cost.of(kind) < cheapest.cost.of(kind):
@@ -512,8 +608,8 @@ class Planner:
                 if best is None:
                     raise BudgetNotMet(budget, cheapest, ref, len(self._seen))
                 knob, v, c = best
-                steps.append(Step("lower", knob, cur.bits[knob], v, c.cost.of(kind) / base,
-                                  c.loss))
+                steps.append(Step("lower", knob, self.value(cur.bits, knob), v,
+                                  c.cost.of(kind) / base, c.loss))
                 cur = self._move(c)
                 bar.update(1)
             if feasible is not None and feasible is not cur:
@@ -524,11 +620,11 @@ class Planner:
                 self._say(bar, len(steps) + 1, f"raising back: {kind} "
                           f"{cur.cost.of(kind) / base:.3f} x INT8, loss {cur.loss:.4f}")
                 best, gain = None, 0.0
-                for knob in self.knobs:
-                    up = [b for b in self.levels if b > cur.bits[knob]]
+                for knob in self.moves:
+                    up = [b for b in self.levels if b > self.value(cur.bits, knob)]
                     if not up:
                         continue
-                    c = self.candidate({**cur.bits, knob: up[0]})
+                    c = self.candidate(self.moved(cur.bits, knob, up[0]))
                     if c is None or c.cost.of(kind) > limit:
                         continue
                     if cur.loss - c.loss > gain:
@@ -536,8 +632,8 @@ class Planner:
                 if best is None:
                     break
                 knob, v, c = best
-                steps.append(Step("raise", knob, cur.bits[knob], v, c.cost.of(kind) / base,
-                                  c.loss))
+                steps.append(Step("raise", knob, self.value(cur.bits, knob), v,
+                                  c.cost.of(kind) / base, c.loss))
                 cur = self._move(c)
                 bar.update(1)
         finally:
@@ -588,9 +684,18 @@ def summary(bits: Bits) -> str:
     for (name, kind), v in bits.items():
         if (name, kind) == INPUT_KNOB:
             continue
+        if _block_rc(kind) is not None:
+            if _block_rc(kind) == (0, 0):
+                seen.setdefault(name, []).append(f"w[{grid_text(_w_grid(name, bits))}]")
+            continue
         seen.setdefault(name, []).append(f"{kind[0]}{v}")
     parts += [f"{name} {'/'.join(v)}" for name, v in seen.items()]
     return ", ".join(parts)
+
+
+def grid_text(grid: list[list[int]] | None) -> str:
+    """A block grid in short: rows separated by '/', columns by ',' (8,6/6,8)."""
+    return "/".join(",".join(str(b) for b in row) for row in grid or [])
 
 
 def _fmt(kind: str, v: float) -> str:
@@ -624,10 +729,14 @@ def header(res: PlanResult, *, network: str, where: str, calib: Calibration, see
         return textwrap.wrap(text, 86, subsequent_indent="  ", break_on_hyphens=False)
 
     c, r = res.chosen.cost, res.int8.cost
+    blocky = any(_block_rc(k) is not None for _, k in res.chosen.bits)
+    what = ("weight bits per block (blocks: rows of output channels x columns of the "
+            "reduction) and per-layer activation bits" if blocky
+            else "per-layer weight and activation bits")
     return [
         *para(f"Precision plan for {network} chosen by `bfimna plan` (docs/planner.md): "
-              f"per-layer weight and activation bits, lowered greedily from INT8, that meet "
-              f"a cost budget with the least quantisation loss."),
+              f"{what}, lowered greedily from INT8, that meet a cost budget with the least "
+              f"quantisation loss."),
         *para(f"command: {command}"),
         *para(f"budget: {res.budget} (INT8: input_bits 8, every w_bits and a_bits 8)"),
         *para(f"cost model: predict_network + evaluate on {where}"),
@@ -649,16 +758,19 @@ def layer_table(res: PlanResult) -> list[str]:
     plan's."""
     bits, c = res.chosen.bits, res.chosen.cost
     nw = max(7, *(len(lay.name) for lay in res.net.layers))
-    lines = [f"{'layer':<{nw}} {'type':<7} {'w_bits':>6} {'a_bits':>6} {'dataflow':>8} "
+    ws = {lay.name: grid_text(_w_grid(lay.name, bits)) if _w_grid(lay.name, bits) is not None
+          else str(bits.get((lay.name, "w_bits"), "-")) for lay in res.net.layers}
+    ww = max(6, *(len(v) for v in ws.values()))
+    lines = [f"{'layer':<{nw}} {'type':<7} {'w_bits':>{ww}} {'a_bits':>6} {'dataflow':>8} "
              f"{'latency':>11} {'share':>6} {'energy':>11} {'share':>6}",
-             f"{'input':<{nw}} {'':<7} {'':>6} {bits[INPUT_KNOB]:>6}"]
+             f"{'input':<{nw}} {'':<7} {'':>{ww}} {bits[INPUT_KNOB]:>6}"]
     for lc in res.chosen.layers:
-        w = bits.get((lc.name, "w_bits"), "-")
+        w = ws[lc.name]
         a = bits.get((lc.name, "a_bits"), "-")
-        lines.append(f"{lc.name:<{nw}} {lc.type:<7} {w!s:>6} {a!s:>6} {lc.dataflow:>8} "
+        lines.append(f"{lc.name:<{nw}} {lc.type:<7} {w:>{ww}} {a!s:>6} {lc.dataflow:>8} "
                      f"{si(lc.latency_s, 's'):>11} {lc.latency_cycles / c.latency_cycles:>6.1%} "
                      f"{si(lc.energy_j, 'J'):>11} {lc.energy_j / c.energy_j:>6.1%}")
-    lines.append(f"{'total':<{nw}} {'':<7} {'':>6} {'':>6} {'':>8} {si(c.latency_s, 's'):>11} "
+    lines.append(f"{'total':<{nw}} {'':<7} {'':>{ww}} {'':>6} {'':>8} {si(c.latency_s, 's'):>11} "
                  f"{'':>6} {si(c.energy_j, 'J'):>11}")
     return lines
 
@@ -678,13 +790,15 @@ def write_plan(path: Path, res: PlanResult, head: Sequence[str]) -> None:
 
 def plan(net: Network, cfg: Config, point, budget: Budget, calib_x: np.ndarray,
          bits: Iterable[int] = DEFAULT_BITS, sensitivity: str = "network",
-         progress: bool = False, batch: int = 1) -> PlanResult:
-    """The chosen plan for `budget` (raises BudgetNotMet, PlannerError)."""
-    return Planner(net, cfg, point, calib_x, bits, batch, sensitivity, progress).search(budget)
+         progress: bool = False, batch: int = 1, blocks: Grid | None = None) -> PlanResult:
+    """The chosen plan for `budget` (raises BudgetNotMet, PlannerError); `blocks` (R, C):
+    weight bits per block (layer_grid) instead of per layer."""
+    return Planner(net, cfg, point, calib_x, bits, batch, sensitivity, progress,
+                   blocks).search(budget)
 
 
 __all__ = ["BUDGET_KINDS", "Budget", "BudgetNotMet", "Calibration", "Candidate", "Cost",
            "CostModel", "LayerCost", "PlanResult", "Planner", "PlannerError", "Sensitivity",
-           "accuracy", "calibration", "cost_line", "header", "int4_bits", "knobs",
-           "layer_table", "parse_budget", "plan", "plan_of", "plan_yaml", "summary",
-           "uniform", "write_plan"]
+           "accuracy", "block_kind", "calibration", "cost_line", "grid_text", "header",
+           "int4_bits", "knobs", "layer_grid", "layer_table", "parse_blocks", "parse_budget",
+           "plan", "plan_of", "plan_yaml", "summary", "uniform", "w_bits_of", "write_plan"]

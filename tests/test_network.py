@@ -246,3 +246,129 @@ def _write_text(tmp_path, name, text):
     p = tmp_path / name
     p.write_text(text)
     return p
+
+
+# -- block grids: output-channel x reduction blocks (docs/network.md, "Precision plan") -----
+@pytest.mark.parametrize("plan, path, reason", [
+    (_full_plan(conv2={"blocks": [[8, 4], [4]]}), "layers.conv2.blocks[1]",
+     "expected 2 entries (as row 0: every row has one per reduction block), got 1"),
+    (_full_plan(conv2={"blocks": [[8, 4], 4]}), "layers.conv2.blocks[1]",
+     "expected a non-empty list of weight bits (a row of the grid), got int 4"),
+    (_full_plan(conv2={"blocks": [[8, 4], []]}), "layers.conv2.blocks[1]",
+     "expected a non-empty list of weight bits (a row of the grid), got an empty list"),
+    (_full_plan(conv2={"blocks": [[8, 9]]}), "layers.conv2.blocks[0][1]",
+     "must be in [2, 8], got 9"),
+    (_full_plan(conv2={"blocks": [[8], [4], [4]]}), "layers.conv2.blocks",
+     "expected a list of grid rows whose length divides 16 (the output channels), "
+     "got 3 entries"),
+    (_full_plan(conv2={"blocks": [[8, 4, 4, 4, 4]]}), "layers.conv2.blocks[0]",
+     "expected rows whose length divides 72 (the reduction: 8 input channels x 3x3 taps), "
+     "got 5 entries"),
+    (_full_plan(fc={"blocks": [[8, 4, 4]]}), "layers.fc.blocks[0]",
+     "expected rows whose length divides 64 (the reduction: 64 inputs), got 3 entries"),
+    (_full_plan(fc={"blocks": "8"}), "layers.fc.blocks",
+     "expected a non-empty list, got str '8'"),
+])
+def test_block_grid_errors_have_the_common_form(net, tmp_path, plan, path, reason):
+    p = _write(tmp_path, "plan.yaml", plan)
+    _fails(lambda: load_plan(p, net), p, path, reason)
+
+
+def _numpy_blocks(w, grid, s_w):
+    """The block-grid rule of docs/network.md written out independently: per block, the
+    shift k = clamp(ceil(log2(top / m)), 0, floor(log2(qmax / m))) with top its largest
+    |w| / s_w, m = 2^(b-1) - 1; blocks at the row's full bits are plain round(w / s_w)."""
+    K = w.shape[0]
+    rows, cols = len(grid), len(grid[0])
+    out = np.empty(w.shape, dtype=np.int64).reshape(K, -1)
+    flat = w.reshape(K, -1)
+    n = flat.shape[1] // cols
+    for j in range(K):
+        bits = grid[j * rows // K]
+        full = max(bits)
+        for i in range(cols):
+            v = flat[j, i * n:(i + 1) * n] / s_w[j]
+            m, qmax = 2 ** (bits[i] - 1) - 1, 2 ** (full - 1) - 1
+            if bits[i] == full:
+                out[j, i * n:(i + 1) * n] = np.round(v)
+                continue
+            top = np.abs(v).max()
+            k = 0 if top <= m else int(np.ceil(np.log2(top / m) - 1e-12))
+            k = min(k, int(np.floor(np.log2(qmax / m))))
+            out[j, i * n:(i + 1) * n] = np.clip(np.round(v / 2.0 ** k), -m, m) * 2 ** k
+    return out.reshape(w.shape)
+
+
+def test_block_grid_quantisation_against_numpy(net, seed):
+    """Random grids on every weighted layer of the digits CNN: integer weights equal the
+    plain re-implementation; each block is a multiple of its 2^k with at most its bits;
+    all stay in the channel's full-bit range; a one-column grid equals the flat list."""
+    from bfimna.golden.nn.network import Plan, reduction_len
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    layers, grids = {}, {}
+    for lay in net.layers:
+        if lay.type not in ("conv", "fc"):
+            continue
+        rows = int(rng.choice([r for r in (1, 2, 4) if lay.out_channels % r == 0]))
+        cols = int(rng.choice([c for c in (1, 2, 3, 4) if reduction_len(lay) % c == 0]))
+        grids[lay.name] = rng.integers(2, 9, (rows, cols)).tolist()
+        layers[lay.name] = {"w_bits": 8, "a_bits": 8, "blocks": grids[lay.name]}
+    q = quantize(net, Plan("grid", 8, layers))
+    for ql in q.layers:
+        if ql.name not in grids:
+            continue
+        grid, w = grids[ql.name], net.weights[f"{ql.name}.weight"].astype(np.float64)
+        K = w.shape[0]
+        full = np.array([max(grid[j * len(grid) // K]) for j in range(K)])
+        s_w = np.abs(w.reshape(K, -1)).max(axis=1) / (2.0 ** (full - 1) - 1)
+        want = _numpy_blocks(w, grid, s_w)
+        assert np.array_equal(ql.w, want), (ql.name, grid)
+        assert ql.w_grid == grid and list(ql.w_bits) == full.tolist()
+        flat = ql.w.reshape(K, -1)
+        n = flat.shape[1] // len(grid[0])
+        for j in range(K):
+            assert np.abs(flat[j]).max() <= 2 ** (full[j] - 1) - 1
+            for i, b in enumerate(grid[j * len(grid) // K]):
+                blk, k = flat[j, i * n:(i + 1) * n], int(ql.w_shift[j, i])
+                assert np.all(blk % (1 << k) == 0) and np.abs(blk >> k).max() <= 2 ** (b - 1) - 1
+        assert acc_fits(ql)
+    one = {n: {**e, "blocks": [r[0] for r in e["blocks"]]} for n, e in layers.items()}
+    col = {n: {**e, "blocks": [[r[0]] for r in e["blocks"]]} for n, e in layers.items()}
+    a, b = quantize(net, Plan("a", 8, one)), quantize(net, Plan("b", 8, col))
+    for qa, qb in zip(a.layers, b.layers, strict=True):
+        assert (qa.w is None and qb.w is None) or np.array_equal(qa.w, qb.w)
+
+
+def acc_fits(ql):
+    """The accumulator bound holds for the block weights (worst-case input)."""
+    x_max = (1 << ql.in_bits) - 1
+    bound = np.abs(ql.w.reshape(len(ql.w), -1)).sum(axis=1) * x_max + np.abs(ql.bias)
+    return int(bound.max()).bit_length() + 1 <= ql.acc_bits
+
+
+def test_block_grid_plan_runs_bit_exact_and_is_cheaper(net):
+    """models/digits/blocks.yaml on the golden backend: bit-exact, counted = predicted
+    cycles (run_network's checks), and cheaper than INT8 in predicted cycles; with every
+    weighted layer forced to `pos` (MAC immediates: cost per CSD digit), every one is."""
+    from bfimna.cosim.drivers.backends import backend
+    from bfimna.golden.spec.config import load_config
+    from bfimna.sched.run import predict_network, run_network
+    cfg = load_config(ROOT / "configs" / "default.yaml")
+    grid = load_plan(DIGITS / "blocks.yaml", net)
+    int8 = load_plan(DIGITS / "int8.yaml", net)
+    qg = quantize(net, grid)
+    x, y = net.test_set()
+    xi = qg.quantize_input(x[:2])
+    rep = run_network(qg, xi, cfg, backend("golden", cfg, fast=True))
+    assert all(lay.bit_exact for lay in rep.layers)
+    assert all(lay.counted == lay.predicted for lay in rep.layers)
+    cost = {}
+    for flows in (None, {"conv1": "pos", "conv2": "pos", "fc": "pos"}):
+        for name, plan in (("grid", grid), ("int8", int8)):
+            pred = predict_network(quantize(net, plan), 1, cfg, dataflow=flows)
+            cost[name] = {lay.name: lay.predicted for lay in pred.layers}
+        print(flows, cost)
+        assert sum(cost["grid"].values()) < sum(cost["int8"].values())
+        if flows:
+            assert all(cost["grid"][n] < cost["int8"][n] for n in flows)

@@ -277,3 +277,67 @@ def test_sensitivity_measure():
     assert s.forwards == n + 1
     y = s.want
     assert np.allclose(np.linalg.norm(y), s.norm)
+
+
+# -- per-block knobs: `bfimna plan --blocks RxC` --------------------------------------------
+def test_block_knobs_and_plan_file_round_trip(tmp_path):
+    """--blocks 2x2 on digits: the grid per layer is the largest divisors (conv1's 9-tap
+    reduction takes 1 column); a block setting written as YAML loads back to the same
+    integer network as plan_of gives; the all-8 grid is INT8."""
+    net = load_network(DIGITS / "network.yaml")
+    lays = {lay.name: lay for lay in net.layers}
+    assert [P.layer_grid(lays[n], (2, 2)) for n in ("conv1", "conv2", "fc")] == \
+        [(2, 1), (2, 2), (2, 2)]
+    assert P.layer_grid(lays["conv1"], (4, 3)) == (4, 3)     # 8 channels, 9 taps
+    ks = P.knobs(net, (2, 2))
+    assert len(ks) == 1 + (2 + 1) + (4 + 1) + (4 + 1)
+    bits = P.uniform(net, 8, grid=(2, 2))
+    bits.update({("conv2", P.block_kind(0, 1)): 3, ("conv2", P.block_kind(1, 0)): 5,
+                 ("fc", P.block_kind(1, 1)): 2, ("conv1", P.block_kind(1, 0)): 6})
+    plan = P.plan_of(net, bits)
+    assert plan.layers["conv2"]["blocks"] == [[8, 3], [5, 8]]
+    assert plan.layers["conv1"] == {"w_bits": 8, "a_bits": 8, "blocks": [[8], [6]]}
+    path = tmp_path / "b.yaml"
+    path.write_text(P.plan_yaml(net, bits, "b", ["a header"]))
+    loaded = load_plan(path, net)
+    assert loaded.layers == plan.layers
+    qa, qb = quantize(net, plan), quantize(net, loaded)
+    for a, b in zip(qa.layers, qb.layers, strict=True):
+        assert (a.w is None and b.w is None) or np.array_equal(a.w, b.w)
+    q8 = quantize(net, P.plan_of(net, P.uniform(net, 8)))
+    qg = quantize(net, P.plan_of(net, P.uniform(net, 8, grid=(2, 2))))
+    for a, b in zip(q8.layers, qg.layers, strict=True):
+        assert (a.w is None and b.w is None) or np.array_equal(a.w, b.w)
+    assert "conv2 w[8,3/5,8]/a8" in P.summary(bits)
+
+
+def test_block_search_meets_budget(tmp_path, capsys):
+    """A block search (--blocks 2x2, two widths, 16 calibration images) writes a plan
+    with block grids whose independently evaluated EDP meets the budget; its INT8 costs
+    what the per-layer planner's INT8 costs."""
+    out = tmp_path / "blk.yaml"
+    code, stdout, err = cli(capsys, "plan", "--network", DIGITS / "network.yaml", "--budget",
+                            "edp=0.4", "--blocks", "2x2", "--bits", 4, 6, "--calib-images", 16,
+                            "--out", out, "--no-progress")
+    assert code == 0, err
+    text = out.read_text()
+    assert "--blocks 2x2" in text and "weight bits per block" in text
+    net = load_network(DIGITS / "network.yaml")
+    plan = load_plan(out, net)
+    assert all(isinstance(plan.layers[n]["blocks"][0], list) for n in ("conv1", "conv2", "fc"))
+    assert len(plan.layers["conv2"]["blocks"]) == 2 and len(plan.layers["conv2"]["blocks"][0]) == 2
+    cfg = load_config(CONFIG_DIR / "default.yaml")
+    point = find_tech().point()
+    ev = _whole(quantize(net, plan), cfg, point)
+    ev8 = _whole(quantize(net, load_plan(DIGITS / "int8.yaml", net)), cfg, point)
+    assert ev.total["edp_js"] <= 0.4 * ev8.total["edp_js"]
+    assert _header_cost(text)["EDP"][0] == pytest.approx(ev.total["edp_js"], rel=1e-5)
+    assert f"EDP {ev8.total['edp_js']:.4g} J*s" in stdout          # INT8 as per layer
+
+
+@pytest.mark.parametrize("value", ["2", "0x2", "2xb", "2x-1"])
+def test_bad_blocks_exit_2(tmp_path, capsys, value):
+    code, _, err = cli(capsys, "plan", "--network", DIGITS / "network.yaml", "--budget",
+                       "edp=0.5", "--blocks", value, "--out", tmp_path / "p.yaml")
+    assert code == 2 and "--blocks" in err and "expected RxC" in err
+    assert not (tmp_path / "p.yaml").exists()

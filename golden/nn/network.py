@@ -4,10 +4,10 @@ reproduce layer by layer (docs/network.md).
 A network is a YAML layer graph (conv with groups, fc, max and average pooling, global
 average pooling, residual add, concat, flatten; each layer names its inputs, a plain list
 chains them) with an .npz of float weights and activation calibration; a precision plan
-gives the bits of every layer's weights (per layer, or per block of output channels) and
-output activations. `quantize()` turns the
-two into integer layers (weights, int32 biases, dyadic requantisation per output
-channel); `reference()` runs them with golden/nn/cnn.py, integer-only. Every file (the
+gives the bits of every layer's weights (per layer, or per block of a grid: output-channel
+blocks x reduction blocks) and output activations. `quantize()` turns the two into
+integer layers (weights, int32 biases, dyadic requantisation per output channel);
+`reference()` runs them with golden/nn/cnn.py, integer-only. Every file (the
 network, its weights and dataset .npz, a plan) is checked against a schema of
 golden/spec/schema.py (NETWORK, weights_schema, dataset_schema, plan_schema), and a bad one
 fails with a NetworkError of the common form `FILE: dotted.field: expected..., got ...`.
@@ -31,6 +31,7 @@ from bfimna.golden.spec.schema import (
     Invalid,
     ListOf,
     MapOf,
+    Node,
     Num,
     OneOf,
     Record,
@@ -40,6 +41,7 @@ from bfimna.golden.spec.schema import (
     read_npz,
     read_yaml,
     reporting,
+    typed,
     validate,
 )
 
@@ -130,26 +132,83 @@ def dataset_schema(input_shape: tuple) -> Record:
                    "y": Array(("N",), kind="int", doc="labels")}, what="array", extra=True)
 
 
+class BlockGrid(Node):
+    """A plan's `blocks`: weight bits per block of output channels (a list of bits), or a
+    2-D grid (a list of equal-length rows: rows = output-channel blocks, columns =
+    reduction blocks; docs/network.md, "Precision plan")."""
+    type_name = "a list of weight bits or a list of equal-length lists of them"
+
+    def check(self, value, path, ctx):
+        item = Int(2, 8)
+        if not isinstance(value, list) or not value:
+            got = f"{len(value)} entries" if isinstance(value, list) else typed(value)
+            raise Invalid(path, f"expected a non-empty list, got {got}")
+        if not any(isinstance(v, list) for v in value):
+            return [item.check(v, path + (i,), ctx) for i, v in enumerate(value)]
+        out = []
+        for i, row in enumerate(value):
+            if not isinstance(row, list) or not row:
+                got = "an empty list" if isinstance(row, list) else typed(row)
+                raise Invalid(path + (i,), f"expected a non-empty list of weight bits (a row "
+                                           f"of the grid), got {got}")
+            if len(row) != len(value[0]):
+                raise Invalid(path + (i,), f"expected {len(value[0])} entries (as row 0: "
+                                           f"every row has one per reduction block), got "
+                                           f"{len(row)}")
+            out.append([item.check(v, path + (i, j), ctx) for j, v in enumerate(row)])
+        return out
+
+
+def block_grid(blocks: list) -> list[list[int]]:
+    """A plan entry's `blocks` as a 2-D grid: a flat list is one column."""
+    return [list(r) if isinstance(r, list) else [r] for r in blocks]
+
+
+def reduction_len(lay: Layer) -> int:
+    """The length of one output's reduction: C/groups * k * k for a conv, the inputs for
+    an fc (a row of the weight array, flattened in C order)."""
+    c, h, w = lay.in_shape
+    return c // lay.groups * lay.kernel ** 2 if lay.type == "conv" else c * h * w
+
+
+def _reduction_text(lay: Layer) -> str:
+    c, h, w = lay.in_shape
+    if lay.type == "conv":
+        return f"{c // lay.groups} input channels x {lay.kernel}x{lay.kernel} taps"
+    return f"{c * h * w} inputs"
+
+
 def plan_schema(net: Network) -> Record:
     """A precision plan for `net`: one entry per conv and fc layer, optional ones for add
     layers (their output bits)."""
     weighted = [layer for layer in net.layers if layer.type in WEIGHTED]
 
-    def bits(channels: int) -> Record:
+    def bits(lay: Layer) -> Record:
+        rlen = reduction_len(lay)
+
         def blocks_divide(e: dict) -> None:
-            if "blocks" in e and channels % len(e["blocks"]):
-                raise Invalid("blocks", f"expected a list of weight bits whose length divides "
-                                        f"{channels} (the output channels), got "
-                                        f"{len(e['blocks'])} entries")
+            if "blocks" not in e:
+                return
+            grid = e["blocks"]
+            if lay.out_channels % len(grid):
+                what = "grid rows" if isinstance(grid[0], list) else "weight bits"
+                raise Invalid("blocks", f"expected a list of {what} whose length divides "
+                                        f"{lay.out_channels} (the output channels), got "
+                                        f"{len(grid)} entries")
+            cols = len(grid[0]) if isinstance(grid[0], list) else 1
+            if rlen % cols:
+                raise Invalid(("blocks", 0), f"expected rows whose length divides {rlen} "
+                                             f"(the reduction: {_reduction_text(lay)}), got "
+                                             f"{cols} entries")
         return Record({"w_bits": Int(2, 8, doc="weight bits"),
                        "a_bits": Int(2, 16, doc="output activation bits"),
-                       "blocks": ListOf(Int(2, 8), min_len=1, default=OMIT)},
+                       "blocks": BlockGrid(default=OMIT)},
                       check=blocks_divide, doc="w_bits and a_bits")
 
     return Record({
         "name": Text(default=None),
         "input_bits": Int(1, 16, doc="bits of the quantised input"),
-        "layers": Record({**{layer.name: bits(layer.out_channels) for layer in weighted},
+        "layers": Record({**{layer.name: bits(layer) for layer in weighted},
                           **{layer.name: Record({"a_bits": Int(2, 16, doc="output bits")},
                                                 default=OMIT)
                              for layer in net.layers if layer.type == "add"}},
@@ -390,6 +449,8 @@ class QLayer:
     in_bits_all: list[int] = field(default_factory=list)    # per input
     in_signed: list[bool] = field(default_factory=list)     # per input
     mults: list[tuple[int, int]] = field(default_factory=list)   # pool, add, concat
+    w_grid: list[list[int]] = field(default_factory=list)   # the plan's block grid of bits
+    w_shift: np.ndarray | None = None     # int64 (K, grid columns): each block's k (w = q 2^k)
 
     @property
     def name(self) -> str:
@@ -508,8 +569,9 @@ def _quantize_weighted(lay: Layer, W: dict, plan: Plan, in_bits: int, s_in: floa
     w = W[f"{lay.name}.weight"].astype(np.float64)
     bias = W[f"{lay.name}.bias"].astype(np.float64)
     K = w.shape[0]
-    per = K // len(p["blocks"])
-    wbits = [p["blocks"][j // per] for j in range(K)]
+    grid = block_grid(p["blocks"])
+    per = K // len(grid)
+    wbits = [max(grid[j // per]) for j in range(K)]     # a channel's full bits
     wmax = np.abs(w.reshape(K, -1)).max(axis=1)
     qmax = np.array([(1 << (b - 1)) - 1 for b in wbits], dtype=np.float64)
     s_w = np.where(wmax > 0, wmax / qmax, 1.0)
@@ -518,7 +580,7 @@ def _quantize_weighted(lay: Layer, W: dict, plan: Plan, in_bits: int, s_in: floa
         if not np.all(s_w > 0) or not np.all(np.isfinite(s_w)):
             raise NetworkError(f"{lay.name}.weight_scale: expected positive finite scales, "
                                f"got min {float(s_w.min()):g}")
-    wq = np.round(w / s_w.reshape((K,) + (1,) * (w.ndim - 1))).astype(np.int64)
+    wq, shifts = quantize_blocks(w, grid, s_w)
     bq = np.round(bias / (s_in * s_w)).astype(np.int64)
     ab = p["a_bits"]
     act_max = max(float(W[f"{lay.name}.act_max"]), 1e-6)
@@ -536,7 +598,41 @@ def _quantize_weighted(lay: Layer, W: dict, plan: Plan, in_bits: int, s_in: floa
         cs.append(c_)
     lo, hi = _range(ab, not lay.relu)
     return QLayer(lay, in_bits, ab, not lay.relu, wq, wbits, bq, np.array(bs), np.array(cs),
-                  acc_bits, lo, hi, **common), s_out
+                  acc_bits, lo, hi, w_grid=grid, w_shift=shifts, **common), s_out
+
+
+def quantize_blocks(w: np.ndarray, grid: list[list[int]],
+                    s_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer weights of float weights w (K, ...) under a block grid (docs/network.md,
+    "Quantisation"): output channel j of row block r = j // (K / rows) has full bits
+    B = max(grid[r]) and scale s_w[j]; a row of w, flattened in C order, splits into
+    len(grid[r]) equal contiguous reduction blocks. A block at B bits: round(w / s_w[j]).
+    A block at b < B bits: m = 2^(b-1) - 1, k >= 0 the least with m 2^k covering its
+    largest |w| / s_w[j], but at most the largest with m 2^k <= 2^(B-1) - 1 (so that the
+    integers stay B-bit); w_int = clip(round(w / (s_w[j] 2^k)), -m, m) 2^k. Returns the
+    int64 weights (w's shape) and the shifts k (K, columns)."""
+    K = w.shape[0]
+    w2 = w.reshape(K, -1)
+    rows, cols = len(grid), len(grid[0])
+    per, span = K // rows, w2.shape[1] // cols
+    wq = np.zeros(w2.shape, dtype=np.int64)
+    shifts = np.zeros((K, cols), dtype=np.int64)
+    for j in range(K):
+        row = grid[j // per]
+        full = max(row)
+        for i, b in enumerate(row):
+            seg = w2[j, i * span:(i + 1) * span] / s_w[j]
+            if b == full:
+                wq[j, i * span:(i + 1) * span] = np.round(seg)
+                continue
+            m, top = (1 << (b - 1)) - 1, float(np.abs(seg).max())
+            k = 0
+            while m << k < top * (1 - 1e-9) and m << (k + 1) <= (1 << (full - 1)) - 1:
+                k += 1
+            q = np.clip(np.round(seg / (1 << k)), -m, m).astype(np.int64)
+            wq[j, i * span:(i + 1) * span] = q << k
+            shifts[j, i] = k
+    return wq.reshape(w.shape), shifts
 
 
 def layer_acc(q: QLayer, x: np.ndarray) -> np.ndarray:
@@ -672,5 +768,6 @@ def calibrate(net: Network, x: np.ndarray) -> dict[str, float]:
 
 def describe(qnet: QNet) -> list[dict[str, Any]]:
     return [{"layer": q.name, "type": q.layer.type, "in_bits": q.in_bits,
-             "out_bits": q.out_bits, "w_bits": sorted(set(q.w_bits)) if q.w_bits else [],
+             "out_bits": q.out_bits,
+             "w_bits": sorted(set(q.w_bits) | {b for r in q.w_grid for b in r}),
              "acc_bits": q.acc_bits, "out_shape": q.layer.out_shape} for q in qnet.layers]
