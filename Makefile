@@ -14,7 +14,9 @@ export AMARANTH_USE_YOSYS := builtin
 # Two pytest-xdist workers by default: cosim runs have their own job and result files and
 # builds of one directory take a file lock (cosim/drivers/runner.py), so workers never race.
 # `make test PYTEST_ARGS=` runs serially; BFIMNA_SEED=N or random picks the seed (tests/conftest.py).
-PYTEST_ARGS ?= -n 2 --durations=25
+# build/test-report.xml (JUnit) keeps every test's duration: their sum is what a serial run
+# of the same tests costs, without a second run (scripts/test_times.py prints it).
+PYTEST_ARGS ?= -n 2 --durations=25 --junitxml=build/test-report.xml
 
 .PHONY: setup system-deps lint test test-fast demo bench bench-fpga fpga paper clean
 
