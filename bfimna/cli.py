@@ -14,6 +14,9 @@
     bfimna evaluate --network NET.yaml --plan PLAN.yaml [--config C] [--tech T] [--vdd V]
                 [--batch B] [--json] [--out DIR] [--execute]   (energy, latency, EDP)
     bfimna plan --network NET.yaml --budget {latency,energy,edp}=X --out PLAN.yaml   (bits)
+    bfimna sweep GRID.yaml --out DIR [--scheduler ADDRESS] [--workers N]   (Dask grid)
+    bfimna dynamic --network NET.yaml --plans A.yaml,B.yaml (--budget-cycles C|--plan-per-image L)
+                [--backend B] [--batch B] [--out DIR]   (a plan per image at run time)
 
 Every subcommand prints what it did; errors (bad config, missing tool, a failed check)
 end with a one-line message and a non-zero exit status.
@@ -437,6 +440,15 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _plan_blocks(text: str) -> tuple[int, int]:
+    """argparse type of `plan --blocks RxC` (sched/planner.py parse_blocks)."""
+    from bfimna.sched.planner import PlannerError, parse_blocks
+    try:
+        return parse_blocks(text)
+    except PlannerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_plan(args) -> int:
     """Per-layer weight and activation bits that meet a latency, energy or EDP budget
     relative to INT8 with the least quantisation loss, written as a plan (docs/planner.md)."""
@@ -478,7 +490,7 @@ def cmd_plan(args) -> int:
           flush=True)
     try:
         planner = pl.Planner(net, cfg, point, calib.x, args.bits, 1, args.sensitivity,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, blocks=args.blocks)
         i8 = planner.int8.cost
         print(f"  INT8: latency {pl.si(i8.latency_s, 's')}, energy {pl.si(i8.energy_j, 'J')}, "
               f"EDP {i8.edp_js:.4g} J*s, loss {planner.int8_loss:.4g}", flush=True)
@@ -521,12 +533,124 @@ def cmd_plan(args) -> int:
     command = (f"bfimna plan --network {args.network} --config {config} --tech {point.tech} "
                f"--vdd {point.vdd:g} --budget {budget.arg} --calib-images {len(calib.x)} "
                f"--bits {bits_arg} --seed {args.seed} --sensitivity {args.sensitivity} "
-               f"--out {args.out}")
+               + (f"--blocks {args.blocks[0]}x{args.blocks[1]} " if args.blocks else "")
+               + f"--out {args.out}")
     pl.write_plan(args.out, res, pl.header(res, network=str(args.network), where=where,
                                            calib=calib, seed=args.seed,
                                            mode=args.sensitivity, command=command))
     print(f"wrote {args.out}")
     return 0
+
+
+def cmd_dynamic(args) -> int:
+    """Several plans for one network, a plan chosen per image (or per batch) by a cycle
+    budget or an explicit list, all run on one backend (docs/dynamic.md)."""
+    import numpy as np
+
+    from bfimna.cosim.drivers.backends import DriverError, backend
+    from bfimna.golden.nn.network import NetworkError, load_network
+    from bfimna.sched import dynamic as dy
+    from bfimna.sched.run import Mismatch
+    from bfimna.sched.schedule import ScheduleError
+
+    cfg = load_config(args.config)
+    try:
+        net = load_network(args.network)
+        entries = dy.load_plans([Path(p.strip()) for p in args.plans.split(",") if p.strip()],
+                                net)
+        policy = (dy.BudgetPolicy.parse(args.budget_cycles) if args.budget_cycles is not None
+                  else dy.ListPolicy.parse(args.plan_per_image))
+        if net.dataset is not None:
+            x, y = net.test_set()
+            x, y = x[:args.images], y[:args.images]
+            inputs = f"{len(x)} test image(s)"
+        else:
+            x = np.random.default_rng(args.seed).random((args.images or 1,) + net.input_shape) \
+                * float(net.weights["input.act_max"])
+            y = None
+            inputs = (f"{len(x)} SYNTHETIC image(s) (no dataset: seeded uniform "
+                      f"[0, input.act_max), seed {args.seed})")
+        choices = dy.decide(entries, policy, len(x), args.batch, cfg)
+    except (NetworkError, dy.DynamicError) as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 2
+    except ScheduleError as exc:
+        print(f"bfimna: {exc}", file=sys.stderr)
+        return 1
+    sizes = sorted({len(r) for r, _ in choices})
+    print(f"dynamic: {net.name}, {inputs} in {len(choices)} step(s) of {args.batch}, policy "
+          f"{policy.kind} ({policy.source}), on {args.backend} ({_hardware(cfg)})", flush=True)
+    print("plans (order of preference) and their predicted tile cycles per step of "
+          + "/".join(map(str, sizes)) + " image(s):")
+    for k, e in enumerate(entries):
+        dearer = [f.name for f in entries[:k] if f.cycles(sizes[0]) <= e.cycles(sizes[0])]
+        note = (f"  (never chosen by a budget: {', '.join(dearer)} listed before it costs "
+                f"no more)" if dearer and policy.kind == "budget" else "")
+        print(f"  {e.name:<12} {e.path}: "
+              + "/".join(f"{e.cycles(n):,}" for n in sizes) + note)
+    over = sum(ch.over_budget for _, ch in choices)
+    if over:
+        print(f"note: {over} step(s) have a budget no plan fits: they run the cheapest plan "
+              f"(marked 'over' below)")
+    be = backend(args.backend, cfg, **({"fast": True} if args.backend == "golden" else
+                                       {"build_root": args.build_dir, "path": args.path,
+                                        "waves_window": _waves_window(args)}))
+    try:
+        rep = dy.run_dynamic(entries, choices, x, y, cfg, be, network=net.name, policy=policy,
+                             progress=not args.no_progress)
+    except (ScheduleError, Mismatch, DriverError) as exc:
+        print(f"\nbfimna: {exc}", file=sys.stderr)
+        return 1
+    table = dy.rows(rep)
+    widths = {c: max(len(c), *(len(str(r[c])) for r in table)) for c in dy.COLUMNS}
+    print("  ".join(f"{c:>{widths[c]}}" for c in dy.COLUMNS))
+    for r in table:
+        print("  ".join(f"{str(r[c]):>{widths[c]}}" for c in dy.COLUMNS))
+    print(dy.summary_text(rep))
+    print(f"wall {rep.wall_s:.1f} s")
+    if args.out:
+        paths = dy.write_outputs(rep, args.out)
+        print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    """Every point of a grid (networks x plans x configurations x technologies x voltages
+    x batches) predicted and evaluated on Dask, resumable (docs/sweep.md)."""
+    from bfimna.golden.spec.schema import SchemaError
+    from bfimna.sched.sweep import sweep
+
+    if args.scheduler and args.workers:
+        raise UsageError("--workers sizes the embedded local cluster; with --scheduler the "
+                         "cluster's own workers run the sweep")
+
+    def stop(signum, frame):      # SIGTERM like Ctrl-C: the embedded cluster is closed
+        raise KeyboardInterrupt
+
+    import signal
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        res = sweep(args.grid, args.out, scheduler=args.scheduler, workers=args.workers,
+                    progress=not args.no_progress)
+    except SchemaError as exc:
+        text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+        print(f"bfimna: {text}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nbfimna: sweep interrupted; the points finished so far are in "
+              f"{args.out}/points: run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    ok = len(res.records) - len(res.failed)
+    print(f"sweep {res.grid.name}: {ok} of {len(res.records)} points ok ({res.computed} "
+          f"evaluated now in {res.tasks} task(s), {res.predicted} prediction(s) made; "
+          f"{res.reused} done before) in {res.wall_s:.1f} s on {res.where}")
+    for rec in res.failed:
+        print(f"  FAILED {rec['label']}: {rec['error']}")
+    print(f"wrote {', '.join(str(p) for p in res.files)} and {len(res.records)} point "
+          f"file(s) in {Path(args.out) / 'points'}")
+    return 1 if res.failed else 0
 
 
 def cmd_fpga(args) -> int:
@@ -908,8 +1032,58 @@ def build_parser() -> argparse.ArgumentParser:
                          "isolated: per knob, measured alone from INT8 and added up (fewer "
                          "forward passes, for large networks)")
     pn.add_argument("--seed", type=SEED, default=0, help="seed of synthetic calibration images")
+    pn.add_argument("--blocks", type=_plan_blocks, default=None, metavar="RxC",
+                    help="weight bits per block instead of per layer: at most R blocks of "
+                         "output channels x C reduction blocks per conv/fc layer (e.g. 2x2)")
     pn.add_argument("--no-progress", action="store_true", help="no progress bar")
     pn.set_defaults(func=cmd_plan)
+
+    dn = sub.add_parser("dynamic", help="dynamic mixed precision: several plans for one "
+                                        "network, a plan chosen per image (or per batch) by "
+                                        "a cycle budget or a list, on one hardware instance "
+                                        "(docs/dynamic.md)")
+    dn.add_argument("--network", type=Path, required=True, help="network YAML")
+    dn.add_argument("--plans", required=True, metavar="P1.yaml,P2.yaml,...",
+                    help="precision plans of the network, comma-separated, in order of "
+                         "preference (most precise first): a budget takes the first that fits")
+    how = dn.add_mutually_exclusive_group(required=True)
+    how.add_argument("--budget-cycles", metavar="C|C1,C2,...|FILE",
+                     help="tile-cycle budget per step: one value, a comma-separated pattern "
+                          "repeated over the steps, or a file of one budget per line")
+    how.add_argument("--plan-per-image", metavar="NAME,...|FILE",
+                     help="the plan (by name) of every step: a comma-separated pattern "
+                          "repeated over the steps, or a file of one name per line")
+    dn.add_argument("--backend", choices=("golden", "verilator", "icarus"), default="golden")
+    _config_arg(dn)
+    dn.add_argument("--images", type=POSITIVE, default=None,
+                    help="first K test images (default all; without a dataset: K synthetic "
+                         "images, default 1)")
+    dn.add_argument("--batch", type=POSITIVE, default=1,
+                    help="images per step: a plan is chosen per batch of this many (default "
+                         "1: per image)")
+    dn.add_argument("--seed", type=SEED, default=0,
+                    help="seed of the synthetic images of a network without a dataset")
+    dn.add_argument("--out", type=Path, default=None,
+                    help="write dynamic.csv, dynamic.md, dynamic.json and dynamic.png here")
+    dn.add_argument("--build-dir", type=Path, default=Path("build") / "cosim")
+    dn.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _replay_args(dn)
+    dn.set_defaults(func=cmd_dynamic)
+
+    sw = sub.add_parser("sweep", help="predict and evaluate every point of a grid of "
+                                      "networks, plans, configurations, technologies, "
+                                      "voltages and batches on Dask; resumable "
+                                      "(docs/sweep.md)")
+    sw.add_argument("grid", type=Path, help="the grid YAML (docs/sweep.md)")
+    sw.add_argument("--out", type=Path, required=True,
+                    help="results: points/<key>.json, results.csv, results.md, results.png")
+    sw.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="a running Dask scheduler (tcp://HOST:8786); default: an embedded "
+                         "local cluster of worker processes")
+    sw.add_argument("--workers", type=POSITIVE, default=None, metavar="N",
+                    help="worker processes of the embedded cluster (default: one per CPU)")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sw.set_defaults(func=cmd_sweep)
 
     m = sub.add_parser("import", help="translate a float ONNX CNN into a network YAML, "
                                       "weights and an 8-bit plan (docs/import.md)")

@@ -1,0 +1,747 @@
+"""Design-space sweeps on Dask distributed: `bfimna sweep GRID.yaml --out DIR` (docs/sweep.md).
+
+A grid file lists networks (each with its precision plans), hardware configurations,
+technologies (each at some of its supply voltages), batch sizes and tagged shares; every
+combination is a *point*: the schedule's prediction of the network under the plan on the
+configuration for that batch (sched/run.py `predict_network`) evaluated by the cost model
+of `bfimna evaluate` (sched/evaluate.py `evaluate`) for the technology at the voltage.
+Nothing here computes a cost itself.
+
+The points that share a prediction (network, plan, configuration, batch) form one Dask
+task, which predicts once and evaluates each of its points (the prediction is the slow
+part; an evaluation takes milliseconds). Tasks run on an embedded LocalCluster of worker
+processes, or on an existing cluster (`--scheduler ADDRESS`). Every point is keyed by a
+SHA-256 of what determines its result: the *contents* of the network file (and of its
+weights .npz), the plan, the configuration and the technology table, the voltage, the batch,
+the tagged share and the sources of the scheduler and cost model (CODE_FILES). The client
+writes one JSON file per point, `DIR/points/<key>.json`, as each task finishes, and the
+prediction it used, `DIR/predictions/<key>.json`: a sweep run again (after an interruption,
+or with more technologies) skips every point whose file says `ok`, and predicts again only
+the (network, plan, configuration, batch) it has no prediction for. A point that fails (a
+plan naming a missing layer, a layer the configuration cannot schedule) is written with
+its error and the others go on; failed points are tried again on the next run. At the end
+DIR/results.csv, DIR/results.md and DIR/results.png cover every point of the grid.
+
+Workers read the input files by the absolute paths the client resolved (a shared file
+system, or the same checkout at the same path) and check their contents against the
+digests the client hashed, and their scheduler and cost-model sources against the
+client's: a worker that sees other files fails the point, it never writes a result
+under a key it does not match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+from bfimna.golden.spec.schema import (
+    File,
+    Int,
+    Invalid,
+    ListOf,
+    Name,
+    Node,
+    Num,
+    Record,
+    SchemaError,
+    Text,
+    read_yaml,
+    reporting,
+    show,
+    typed,
+    validate,
+)
+
+RESULT_VERSION = 1          # bump when a point's result changes meaning or form
+ROOT = Path(__file__).resolve().parent.parent
+# what a prediction and its evaluation run: the modules run_task imports, directly or not
+# (tests/test_sweep.py checks the list against a fresh interpreter's imports), and the
+# microcode table; the keys change when one of these files does
+CODE_FILES = ("golden/__init__.py", "golden/host/__init__.py", "golden/host/program.py",
+              "golden/model/__init__.py", "golden/model/ap.py", "golden/model/controller.py",
+              "golden/model/system.py", "golden/model/tile.py", "golden/nn/__init__.py",
+              "golden/nn/cnn.py", "golden/nn/network.py", "golden/spec/__init__.py",
+              "golden/spec/config.py", "golden/spec/costs.py", "golden/spec/isa.py",
+              "golden/spec/layout.py", "golden/spec/microcode.py", "golden/spec/regs.py",
+              "golden/spec/schema.py", "golden/spec/tech.py", "golden/spec/uops.py",
+              "golden/spec/luts.json", "sched/__init__.py", "sched/schedule.py", "sched/run.py",
+              "sched/evaluate.py")
+# the totals of sched/evaluate.py Evaluation.total written to results.csv, in this order
+TOTALS = ("latency_cycles", "latency_s", "energy_j", "energy_per_frame_j", "edp_js",
+          "frames_per_s", "gops", "tops_per_w", "power_w", "area_mm2", "host_words", "macs",
+          "energy_compare_j", "energy_write_j", "energy_transfers_j", "energy_host_j",
+          "energy_controller_j", "energy_leakage_j")
+
+
+class SweepError(SchemaError):
+    """A grid file is missing or invalid, or the sweep cannot start (no cluster)."""
+
+
+# -- the grid file -----------------------------------------------------------------------------
+class Voltages(Node):
+    """`nominal` (the table's), `all` (every voltage it lists) or a list of volts."""
+    type_name = "'nominal', 'all' or a non-empty list of voltages"
+
+    def check(self, value, path, ctx):
+        if value in ("nominal", "all"):
+            return value
+        if isinstance(value, list) and value:
+            return [Num(lo=0).check(v, path + (i,), ctx) for i, v in enumerate(value)]
+        raise Invalid(path, f"expected {self.type_name}, got {show(value)}")
+
+
+TECH_ENTRY = Record({
+    "tech": Text(doc="a name in configs/tech/ (sram_cam, reram_2t2r_cam) or a table's path"),
+    "voltages": Voltages(default="nominal"),
+})
+
+
+class TechEntry(Node):
+    """A technology: its name (or table path) alone, at the nominal voltage, or a mapping
+    {tech, voltages}."""
+    type_name = "a technology name or {tech, voltages}"
+
+    def check(self, value, path, ctx):
+        if isinstance(value, str):
+            value = {"tech": value}
+        if not isinstance(value, dict):
+            raise Invalid(path, f"expected {self.type_name}, got {typed(value)}")
+        return TECH_ENTRY.check(value, path, ctx)
+
+
+class Share(Num):
+    """A tagged share: the share of the enabled rows a write programs, in (0, 1]."""
+
+    def __init__(self, **kw):
+        super().__init__(0, 1, **kw)
+        self.type_name = "a number in (0, 1]"
+
+    def check(self, value, path, ctx):
+        v = super().check(value, path, ctx)
+        if v == 0:
+            raise Invalid(path, "must be in (0, 1] (the share of the enabled rows a write "
+                                "programs), got 0")
+        return v
+
+
+GRID = Record({
+    "name": Name(doc="the sweep's name"),
+    "description": Text(default=""),
+    "networks": ListOf(Record({
+        "network": File(".yaml", doc="a network YAML (docs/network.md)"),
+        "plans": ListOf(File(".yaml"), min_len=1, doc="precision plans of that network"),
+    }), min_len=1, doc="networks, each with its plans"),
+    "configs": ListOf(File(".yaml"), min_len=1, doc="hardware configurations"),
+    "technologies": ListOf(TechEntry(), min_len=1, default=None, null_ok=True),
+    "batches": ListOf(Int(1, 1 << 16), min_len=1, default=[1]),
+    "tagged_shares": ListOf(Share(), min_len=1, default=[1.0]),
+})
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of a grid: every path absolute, `key` its result's key, `pred_key` the key
+    of the prediction it evaluates."""
+    key: str
+    pred_key: str
+    network: str
+    plan: str
+    config: str
+    tech_file: str
+    tech: str
+    vdd: float
+    batch: int
+    tagged_share: float
+    label: str            # for people: "digits/int8 default sram_cam 1.1 V b1"
+    group: str            # its task's: "digits/int8 default b1"
+
+
+@dataclass
+class Grid:
+    name: str
+    path: Path
+    description: str
+    points: list[Point]
+    repeated: int          # points listed more than once (same key), counted once
+    digests: dict[str, str] = field(default_factory=dict)   # input file -> sha256
+    code: str = ""                                          # code_digest() when read
+
+
+def file_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def code_digest() -> str:
+    """SHA-256 over CODE_FILES (names and contents) as they are now: a change to the
+    scheduler or the cost model changes every key."""
+    h = hashlib.sha256()
+    for name in CODE_FILES:
+        h.update(name.encode() + b"\0" + (ROOT / name).read_bytes())
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def loaded_code_digest() -> str:
+    """code_digest() when this process first ran a task, i.e. of the sources it imported
+    (a worker that lives on after the sources change keeps running the old ones)."""
+    return code_digest()
+
+
+def network_files(path: str | Path) -> list[Path]:
+    """The network YAML and the weights .npz it names (the dataset is not an input of a
+    prediction). A YAML that does not parse is hashed alone (the point then fails when
+    its worker validates it)."""
+    p = Path(path)
+    out = [p]
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError:
+        return out
+    w = raw.get("weights") if isinstance(raw, dict) else None
+    if isinstance(w, str) and (p.parent / w).is_file():
+        out.append(p.parent / w)
+    return out
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def prediction_key(digests: dict[str, str], network: str, plan: str, config: str,
+                   batch: int, code: str) -> str:
+    return _sha({"version": RESULT_VERSION, "code": code,
+                 "network": [digests[str(f)] for f in network_files(network)],
+                 "plan": digests[plan], "config": digests[config], "batch": batch})[:20]
+
+
+def point_key(pred_key: str, tech_digest: str, vdd: float, share: float) -> str:
+    return _sha({"prediction": pred_key, "tech": tech_digest, "vdd": vdd,
+                 "tagged_share": share})[:20]
+
+
+def _yaml_name(path: Path) -> str:
+    """The `name` a YAML file gives itself (not validated: for labels), else its stem."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        raw = None
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return name if isinstance(name, str) and name else path.stem
+
+
+def load_grid(path: str | Path) -> Grid:
+    """The validated grid and its points. Configurations and technology tables are
+    validated here (a bad one names its file and field); networks and plans are
+    validated by the point that uses them, so one bad plan fails its points only."""
+    from bfimna.golden.spec.config import load_config
+    from bfimna.golden.spec.tech import TechError, find_tech, load_tech
+
+    path = Path(path)
+    d = validate(GRID, read_yaml(path, SweepError, "sweep grid"), file=path, error=SweepError,
+                 what="sweep grid")
+    base = path.resolve().parent
+    configs = []
+    for c in d["configs"]:
+        cfg = load_config(c)            # ConfigError: names the configuration's file and field
+        configs.append((str(Path(c).resolve()), cfg.name))
+    techs = []   # (table path, name, voltages)
+    entries = d["technologies"] or [{"tech": None, "voltages": "nominal"}]
+    with reporting(path, SweepError, "sweep grid"):
+        for i, e in enumerate(entries):
+            where = ("technologies", i, "tech")
+            try:
+                cand = base / e["tech"] if e["tech"] is not None else None
+                if cand is not None and (cand.suffix in (".yaml", ".yml") or cand.is_file()):
+                    tech = load_tech(cand)
+                else:
+                    tech = find_tech(e["tech"])
+            except TechError as exc:
+                raise Invalid(where, str(exc)) from None
+            if e["voltages"] == "nominal":
+                vdds = [tech.point(None).vdd]
+            elif e["voltages"] == "all":
+                vdds = list(tech.voltages)
+            else:
+                vdds = []
+                for j, v in enumerate(e["voltages"]):
+                    try:
+                        vdds.append(tech.point(v).vdd)
+                    except TechError as exc:
+                        raise Invalid(("technologies", i, "voltages", j),
+                                      exc.reason or str(exc)) from None
+            techs.append((str(Path(tech.path).resolve()), tech.name, vdds))
+    digests: dict[str, str] = {}
+
+    def digest(p: str | Path) -> str:
+        key = str(p)
+        if key not in digests:
+            digests[key] = file_digest(p)
+        return digests[key]
+
+    code = code_digest()
+    points: list[Point] = []
+    seen: set[str] = set()
+    repeated = 0
+    for n in d["networks"]:
+        net = str(Path(n["network"]).resolve())
+        for f in network_files(net):
+            digest(f)
+        net_label = _yaml_name(Path(net))
+        for plan_p in n["plans"]:
+            plan = str(Path(plan_p).resolve())
+            digest(plan)
+            plan_label = _yaml_name(Path(plan))
+            for cfg_path, cfg_name in configs:
+                digest(cfg_path)
+                for batch in d["batches"]:
+                    pk = prediction_key(digests, net, plan, cfg_path, batch, code)
+                    for tech_path, tech_name, vdds in techs:
+                        for vdd in vdds:
+                            for share in d["tagged_shares"]:
+                                key = point_key(pk, digest(tech_path), vdd, share)
+                                if key in seen:
+                                    repeated += 1
+                                    continue
+                                seen.add(key)
+                                label = (f"{net_label}/{plan_label} {cfg_name} {tech_name} "
+                                         f"{vdd:g} V b{batch}"
+                                         + (f" share {share:g}" if share != 1 else ""))
+                                points.append(Point(key, pk, net, plan, cfg_path, tech_path,
+                                                    tech_name, vdd, batch, share, label,
+                                                    f"{net_label}/{plan_label} {cfg_name} "
+                                                    f"b{batch}"))
+    return Grid(d["name"], path, d["description"], points, repeated, digests, code)
+
+
+# -- one task: a prediction and its points' evaluations (runs on a worker) ------------------------
+def _worker_id() -> dict:
+    who: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "address": None}
+    try:
+        from distributed import get_worker
+        who["address"] = get_worker().address
+    except (ImportError, ValueError):
+        pass
+    return who
+
+
+def _error(exc: BaseException) -> tuple[str, str | None]:
+    """The message a person reads, and a traceback for errors that are not a bad input."""
+    from bfimna.sched.schedule import ScheduleError
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    expected = isinstance(exc, (SchemaError, ScheduleError, OSError))
+    return (text if expected else f"{type(exc).__name__}: {text}",
+            None if expected else traceback.format_exc())
+
+
+def run_task(task: dict) -> dict:
+    """Predict task['network'] under task['plan'] on task['config'] for task['batch'] images
+    (or take task['prediction'], a cached one), then evaluate every point of task['points'].
+    Returns {'prediction': the prediction to cache (None if reused or failed),
+    'records': one result record per point}. Never raises for a point's error."""
+    from bfimna.golden.nn.network import load_network, load_plan, quantize
+    from bfimna.golden.spec.config import load_config
+    from bfimna.golden.spec.tech import load_tech
+    from bfimna.sched.evaluate import evaluate
+    from bfimna.sched.run import LayerResult, RunReport, predict_network
+
+    who = _worker_id()
+    t0 = time.perf_counter()
+    pred, new_pred, error = task["prediction"], None, None
+    try:
+        if loaded_code_digest() != task["code"]:
+            raise RuntimeError(f"worker {who['host']}:{who['pid']} runs other scheduler or "
+                               f"cost-model sources than the client (sched/sweep.py "
+                               f"CODE_FILES): the same checkout must run on every worker")
+        for f, want in task["digests"].items():
+            if file_digest(f) != want:
+                raise RuntimeError(f"{f}: its contents differ from what the client hashed "
+                                   f"(changed during the sweep, or another file at that path "
+                                   f"on worker {who['host']})")
+        cfg = load_config(task["config"])
+        if pred is None:
+            net = load_network(task["network"])
+            plan = load_plan(task["plan"], net)
+            rep = predict_network(quantize(net, plan), task["batch"], cfg)
+            pred = new_pred = {"key": task["pred_key"], "network": net.name, "plan": plan.name,
+                               "config": cfg.name, "batch": task["batch"],
+                               "wall_s": time.perf_counter() - t0, "worker": who,
+                               "layers": [asdict(layer) for layer in rep.layers]}
+        report = RunReport(layers=[LayerResult(**d) for d in pred["layers"]])
+    except Exception as exc:  # noqa: BLE001 - recorded in every point of the task
+        error = _error(exc)
+    records = []
+    for p in task["points"]:
+        rec = {"version": RESULT_VERSION, "key": p["key"], "prediction_key": task["pred_key"],
+               "label": p["label"],
+               "inputs": {"network": task["network"], "plan": task["plan"],
+                          "config": task["config"], "tech_file": p["tech_file"],
+                          "tech": p["tech"], "vdd": p["vdd"], "batch": task["batch"],
+                          "tagged_share": p["tagged_share"]},
+               "worker": who, "prediction_reused": new_pred is None and error is None,
+               "prediction_wall_s": pred["wall_s"] if pred else None}
+        err = error
+        if err is None:
+            try:
+                point = load_tech(p["tech_file"]).point(p["vdd"])
+                ev = evaluate(report, cfg, point, task["batch"], network=pred["network"],
+                              plan=pred["plan"], tagged_share=p["tagged_share"])
+                rec.update(status="ok", error=None, traceback=None,
+                           names={"network": pred["network"], "plan": pred["plan"],
+                                  "config": pred["config"]},
+                           total=ev.total, evaluation=asdict(ev))
+            except Exception as exc:  # noqa: BLE001 - recorded in the point
+                err = _error(exc)
+        if err is not None:
+            rec.update(status="failed", error=err[0], traceback=err[1])
+        rec["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+        records.append(rec)
+    return {"prediction": new_pred, "records": records}
+
+
+# -- the client ---------------------------------------------------------------------------------
+@dataclass
+class SweepResult:
+    grid: Grid
+    out: Path
+    records: list[dict]                 # one per point of the grid, in the grid's order
+    computed: int                       # points evaluated in this run
+    reused: int                         # points whose result file was already ok
+    predicted: int                      # predictions made in this run
+    predictions_reused: int             # tasks that took a cached prediction
+    tasks: int                          # tasks submitted
+    where: str                          # the cluster
+    wall_s: float
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict]:
+        return [r for r in self.records if r.get("status") != "ok"]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Written whole or not at all: a sweep stopped mid-write leaves no half file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def read_record(out: Path, key: str) -> dict | None:
+    f = out / "points" / f"{key}.json"
+    try:
+        rec = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("key") == key else None
+
+
+def _read_prediction(out: Path, key: str) -> dict | None:
+    try:
+        pred = json.loads((out / "predictions" / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return pred if isinstance(pred, dict) and pred.get("key") == key else None
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None, workers: int | None) -> Iterator[tuple[Any, str]]:
+    """A Dask client: to the cluster at `scheduler`, or to an embedded LocalCluster of
+    `workers` single-threaded worker processes (default: one per CPU), closed after."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise SweepError(f"--scheduler {scheduler}: cannot reach a Dask scheduler there "
+                             f"({' '.join(str(exc).split())}); start one with `dask "
+                             f"scheduler` and workers with `dask worker ADDRESS` "
+                             f"(docs/sweep.md)") from None
+        try:
+            n = len(client.scheduler_info(n_workers=-1)["workers"])
+            yield client, f"the Dask cluster at {scheduler} ({n} worker(s) now)"
+        finally:
+            client.close()
+        return
+    n = workers or os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                           dashboard_address=":0", silence_logs=logging.ERROR)
+    try:
+        client = Client(cluster)
+        try:
+            yield client, f"a local Dask cluster of {n} worker process(es)"
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+
+def _tasks(grid: Grid, todo: list[Point], out: Path) -> list[dict]:
+    groups: dict[str, list[Point]] = {}
+    for p in todo:
+        groups.setdefault(p.pred_key, []).append(p)
+    tasks = []
+    for pk, pts in groups.items():
+        p0 = pts[0]
+        files = [*map(str, network_files(p0.network)), p0.plan, p0.config,
+                 *sorted({p.tech_file for p in pts})]
+        tasks.append({"pred_key": pk, "label": p0.group, "network": p0.network, "plan": p0.plan,
+                      "config": p0.config, "batch": p0.batch, "code": grid.code,
+                      "digests": {f: grid.digests[f] for f in files},
+                      "prediction": _read_prediction(out, pk),
+                      "points": [{"key": p.key, "label": p.label, "tech_file": p.tech_file,
+                                  "tech": p.tech, "vdd": p.vdd, "tagged_share": p.tagged_share}
+                                 for p in pts]})
+    return tasks
+
+
+def task_key(task: dict) -> str:
+    """The Dask key of a task: its prediction and the points it evaluates (two sweeps on
+    one cluster share a task only when it computes the same thing)."""
+    what = _sha([[p["key"] for p in task["points"]], task["prediction"] is not None])
+    return f"bfimna-sweep-{task['pred_key']}-{what[:8]}"
+
+
+def _lost(task: dict, exc: BaseException) -> dict:
+    """The records of a task that did not return (its workers kept dying, or it was
+    cancelled): every point failed with the reason."""
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return {"prediction": None, "records": [
+        {"version": RESULT_VERSION, "key": p["key"], "prediction_key": task["pred_key"],
+         "label": p["label"], "status": "failed", "error": f"the task did not finish: {text}",
+         "traceback": None,
+         "inputs": {"network": task["network"], "plan": task["plan"], "config": task["config"],
+                    "tech_file": p["tech_file"], "tech": p["tech"], "vdd": p["vdd"],
+                    "batch": task["batch"], "tagged_share": p["tagged_share"]},
+         "worker": None, "prediction_reused": False, "prediction_wall_s": None,
+         "finished": datetime.now(UTC).isoformat(timespec="seconds")}
+        for p in task["points"]]}
+
+
+def sweep(grid_path: str | Path, out: str | Path, *, scheduler: str | None = None,
+          workers: int | None = None, progress: bool = True,
+          log: Callable[[str], None] = print) -> SweepResult:
+    """Run every point of the grid not already done in `out` on Dask (the cluster at
+    `scheduler`, or a local one of `workers` processes) and write the results (module
+    docstring); `log` gets the lines for people."""
+    from distributed import as_completed
+
+    t0 = time.perf_counter()
+    grid = load_grid(grid_path)
+    out = Path(out)
+    before = {p.key: read_record(out, p.key) for p in grid.points}
+    todo = [p for p in grid.points if (before[p.key] or {}).get("status") != "ok"]
+    retried = sum(before[p.key] is not None for p in todo)
+    log(f"sweep {grid.name}: {len(grid.points)} points"
+        + (f" ({grid.repeated} repeated ones counted once)" if grid.repeated else "")
+        + f"; {len(grid.points) - len(todo)} done in {out}/points, {len(todo)} to run"
+        + (f" ({retried} failed before)" if retried else ""))
+    tasks = _tasks(grid, todo, out)
+    predicted = reused_pred = 0
+    where = "no cluster (nothing to run)"
+    if tasks:
+        cached = sum(t["prediction"] is not None for t in tasks)
+        with connect(scheduler, workers) as (client, where):
+            (out / "points").mkdir(parents=True, exist_ok=True)     # made once connected:
+            (out / "predictions").mkdir(exist_ok=True)              # a failed start leaves none
+            log(f"  {len(tasks)} task(s) ({len(tasks) - cached} prediction(s) to make, "
+                f"{cached} cached) on {where}")
+            if not client.scheduler_info(n_workers=-1)["workers"]:
+                log("  no worker yet: the tasks start when one joins (`dask worker ADDRESS`)")
+            futures = [client.submit(run_task, t, key=task_key(t), pure=False) for t in tasks]
+            by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
+            bar = tqdm(total=len(todo), unit="point", file=sys.stderr, disable=None,
+                       dynamic_ncols=True) if progress else None
+            try:
+                for i, fut in enumerate(as_completed(futures), 1):
+                    task = by_key[fut.key]
+                    try:
+                        res = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - KilledWorker, cancelled...
+                        res = _lost(task, exc)
+                    if res["prediction"] is not None:
+                        _write_json(out / "predictions" / f"{task['pred_key']}.json",
+                                    res["prediction"])
+                        predicted += 1
+                    elif task["prediction"] is not None:
+                        reused_pred += 1
+                    for rec in res["records"]:
+                        _write_json(out / "points" / f"{rec['key']}.json", rec)
+                    bad = sum(r["status"] != "ok" for r in res["records"])
+                    text = (f"{task['label']}: {len(res['records'])} point(s)"
+                            + (f", {bad} FAILED" if bad else " ok"))
+                    if bar is not None and not bar.disable:
+                        bar.set_description_str(text[:60])
+                        bar.update(len(res["records"]))
+                    elif progress:
+                        print(f"  [{i}/{len(tasks)}] {text}", file=sys.stderr, flush=True)
+            finally:
+                if bar is not None:
+                    bar.close()
+    records = []
+    for p in grid.points:
+        rec = read_record(out, p.key)
+        records.append(rec if rec is not None else
+                       _lost({"pred_key": p.pred_key, "network": p.network, "plan": p.plan,
+                              "config": p.config, "batch": p.batch,
+                              "points": [{"key": p.key, "label": p.label,
+                                          "tech_file": p.tech_file, "tech": p.tech,
+                                          "vdd": p.vdd, "tagged_share": p.tagged_share}]},
+                             RuntimeError("no result was written"))["records"][0])
+    res = SweepResult(grid, out, records, computed=len(todo),
+                      reused=len(grid.points) - len(todo), predicted=predicted,
+                      predictions_reused=reused_pred, tasks=len(tasks), where=where,
+                      wall_s=time.perf_counter() - t0)
+    res.files = write_report(res)
+    return res
+
+
+# -- the report ---------------------------------------------------------------------------------
+def _rel(path: str | None) -> str:
+    if not path:
+        return ""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def row(rec: dict) -> dict:
+    """A point's record as one flat row of results.csv."""
+    i, names, tot = rec["inputs"], rec.get("names") or {}, rec.get("total") or {}
+    ev = rec.get("evaluation") or {}
+    w = rec.get("worker") or {}
+    return {"key": rec["key"], "status": rec["status"],
+            "network": names.get("network", ""), "plan": names.get("plan", ""),
+            "config": names.get("config", ""), "tech": i["tech"], "vdd": i["vdd"],
+            "clock_mhz": ev["clock_hz"] / 1e6 if ev else "",
+            "write_cycles": ev.get("write_cycles", ""), "batch": i["batch"],
+            "tagged_share": i["tagged_share"], **{k: tot.get(k, "") for k in TOTALS},
+            "network_file": _rel(i["network"]), "plan_file": _rel(i["plan"]),
+            "config_file": _rel(i["config"]), "tech_file": _rel(i["tech_file"]),
+            "prediction_wall_s": rec.get("prediction_wall_s") or "",
+            "worker": f"{w['host']}:{w['pid']}" if w else "", "error": rec.get("error") or ""}
+
+
+def _g(v: float, d: int = 4) -> str:
+    return f"{v:.{d}g}"
+
+
+def write_report(res: SweepResult) -> list[Path]:
+    """results.csv (every point), results.md (the table, the best point per network,
+    the failures) and results.png (energy per frame against time per frame, labelled)."""
+    out, rows = res.out, [row(r) for r in res.records]
+    paths = [out / "results.csv", out / "results.md", out / "results.png"]
+    with paths[0].open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    ok = [r for r in rows if r["status"] == "ok"]
+    failed = [(r, rec) for r, rec in zip(rows, res.records, strict=True) if r["status"] != "ok"]
+    g = res.grid
+    lines = [f"# Sweep `{g.name}`", ""]
+    if g.description:
+        lines += [g.description, ""]
+    lines += [f"Grid `{_rel(str(g.path.resolve()))}`: {len(rows)} points, **{len(ok)} ok, "
+              f"{len(failed)} failed**. This run: {res.computed} point(s) evaluated in "
+              f"{res.tasks} task(s) ({res.predicted} prediction(s) made, "
+              f"{res.predictions_reused} reused), {res.reused} point(s) already done, on "
+              f"{res.where}, {res.wall_s:.1f} s wall. Every point: the schedule's prediction "
+              f"(sched/run.py predict_network) evaluated by the cost model of `bfimna "
+              f"evaluate` (docs/energy.md); one JSON file per point in `points/` (key: "
+              f"docs/sweep.md).", ""]
+    if ok:
+        best: dict[tuple, dict] = {}
+        for r in ok:
+            k = (r["network"], r["batch"])
+            if k not in best or r["edp_js"] < best[k]["edp_js"]:
+                best[k] = r
+        lines += ["## Lowest EDP per network and batch", "",
+                  "| network | plan | config | technology | VDD (V) | batch | EDP (J*s) |",
+                  "|---|---|---|---|---:|---:|---:|"]
+        lines += [f"| {r['network']} | {r['plan']} | {r['config']} | {r['tech']} | {r['vdd']:g} "
+                  f"| {r['batch']} | {_g(r['edp_js'])} |" for r in best.values()]
+        lines += ["", "## Every point", "", "![energy against time per frame](results.png)", "",
+                  "| network | plan | config | technology | VDD (V) | clock (MHz) | batch | "
+                  "share | latency (ms) | frames/s | energy/frame (uJ) | power (W) | TOPS/W | "
+                  "EDP (J*s) | key |",
+                  "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in sorted(ok, key=lambda r: (r["network"], r["plan"], r["config"], r["tech"],
+                                           r["vdd"], r["batch"], r["tagged_share"])):
+            lines.append(f"| {r['network']} | {r['plan']} | {r['config']} | {r['tech']} | "
+                         f"{r['vdd']:g} | {_g(r['clock_mhz'])} | {r['batch']} | "
+                         f"{r['tagged_share']:g} | {_g(r['latency_s'] * 1e3)} | "
+                         f"{_g(r['frames_per_s'])} | {_g(r['energy_per_frame_j'] * 1e6)} | "
+                         f"{_g(r['power_w'])} | {_g(r['tops_per_w'])} | {_g(r['edp_js'])} | "
+                         f"`{r['key']}` |")
+        lines.append("")
+    if failed:
+        lines += ["## Failed points", "", "| point | error | key |", "|---|---|---|"]
+        lines += [f"| {rec['label']} | {r['error'].replace('|', '/')} | `{r['key']}` |"
+                  for r, rec in failed]
+        lines.append("")
+    paths[1].write_text("\n".join(lines))
+    _plot(ok, g.name, len(failed), paths[2])
+    return paths
+
+
+def _plot(ok: list[dict], name: str, n_failed: int, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    techs = list(dict.fromkeys(r["tech"] for r in ok))
+    nets = list(dict.fromkeys(r["network"] for r in ok))
+    markers = "osD^v<>ph*"
+    for ti, tech in enumerate(techs):
+        for ni, net in enumerate(nets):
+            pts = [r for r in ok if r["tech"] == tech and r["network"] == net]
+            if pts:
+                ax.scatter([r["latency_s"] / r["batch"] for r in pts],
+                           [r["energy_per_frame_j"] for r in pts], color=f"C{ti % 10}",
+                           marker=markers[ni % len(markers)], label=f"{net}, {tech}", s=28)
+    if len(ok) <= 40:
+        for r in ok:
+            ax.annotate(f"{r['plan']} {r['config']} {r['vdd']:g}V b{r['batch']}"
+                        + (f" s{r['tagged_share']:g}" if r["tagged_share"] != 1 else ""),
+                        (r["latency_s"] / r["batch"], r["energy_per_frame_j"]), fontsize=5.5,
+                        xytext=(3, 2), textcoords="offset points")
+    if ok:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        edps = sorted(r["energy_per_frame_j"] * r["latency_s"] / r["batch"] for r in ok)
+        for e in {edps[0], edps[len(edps) // 2], edps[-1]}:   # lines of equal EDP per frame
+            ax.plot([x0, x1], [e / x0, e / x1], ":", color="grey", lw=0.7)
+            xa = max(x0, e / y1) * 1.05                        # where it enters the axes
+            ax.annotate(f"EDP/frame {e:.2g} J*s", (xa, e / xa), fontsize=5.5, color="grey",
+                        va="top")
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.legend(fontsize=6.5)
+    ax.set_xlabel("time per frame (s): latency / batch")
+    ax.set_ylabel("energy per frame (J)")
+    ax.set_title(f"sweep {name}: {len(ok)} points" + (f" ({n_failed} failed, not shown)"
+                                                       if n_failed else ""), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+__all__ = ["GRID", "Grid", "Point", "SweepError", "SweepResult", "code_digest", "load_grid",
+           "point_key", "prediction_key", "read_record", "run_task", "sweep", "write_report"]

@@ -1,0 +1,348 @@
+"""`bfimna sweep` (sched/sweep.py, docs/sweep.md) on a LocalCluster of two worker
+processes: every point equals `predict_network` + `evaluate` run directly; a second run
+skips the finished points (and predicts only what it has no prediction for); a changed
+input file changes the key, a renamed one does not; a failing point is recorded with its
+error while the others complete; a worker killed while it runs a task does not lose a
+point; a bad grid file exits 2 naming the file and field, and writes nothing.
+
+Nothing here is random: the grids are fixed, so no seed is involved."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from bfimna.cli import main
+from bfimna.golden.nn.network import load_network, load_plan, quantize
+from bfimna.golden.spec.config import load_config
+from bfimna.golden.spec.tech import find_tech
+from bfimna.sched.evaluate import evaluate
+from bfimna.sched.run import predict_network
+from bfimna.sched.sweep import (
+    CODE_FILES,
+    SweepError,
+    _tasks,
+    connect,
+    load_grid,
+    read_record,
+    run_task,
+    sweep,
+)
+
+from conftest import CONFIG_DIR, ROOT
+
+DIGITS = ROOT / "models" / "digits"
+DEFAULT = CONFIG_DIR / "default.yaml"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The embedded cluster of `bfimna sweep --workers 2` (sched/sweep.py connect), shared
+    by the tests of this module; its worker processes are gone after it."""
+    with connect(None, 2) as (client, where):
+        assert where == "a local Dask cluster of 2 worker process(es)"
+        pids = set(client.run(os.getpid).values())
+        assert len(pids) == 2
+        yield client
+        pids |= set(client.run(os.getpid).values())        # restarted ones included
+    time.sleep(0.5)
+    alive = [p for p in pids if _alive(p)]
+    assert not alive, f"worker processes left running: {alive}"
+
+
+def _grid(tmp_path: Path, name: str = "g", **fields) -> Path:
+    doc = {"name": name, "configs": [str(DEFAULT)], **fields}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _direct(net_file, plan_file, tech, vdd, batch) -> dict:
+    """The same point by hand: predict_network + evaluate, no Dask."""
+    cfg = load_config(DEFAULT)
+    net = load_network(net_file)
+    plan = load_plan(plan_file, net)
+    rep = predict_network(quantize(net, plan), batch, cfg)
+    return evaluate(rep, cfg, find_tech(tech).point(vdd), batch, network=net.name,
+                    plan=plan.name).total
+
+
+def _mtimes(out: Path) -> dict[str, int]:
+    return {f.name: f.stat().st_mtime_ns for f in (out / "points").glob("*.json")}
+
+
+def test_sweep_equals_evaluate_and_resumes(cluster, tmp_path):
+    grid = _grid(tmp_path, networks=[
+        {"network": str(DIGITS / "network.yaml"), "plans": [str(DIGITS / "int4.yaml")]}],
+        technologies=[{"tech": "sram_cam", "voltages": [1.1, 0.9]}, "reram_2t2r_cam"],
+        batches=[1, 3])
+    out = tmp_path / "out"
+    addr = cluster.scheduler.address
+    res = sweep(grid, out, scheduler=addr, progress=False, log=lambda s: None)
+    assert (len(res.records), res.computed, res.tasks, res.predicted) == (6, 6, 2, 2)
+    assert not res.failed
+    by = {(r["inputs"]["network"], r["inputs"]["plan"], r["inputs"]["tech"],
+           r["inputs"]["vdd"], r["inputs"]["batch"]): r for r in res.records}
+    for net, plan, tech, vdd, batch in [(DIGITS, "int4", "sram_cam", 0.9, 3),
+                                        (DIGITS, "int4", "reram_2t2r_cam", 1.0, 1)]:
+        rec = by[(str(net / "network.yaml"), str(net / f"{plan}.yaml"), tech, vdd, batch)]
+        assert rec["total"] == _direct(net / "network.yaml", net / f"{plan}.yaml", tech, vdd,
+                                       batch)
+    # the voltage and the batch reach the evaluation
+    lo, hi = (by[(str(DIGITS / "network.yaml"), str(DIGITS / "int4.yaml"), "sram_cam", v, 1)]
+              for v in (0.9, 1.1))
+    assert lo["total"]["energy_j"] < hi["total"]["energy_j"]
+    assert lo["total"]["latency_s"] > hi["total"]["latency_s"]
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 7 and all(r["key"] in (out / "results.csv").read_text()
+                                   and r["key"] in (out / "results.md").read_text()
+                                   for r in res.records)
+    assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+
+    # an interrupted sweep: every point of one prediction gone (and that prediction), one
+    # point of another
+    t0 = _mtimes(out)
+    whole = res.records[0]["prediction_key"]
+    gone = [r["key"] for r in res.records if r["prediction_key"] == whole]
+    one = next(r["key"] for r in res.records if r["prediction_key"] != whole)
+    for k in [*gone, one]:
+        (out / "points" / f"{k}.json").unlink()
+    (out / "predictions" / f"{whole}.json").unlink()
+    again = sweep(grid, out, scheduler=addr, progress=False, log=lambda s: None)
+    assert (again.computed, again.reused) == (len(gone) + 1, 6 - len(gone) - 1)
+    assert (again.tasks, again.predicted, again.predictions_reused) == (2, 1, 1)
+    t1 = _mtimes(out)
+    assert {k for k in t1 if t1[k] != t0.get(k)} == {f"{k}.json" for k in [*gone, one]}
+    assert [r["total"] for r in again.records] == [r["total"] for r in res.records]
+    # nothing left to do: no task, no cluster, no point file touched
+    third = sweep(grid, out, scheduler="tcp://127.0.0.1:9", progress=False, log=lambda s: None)
+    assert (third.computed, third.tasks, third.reused) == (0, 0, 6)
+    assert _mtimes(out) == t1
+
+
+def test_keys_follow_contents_not_names(tmp_path):
+    src = tmp_path / "net"
+    src.mkdir()
+    for f in ("network.yaml", "weights.npz", "test.npz", "int8.yaml"):
+        (src / f).write_bytes((DIGITS / f).read_bytes())
+    (src / "copy.yaml").write_bytes((DIGITS / "int8.yaml").read_bytes())
+    sram = ROOT / "configs" / "tech" / "sram_cam.yaml"
+    (tmp_path / "my_sram.yaml").write_bytes(sram.read_bytes())
+
+    def keys(plan="int8.yaml", tech="sram_cam", batches=(1,)):
+        g = load_grid(_grid(tmp_path, networks=[{"network": str(src / "network.yaml"),
+                                                 "plans": [str(src / plan)]}],
+                            technologies=[tech], batches=list(batches)))
+        return [(p.pred_key, p.key) for p in g.points]
+
+    base = keys()
+    assert keys("copy.yaml") == base                 # same contents, other name
+    assert keys(tech="my_sram.yaml") == base         # the same table by its path
+    two = load_grid(_grid(tmp_path, networks=[{"network": str(src / "network.yaml"),
+                                               "plans": [str(src / "int8.yaml"),
+                                                         str(src / "copy.yaml")]}]))
+    assert (len(two.points), two.repeated) == (1, 1)
+    assert keys(batches=(2,))[0][0] != base[0][0]
+
+    plan = yaml.safe_load((src / "copy.yaml").read_text())
+    plan["layers"]["conv1"]["w_bits"] = 6
+    (src / "copy.yaml").write_text(yaml.safe_dump(plan))
+    changed = keys("copy.yaml")
+    assert changed[0][0] != base[0][0] and changed[0][1] != base[0][1]
+
+    w = dict(np.load(src / "weights.npz"))
+    w["conv1.weight"] = w["conv1.weight"].copy()
+    w["conv1.weight"].flat[0] += 0.01
+    np.savez(src / "weights.npz", **w)
+    assert keys()[0][0] != base[0][0]                # the weights file the network names
+    after_w = keys()
+
+    (tmp_path / "my_sram.yaml").write_text(sram.read_text() + "\n# edited\n")
+    tech = keys(tech=str(tmp_path / "my_sram.yaml"))
+    assert tech[0][0] == after_w[0][0] and tech[0][1] != after_w[0][1]   # same prediction
+
+
+def test_a_worker_refuses_inputs_it_does_not_match(tmp_path):
+    """run_task (what a worker runs) fails the points rather than store a result under a
+    key its files or sources do not match."""
+    plan = tmp_path / "int8.yaml"
+    plan.write_bytes((DIGITS / "int8.yaml").read_bytes())
+    grid = load_grid(_grid(tmp_path, networks=[{"network": str(DIGITS / "network.yaml"),
+                                                "plans": [str(plan)]}]))
+    task = _tasks(grid, grid.points, tmp_path / "out")[0]
+    plan.write_text(plan.read_text() + "# edited after the sweep read it\n")
+    rec = run_task(task)["records"][0]
+    assert rec["status"] == "failed" and "int8.yaml: its contents differ" in rec["error"]
+    task = _tasks(load_grid(grid.path), grid.points, tmp_path / "out")[0]
+    task["code"] = "0" * 64
+    rec = run_task(task)["records"][0]
+    assert rec["status"] == "failed" and "runs other scheduler or cost-model sources" \
+        in rec["error"], rec["error"]
+
+
+def test_failed_points_are_recorded_and_the_others_complete(cluster, tmp_path):
+    bad = yaml.safe_load((DIGITS / "int8.yaml").read_text())
+    bad["layers"]["conv9"] = {"w_bits": 4, "a_bits": 4}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    grid = _grid(tmp_path, networks=[{"network": str(DIGITS / "network.yaml"),
+                                      "plans": [str(DIGITS / "int8.yaml"),
+                                                str(tmp_path / "bad.yaml")]}],
+                 configs=[str(DEFAULT), str(CONFIG_DIR / "ap1d_100x24.yaml")])
+    out = tmp_path / "out"
+    res = sweep(grid, out, scheduler=cluster.scheduler.address, progress=False,
+                log=lambda s: None)
+    status = {(Path(r["inputs"]["plan"]).name, Path(r["inputs"]["config"]).name): r
+              for r in res.records}
+    assert status[("int8.yaml", "default.yaml")]["status"] == "ok"
+    assert len(res.failed) == 3
+    for cfg in ("default.yaml", "ap1d_100x24.yaml"):
+        err = status[("bad.yaml", cfg)]["error"]
+        assert "bad.yaml: layers.conv9: unknown conv, fc or add layer" in err, err
+    err = status[("int8.yaml", "ap1d_100x24.yaml")]["error"]
+    assert "conv1" in err and "the CAP has 23" in err, err
+    for r in res.failed:                              # on disk too, with the error
+        assert read_record(out, r["key"])["error"] == r["error"]
+    md = (out / "results.md").read_text()
+    assert "## Failed points" in md and "conv9" in md and "3 failed" in md
+    # the next run tries the failed points again, not the finished one
+    again = sweep(grid, out, scheduler=cluster.scheduler.address, progress=False,
+                  log=lambda s: None)
+    assert (again.computed, again.reused, len(again.failed)) == (3, 1, 3)
+
+
+def test_a_killed_worker_loses_no_point(cluster, tmp_path):
+    """A worker process is killed (SIGKILL) while it runs the slow point's task: Dask
+    runs the task again on a live worker and the sweep completes with every point."""
+    grid = _grid(tmp_path, networks=[{"network": str(DIGITS / "network.yaml"),
+                                      "plans": [str(DIGITS / "int8.yaml")]}],
+                 batches=[1, 1536])   # about 2 s to predict at 1536
+    slow = next(p for p in load_grid(grid).points if p.batch == 1536)
+    prefix = f"bfimna-sweep-{slow.pred_key}-"          # sched/sweep.py task_key
+    done: dict = {}
+    run = threading.Thread(target=lambda: done.update(res=sweep(
+        grid, tmp_path / "out", scheduler=cluster.scheduler.address, progress=False,
+        log=lambda s: None)))
+    run.start()
+
+    def executing(dask_worker):
+        return os.getpid(), [str(ts.key) for ts in dask_worker.state.executing]
+
+    killed = None
+    deadline = time.monotonic() + 60
+    while killed is None and time.monotonic() < deadline and run.is_alive():
+        for pid, keys in cluster.run(executing).values():
+            if any(k.startswith(prefix) for k in keys):
+                os.kill(pid, signal.SIGKILL)
+                killed = pid
+                break
+        time.sleep(0.05)
+    run.join(timeout=120)
+    assert killed is not None, "the slow task was never seen running"
+    assert not run.is_alive()
+    res = done["res"]
+    assert len(res.records) == 2 and not res.failed
+    rec = next(r for r in res.records if r["key"] == slow.key)
+    assert rec["worker"]["pid"] != killed
+    assert not _alive(killed)
+    assert rec["total"]["latency_cycles"] > 0
+
+
+def test_code_files_cover_what_a_point_runs(tmp_path):
+    """Every bfimna module a worker loads to run a task is among the sources a key
+    hashes (sched/sweep.py CODE_FILES), checked in a fresh interpreter."""
+    code = ("import sys, pathlib, bfimna.sched.sweep as s\n"
+            "g = s.load_grid(sys.argv[1])\n"
+            "task = s._tasks(g, g.points[:1], pathlib.Path(sys.argv[2]))[0]\n"
+            "assert s.run_task(task)['records'][0]['status'] == 'ok'\n"
+            "print(' '.join(m.__file__ for n, m in sys.modules.items()\n"
+            "               if n.startswith('bfimna.') and getattr(m, '__file__', None)))")
+    grid = CONFIG_DIR / "sweeps" / "digits.yaml"
+    out = subprocess.run([sys.executable, "-c", code, str(grid), str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    loaded = {Path(f).resolve().relative_to(ROOT).as_posix() for f in out}
+    assert "sched/schedule.py" in loaded and "golden/nn/network.py" in loaded
+    assert loaded - {"sched/sweep.py"} <= set(CODE_FILES), loaded - set(CODE_FILES)
+
+
+@pytest.mark.parametrize("name, points, tasks", [("digits", 48, 12), ("resnet18_hawq", 36, 6)])
+def test_example_grids(name, points, tasks):
+    """The grids docs/sweep.md and README.md run have the points and tasks they say."""
+    g = load_grid(CONFIG_DIR / "sweeps" / f"{name}.yaml")
+    assert (g.name, len(g.points), len({p.pred_key for p in g.points})) == (name, points, tasks)
+    assert g.repeated == 0 and all(Path(p.network).is_file() for p in g.points)
+
+
+def test_cli_sweep(cluster, tmp_path, capsys):
+    grid = _grid(tmp_path, networks=[{"network": str(DIGITS / "network.yaml"),
+                                      "plans": [str(DIGITS / "mixed.yaml")]}],
+                 technologies=[{"tech": "sram_cam", "voltages": "all"}])
+    out = tmp_path / "out"
+    code = main(["sweep", str(grid), "--out", str(out), "--scheduler",
+                 cluster.scheduler.address, "--no-progress"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "sweep g: 3 of 3 points ok (3 evaluated now in 1 task(s)" in text
+    recs = [json.loads(f.read_text()) for f in (out / "points").glob("*.json")]
+    assert sorted(r["inputs"]["vdd"] for r in recs) == [0.9, 1.0, 1.1]
+    assert main(["sweep", str(grid), "--out", str(out), "--scheduler",
+                 cluster.scheduler.address]) == 0
+    assert "(0 evaluated now in 0 task(s), 0 prediction(s) made; 3 done before)" in \
+        capsys.readouterr().out
+
+
+NET = {"network": str(DIGITS / "network.yaml"), "plans": [str(DIGITS / "int8.yaml")]}
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"networks": [NET], "batches": [0]}, "g.yaml: batches[0]: must be in [1, 65536], got 0"),
+    ({"networks": [NET], "technologies": [{"tech": "sram_cam", "voltages": [0.7]}]},
+     "g.yaml: technologies[0].voltages[0]: no voltage point at 0.7 V in technology "
+     "'sram_cam' (allowed: 1.1, 1, 0.9 V"),
+    ({"networks": [NET], "technologies": ["flash"]},
+     "g.yaml: technologies[0].tech: unknown technology 'flash'"),
+    ({"networks": [{"network": str(DIGITS / "network.yaml"), "plans": ["nope.yaml"]}]},
+     "g.yaml: networks[0].plans[0]: expected an existing .yaml file, got 'nope.yaml'"),
+    ({"networks": [NET], "tagged_shares": [0]}, "g.yaml: tagged_shares[0]: must be in (0, 1]"),
+    ({"networks": [NET], "voltage": [1]}, "g.yaml: voltage: unknown field (known here: name,"),
+    ({}, "g.yaml: networks: missing field"),
+])
+def test_bad_grid_exits_2_naming_the_field(tmp_path, capsys, fields, message):
+    grid = _grid(tmp_path, **fields)
+    out = tmp_path / "out"
+    assert main(["sweep", str(grid), "--out", str(out), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()                      # nothing half-written
+    with pytest.raises(SweepError):
+        load_grid(grid)
+
+
+def test_bad_options_exit_2(tmp_path, capsys):
+    grid = _grid(tmp_path, networks=[NET])
+    assert main(["sweep", str(grid), "--out", str(tmp_path / "o"), "--workers", "2",
+                 "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert "--workers sizes the embedded local cluster" in capsys.readouterr().err
+    assert main(["sweep", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o")]) == 2
+    assert "missing.yaml: sweep grid file not found" in capsys.readouterr().err
