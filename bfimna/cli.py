@@ -344,7 +344,8 @@ def _layer_table(qnet, rep) -> None:
           f"{'predicted':>13} {'counted':>13} {'busiest tile':>13} {'host words':>11} "
           f"{'rows':>5} {'/bound':>6} {'bit-exact':>9}")
     for q, layer in zip(qnet.layers, rep.layers, strict=True):
-        wb = "/".join(str(b) for b in sorted(set(q.w_bits))) if q.w_bits else "-"
+        wb = ",".join(str(b) for b in sorted(set(q.w_bits) | {b for r in q.w_grid
+                                                              for b in r})) if q.w_bits else "-"
         counted = "-" if layer.counted is None else f"{layer.counted:,}"
         exact = "-" if layer.bit_exact is None else ("yes" if layer.bit_exact else "NO")
         vs = "-" if layer.vs_bound is None else f"{layer.vs_bound:.2f}"
@@ -481,7 +482,9 @@ def cmd_plan(args) -> int:
              f"({point.clock_hz / 1e6:g} MHz), batch 1")
     n_w = sum(lay.type in ("conv", "fc") for lay in net.layers)
     n_add = sum(lay.type == "add" for lay in net.layers)
-    print(f"plan: {net.name} ({len(net.layers)} layers; knobs: input_bits, w_bits and a_bits "
+    wk = (f"w_bits per block of a grid of at most {args.blocks[0]}x{args.blocks[1]}"
+          if args.blocks else "w_bits")
+    print(f"plan: {net.name} ({len(net.layers)} layers; knobs: input_bits, {wk} and a_bits "
           f"of {n_w} conv/fc layer(s)" + (f", a_bits of {n_add} add layer(s)" if n_add else "")
           + f"), budget {budget}, bits {sorted(set(args.bits) | {8})}", flush=True)
     print(f"  cost model: predict_network + evaluate on {where}")
