@@ -18,6 +18,18 @@ What the harness (Verilog-2005, the same text under Verilator and Icarus) does:
      registers and ends; a register read not answered in 1000 cycles writes `A ADDR`
      and ends (the hardware must never hang the harness).
 With +waves_from/+waves_to (a build with waves=True) it records an FST of that window.
+
+The verification build (`verify=True`: hdl/gen/system.py's System(cfg, VERIFY), tests only)
+has three more inputs, which the harness drives from +fault (the mutant's number, 0 none)
+and +preset (hex): every counter is loaded with the preset in the first cycle after the
+reset, so that a short program makes them wrap (tests/test_counters.py) and one build
+serves every mutant (tests/test_mutation.py).
+
+With `resets=True` (the fuzz campaign, tests/test_fuzz_system.py) a stimulus line `2 0` is a
+reset: the harness raises TREADY, waits until the beat before it was taken and `busy`
+falls (at most +drain cycles), writes `X CYCLE BUSY PENDING` (PENDING: that beat was
+never taken), holds `rst` for 4 cycles and goes on with the next beat; output frames are
+counted again from there.
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ from bfimna.golden.spec.regs import (
     COUNTER_STRIDE,
     GLOBAL_COUNTER_BASE,
     GLOBAL_COUNTERS,
+    PT,
     REG_CONFIG,
     REG_ID,
     REG_STATUS,
@@ -48,6 +61,7 @@ from bfimna.golden.spec.regs import (
     STATUS_WORD,
     TILE_COUNTER_BASE,
     TILE_COUNTER_STRIDE,
+    header,
 )
 from bfimna.golden.spec.uops import COUNTER_KEYS
 
@@ -58,12 +72,51 @@ def _width(ports: list[dict], name: str) -> int:
     return next(p["width"] for p in ports if p["name"] == name)
 
 
-def harness_text(cfg: Config, waves: bool = False) -> str:
-    """The Verilog harness around the system top of `cfg`."""
+def harness_text(cfg: Config, waves: bool = False, verify: bool = False,
+                 resets: bool = False) -> str:
+    """The Verilog harness around the system top of `cfg` (`verify`: its VERIFY build;
+    `resets`: `2 0` stimulus lines reset the system)."""
     from bfimna.hdl.flow.emit import _ports
     from bfimna.hdl.gen.system import system_module_name, system_signature
 
-    ports = _ports(system_signature(cfg))
+    ports = _ports(system_signature(cfg, verify))
+    cb = cfg.ap.counter_bits
+    v_regs = v_ports = v_args = v_load = ""
+    if verify:
+        v_regs = f"""
+  reg [7:0] tb_fault = 0;
+  reg tb_load = 0;
+  reg [{cb - 1}:0] tb_preset = 0;"""
+        v_ports = """
+    .tb_fault(tb_fault), .tb_load(tb_load), .tb_preset(tb_preset),"""
+        v_args = """
+    if (!$value$plusargs("fault=%d", tb_fault)) tb_fault = 0;
+    if (!$value$plusargs("preset=%h", tb_preset)) tb_preset = 0;"""
+        v_load = f"""
+    if (cyc == {RESET_CYCLES}) tb_load <= 1;          // the first cycle out of reset
+    if (cyc == {RESET_CYCLES + 1}) tb_load <= 0;"""
+    r_send = r_phases = r_args = r_reg = r_take = r_first = r_decl = ""
+    if resets:
+        r_send = """ && !nxt_rst"""
+        r_reg = " nxt_rst,"
+        r_args = """
+    if (!$value$plusargs("drain=%d", drain)) drain = 100000;"""
+        r_decl = """
+  integer drain;"""
+        r_take = """
+      nxt_rst = tmp_last[1];"""
+        r_first = """if (have_next && nxt_rst && !s_valid) begin   // a reset line: drain, reset
+           phase = 5; wait_n = drain;
+         end else """
+        r_phases = f"""
+      5: if ((!s_valid && !busy) || wait_n == 0) begin   // the last beat taken, idle
+           $fwrite(fout, "X %0d %0d %0d\\n", cyc, busy, s_valid);
+           rst <= 1; s_valid <= 0; wait_n = {RESET_CYCLES}; phase = 6;
+         end else wait_n = wait_n - 1;
+      6: begin
+           wait_n = wait_n - 1;
+           if (wait_n == 0) begin rst <= 0; frames_seen = 0; phase = 1; next_beat; end
+         end"""
     dw, aw = _width(ports, "s_axis_tdata"), _width(ports, "s_axil_araddr")
     rw = _width(ports, "s_axil_rdata")
     busy_bit = STATUS_WORD["busy"].lsb
@@ -84,12 +137,12 @@ module replay_tb;
   wire [{dw - 1}:0] m_data;
   reg m_ready = 0;
   reg [{aw - 1}:0] araddr = 0;
-  reg arvalid = 0, rready = 0;
+  reg arvalid = 0, rready = 0;{v_regs}
   wire arready, rvalid, awready, wready, bvalid;
   wire [{rw - 1}:0] rdata;
   wire [1:0] rresp, bresp;
   {system_module_name(cfg)} dut (
-    .clk(clk), .rst(rst),
+    .clk(clk), .rst(rst),{v_ports}
     .s_axis_tvalid(s_valid), .s_axis_tdata(s_data), .s_axis_tlast(s_last),
     .s_axis_tready(s_ready),
     .m_axis_tvalid(m_valid), .m_axis_tdata(m_data), .m_axis_tlast(m_last),
@@ -108,7 +161,7 @@ module replay_tb;
   integer wait_n, read_n;
   reg [63:0] cyc, max_cycles, waves_from, waves_to;
   reg [31:0] ra, rb;
-  reg have_next, nxt_last, rd_pending, timed_out;
+  reg have_next, nxt_last,{r_reg} rd_pending, timed_out;{r_decl}
   reg [{dw - 1}:0] nxt_data;
   reg [3:0] tmp_last;
   reg [{aw - 1}:0] tmp_addr;
@@ -117,7 +170,7 @@ module replay_tb;
     begin
       code = $fscanf(fin, "%h %h\\n", tmp_last, nxt_data);
       have_next = (code == 2);
-      nxt_last = tmp_last[0];
+      nxt_last = tmp_last[0];{r_take}
     end
   endtask
 
@@ -149,7 +202,7 @@ module replay_tb;
     if (!$value$plusargs("max_cycles=%d", max_cycles)) max_cycles = 64'd1000000000;
     if (!$value$plusargs("waves_from=%d", waves_from)) waves_from = 0;
     if (!$value$plusargs("waves_to=%d", waves_to)) waves_to = 0;
-    if (!$value$plusargs("wave=%s", wave_name)) wave_name = "replay.fst";
+    if (!$value$plusargs("wave=%s", wave_name)) wave_name = "replay.fst";{v_args}{r_args}
     fin = $fopen(stim_name, "r"); freads = $fopen(reads_name, "r");
     fout = $fopen(out_name, "w");
     if (fin == 0 || freads == 0 || fout == 0) begin
@@ -160,11 +213,11 @@ module replay_tb;
   end
 
   always @(posedge clk) begin
-    cyc = cyc + 1;{dump}
+    cyc = cyc + 1;{dump}{v_load}
     // input stream: a beat taken at this edge frees the slot
     if (s_valid && s_ready) s_valid <= 0;
     ra = xs32(ra);
-    if (phase == 1 && (!s_valid || s_ready) && have_next && ra[31:16] >= idle_thr) begin
+    if (phase == 1 && (!s_valid || s_ready) && have_next{r_send} && ra[31:16] >= idle_thr) begin
       s_data <= nxt_data; s_last <= nxt_last; s_valid <= 1;
       next_beat;
     end
@@ -195,9 +248,9 @@ module replay_tb;
          else if (cyc == {RESET_CYCLES + SETTLE_CYCLES}) begin
            phase = 1; $fwrite(fout, "S %0d\\n", cyc);
          end
-      1: if (!have_next && !s_valid && frames_seen >= frames) begin
+      1: {r_first}if (!have_next && !s_valid && frames_seen >= frames) begin
            phase = 2; start_read({REG_STATUS});
-         end
+         end{r_phases}
       2: if (!rd_pending) begin
            if (wait_n > 0) wait_n = wait_n - 1;
            else start_read({REG_STATUS});
@@ -293,6 +346,7 @@ def parse_output(cfg: Config, text: str, n_frames: int) -> dict[str, Any]:
         return summary
 
     summary["registers"] = registers_from(cfg, regs_raw)
+    summary["raw_registers"] = regs_raw
     summary["responses"] = [[f"{w:x}" for w in fr] for fr in frames[:n_frames]]
     summary["extra_output_frames"] = len(frames) - n_frames + (1 if cur else 0)
     summary["sim_cycles"] = (idle or 0) - (start or 0)
@@ -303,32 +357,279 @@ def stimulus_text(prog: HostProgram) -> str:
     return "".join(f"{int(last)} {w:x}\n" for w, last in prog.beats())
 
 
+def verify_system_verilog(cfg: Config) -> str:
+    """Verilog of the system top's VERIFY build (tests only; cached as emitted Verilog is)."""
+    from bfimna.hdl.flow.emit import _cached
+
+    @_cached("system-verify")
+    def gen(cfg: Config) -> str:
+        from amaranth.back import verilog
+
+        from bfimna.hdl.gen.system import VERIFY, System, system_module_name
+        return verilog.convert(System(cfg, fault=VERIFY), name=system_module_name(cfg),
+                               emit_src=False)
+    return gen(cfg)
+
+
 def run_system_replay(cfg: Config, sim: str, prog: HostProgram, max_cycles: int,
                       build_root: Path, seed: int = 1, idle: float = 0.0,
                       backpressure: float = 0.0, waves: tuple[int, int] | None = None,
-                      ) -> tuple[bool, dict, ReplayRun]:
+                      fault: int | None = None, preset: int | None = None,
+                      stim: str | None = None, drain: int = 100_000,
+                      frames: int | None = None) -> tuple[bool, dict, ReplayRun]:
     """Run `prog` on the system top through the replay harness. Returns (the harness
     finished normally, the summary as sys_tb.py writes it, the run: its log, the command
     that reruns the simulation and its files, which the caller removes with
-    run.cleanup() once it no longer needs to point a person at them)."""
+    run.cleanup() once it no longer needs to point a person at them).
+    `fault` (a mutant's number, hdl/gen/system.py: system_mutant_numbers; 0 none) or
+    `preset` (every counter's value after the reset) run the VERIFY build (tests only).
+    `stim`: the stimulus text instead of `prog`'s beats, with reset lines (`2 0`, a
+    harness with resets: fuzz_stimulus); `prog` is then what follows the last reset and
+    `drain` bounds the wait for idle before each reset. `frames`: the output frames to
+    wait for (default: prog's responses)."""
     from bfimna.hdl.flow.emit import system_verilog
 
-    b = build_replay(cfg, sim, "sys", system_verilog(cfg), harness_text(cfg, bool(waves)),
+    verify = fault is not None or preset is not None
+    resets = stim is not None
+    dut = verify_system_verilog(cfg) if verify else system_verilog(cfg)
+    unit = "sys" + ("-verify" if verify else "") + ("-resets" if resets else "")
+    b = build_replay(cfg, sim, unit, dut, harness_text(cfg, bool(waves), verify, resets),
                      build_root, waves=bool(waves))
+    n_frames = len(prog.responses) if frames is None else frames
     plus: dict[str, str | int] = {
-        "frames": len(prog.responses), "idle": threshold(idle), "bp": threshold(backpressure),
+        "frames": n_frames, "idle": threshold(idle), "bp": threshold(backpressure),
         "seed_a": seed_state(seed, 0), "seed_b": seed_state(seed, 1),
         "max_cycles": max_cycles}
+    if verify:
+        plus.update(fault=fault or 0, preset=f"{preset or 0:x}")
+    if resets:
+        plus.update(drain=drain)
     if waves:
         plus.update(waves_from=waves[0], waves_to=waves[1],
                     wave=str(b.bdir / f"waves-{waves[0]}-{waves[1]}.fst"))
     t0 = time.perf_counter()
-    run, text = run_replay(b, plus, {"stim": stimulus_text(prog),
+    run, text = run_replay(b, plus, {"stim": stim if stim is not None else stimulus_text(prog),
                                      "reads": "".join(f"{a:x}\n" for a in register_reads(cfg))})
-    summary = parse_output(cfg, text, len(prog.responses))
+    pre: list[list[int]] = []         # output beats before the last reset
+    resets_seen: list[tuple[int, int, int]] = []
+    if resets:
+        lines = text.splitlines(keepends=True)
+        cut = max((i for i, ln in enumerate(lines) if ln.startswith("X ")), default=-1)
+        for ln in lines[:cut + 1]:
+            f = ln.split()
+            if f and f[0] == "O":
+                pre.append([int(f[1]), int(f[2]), int(f[3], 16)])
+            elif f and f[0] == "X":
+                resets_seen.append((int(f[1]), int(f[2]), int(f[3])))
+        start = [ln for ln in lines[:cut + 1] if ln.startswith("S ")]
+        text = "".join(start + lines[cut + 1:])
+    summary = parse_output(cfg, text, n_frames)
+    if resets:
+        summary.update(before_reset=pre, resets=resets_seen)
     wall = time.perf_counter() - t0
     summary.update(wall_s=round(run.wall_s, 4), build_s=round(b.build_s, 2),
                    cycles_per_s=round(summary.get("sim_cycles", 0) / run.wall_s, 1)
                    if run.wall_s > 0 else None, replay_wall_s=round(wall, 4))
     ok = run.ok and summary["finished"] and not summary["timed_out"]
     return ok, summary, run
+
+
+# -- checks against the golden system (tests and scripts: mutation, counters, fuzz) ---------
+
+def golden_registers(cfg: Config, prog: HostProgram | None = None, preset: int = 0,
+                     beats=None):
+    """The golden system after `prog` (or raw `beats`, (word, last)) from a reset, every
+    counter starting at `preset` (the VERIFY build's tb_preset): its output beats, every
+    register word at register_reads() (golden's own counter semantics: modulo 2^bits,
+    32-bit halves) and the golden System itself."""
+    from bfimna.golden.model.system import System
+
+    g = System(cfg)
+    if preset:
+        g.counters = dict.fromkeys(g.counters, preset)
+        for t in g.tiles:
+            for k in t.counters:
+                t.counters[k] = preset
+    out = g.feed(prog.beats() if prog is not None else beats)
+    return out, {a: g.register(a) for a in register_reads(cfg)}, g
+
+
+def frames_of(beats) -> list[list[int]]:
+    """Output beats (word, last) as frames (the words up to each tlast)."""
+    frames, cur = [], []
+    for w, last in beats:
+        cur.append(w)
+        if last:
+            frames.append(cur)
+            cur = []
+    return frames + ([cur] if cur else [])
+
+
+def expected_run(cfg: Config, prog: HostProgram, preset: int = 0, idle: float = 0.0,
+                 backpressure: float = 0.0) -> tuple[list, dict[int, int], int]:
+    """What verify_differences compares with: golden's output beats and register words
+    (counters from `preset`), and a watchdog budget in cycles for the RTL run."""
+    out, regs, g = golden_registers(cfg, prog, preset)
+    work = sum(t.counters["cycles"] - preset for t in g.tiles) \
+        + g.counters["copy_cycles"] - preset
+    slow = 1.0 / max(0.05, (1 - idle) * (1 - backpressure))
+    return out, regs, int(5000 + slow * (20 * prog.n_words + 4 * len(out)) + 2 * work)
+
+
+def verify_differences(cfg: Config, sim: str, prog: HostProgram, build_root: Path,
+                       fault: int = 0, preset: int = 0, seed: int = 1, idle: float = 0.0,
+                       backpressure: float = 0.0, expected: tuple | None = None
+                       ) -> tuple[list[str], ReplayRun]:
+    """Run `prog` on the VERIFY build (mutant `fault`, counters from `preset`) and list
+    every way it differs from the golden system: a timeout or hang, a response word, a
+    frame too many, any register word read over AXI4-Lite (counters in 32-bit halves).
+    `expected`: expected_run(...) of the same program and preset, when already known
+    (a mutation matrix runs one program many times)."""
+    out, want_regs, max_cycles = expected or expected_run(cfg, prog, preset, idle,
+                                                          backpressure)
+    want = frames_of(out)
+    ok, summary, run = run_system_replay(cfg, sim, prog, max_cycles, build_root, seed, idle,
+                                         backpressure, fault=fault, preset=preset,
+                                         frames=len(want))
+    if summary.get("timed_out"):
+        return [f"timed out after {max_cycles} cycles"], run
+    if "hung_read" in summary:
+        return [f"register read at {summary['hung_read']:#x} never answered"], run
+    if not ok or "registers" not in summary:
+        return ["the harness did not finish"], run
+    diffs = []
+    got = [[int(w, 16) for w in fr] for fr in summary["responses"]]
+    for i, (w, g) in enumerate(zip(want, got, strict=False)):
+        if w != g:
+            diffs.append(f"response {i}: {[hex(x) for x in g[:4]]}..., expected "
+                         f"{[hex(x) for x in w[:4]]}...")
+    if len(got) != len(want) or summary["extra_output_frames"]:
+        diffs.append(f"{len(got) + summary['extra_output_frames']} output frames, "
+                     f"expected {len(want)}")
+    raw = summary["raw_registers"]
+    for a, v in want_regs.items():
+        if raw.get(a) != v:
+            diffs.append(f"register {a:#x}: {raw.get(a, 0):#x}, expected {v:#x}")
+    return diffs, run
+
+
+# -- fuzzing the AXI4-Stream (tests/test_fuzz_system.py, scripts/fuzz_system.py) -------------
+
+def fuzz_beats(cfg: Config, seed: int, n_words: int,
+               inside: bool | None = None) -> list[tuple[int, bool]]:
+    """About `n_words` seeded random input beats (word, tlast): runs of random 64-bit words
+    with random tlast, well-formed packets of a random host program, and those packets
+    malformed (a bit flipped in any word, a word dropped or added, tlast moved early or
+    left off so that the next packet joins it). `inside` True / False: end inside a
+    packet (a random word with tlast, which ends whatever packet was open, then a WRITE
+    header waiting for its payload) or between packets (that word alone)."""
+    import numpy as np
+
+    from bfimna.golden.host.stimulus import random_host_program
+
+    rng = np.random.default_rng(seed)
+    pool = random_host_program(cfg, seed, n_packets=20, bad_share=0.1).frames
+
+    def word() -> int:
+        return int(rng.integers(0, 1 << 63, dtype=np.int64)) << 1 | int(rng.integers(2))
+
+    out: list[tuple[int, bool]] = []
+    while len(out) < n_words:
+        kind = int(rng.integers(4))
+        if kind == 0:                              # random bytes, random tlast
+            out += [(word(), bool(rng.random() < 0.3)) for _ in range(int(rng.integers(1, 7)))]
+            continue
+        frame = list(pool[int(rng.integers(len(pool)))])
+        last_at = len(frame) - 1
+        if kind == 2:                              # one word changed
+            i = int(rng.integers(len(frame)))
+            how = int(rng.integers(3))
+            if how == 0:
+                frame[i] ^= 1 << int(rng.integers(64))
+            elif how == 1 and len(frame) > 1:
+                del frame[i]
+            else:
+                frame.insert(i, word())
+            last_at = len(frame) - 1
+        elif kind == 3:                            # tlast early, or missing
+            last_at = int(rng.integers(len(frame))) if rng.random() < 0.5 else -1
+        out += [(w, i == last_at) for i, w in enumerate(frame)]
+    if inside is not None:
+        out.append((word(), True))
+        if inside:
+            out.append((header(PT.WRITE, count=2, width=4), False))
+    return out
+
+
+def fuzz_stimulus(fuzz: list[tuple[int, bool]], after: HostProgram) -> str:
+    """The harness stimulus: the fuzz beats, a reset line, then `after`'s beats."""
+    lines = [f"{int(last)} {w:x}\n" for w, last in fuzz] + ["2 0\n"]
+    return "".join(lines) + stimulus_text(after)
+
+
+def run_fuzz_case(cfg: Config, sim: str, seed: int, n_words: int, after: HostProgram,
+                  build_root: Path, idle: float = 0.0, backpressure: float = 0.0,
+                  drain: int = 20_000, inside: bool | None = None,
+                  fault: int | None = None) -> dict[str, Any]:
+    """One fuzz case on the real system top: `n_words` fuzz beats (fuzz_beats) under
+    random idle and back-pressure, a drain (TREADY up until `busy` falls), a reset, then
+    the known-good program `after`. Returns {"problems": [...], ...}; no problem means
+    the system took every beat (never hung), emitted before the reset exactly golden's
+    output beats (no word golden does not), was busy at the reset exactly when golden
+    was inside a packet, and answered `after` exactly as golden, with every register
+    word (counters cleared by the reset) equal golden's. `fault`: run the VERIFY build
+    with that mutant instead (tests of these checks only)."""
+    from bfimna.golden.model.fast import FastTile
+    from bfimna.golden.model.system import System
+
+    fuzz = fuzz_beats(cfg, seed, n_words, inside)
+    g = System(cfg)
+    fuzz_out = g.feed(fuzz)
+    inside = g._state != "hdr"
+    after_out, want_regs, _ = golden_registers(cfg, after)
+    f = System(cfg, FastTile)
+    f.feed(fuzz)
+    work = sum(t.counters["cycles"] for t in f.tiles) + f.counters["copy_cycles"]
+    slow = 1.0 / max(0.05, (1 - idle) * (1 - backpressure))
+    budget = int(10_000 + drain + slow * 20 * (len(fuzz) + after.n_words + len(fuzz_out))
+                 + 2 * work)
+    want = frames_of(after_out)
+    ok, summary, run = run_system_replay(cfg, sim, after, budget, build_root, seed, idle,
+                                         backpressure, stim=fuzz_stimulus(fuzz, after),
+                                         drain=drain, frames=len(want), fault=fault)
+    res: dict[str, Any] = {"seed": seed, "words": len(fuzz), "golden_out": len(fuzz_out),
+                           "inside_packet": inside, "bad_packets": g.counters["bad_packets"],
+                           "run": run, "problems": []}
+    p = res["problems"]
+    if summary.get("timed_out"):
+        p.append(f"hung: not done after {budget} cycles ({len(summary.get('resets', []))} "
+                 f"resets reached)")
+        return res
+    if "hung_read" in summary or not ok or "registers" not in summary:
+        p.append("the harness did not finish (a register read never answered?)")
+        return res
+    before = [(d, bool(last)) for _c, last, d in summary["before_reset"]]
+    if before != [(w, bool(last)) for w, last in fuzz_out]:
+        k = next((i for i, (a, b) in enumerate(zip(before, fuzz_out, strict=False))
+                  if a != (b[0], bool(b[1]))), min(len(before), len(fuzz_out)))
+        p.append(f"output before the reset: {len(before)} beats, golden {len(fuzz_out)}; "
+                 f"first difference at beat {k}")
+    resets = summary.get("resets", [])
+    if len(resets) != 1:
+        p.append(f"{len(resets)} resets reached, expected 1")
+    elif resets[0][2]:
+        p.append(f"hung: the last fuzz beat was not taken within {drain} cycles")
+    elif bool(resets[0][1]) != inside:
+        p.append(f"busy {resets[0][1]} at the reset, golden "
+                 f"{'inside' if inside else 'between'} packets")
+    got = [[int(w, 16) for w in fr] for fr in summary["responses"]]
+    if got != want or summary["extra_output_frames"]:
+        p.append(f"after the reset: {got} (+{summary['extra_output_frames']} frames), "
+                 f"golden {want}")
+    raw = summary["raw_registers"]
+    bad = [a for a, v in want_regs.items() if raw.get(a) != v]
+    if bad:
+        p.append(f"after the reset: {len(bad)} register words differ, first {bad[0]:#x}: "
+                 f"{raw.get(bad[0], 0):#x}, golden {want_regs[bad[0]]:#x}")
+    res["responses"] = got
+    return res

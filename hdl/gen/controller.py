@@ -95,9 +95,16 @@ def host_widths(cfg: Config) -> dict[str, int]:
     return {"data": data, "mask": mask, "addr": addr}
 
 
-def controller_signature(cfg: Config) -> wiring.Signature:
+def verify_ports(cfg: Config) -> dict:
+    """The VERIFY build's extra inputs: `tb_fault` selects a mutant (0 none) and
+    `tb_load` loads every counter with `tb_preset` (to start them near their top)."""
+    return {"tb_fault": In(MUTANT_PORT_BITS), "tb_load": In(1),
+            "tb_preset": In(cfg.ap.counter_bits)}
+
+
+def controller_signature(cfg: Config, verify: bool = False) -> wiring.Signature:
     hw = host_widths(cfg)
-    return wiring.Signature({
+    return wiring.Signature({**(verify_ports(cfg) if verify else {}),
         "s_valid": In(1), "s_data": In(WORD_BITS), "s_ready": Out(1),
         "host_op": In(3), "host_ap": In(3), "host_addr": In(hw["addr"]),
         "host_wdata": In(hw["data"]), "host_mask": In(hw["mask"]),
@@ -119,6 +126,85 @@ FAULTS = {
 
 DROP_RULE = "drop_rule"
 
+# -- mutants of MOVW and the counters (tests only, never in real RTL) -----------------------
+# Each is one deliberate break, so that tests/test_mutation.py can show the random tile
+# programs (MOVW) and the counter checks catch it. A fault name elaborates that break alone;
+# VERIFY elaborates every one of them behind a select port (a mutant schema: one build,
+# the mutant chosen per run), tb_fault == MUTANT_NUMBER[name], 0 for none.
+MOVW_FAULTS = {
+    "movw_stride_ignored": "MOVW reads consecutive source rows, whatever XROWS' stride",
+    "movw_dst_strided": "MOVW steps the destination row by the stride instead of 1",
+    "movw_last_word_lost": "MOVW ends one cycle early: its last word is never written",
+    "movw_one_more": "MOVW runs one cycle too long: one more destination row is written",
+    "movw_first_dst_skipped": "MOVW writes its first word one destination row too far",
+    "movw_swapped": "MOVW moves in the wrong direction (destination AP to source AP)",
+    "movw_src_field_ignored": "MOVW takes the field from column 0 of the source, not a",
+    "movw_dst_field_ignored": "MOVW writes the field at column 0 of the destination, not d",
+    "movw_width_short": "MOVW moves n - 1 bits of each word",
+}
+COUNTER_FAULTS = {
+    **{f"ctr_skip_{k}": f"the tile counter `{k}` is never incremented" for k in COUNTER_KEYS},
+    "ctr_movw_by_one": "a MOVW cycle adds 1 to row_transfers even when it reads and writes",
+    "ctr_cmpa_by_two": "a CMPA micro-op adds 2 to compares",
+    "ctr_saturate": "the tile counters saturate at their top instead of wrapping",
+}
+TILE_MUTANTS = {**MOVW_FAULTS, **COUNTER_FAULTS}
+VERIFY = "verify"
+MUTANT_PORT_BITS = 8     # tb_fault: 0 none, 1..255 a mutant (tile and system numbered together)
+
+
+def tile_mutant_numbers() -> dict[str, int]:
+    """The tb_fault value of each tile mutant (the system's follow: system_mutant_numbers)."""
+    return {name: i for i, name in enumerate(TILE_MUTANTS, start=1)}
+
+
+class Mutants:
+    """Which test-only faults a generator elaborates: none (real RTL: every `pick` returns
+    the good value, the Verilog is unchanged), one (`fault` is its name) or all, each
+    behind `sel == its number` (the VERIFY build)."""
+
+    def __init__(self, numbers: dict[str, int], fault: str | None, sel=None):
+        self.numbers, self.fault, self.sel = numbers, fault, sel
+
+    def on(self, name: str):
+        """True / False when decided at elaboration, else the select comparison."""
+        assert name in self.numbers, name
+        if self.sel is not None:
+            return self.sel == self.numbers[name]
+        return self.fault == name
+
+    def pick(self, name: str, good, bad):
+        on = self.on(name)
+        if on is False:
+            return good
+        if on is True:
+            return bad
+        return Mux(on, bad, good)
+
+    def bump(self, counter, by, skip: str, wrong=None):
+        """counter + by, as a statement, under the counter mutants: `skip` keeps it, a
+        `wrong` (name, amount) adds that amount instead, ctr_saturate / gctr_saturate stops
+        at the top instead of wrapping."""
+        width = len(counter)
+        addends = by if isinstance(by, tuple) else (by,)
+        if wrong is not None and self.on(wrong[0]) is not False:
+            addends = (self.pick(wrong[0], _sum(addends), wrong[1]),)
+        new = counter
+        for a in addends:
+            new = new + a
+        sat = next((n for n in ("ctr_saturate", "gctr_saturate") if n in self.numbers), None)
+        if sat is not None and self.on(sat) is not False:
+            top = Const((1 << width) - 1, width)
+            new = self.pick(sat, new, Mux(new[width:].any(), top, new[:width]))
+        return counter.eq(self.pick(skip, new, counter))
+
+
+def _sum(values):
+    out = values[0]
+    for v in values[1:]:
+        out = out + v
+    return out
+
 
 def validator_faults() -> list[str]:
     """One fault per check of the RTL validator, `drop_rule:<opcode>:<rule>`: the
@@ -138,23 +224,29 @@ def _dropped(fault: str | None) -> tuple[Opc, str] | None:
 
 
 class APController(wiring.Component):
-    """`fault` deliberately breaks the sequencer (FAULTS) or drops one check of the
-    validator (`validator_faults()`), only so that the tests can show the testbenches
-    catch it; it is never used to emit real RTL."""
+    """`fault` deliberately breaks the sequencer (FAULTS), drops one check of the
+    validator (`validator_faults()`) or breaks MOVW or a counter (TILE_MUTANTS); VERIFY
+    elaborates every TILE_MUTANTS fault behind the `tb_fault` port and makes the counters
+    loadable (verify_ports). Only so that the tests can show the testbenches catch it;
+    never used to emit real RTL."""
 
     def __init__(self, cfg: Config, fault: str | None = None):
-        if fault is not None and fault not in FAULTS and fault not in validator_faults():
+        if fault is not None and fault not in FAULTS and fault not in TILE_MUTANTS \
+                and fault != VERIFY and fault not in validator_faults():
             self._MustUse__silence = True
-            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)} and "
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}, "
+                             f"{', '.join(TILE_MUTANTS)}, {VERIFY} and "
                              f"{DROP_RULE}:<opcode>:<rule> (validator_faults())")
         self.cfg = cfg
         self.fault = fault
-        super().__init__(controller_signature(cfg))
+        super().__init__(controller_signature(cfg, verify=fault == VERIFY))
 
     def elaborate(self, platform):
         m = Module()
         cfg, ap = self.cfg, self.cfg.ap
         C, R = ap.cols, ap.rows
+        verify = self.fault == VERIFY
+        mut = Mutants(tile_mutant_numbers(), self.fault, self.tb_fault if verify else None)
         CY = C - RESERVED_COLS
 
         m.submodules.core = core = APCore(ap)
@@ -440,7 +532,10 @@ class APController(wiring.Component):
                 with m.Else():
                     m.d.comb += nxt_i.eq(i + 1)
             with m.Case(PH_XFER):
-                m.d.comb += phase_end.eq(xi == movw.count)
+                m.d.comb += phase_end.eq(mut.pick(
+                    "movw_last_word_lost",
+                    mut.pick("movw_one_more", xi == movw.count, xi == movw.count + 1),
+                    xi + 1 == movw.count))
 
         # per-opcode phase sequences (mirror golden _expand)
         with m.If(phase_end):
@@ -558,9 +653,10 @@ class APController(wiring.Component):
         with m.Elif(active):
             m.d.sync += [ph.eq(nxt_ph), step.eq(nxt_step), i.eq(nxt_i), p.eq(nxt_p), j.eq(nxt_j)]
             with m.If(ph == PH_XFER):
-                m.d.sync += [xi.eq(xi + 1), src_ptr.eq(src_ptr + x_stride)]
-                with m.If(xi != 0):
-                    m.d.sync += dst_ptr.eq(dst_ptr + 1)
+                m.d.sync += [xi.eq(xi + 1), src_ptr.eq(
+                    src_ptr + mut.pick("movw_stride_ignored", x_stride, 1))]
+                with m.If(mut.pick("movw_first_dst_skipped", xi != 0, 1)):
+                    m.d.sync += dst_ptr.eq(dst_ptr + mut.pick("movw_dst_strided", 1, x_stride))
             with m.If((op == Opc.MAC) & (nxt_ph == PH_CLR0) & (ph != PH_CLR0)):
                 m.d.sync += take_digit(digits_pos, digits_neg, dig_pos)
 
@@ -569,7 +665,8 @@ class APController(wiring.Component):
         m.d.comb += xfer.eq(active & (ph == PH_XFER))
         x_rd, x_wr = Signal(), Signal()
         m.d.comb += [x_rd.eq(xfer & (xi < movw.count)), x_wr.eq(xfer & (xi != 0))]
-        sap, dap = movw.sap, movw.dap
+        sap = mut.pick("movw_swapped", movw.sap, movw.dap)
+        dap = mut.pick("movw_swapped", movw.dap, movw.sap)
         wmax = max(a_.cols for a_ in [ap, mp])
         src_word = Signal(wmax)
         with m.Switch(sap):
@@ -577,9 +674,12 @@ class APController(wiring.Component):
                 with m.Case(k):
                     m.d.comb += src_word.eq(a_.rdata)
         fmask = Signal(wmax)   # n low bits (n <= MAX_WIDTH)
-        m.d.comb += fmask.eq(Cat(*((n > k) for k in range(min(wmax, MAX_WIDTH)))))
+        n_moved = mut.pick("movw_width_short", n, n - 1)
+        m.d.comb += fmask.eq(Cat(*((n_moved > k) for k in range(min(wmax, MAX_WIDTH)))))
         x_data, x_mask = Signal(wmax), Signal(wmax)
-        m.d.comb += [x_data.eq(((src_word >> a) & fmask) << d), x_mask.eq(fmask << d)]
+        x_a = mut.pick("movw_src_field_ignored", a, 0)
+        x_d = mut.pick("movw_dst_field_ignored", d, 0)
+        m.d.comb += [x_data.eq(((src_word >> x_a) & fmask) << x_d), x_mask.eq(fmask << x_d)]
 
         # -- drive the APs: the sequencer's micro-op, MOVW, or the host port when idle -----
         issuing = active  # the sequencer issues a micro-op in every active cycle
@@ -619,29 +719,37 @@ class APController(wiring.Component):
         m.d.comb += self.error.eq(err)
         cb = ap.counter_bits
         counters = {k: Signal(cb, name=f"ctl_{k}") for k in COUNTER_KEYS}
+
+        def bump(key, by=1, wrong=None):   # counters[key] + by (wraps), under the mutants
+            return mut.bump(counters[key], by, f"ctr_skip_{key}", wrong)
+
         with m.If(issuing):
-            m.d.sync += counters["cycles"].eq(counters["cycles"] + 1)
+            m.d.sync += bump("cycles")
             with m.If(last):
                 with m.If(illegal):
-                    m.d.sync += [counters["errors"].eq(counters["errors"] + 1), err.eq(1)]
+                    m.d.sync += [bump("errors"), err.eq(1)]
                 with m.Else():
-                    m.d.sync += counters["instructions"].eq(counters["instructions"] + 1)
+                    m.d.sync += bump("instructions")
         with m.If(xfer):
-            m.d.sync += counters["row_transfers"].eq(counters["row_transfers"] + x_rd + x_wr)
+            m.d.sync += bump("row_transfers", (x_rd, x_wr), ("ctr_movw_by_one", 1))
         with m.Elif(issuing):
             with m.Switch(u_op):
                 with m.Case(Op.CMP, Op.CMPA):
-                    m.d.sync += counters["compares"].eq(counters["compares"] + 1)
+                    m.d.sync += bump("compares", 1,
+                                     ("ctr_cmpa_by_two", Mux(u_op == Op.CMPA, 2, 1)))
                 with m.Case(Op.WR):
-                    m.d.sync += counters["writes"].eq(counters["writes"] + 1)
+                    m.d.sync += bump("writes")
                 with m.Case(Op.RDROW, Op.WRROW):
-                    m.d.sync += counters["row_transfers"].eq(counters["row_transfers"] + 1)
+                    m.d.sync += bump("row_transfers")
                 with m.Case(Op.RDCOL, Op.WRCOL, Op.MVCOL):
-                    m.d.sync += counters["col_transfers"].eq(counters["col_transfers"] + 1)
+                    m.d.sync += bump("col_transfers")
                 with m.Case(Op.ROWEN):
-                    m.d.sync += counters["rowen"].eq(counters["rowen"] + 1)
+                    m.d.sync += bump("rowen")
                 with m.Case(Op.NOP):
-                    m.d.sync += counters["nops"].eq(counters["nops"] + 1)
+                    m.d.sync += bump("nops")
+        if verify:      # test-only: every counter loaded with tb_preset (near its top)
+            with m.If(self.tb_load):
+                m.d.sync += [c.eq(self.tb_preset) for c in counters.values()]
         with m.Switch(self.csr_sel):
             for idx, key in enumerate(COUNTER_KEYS):
                 with m.Case(idx):

@@ -56,8 +56,12 @@ from bfimna.hdl.gen.controller import (
     HOST_READ_COL,
     HOST_WRITE,
     HOST_WRITE_COL,
+    TILE_MUTANTS,
+    VERIFY,
     APController,
+    Mutants,
     controller_module_name,
+    verify_ports,
 )
 from bfimna.hdl.gen.layouts import const, data_layout, hdl_enum, reserved, view
 
@@ -69,6 +73,51 @@ PacketType = hdl_enum(PT, HEADER["type"].width, "PacketType")
 
 # an output beat as it waits in the output FIFO
 OUT_BEAT = data.StructLayout({"tdata": 64, "tlast": 1})
+
+
+# -- mutants of the packet parser and the global counters (tests only, never real RTL) ------
+# One deliberate break each, so that tests/test_mutation.py can show the packet-rule table,
+# the framing rows and the counter checks catch it (as the validator's drop_rule faults,
+# hdl/gen/controller.py). System(cfg, fault=<name>) elaborates that one; VERIFY elaborates
+# all of them and the tiles' (TILE_MUTANTS) behind the `tb_fault` port (a mutant schema).
+PARSER_FAULTS = {
+    "hdr_reserved": "reserved header bits are not checked",
+    "hdr_type": "an unknown packet type is taken as a header-only packet",
+    "instr_tile": "INSTR to a tile that does not exist is not caught",
+    "instr_count": "INSTR with count 0 is not caught",
+    "hdr_tile": "WRITE/READ/COPY/COPYCOL to a tile that does not exist is not caught",
+    "hdr_count": "WRITE/READ/COPY/COPYCOL with count 0 is not caught",
+    "hdr_ap": "an AP index past the MAPs is not caught",
+    "hdr_rows": "rows past the AP's end are not caught",
+    "hdr_cols": "columns past the AP's end are not caught",
+    "copycol_needs_2d": "COPYCOL on a 1D CAP is not caught",
+    "copycol_cols": "COPYCOL columns past the CAP's end are not caught",
+    "tlast_on_header": "tlast on the header of a packet with a payload is not caught",
+    "no_tlast_header_only": "a header-only packet without tlast is not caught",
+    "dest_no_tlast": "a COPY destination word without tlast is not caught",
+    "dest_reserved": "the destination word's reserved bits are not checked",
+    "dest_tile": "a destination tile that does not exist is not caught",
+    "dest_same_tile": "COPY to its own tile is not caught",
+    "dest_ap": "a destination AP past the MAPs is not caught",
+    "dest_rows": "destination rows past the AP's end are not caught",
+    "dest_cols": "destination columns past the AP's end are not caught",
+    "dest_copycol_cols": "COPYCOL destination columns past the CAP's end are not caught",
+    "payload_short": "tlast before the last payload word is not caught",
+    "payload_long": "no tlast on the last payload word is not caught",
+}
+GLOBAL_COUNTER_FAULTS = {
+    **{f"gctr_skip_{k}": f"the global counter `{k}` is never incremented"
+       for k in GLOBAL_COUNTERS},
+    "gctr_words_in_stalls": "words_in counts every cycle with tvalid, taken or not",
+    "gctr_host_writes_by_two": "a WRITE payload word adds 2 to host_writes",
+    "gctr_saturate": "the global counters saturate at their top instead of wrapping",
+}
+SYSTEM_MUTANTS = {**PARSER_FAULTS, **GLOBAL_COUNTER_FAULTS}
+
+
+def system_mutant_numbers() -> dict[str, int]:
+    """The tb_fault value of each system mutant: after the tiles' (tile_mutant_numbers)."""
+    return {name: i for i, name in enumerate(SYSTEM_MUTANTS, start=len(TILE_MUTANTS) + 1)}
 
 
 class AxiResp(enum.Enum, shape=2):  # type: ignore[call-arg]  # Amaranth's EnumType takes shape=
@@ -83,10 +132,11 @@ def system_module_name(cfg: Config) -> str:
     return f"bfimna_sys_t{cfg.system.tiles}_{tile}"
 
 
-def system_signature(cfg: Config) -> wiring.Signature:
+def system_signature(cfg: Config, verify: bool = False) -> wiring.Signature:
     """The top-level ports. They stay flat (`s_axis_tdata`, `s_axil_araddr`, ...): the
-    cocotbext-axi bus models and the board top bind to these names."""
-    return wiring.Signature({
+    cocotbext-axi bus models and the board top bind to these names. `verify`: the VERIFY
+    build's test ports first (hdl/gen/controller.py: verify_ports)."""
+    return wiring.Signature({**(verify_ports(cfg) if verify else {}),
         "s_axis_tdata": In(64), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
         "s_axis_tlast": In(1),
         "m_axis_tdata": Out(64), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
@@ -111,9 +161,18 @@ class System(wiring.Component):
     SYNC words; `s_axil_*` the register port; `busy`, `error` status pins.
     """
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, fault: str | None = None):
+        """`fault` (tests only, never real RTL): a SYSTEM_MUTANTS or TILE_MUTANTS name
+        breaks that one thing; VERIFY elaborates every one behind the `tb_fault` port
+        and makes every counter loadable (`tb_load`, `tb_preset`)."""
+        if fault is not None and fault not in SYSTEM_MUTANTS and fault not in TILE_MUTANTS \
+                and fault != VERIFY:
+            self._MustUse__silence = True
+            raise ValueError(f"unknown fault {fault!r}; known: {VERIFY}, "
+                             f"{', '.join(SYSTEM_MUTANTS)}, {', '.join(TILE_MUTANTS)}")
         self.cfg = cfg
-        super().__init__(system_signature(cfg))
+        self.fault = fault
+        super().__init__(system_signature(cfg, verify=fault == VERIFY))
 
     def elaborate(self, platform):
         m = Module()
@@ -122,10 +181,17 @@ class System(wiring.Component):
         cap, mp = cfg.ap, cfg.map_ap
         cb = cap.counter_bits
 
+        verify = self.fault == VERIFY
+        mut = Mutants(system_mutant_numbers(), self.fault, self.tb_fault if verify else None)
+        tile_fault = self.fault if self.fault in TILE_MUTANTS or verify else None
         tiles = []
         for t in range(T):
-            tiles.append(APController(cfg))
+            tiles.append(APController(cfg, fault=tile_fault))
             m.submodules[f"tile{t}"] = tiles[-1]
+            if verify:
+                m.d.comb += [tiles[-1].tb_fault.eq(self.tb_fault),
+                             tiles[-1].tb_load.eq(self.tb_load),
+                             tiles[-1].tb_preset.eq(self.tb_preset)]
         tile_busy = Cat(*(t.busy for t in tiles))
         tile_err = Cat(*(t.error for t in tiles))
 
@@ -138,8 +204,8 @@ class System(wiring.Component):
 
         counters = {k: Signal(cb, name=f"g_{k}") for k in GLOBAL_COUNTERS}
 
-        def inc(key, by=1):
-            return counters[key].eq(counters[key] + by)
+        def inc(key, by=1, wrong=None):
+            return mut.bump(counters[key], by, f"gctr_skip_{key}", wrong)
 
         proto_err = Signal()
 
@@ -147,7 +213,7 @@ class System(wiring.Component):
         w, last = self.s_axis_tdata, self.s_axis_tlast
         beat = Signal()
         m.d.comb += beat.eq(self.s_axis_tvalid & self.s_axis_tready)
-        with m.If(beat):
+        with m.If(mut.pick("gctr_words_in_stalls", beat, self.s_axis_tvalid)):
             m.d.sync += inc("words_in")
 
         # -- header checks (combinational on the incoming word), golden check_header -----
@@ -161,21 +227,33 @@ class System(wiring.Component):
         i_width = Signal(7)
         m.d.comb += i_width.eq(hdr.wm1 + 1)
         rsv = Cat(*(hdr[k] for k in HEADER_RESERVED)).any()
-        field_ok = ((hdr.ap <= K) & (hdr.row + hdr.count <= ap_rows(hdr.ap))
-                    & (hdr.col + i_width <= ap_cols(hdr.ap)))
+        no_rsv = mut.pick("hdr_reserved", ~rsv, 1)
+        field_ok = (mut.pick("hdr_ap", hdr.ap <= K, 1)
+                    & mut.pick("hdr_rows", hdr.row + hdr.count <= ap_rows(hdr.ap), 1)
+                    & mut.pick("hdr_cols", hdr.col + i_width <= ap_cols(hdr.ap), 1))
+        tile_ok = mut.pick("hdr_tile", hdr.tile < T, 1)
+        count_ok = mut.pick("hdr_count", hdr.count != 0, 1)
+        colcol_ok = mut.pick("copycol_cols", hdr.row + hdr.count <= cap.cols, 1)
         hdr_ok = Signal()
         with m.Switch(hdr.type):
             with m.Case(PacketType.SYNC):
-                m.d.comb += hdr_ok.eq(~rsv)
+                m.d.comb += hdr_ok.eq(no_rsv)
             with m.Case(PacketType.INSTR):
-                m.d.comb += hdr_ok.eq(~rsv & ((hdr.tile < T) | (hdr.tile == BROADCAST))
-                                      & (hdr.count != 0))
+                m.d.comb += hdr_ok.eq(
+                    no_rsv & mut.pick("instr_tile", (hdr.tile < T) | (hdr.tile == BROADCAST), 1)
+                    & mut.pick("instr_count", hdr.count != 0, 1))
             with m.Case(PacketType.WRITE, PacketType.READ, PacketType.COPY):
-                m.d.comb += hdr_ok.eq(~rsv & (hdr.tile < T) & (hdr.count != 0) & field_ok)
-            with m.Case(PacketType.COPYCOL):
-                if cap.two_d:
-                    m.d.comb += hdr_ok.eq(~rsv & (hdr.tile < T) & (hdr.count != 0)
-                                          & (hdr.row + hdr.count <= cap.cols))
+                m.d.comb += hdr_ok.eq(no_rsv & tile_ok & count_ok & field_ok)
+            if cap.two_d:
+                with m.Case(PacketType.COPYCOL):
+                    m.d.comb += hdr_ok.eq(no_rsv & tile_ok & count_ok & colcol_ok)
+            elif mut.on("copycol_needs_2d") is not False:
+                with m.Case(PacketType.COPYCOL):
+                    m.d.comb += hdr_ok.eq(mut.pick("copycol_needs_2d", 0, no_rsv & tile_ok
+                                                   & count_ok & colcol_ok))
+            if mut.on("hdr_type") is not False:
+                with m.Default():
+                    m.d.comb += hdr_ok.eq(mut.pick("hdr_type", 0, no_rsv))
         has_payload = Signal()
         m.d.comb += has_payload.eq(
             Cat(*(hdr.type == PacketType[t.name] for t in HAS_PAYLOAD)).any())
@@ -191,12 +269,17 @@ class System(wiring.Component):
         # destination word checks (golden check_dest), against the latched header
         dw = view(DEST, w)                          # the incoming word as a destination
         dest_ok = Signal()
-        base_ok = ~reserved(DEST, w) & (dw.tile < T) & (dw.tile != h.tile)
+        base_ok = (mut.pick("dest_reserved", ~reserved(DEST, w), 1)
+                   & mut.pick("dest_tile", dw.tile < T, 1)
+                   & mut.pick("dest_same_tile", dw.tile != h.tile, 1))
         with m.If(h.type == PacketType.COPYCOL):
-            m.d.comb += dest_ok.eq(base_ok & (dw.row + h.count <= cap.cols))
+            m.d.comb += dest_ok.eq(
+                base_ok & mut.pick("dest_copycol_cols", dw.row + h.count <= cap.cols, 1))
         with m.Else():
-            m.d.comb += dest_ok.eq(base_ok & (dw.ap <= K) & (dw.row + h.count <= ap_rows(dw.ap))
-                                   & (dw.col + h_width <= ap_cols(dw.ap)))
+            m.d.comb += dest_ok.eq(
+                base_ok & mut.pick("dest_ap", dw.ap <= K, 1)
+                & mut.pick("dest_rows", dw.row + h.count <= ap_rows(dw.ap), 1)
+                & mut.pick("dest_cols", dw.col + h_width <= ap_cols(dw.ap), 1))
 
         fmask = Signal(64)
         m.d.comb += fmask.eq(Cat(*((h_width > b) for b in range(64))))
@@ -218,9 +301,9 @@ class System(wiring.Component):
             with m.If((k + 1 == n) & last):
                 m.d.sync += inc("packets")
                 m.next = "HDR"
-            with m.Elif(last):
+            with m.Elif(mut.pick("payload_short", last, 0)):
                 bad(0)
-            with m.Elif(k + 1 == n):
+            with m.Elif(mut.pick("payload_long", k + 1 == n, 0)):
                 bad(1)
 
         # -- instruction push: one tile, or every tile in lockstep -------------------------
@@ -273,9 +356,9 @@ class System(wiring.Component):
                 with m.If(beat):
                     with m.If(~hdr_ok):
                         bad(~last)
-                    with m.Elif(has_payload & last):
+                    with m.Elif(mut.pick("tlast_on_header", has_payload & last, 0)):
                         bad(0)
-                    with m.Elif(~has_payload & ~last):
+                    with m.Elif(mut.pick("no_tlast_header_only", ~has_payload & ~last, 0)):
                         bad(1)
                     with m.Else():
                         m.d.sync += [h.eq(w), h_width.eq(i_width), k.eq(0), kr.eq(0)]
@@ -294,7 +377,7 @@ class System(wiring.Component):
                 # COPY / COPYCOL: the destination word, which must carry tlast
                 m.d.comb += self.s_axis_tready.eq(1)
                 with m.If(beat):
-                    with m.If(~last):
+                    with m.If(mut.pick("dest_no_tlast", ~last, 0)):
                         bad(1)
                     with m.Elif(~dest_ok):
                         bad(0)
@@ -321,7 +404,8 @@ class System(wiring.Component):
                              wr_ap.eq(h.ap), wr_addr.eq(h.row + k),
                              wr_data.eq((w & fmask) << h.col), wr_mask.eq(fmask << h.col)]
                 with m.If(beat):
-                    m.d.sync += [inc("host_writes"), k.eq(k + 1)]
+                    m.d.sync += [inc("host_writes", 1, ("gctr_host_writes_by_two", 2)),
+                                 k.eq(k + 1)]
                     end_of_payload(h.count)
             with m.State("WAITR"):
                 # READ: until the tile is idle
@@ -386,6 +470,9 @@ class System(wiring.Component):
         m.d.comb += self.error.eq(proto_err | tile_err.any())
         with m.If(self.m_axis_tvalid & self.m_axis_tready):
             m.d.sync += inc("words_out")
+        if verify:      # test-only: every global counter loaded with tb_preset
+            with m.If(self.tb_load):
+                m.d.sync += [c.eq(self.tb_preset) for c in counters.values()]
 
         # -- AXI4-Lite register port: the read multiplexer, built from REGISTERS ----------
         rdata, rvalid = Signal(32), Signal()
