@@ -78,8 +78,10 @@ def tail_cycles(divisor: int) -> int:
     return 2 * DATA.length * 10 * divisor + 50
 
 
-def harness_text(cfg: Config, divisor: int, waves: bool = False) -> str:
-    """The Verilog harness around the board top of `cfg` at `divisor` cycles per bit."""
+def harness_text(cfg: Config, divisor: int, waves: bool = False, verify: bool = False) -> str:
+    """The Verilog harness around the board top of `cfg` at `divisor` cycles per bit;
+    `verify`: around the VERIFY build (hdl/gen/board.py), its `tb_fault` input from
+    +fault (0, the default: no mutant)."""
     from bfimna.hdl.gen.board import board_module_name
 
     if divisor < 4:
@@ -90,6 +92,11 @@ def harness_text(cfg: Config, divisor: int, waves: bool = False) -> str:
     lengths = "\n".join(f"        8'h{code:02x}: frame_len = {f.length};   // {f.name}"
                         for code, f in sorted(BOARD_FRAMES.items()))
     addr_bytes = READ.nbytes
+    fault_decl = "reg [7:0] tb_fault = 0;\n  " if verify else ""
+    fault_port = ".tb_fault(tb_fault), " if verify else ""
+    inst = f"{fault_decl}{board_module_name(cfg)} dut ({fault_port}"
+    fault_arg = ('\n    if (!$value$plusargs("fault=%d", tb_fault)) tb_fault = 0;'
+                 if verify else "")
     dump = """
     if (waves_to != 0 && cyc == waves_from) begin
       $dumpfile(wave_name); $dumpvars(0, replay_tb);
@@ -104,7 +111,7 @@ module replay_tb;
   reg rx_line = 1;             // host -> board
   wire tx_line;                // board -> host
   wire [1:0] led;
-  {board_module_name(cfg)} dut (.clk_in(clk), .uart_rx(rx_line), .uart_tx(tx_line),
+  {inst}.clk_in(clk), .uart_rx(rx_line), .uart_tx(tx_line),
     .led(led));
 
   // the board's frame lengths by code byte (golden/spec/link.py: FRAMES); 0: no frame
@@ -207,7 +214,7 @@ module replay_tb;
     if (!$value$plusargs("max_cycles=%d", max_cycles)) max_cycles = 64'd1000000000;
     if (!$value$plusargs("waves_from=%d", waves_from)) waves_from = 0;
     if (!$value$plusargs("waves_to=%d", waves_to)) waves_to = 0;
-    if (!$value$plusargs("wave=%s", wave_name)) wave_name = "replay.fst";
+    if (!$value$plusargs("wave=%s", wave_name)) wave_name = "replay.fst";{fault_arg}
     fin = $fopen(stim_name, "r"); freads = $fopen(reads_name, "r");
     fout = $fopen(out_name, "w");
     if (fin == 0 || freads == 0 || fout == 0) begin
@@ -424,18 +431,43 @@ def parse_output(cfg: Config, text: str) -> dict[str, Any]:
     return s
 
 
+_VERIFY_TEXT: dict[tuple[str, int], str] = {}
+
+
+def verify_board_verilog(cfg: Config, divisor: int) -> str:
+    """Tests only: the board top's VERIFY build (every UART and link mutant behind its
+    `tb_fault` input, hdl/gen/board.py), elaborated once per configuration and divisor
+    in a process (one mutant per run, the same text every time)."""
+    from amaranth.back import verilog
+
+    from bfimna.hdl.gen.board import BoardTop, board_module_name
+    from bfimna.hdl.gen.controller import VERIFY
+    key = (repr(cfg), divisor)
+    if key not in _VERIFY_TEXT:
+        _VERIFY_TEXT[key] = verilog.convert(BoardTop(cfg, divisor, fault=VERIFY),
+                                            name=board_module_name(cfg), emit_src=False)
+    return _VERIFY_TEXT[key]
+
+
 def run_board_replay(cfg: Config, sim: str, script: Script, reads: list[int], divisor: int,
                      max_cycles: int, build_root: Path,
-                     waves: tuple[int, int] | None = None) -> tuple[bool, dict, ReplayRun]:
+                     waves: tuple[int, int] | None = None,
+                     fault: int | None = None) -> tuple[bool, dict, ReplayRun]:
     """Run `script` on the board top of `cfg` at `divisor` through the replay harness,
     then read `reads` over the link. Returns (the harness finished normally, the parsed
     response file with timings, the run: log, rerun command and files, which the caller
-    removes with run.cleanup())."""
+    removes with run.cleanup()). `fault` (tests only): run the VERIFY build with that
+    mutant number (hdl/gen/board.py: board_mutant_numbers; 0 none)."""
     from bfimna.hdl.flow.emit import board_verilog
 
-    b = build_replay(cfg, sim, f"board{divisor}", board_verilog(cfg, divisor),
-                     harness_text(cfg, divisor, bool(waves)), build_root, waves=bool(waves))
+    verify = fault is not None
+    dut = verify_board_verilog(cfg, divisor) if verify else board_verilog(cfg, divisor)
+    b = build_replay(cfg, sim, f"board{divisor}" + ("-verify" if verify else ""), dut,
+                     harness_text(cfg, divisor, bool(waves), verify), build_root,
+                     waves=bool(waves))
     plus: dict[str, str | int] = {"max_cycles": max_cycles}
+    if verify:
+        plus["fault"] = int(fault or 0)
     if waves:
         plus.update(waves_from=waves[0], waves_to=waves[1],
                     wave=str(b.bdir / f"waves-{waves[0]}-{waves[1]}.fst"))
@@ -624,14 +656,25 @@ def fuzz_run(cfg: Config, sim: str, seed: int, final: HostProgram, build_root: P
     """One fuzz case (fuzz_chunks) on the board top under `sim`. Returns what differs from
     golden's board (every reply, every output beat, every register read at the end, a
     timeout; empty: nothing), the case's numbers and the run (the caller cleans it up)."""
+    return chunks_run(cfg, sim, fuzz_chunks(cfg, seed, final, n_pieces), build_root, divisor)
+
+
+def chunks_run(cfg: Config, sim: str, chunks, build_root: Path, divisor: int,
+               fault: int | None = None,
+               budget: int | None = None) -> tuple[list[str], dict, ReplayRun]:
+    """Host input `chunks` (plan_script's) on the board top under `sim`, checked as a fuzz
+    case: what differs from golden's board, the case's numbers and the run. `fault`:
+    on the VERIFY build with that mutant (run_board_replay); `budget`: the watchdog
+    (default fuzz_budget)."""
     from bfimna.cosim.replay.system import register_reads
     from bfimna.golden.model.board import BoardModel
 
     model = BoardModel(cfg)
-    plan = plan_script(cfg, fuzz_chunks(cfg, seed, final, n_pieces), model=model)
+    plan = plan_script(cfg, chunks, model=model)
     reads = register_reads(cfg)
     ok, s, run = run_board_replay(cfg, sim, plan.script, reads, divisor,
-                                  fuzz_budget(plan, divisor), build_root)
+                                  budget or fuzz_budget(plan, divisor), build_root,
+                                  fault=fault)
     wrong = problems(s, plan.replies, len(reads))
     got = [ev for _c, ev in s["events"] if ev[0] == "data"]
     if got != plan.beats:

@@ -14,6 +14,8 @@ PLL (ecp5_pll) instead of clk_in, held in reset until the PLL locks.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from amaranth import Cat, ClockDomain, Const, Instance, Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -34,10 +36,10 @@ from bfimna.golden.spec.link import (
     STATS,
     WORD,
 )
-from bfimna.hdl.gen.controller import controller_module_name
+from bfimna.hdl.gen.controller import MUTANT_PORT_BITS, VERIFY, Mutants, controller_module_name
 from bfimna.hdl.gen.layouts import data_layout, hdl_enum, view
 from bfimna.hdl.gen.system import System
-from bfimna.hdl.gen.uart import UARTRx, UARTTx
+from bfimna.hdl.gen.uart import UART_FAULTS, UARTRx, UARTTx
 
 POR_CYCLES = 16
 RXQ_DEPTH = 16          # received bytes waiting for the command parser
@@ -47,6 +49,35 @@ Reply = hdl_enum({f.name: f.code for f in BOARD_FRAMES.values()}, 8, "Reply")
 # what each host frame does once its payload is in: the state that runs it
 ACTION = {WORD.name: "PUSH", READ.name: "AR", RESET.name: "RESET", STATS.name: "STATS"}
 assert set(ACTION) == {f.name for f in HOST_FRAMES.values()}, "a host frame without action"
+
+
+# -- mutants of the link (tests only, never real RTL) -----------------------------------------
+# One deliberate break each, so that tests/test_mutation_board.py can show the link-rule
+# table (tests/test_link_rules.py) and a known-good program over the link catch it.
+# BoardTop(..., fault=<name>) elaborates that one; VERIFY elaborates every link and UART
+# mutant (hdl/gen/uart.py: UART_FAULTS) behind the board's own `tb_fault` input (its
+# numbers: board_mutant_numbers), so one build serves them all.
+LINK_FAULTS = {
+    "bad_cmd_decoded": "a code byte with a framing error is decoded as a good one",
+    "bad_payload_taken": "a payload byte with a framing error is taken as a good one",
+    "partial_kept": "a framing error in a payload answers 'E' but keeps the partial "
+                    "command (its rest is read as payload)",
+    "bad_not_queued": "a byte with a framing error never reaches the command parser",
+    "unknown_no_err": "an unknown command byte is not answered with 'E'",
+    "errors_not_counted": "an 'E' does not increment the link error count",
+    "ack_not_waiting": "'K' is sent without waiting for the system to take the beat "
+                       "(the beat is lost when the system is not ready)",
+    "z_no_reset": "'Z' does not reset the system (it is still answered with 'K')",
+    "read_stale": "'R' answers the previous reply's value, not the register read",
+    "tlast_lost": "an output beat's tlast is not sent ('D' flags byte 0)",
+}
+BOARD_MUTANTS = {**UART_FAULTS, **LINK_FAULTS}
+
+
+def board_mutant_numbers() -> dict[str, int]:
+    """The board's tb_fault value of each UART and link mutant (0: none). The board's
+    port is its own: the system inside is real RTL, whatever the board's mutant."""
+    return {name: i for i, name in enumerate(BOARD_MUTANTS, start=1)}
 
 
 def board_module_name(cfg: Config) -> str:
@@ -78,16 +109,37 @@ def ecp5_pll(fin_mhz: float, fout_mhz: float) -> dict:
 
 class BoardTop(wiring.Component):
     def __init__(self, cfg: Config, divisor: int, led_invert: bool = False,
-                 pll: dict | None = None, fin_mhz: float | None = None):
+                 pll: dict | None = None, fin_mhz: float | None = None,
+                 fault: str | None = None):
         """pll: ecp5_pll()'s dividers to clock the design from an ECP5 PLL fed by clk_in
-        (fin_mhz), held in reset until it locks; None: the design runs on clk_in."""
+        (fin_mhz), held in reset until it locks; None: the design runs on clk_in.
+        fault: tests only, a mutant of BOARD_MUTANTS, or VERIFY (all of them behind a
+        `tb_fault` input); None: real RTL."""
+        if fault is not None and fault not in BOARD_MUTANTS and fault != VERIFY:
+            raise ValueError(f"unknown fault {fault!r}; known: {VERIFY}, "
+                             f"{', '.join(BOARD_MUTANTS)}")
         self.cfg, self.divisor, self.led_invert = cfg, divisor, led_invert
-        self.pll, self.fin_mhz = pll, fin_mhz
-        super().__init__(wiring.Signature({"clk_in": In(1), "uart_rx": In(1, init=1),
+        self.pll, self.fin_mhz, self.fault = pll, fin_mhz, fault
+        verify = {"tb_fault": In(MUTANT_PORT_BITS)} if fault == VERIFY else {}
+        super().__init__(wiring.Signature({**verify, "clk_in": In(1),
+                                           "uart_rx": In(1, init=1),
                                            "uart_tx": Out(1, init=1), "led": Out(2)}))
 
     def elaborate(self, platform):
         m = Module()
+        mut = Mutants(board_mutant_numbers(), self.fault,
+                      self.tb_fault if self.fault == VERIFY else None)
+
+        @contextmanager
+        def unless(name: str):
+            """The statements inside, except under mutant `name`."""
+            on = mut.on(name)
+            if on is False:
+                yield
+            else:
+                with m.If(Const(0) if on is True else ~on):
+                    yield
+
         # clock and power-on reset
         m.domains.sync = cd = ClockDomain("sync")
         m.domains.por = cd_por = ClockDomain("por", reset_less=True)
@@ -120,8 +172,8 @@ class BoardTop(wiring.Component):
 
         sys_rst = Signal()           # the link's 'Z': resets the system, not the link
         m.submodules.sys = sys = ResetInserter(sys_rst)(System(self.cfg))
-        m.submodules.rx = rx = UARTRx(self.divisor)
-        m.submodules.tx = tx = UARTTx(self.divisor)
+        m.submodules.rx = rx = UARTRx(self.divisor, mut)
+        m.submodules.tx = tx = UARTTx(self.divisor, mut)
         # received bytes, in order, bit 8 set for a byte with a framing error
         m.submodules.rxq = rxq = SyncFIFO(width=9, depth=RXQ_DEPTH)
         rx_bytes = rxq.r_stream
@@ -130,7 +182,8 @@ class BoardTop(wiring.Component):
         # waits for every answer, so at most one command is ever in flight)
         m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx),
                      rxq.w_stream.payload.eq(Cat(rx.o.payload, rx.error)),
-                     rxq.w_stream.valid.eq(rx.o.valid | rx.error)]
+                     rxq.w_stream.valid.eq(mut.pick("bad_not_queued", rx.o.valid | rx.error,
+                                                    rx.o.valid))]
         link_errors = Signal(LINK_ERRORS_BITS)   # every 'E' sent; power-on reset only
         leds = Cat(sys.busy, sys.error)
         m.d.comb += self.led.eq(~leds if self.led_invert else leds)
@@ -150,7 +203,8 @@ class BoardTop(wiring.Component):
             if value is not None:
                 m.d.sync += resp_val.eq(value)
             if frame is ERR:
-                m.d.sync += link_errors.eq(link_errors + 1)
+                with unless("errors_not_counted"):
+                    m.d.sync += link_errors.eq(link_errors + 1)
 
         with m.FSM(name="link"):
             with m.State("CMD"):
@@ -158,14 +212,14 @@ class BoardTop(wiring.Component):
                 m.d.comb += rx_bytes.ready.eq(~resp_req)
                 with m.If(rx_bytes.valid & ~resp_req):
                     m.d.sync += idx.eq(0)
-                    with m.If(rx_bad):
+                    with m.If(mut.pick("bad_cmd_decoded", rx_bad, Const(0))):
                         reply(ERR)
                     with m.Else():
                         with m.Switch(rx_byte):
                             for f in HOST_FRAMES.values():
                                 with m.Case(f.code):
                                     m.next = f"RX_{f.name}" if f.nbytes else ACTION[f.name]
-                            with m.Default():
+                            with m.Default(), unless("unknown_no_err"):
                                 reply(ERR)
             for f in HOST_FRAMES.values():
                 if not f.nbytes:
@@ -174,9 +228,10 @@ class BoardTop(wiring.Component):
                     # the payload of a frame, f.nbytes bytes
                     # (a framing error drops the partial command: 'E', back to CMD)
                     m.d.comb += rx_bytes.ready.eq(1)
-                    with m.If(rx_bytes.valid & rx_bad):
+                    with m.If(rx_bytes.valid & mut.pick("bad_payload_taken", rx_bad, Const(0))):
                         reply(ERR)
-                        m.next = "CMD"
+                        with unless("partial_kept"):
+                            m.next = "CMD"
                     with m.Elif(rx_bytes.valid):
                         m.d.sync += [payload.word_select(idx, 8).eq(rx_byte),
                                      idx.eq(idx + 1)]
@@ -186,12 +241,12 @@ class BoardTop(wiring.Component):
                 # 'W': the beat into the system, 'K' once it took it
                 m.d.comb += [sys.s_axis_tvalid.eq(1), sys.s_axis_tdata.eq(word.word),
                              sys.s_axis_tlast.eq(word.tlast)]
-                with m.If(sys.s_axis_tready):
+                with m.If(mut.pick("ack_not_waiting", sys.s_axis_tready, Const(1))):
                     reply(ACK)
                     m.next = "CMD"
             with m.State("RESET"):
                 # 'Z': one cycle of system reset, then 'K'
-                m.d.comb += sys_rst.eq(1)
+                m.d.comb += sys_rst.eq(mut.pick("z_no_reset", 1, 0))
                 reply(ACK)
                 m.next = "CMD"
             with m.State("STATS"):
@@ -207,7 +262,7 @@ class BoardTop(wiring.Component):
                 # ... and its data, answered as 'R' + value
                 m.d.comb += sys.s_axil_rready.eq(1)
                 with m.If(sys.s_axil_rvalid):
-                    reply(REG, sys.s_axil_rdata)
+                    reply(REG, mut.pick("read_stale", sys.s_axil_rdata, resp_val))
                     m.next = "CMD"
 
         # -- transmit: one frame at a time (a reply first, else an output beat) -----------
@@ -217,7 +272,7 @@ class BoardTop(wiring.Component):
         reg_payload = Signal(data_layout(REG.payload))
         beat_payload = Signal(data_layout(DATA.payload))
         m.d.comb += [reg_payload.value.eq(resp_val), beat_payload.word.eq(sys.m_axis_tdata),
-                     beat_payload.tlast.eq(sys.m_axis_tlast)]
+                     beat_payload.tlast.eq(mut.pick("tlast_lost", sys.m_axis_tlast, 0))]
         with m.If(midx == mlen):          # idle: load the next frame
             with m.If(resp_req):
                 m.d.sync += [msg.eq(Cat(resp_kind, reg_payload)), midx.eq(0),
