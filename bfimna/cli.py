@@ -491,14 +491,27 @@ def cmd_plan(args) -> int:
     print(f"  calibration: {calib.what}; seed {args.seed}")
     print(f"  sensitivity ({args.sensitivity}): {pl.SENSITIVITY_TEXT[args.sensitivity]}",
           flush=True)
+    if args.scheduler and args.workers:
+        raise UsageError("--workers sizes the embedded local cluster; with --scheduler the "
+                         "cluster's own workers evaluate the candidates")
+    from contextlib import ExitStack
+
+    from bfimna.sched.sweep import SweepError, connect
     try:
-        planner = pl.Planner(net, cfg, point, calib.x, args.bits, 1, args.sensitivity,
-                             progress=not args.no_progress, blocks=args.blocks)
-        i8 = planner.int8.cost
-        print(f"  INT8: latency {pl.si(i8.latency_s, 's')}, energy {pl.si(i8.energy_j, 'J')}, "
-              f"EDP {i8.edp_js:.4g} J*s, loss {planner.int8_loss:.4g}", flush=True)
-        res = planner.search(budget)
-    except pl.PlannerError as exc:
+        with ExitStack() as stack:
+            client = None
+            if args.scheduler or (args.workers or 1) > 1:     # sched/sweep.py's cluster
+                client, on = stack.enter_context(connect(args.scheduler, args.workers))
+                print(f"  candidates of each step evaluated on {on}", flush=True)
+            planner = pl.Planner(net, cfg, point, calib.x, args.bits, 1, args.sensitivity,
+                                 progress=not args.no_progress, blocks=args.blocks,
+                                 client=client)
+            i8 = planner.int8.cost
+            print(f"  INT8: latency {pl.si(i8.latency_s, 's')}, energy "
+                  f"{pl.si(i8.energy_j, 'J')}, EDP {i8.edp_js:.4g} J*s, loss "
+                  f"{planner.int8_loss:.4g}", flush=True)
+            res = planner.search(budget)
+    except (pl.PlannerError, SweepError) as exc:
         return fail(2, exc)
     except pl.BudgetNotMet as exc:
         return fail(1, exc)
@@ -645,13 +658,13 @@ def cmd_sweep(args) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, before)
-    ok = len(res.records) - len(res.failed)
-    print(f"sweep {res.grid.name}: {ok} of {len(res.records)} points ok ({res.computed} "
+    ok = len(res.all_records) - len(res.failed)
+    print(f"sweep {res.grid.name}: {ok} of {len(res.all_records)} points ok ({res.computed} "
           f"evaluated now in {res.tasks} task(s), {res.predicted} prediction(s) made; "
           f"{res.reused} done before) in {res.wall_s:.1f} s on {res.where}")
     for rec in res.failed:
         print(f"  FAILED {rec['label']}: {rec['error']}")
-    print(f"wrote {', '.join(str(p) for p in res.files)} and {len(res.records)} point "
+    print(f"wrote {', '.join(str(p) for p in res.files)} and {len(res.all_records)} point "
           f"file(s) in {Path(args.out) / 'points'}")
     return 1 if res.failed else 0
 
@@ -1038,6 +1051,12 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--blocks", type=_plan_blocks, default=None, metavar="RxC",
                     help="weight bits per block instead of per layer: at most R blocks of "
                          "output channels x C reduction blocks per conv/fc layer (e.g. 2x2)")
+    pn.add_argument("--workers", type=POSITIVE, default=None, metavar="N",
+                    help="evaluate each step's candidate plans on an embedded local Dask "
+                         "cluster of N worker processes (N > 1; default: in this process)")
+    pn.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="evaluate the candidates on the running Dask cluster at ADDRESS "
+                         "(tcp://HOST:8786; docs/sweep.md)")
     pn.add_argument("--no-progress", action="store_true", help="no progress bar")
     pn.set_defaults(func=cmd_plan)
 

@@ -448,7 +448,7 @@ class Planner:
     def __init__(self, net: Network, cfg: Config, point, calib_x: np.ndarray,
                  bits: Iterable[int] = DEFAULT_BITS, batch: int = 1,
                  sensitivity: str = "network", progress: bool = False,
-                 blocks: Grid | None = None):
+                 blocks: Grid | None = None, client=None):
         levels = sorted(set(bits) | {TOP_BITS})
         if any(not 2 <= b <= TOP_BITS for b in levels):
             raise PlannerError(f"bits must be in 2..{TOP_BITS}, got {sorted(set(bits))}")
@@ -484,6 +484,14 @@ class Planner:
         self.int8_loss = int8.loss
         self._move(int8)
         self._estimating = sensitivity == "isolated"
+        # with a Dask client (`bfimna plan --workers N | --scheduler A`), each step's
+        # candidates are evaluated on its workers (_prefetch); the search is unchanged
+        self.client, self._spec = client, None
+        if client is not None:
+            import uuid
+            [self._spec] = client.scatter([{"token": uuid.uuid4().hex, "net": net, "cfg": cfg,
+                                            "point": point, "batch": batch, "x": calib_x}],
+                                          broadcast=True, hash=False)
 
     def _key(self, bits: Bits) -> tuple:
         return tuple(bits[k] for k in self.knobs)
@@ -530,6 +538,33 @@ class Planner:
             self.invalid += 1
         self._seen[key] = cand
         return cand
+
+    def _prefetch(self, cur: Candidate, plans: list[Bits]) -> None:
+        """Evaluate on the Dask workers, in parallel, the plans of `plans` not evaluated
+        yet (the ones the serial search evaluates at this step whatever their results:
+        the first lower value of every move, or the next higher one), and enter them as
+        candidate() would: the search that follows finds them there and takes the same
+        decisions as without workers. Without a client: nothing (candidate() computes)."""
+        if self.client is None:
+            return
+        todo: dict[tuple, Bits] = {}
+        for b in plans:
+            if self._key(b) not in self._seen:
+                todo.setdefault(self._key(b), b)
+        futs = [self.client.submit(_remote_candidate, self._spec, cur.bits, b,
+                                   not self._estimating, pure=False) for b in todo.values()]
+        for (key, bits), (res, why) in zip(todo.items(), self.client.gather(futs),
+                                           strict=True):
+            cand = None
+            if res is None:
+                self._why = why
+                self.invalid += 1
+            else:
+                layers, loss = res
+                if self._estimating:
+                    loss = self._estimate(bits)
+                cand = Candidate(dict(bits), None, layers, self.costs.total(layers), loss)
+            self._seen[key] = cand
 
     def _move(self, c: Candidate) -> Candidate:
         """The search moves to `c`: its integer network (the previous plan's is dropped,
@@ -586,6 +621,9 @@ class Planner:
                 self._say(bar, len(steps) + 1, f"lowering: {kind} "
                           f"{cur.cost.of(kind) / base:.3f} x INT8, loss {cur.loss:.4f}")
                 best, best_score = None, None
+                self._prefetch(cur, [self.moved(cur.bits, knob, lo[-1]) for knob in self.moves
+                                     if (lo := [b for b in self.levels
+                                                if b < self.value(cur.bits, knob)])])
                 for knob in self.moves:
                     now = self.value(cur.bits, knob)
                     for v in reversed([b for b in self.levels if b < now]):
@@ -620,6 +658,9 @@ class Planner:
                 self._say(bar, len(steps) + 1, f"raising back: {kind} "
                           f"{cur.cost.of(kind) / base:.3f} x INT8, loss {cur.loss:.4f}")
                 best, gain = None, 0.0
+                self._prefetch(cur, [self.moved(cur.bits, knob, up[0]) for knob in self.moves
+                                     if (up := [b for b in self.levels
+                                                if b > self.value(cur.bits, knob)])])
                 for knob in self.moves:
                     up = [b for b in self.levels if b > self.value(cur.bits, knob)]
                     if not up:
@@ -783,6 +824,42 @@ def si(v: float, unit: str) -> str:
     return f"{v / 1e-15:.4g} f{unit}"
 
 
+# -- a candidate on a Dask worker (Planner._prefetch) ---------------------------------------------
+_WORKER_STATE: dict[str, dict] = {}     # the planner a worker serves: its caches
+
+
+def _remote_candidate(spec: dict, cur: Bits, bits: Bits, want_loss: bool
+                      ) -> tuple[tuple[list[LayerCost], float | None] | None, str]:
+    """On a worker: ((layer costs, loss or None), '') of plan `bits`, or (None, why) if
+    it cannot be quantised or scheduled: what Planner.candidate computes, with the
+    worker's own caches (the layer costs; the tensors of the current plan `cur`, which
+    the loss reuses as the client's does). Deterministic: the client gets the numbers
+    it would have computed itself."""
+    st = _WORKER_STATE.get(spec["token"])
+    net = spec["net"]
+    if st is None:
+        _WORKER_STATE.clear()                      # one planner at a time per worker
+        st = _WORKER_STATE[spec["token"]] = {
+            "costs": CostModel(net, spec["cfg"], spec["point"], spec["batch"]),
+            "sens": Sensitivity(net, spec["x"]), "cur": None}
+    try:
+        qnet = quantize(net, plan_of(net, bits))
+    except (NetworkError, ValueError) as exc:
+        return None, f"quantised: {exc}"
+    try:
+        layers = st["costs"].layer_costs(qnet)
+    except ScheduleError as exc:
+        return None, f"scheduled: {exc}"
+    loss = None
+    if want_loss:
+        now = tuple(sorted(cur.items()))
+        if st["cur"] != now:
+            st["sens"].outputs(quantize(net, plan_of(net, cur)), keep=True)
+            st["cur"] = now
+        loss = st["sens"].loss(qnet)
+    return (layers, loss), ""
+
+
 def write_plan(path: Path, res: PlanResult, head: Sequence[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(plan_yaml(res.net, res.chosen.bits, path.stem, head))
@@ -790,11 +867,13 @@ def write_plan(path: Path, res: PlanResult, head: Sequence[str]) -> None:
 
 def plan(net: Network, cfg: Config, point, budget: Budget, calib_x: np.ndarray,
          bits: Iterable[int] = DEFAULT_BITS, sensitivity: str = "network",
-         progress: bool = False, batch: int = 1, blocks: Grid | None = None) -> PlanResult:
+         progress: bool = False, batch: int = 1, blocks: Grid | None = None,
+         client=None) -> PlanResult:
     """The chosen plan for `budget` (raises BudgetNotMet, PlannerError); `blocks` (R, C):
-    weight bits per block (layer_grid) instead of per layer."""
+    weight bits per block (layer_grid) instead of per layer; `client`: a Dask client whose
+    workers evaluate each step's candidates (the same plan as without)."""
     return Planner(net, cfg, point, calib_x, bits, batch, sensitivity, progress,
-                   blocks).search(budget)
+                   blocks, client).search(budget)
 
 
 __all__ = ["BUDGET_KINDS", "Budget", "BudgetNotMet", "Calibration", "Candidate", "Cost",

