@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from bfimna.golden.spec.config import ConfigError, default_config_path, load_config
+from bfimna.golden.spec.link import BAUD
 from bfimna.hdl.flow.tools import ToolError
 from bfimna.hdl.gen.ap import FAULTS
 
@@ -677,7 +678,7 @@ def cmd_fpga(args) -> int:
     t = TARGETS[args.target]
     clock = (f"a PLL at about {args.clock_mhz:g} MHz from the board's {t.clk_hz / 1e6:g} MHz"
              if args.clock_mhz else f"{t.clk_hz / 1e6:g} MHz")
-    print(f"fpga: board-level top of {cfg.name} (the system behind a {115200} baud UART) for "
+    print(f"fpga: board-level top of {cfg.name} (the system behind a {BAUD} baud UART) for "
           f"{t.part} on {t.board}, {clock}; logs in {args.out}/", flush=True)
     t0 = time.perf_counter()
     try:
@@ -919,7 +920,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--emulate", action="store_true",
                    help="--backend board without a board: the golden board model behind a "
                         "pseudo-terminal")
-    r.add_argument("--baud", type=POSITIVE, default=115200)
+    r.add_argument("--baud", type=POSITIVE, default=BAUD)
     r.add_argument("--timeout", type=SECONDS, default=5.0,
                    help="seconds of silence before a board wait fails")
     _config_arg(r)
@@ -974,7 +975,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "pyserial URL")
     where.add_argument("--emulate", action="store_true",
                        help="no board: the golden board model behind a pseudo-terminal")
-    b.add_argument("--baud", type=POSITIVE, default=115200)
+    b.add_argument("--baud", type=POSITIVE, default=BAUD)
     b.add_argument("--timeout", type=SECONDS, default=2.0,
                    help="seconds of silence before a wait fails")
     b.add_argument("--runs", type=POSITIVE, default=2, help="random programs to run")

@@ -30,7 +30,7 @@ from bfimna.cosim.drivers.backends import DriverError, RunResult
 from bfimna.golden.host.program import HostProgram
 from bfimna.golden.model.controller import COUNTER_KEYS
 from bfimna.golden.spec.config import Config
-from bfimna.golden.spec.link import LinkParser, read_bytes, reset_bytes, word_bytes
+from bfimna.golden.spec.link import BAUD, LinkParser, read_bytes, reset_bytes, word_bytes
 from bfimna.golden.spec.regs import (
     GLOBAL_COUNTER_BASE,
     GLOBAL_COUNTERS,
@@ -50,8 +50,6 @@ from bfimna.golden.spec.regs import (
 
 if TYPE_CHECKING:   # pyserial is imported when a port is opened
     from serial import Serial
-
-BAUD = 115200
 
 
 class SerialBackend:

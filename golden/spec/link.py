@@ -41,6 +41,10 @@ from typing import Literal
 
 from bfimna.golden.spec.layout import BitLayout
 
+# The link's bit rate: what `bfimna fpga` builds the board top's UART for (its divisor is
+# the clock over this) and what the serial drivers open the port at, unless told otherwise.
+BAUD = 115200
+
 # the payload of a stream beat, both ways: the word, then a flags byte (bits 7:1 ignored)
 BEAT = BitLayout("stream beat", 72, {"word": (0, 64), "tlast": (64, 1)}, gaps="ignored")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BAUD = 115200
+from bfimna.golden.spec.link import BAUD as BAUD  # the UART's rate, declared with the link
 
 
 class FpgaError(RuntimeError):
