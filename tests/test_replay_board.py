@@ -225,3 +225,20 @@ def test_bytes_golden_never_sends_are_reported(cfg):
     assert wrong == ["1 byte(s) from the board start no frame (the first 0x99 at cycle 180)",
                      "1 byte(s) from the board with a low stop bit (the first 0x12 at cycle "
                      "260)", "the board's last frame is incomplete: 4401"], wrong
+
+
+def test_host_uart_off_the_boards_rate(cfg):
+    """Two clocks: the host's UART runs a few percent off the board's divisor (as a USB
+    serial chip does) and the worked example still runs exactly; 8% off, the board
+    samples bits outside themselves and the run fails, never hangs (scripts/uart_margin.py
+    measures the whole range: -3.5% to +4.5% at divisor 8, docs/fpga.md)."""
+    prog = worked_example(cfg)
+    gold = backend("golden", cfg).run(prog)
+    for pct in (-3, 4):
+        rtl = uart("verilator", cfg, host_bit=DIVISOR * (1 + pct / 100))
+        diffs = compare(gold, rtl.run(prog), prog)
+        assert not diffs, f"host {pct:+d}%: " + "; ".join(diffs[:4])
+    with pytest.raises(DriverError, match="timed out"):
+        uart("verilator", cfg, host_bit=DIVISOR * 1.08).run(prog)
+    with pytest.raises(ValueError, match="host_bit needs link='uart'"):
+        backend("verilator", cfg, host_bit=8.0)

@@ -112,7 +112,8 @@ class RtlBackend:
     def __init__(self, cfg: Config, sim: str, build_root: str | Path = DEFAULT_BUILD_ROOT,
                  seed: int = 1, idle: float = 0.0, backpressure: float = 0.0,
                  waves: bool = False, link: str = "axi", divisor: int = 8,
-                 path: str = "replay", waves_window: tuple[int, int] | None = None):
+                 path: str = "replay", waves_window: tuple[int, int] | None = None,
+                 host_bit: float | None = None):
         """link: "axi" drives the system top's AXI ports; "uart" talks to the board-level
         top over its serial link (golden/spec/link.py), `divisor` clock cycles per bit.
         path: "replay" (default) runs the HDL replay harness (cosim/replay/system.py,
@@ -120,17 +121,21 @@ class RtlBackend:
         drives the ports through cocotbext-axi's bus models (cosim/tb/sys_tb.py; needed
         for a reset in the middle of a program), over the UART link through
         cosim/tb/board_tb.py's simulated UART; waves=True always takes the cocotb path.
-        waves_window: (first, last) cycle of an FST recorded by the replay path."""
+        waves_window: (first, last) cycle of an FST recorded by the replay path.
+        host_bit (uart link, replay path): the host UART's bit time in clock cycles when it
+        is off the board's `divisor` (a real host runs on its own clock)."""
         if sim not in SIMS:
             raise ValueError(f"unknown simulator {sim!r}: choose one of {', '.join(SIMS)}")
         if link not in ("axi", "uart"):
             raise ValueError(f"unknown link {link!r}: axi or uart")
         if path not in PATHS:
             raise ValueError(f"unknown path {path!r}: {' or '.join(PATHS)}")
+        if host_bit is not None and (link != "uart" or path != "replay" or waves):
+            raise ValueError("host_bit needs link='uart' on the replay path")
         self.path, self.waves_window = path, waves_window
         self.command: str | None = None      # the last replay run's simulator command
         self._last_run: ReplayRun | None = None   # its files stay until the next run
-        self.link, self.divisor = link, divisor
+        self.link, self.divisor, self.host_bit = link, divisor, host_bit
         self.cfg, self.name, self.build_root = cfg, sim, Path(build_root)
         self.seed, self.idle, self.backpressure, self.waves = seed, idle, backpressure, waves
 
@@ -167,7 +172,8 @@ class RtlBackend:
         n_pre = 0 if reset_prog is None else len(reset_prog.beats()) + 1
         want = [("ack",)] * (n_pre + len(prog.beats()))
         ok, s, run = run_board_replay(self.cfg, self.name, script, reads, self.divisor,
-                                      max_cycles, self.build_root, self.waves_window)
+                                      max_cycles, self.build_root, self.waves_window,
+                                      host_bit=self.host_bit)
         self._last_run, self.command = run, run.command
         wrong = problems(s, want, len(reads))
         summary: dict[str, Any] = {

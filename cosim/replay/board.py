@@ -130,16 +130,20 @@ module replay_tb;
   reg [63:0] cyc, max_cycles, waves_from, waves_to;
   reg [31:0] kind, val;
   reg have_item;
-  // serialiser: the current byte's bits, LSB first, after the one on the line
+  // The host's bit time, in 1/256 clock cycles (+host_q8; default: the board's divisor):
+  // the host's UART may run off the board's rate, as a real one does (its own clock).
+  integer host_q8;
+  // serialiser: the current byte's bits, LSB first, after the one on the line; s_acc:
+  // 1/256 cycles to the next bit boundary
   reg [11:0] s_sh;
-  integer s_left, s_cnt;
+  integer s_left, s_acc;
   reg s_busy;
   // end-of-run commands: up to 4 bytes, LSB first
   reg [31:0] c_buf;
   integer c_n, c_want;
   reg [15:0] c_addr, tmp_addr;
-  // deserialiser
-  integer r_state, r_cnt, r_bit;
+  // deserialiser: r_acc, 1/256 cycles to the next sampling point
+  integer r_state, r_acc, r_bit;
   reg [7:0] r_sh;
   // frames from the board
   integer f_left, f_pos;
@@ -162,7 +166,7 @@ module replay_tb;
       rx_line <= 0;
       if (bad) begin s_sh = {{1'b1, 1'b0, b}}; s_left = 10; end
       else begin s_sh = {{1'b1, b}}; s_left = 9; end
-      s_cnt = {divisor - 1}; s_busy = 1;
+      s_acc = host_q8; s_busy = 1;
     end
   endtask
 
@@ -214,32 +218,36 @@ module replay_tb;
     if (!$value$plusargs("max_cycles=%d", max_cycles)) max_cycles = 64'd1000000000;
     if (!$value$plusargs("waves_from=%d", waves_from)) waves_from = 0;
     if (!$value$plusargs("waves_to=%d", waves_to)) waves_to = 0;
-    if (!$value$plusargs("wave=%s", wave_name)) wave_name = "replay.fst";{fault_arg}
+    if (!$value$plusargs("wave=%s", wave_name)) wave_name = "replay.fst";
+    if (!$value$plusargs("host_q8=%d", host_q8)) host_q8 = {256 * divisor};{fault_arg}
     fin = $fopen(stim_name, "r"); freads = $fopen(reads_name, "r");
     fout = $fopen(out_name, "w");
     if (fin == 0 || freads == 0 || fout == 0) begin
       $display("replay: cannot open the stimulus, reads or output file"); $finish;
     end
-    cyc = 0; phase = 0; wait_n = 0; s_busy = 0; s_left = 0; s_cnt = 0; c_n = 0; c_want = 0;
-    r_state = 0; r_cnt = 0; r_bit = 0; f_left = 0; f_pos = 0; f_code = 0; f_buf = 0;
+    cyc = 0; phase = 0; wait_n = 0; s_busy = 0; s_left = 0; s_acc = 0; c_n = 0; c_want = 0;
+    r_state = 0; r_acc = 0; r_bit = 0; f_left = 0; f_pos = 0; f_code = 0; f_buf = 0;
     replies = 0; beats = 0; frames = 0; last_reg = 0; last_reply = 0;
     next_item;
   end
 
   always @(posedge clk) begin
     cyc = cyc + 1;{dump}
-    // -- deserialiser: the board's line, each bit sampled in its middle ---------------
+    // -- deserialiser: the board's line, each bit sampled in its middle (at the host's
+    //    bit time: with host_q8 = 256 x divisor, half a bit (rounded down to a cycle)
+    //    after the start bit's edge, then every divisor cycles) -----------------------
+    if (r_state >= 1 && r_state <= 3) r_acc = r_acc - 256;
     case (r_state)
-      0: if (!tx_line) begin r_state = 1; r_cnt = {divisor // 2 - 1}; end
-      1: if (r_cnt > 0) r_cnt = r_cnt - 1;
+      0: if (!tx_line) begin r_state = 1; r_acc = (host_q8 / 512) * 256; end
+      1: if (r_acc > 0) ;
          else if (tx_line) r_state = 0;                // a glitch, not a start bit
-         else begin r_state = 2; r_cnt = {divisor - 1}; r_bit = 0; end
-      2: if (r_cnt > 0) r_cnt = r_cnt - 1;
+         else begin r_state = 2; r_acc = r_acc + host_q8; r_bit = 0; end
+      2: if (r_acc > 0) ;
          else begin
-           r_sh = {{tx_line, r_sh[7:1]}}; r_bit = r_bit + 1; r_cnt = {divisor - 1};
+           r_sh = {{tx_line, r_sh[7:1]}}; r_bit = r_bit + 1; r_acc = r_acc + host_q8;
            if (r_bit == 8) r_state = 3;
          end
-      3: if (r_cnt > 0) r_cnt = r_cnt - 1;
+      3: if (r_acc > 0) ;
          else begin
            if (tx_line) board_byte(r_sh);
            else $fwrite(fout, "F %0d %h\\n", cyc, r_sh);
@@ -248,11 +256,12 @@ module replay_tb;
       4: if (tx_line) r_state = 0;                     // after a low stop bit
       default: ;
     endcase
-    // -- serialiser: every bit `divisor` cycles ---------------------------------------
+    // -- serialiser: a bit every host bit time (host_q8 / 256 cycles) ------------------
     if (s_busy) begin
-      if (s_cnt > 0) s_cnt = s_cnt - 1;
+      s_acc = s_acc - 256;
+      if (s_acc > 0) ;
       else if (s_left > 0) begin
-        rx_line <= s_sh[0]; s_sh = s_sh >> 1; s_left = s_left - 1; s_cnt = {divisor - 1};
+        rx_line <= s_sh[0]; s_sh = s_sh >> 1; s_left = s_left - 1; s_acc = s_acc + host_q8;
       end else s_busy = 0;
     end
     // -- the host ----------------------------------------------------------------------
@@ -452,12 +461,15 @@ def verify_board_verilog(cfg: Config, divisor: int) -> str:
 def run_board_replay(cfg: Config, sim: str, script: Script, reads: list[int], divisor: int,
                      max_cycles: int, build_root: Path,
                      waves: tuple[int, int] | None = None,
-                     fault: int | None = None) -> tuple[bool, dict, ReplayRun]:
+                     fault: int | None = None,
+                     host_bit: float | None = None) -> tuple[bool, dict, ReplayRun]:
     """Run `script` on the board top of `cfg` at `divisor` through the replay harness,
     then read `reads` over the link. Returns (the harness finished normally, the parsed
     response file with timings, the run: log, rerun command and files, which the caller
     removes with run.cleanup()). `fault` (tests only): run the VERIFY build with that
-    mutant number (hdl/gen/board.py: board_mutant_numbers; 0 none)."""
+    mutant number (hdl/gen/board.py: board_mutant_numbers; 0 none). `host_bit`: the
+    host UART's bit time in clock cycles (default `divisor`; to 1/256 cycle), a run-time
+    argument of the same build."""
     from bfimna.hdl.flow.emit import board_verilog
 
     verify = fault is not None
@@ -466,6 +478,10 @@ def run_board_replay(cfg: Config, sim: str, script: Script, reads: list[int], di
                      harness_text(cfg, divisor, bool(waves), verify), build_root,
                      waves=bool(waves))
     plus: dict[str, str | int] = {"max_cycles": max_cycles}
+    if host_bit is not None:
+        if not 4 <= host_bit <= 1 << 20:
+            raise ValueError(f"host bit time {host_bit} cycles: 4 to 2^20")
+        plus["host_q8"] = round(256 * host_bit)
     if verify:
         plus["fault"] = int(fault or 0)
     if waves:
