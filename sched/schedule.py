@@ -765,6 +765,14 @@ class Scheduler:
                 if not any(t in live_set for t in taps.tolist()):
                     continue
                 f = unit_field(u).size
+                if f > capacity:     # a unit is never split: its field must fit alone
+                    raise ScheduleError(
+                        f"{q.name}: one input {'channel' if kk > 1 else 'value'}'s "
+                        f"{len(taps)} tap(s) over a pass of {n} rows read {f} input values "
+                        f"(the receptive field with its halo), the MAPs hold {capacity} "
+                        f"{ib}-bit values ({self.K} MAP(s) of {self.mp.rows} rows x "
+                        f"{self.mp.cols // ib} per word): more MAP rows or columns, or "
+                        f"fewer CAP rows, would fit it")
                 if cur and size + f > capacity:
                     out.append(cur)
                     cur, size = [], 0

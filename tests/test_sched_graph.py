@@ -165,3 +165,17 @@ def test_run_predict_cli(capsys):
     assert "nothing is executed" in out and "lane-parallel bound" in out
     kinds = [line.split()[1] for line in out.splitlines()[2:12]]
     assert kinds == ["conv", "conv", "conv", "add", "conv", "conv", "conv", "add", "gap", "fc"]
+
+
+def test_a_channel_field_larger_than_the_maps_is_refused_saying_what_is_short():
+    """One input channel's taps over a pass read its receptive field with the halo; the
+    scheduler stages a channel's field whole, so a MAP too small for it is refused, on
+    execution and on prediction alike, with the sizes (not an illegal MOVW later)."""
+    from bfimna.sched.schedule import ScheduleError
+    cfg = config_from_dict({"name": "tiny_map", "ap": {"rows": 32, "cols": 54, "dims": 2},
+                            "tile": {"maps": 1, "map_rows": 32, "map_cols": 8}})
+    net = load_network(ROOT / "models" / "digits_res" / "network.yaml")
+    qnet = quantize(net, load_plan(ROOT / "models" / "digits_res" / "int8.yaml", net))
+    with pytest.raises(ScheduleError, match=r"b2c1: one input channel's 9 tap\(s\) over a "
+                       r"pass of \d+ rows read \d+ input values .* the MAPs hold 32 8-bit"):
+        predict_network(qnet, 1, cfg)
