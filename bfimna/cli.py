@@ -347,12 +347,14 @@ def _layer_table(qnet, rep) -> None:
     for q, layer in zip(qnet.layers, rep.layers, strict=True):
         wb = ",".join(str(b) for b in sorted(set(q.w_bits) | {b for r in q.w_grid
                                                               for b in r})) if q.w_bits else "-"
+        ab = str(q.out_bits) if q.out_ch_bits is None else ",".join(   # activation blocks
+            str(b) for b in sorted(set(q.out_ch_bits.tolist()), reverse=True))
         counted = "-" if layer.counted is None else f"{layer.counted:,}"
         exact = "-" if layer.bit_exact is None else ("yes" if layer.bit_exact else "NO")
         vs = "-" if layer.vs_bound is None else f"{layer.vs_bound:.2f}"
         rows = f"{layer.rows_used:.0%}" if layer.passes else "-"
         print(f"{layer.name:<{nw}} {q.layer.type:<7} {layer.dataflow:<8} "
-              f"{wb + '/' + str(q.out_bits):>9} {layer.passes:>6} "
+              f"{wb + '/' + ab:>9} {layer.passes:>6} "
               f"{layer.predicted:>13,} {counted:>13} {layer.busiest_tile:>13,} "
               f"{layer.host_words:>11,} {rows:>5} {vs:>6} {exact:>9}")
 
@@ -485,7 +487,9 @@ def cmd_plan(args) -> int:
     n_add = sum(lay.type == "add" for lay in net.layers)
     wk = (f"w_bits per block of a grid of at most {args.blocks[0]}x{args.blocks[1]}"
           if args.blocks else "w_bits")
-    print(f"plan: {net.name} ({len(net.layers)} layers; knobs: input_bits, {wk} and a_bits "
+    ak = (f"a_bits (per block of at most {args.act_blocks} output-channel blocks where the "
+          f"readers allow)" if args.act_blocks else "a_bits")
+    print(f"plan: {net.name} ({len(net.layers)} layers; knobs: input_bits, {wk} and {ak} "
           f"of {n_w} conv/fc layer(s)" + (f", a_bits of {n_add} add layer(s)" if n_add else "")
           + f"), budget {budget}, bits {sorted(set(args.bits) | {8})}", flush=True)
     print(f"  cost model: predict_network + evaluate on {where}")
@@ -506,7 +510,8 @@ def cmd_plan(args) -> int:
                 print(f"  candidates of each step evaluated on {on}", flush=True)
             planner = pl.Planner(net, cfg, point, calib.x, args.bits, 1, args.sensitivity,
                                  progress=not args.no_progress, blocks=args.blocks,
-                                 client=client)
+                                 client=client, act_blocks=args.act_blocks,
+                                 dataflow=args.dataflow)
             i8 = planner.int8.cost
             print(f"  INT8: latency {pl.si(i8.latency_s, 's')}, energy "
                   f"{pl.si(i8.energy_j, 'J')}, EDP {i8.edp_js:.4g} J*s, loss "
@@ -518,6 +523,14 @@ def cmd_plan(args) -> int:
         return fail(1, exc)
     lowered = sum(s.phase == "lower" for s in res.steps)
     raised = sum(s.phase == "raise" for s in res.steps)
+    flips = [f"{s.knob[0]} {s.knob[1].split()[-1]}" for s in res.steps
+             if s.phase == "flip" and s.knob is not None]
+    if args.dataflow != "auto":
+        print(f"dataflow {args.dataflow}: " + (
+            f"{len(flips)} flip(s)" + (f" ({', '.join(flips)})" if flips else "")
+            if args.dataflow == "search" else
+            "every conv and fc layer (INT8 too)") + "; the plan fixes "
+            + (", ".join(f"{k}: {v}" for k, v in res.chosen.flows.items()) or "none"))
     print(f"search: {lowered} lowering step(s), {raised} raised back, {res.candidates} "
           f"candidate plans ({res.invalid} not quantisable or schedulable), "
           f"{res.layer_schedules} layer schedules predicted, {res.layer_forwards} layer "
@@ -551,6 +564,8 @@ def cmd_plan(args) -> int:
                f"--vdd {point.vdd:g} --budget {budget.arg} --calib-images {len(calib.x)} "
                f"--bits {bits_arg} --seed {args.seed} --sensitivity {args.sensitivity} "
                + (f"--blocks {args.blocks[0]}x{args.blocks[1]} " if args.blocks else "")
+               + (f"--act-blocks {args.act_blocks} " if args.act_blocks else "")
+               + (f"--dataflow {args.dataflow} " if args.dataflow != "auto" else "")
                + f"--out {args.out}")
     pl.write_plan(args.out, res, pl.header(res, network=str(args.network), where=where,
                                            calib=calib, seed=args.seed,
@@ -693,6 +708,10 @@ def cmd_fpga(args) -> int:
     for clk, f in r["fmax_mhz"].items():
         ok = "meets" if f["achieved"] >= f["constraint"] else "MISSES"
         print(f"  Fmax {f['achieved']} MHz ({ok} {f['constraint']} MHz) on {clk}")
+    for p in r.get("critical_paths", [])[:1]:
+        print(f"  critical path {p['start_signal']} -> {p['end_signal']}: {p['delay_ns']:.1f} "
+              f"ns, {p['logic_levels']} logic levels ({p['logic_ns']:.1f} ns logic, "
+              f"{p['routing_ns']:.1f} ns routing); all in summary.md")
     if args.bitstream:
         print(f"  bitstream {Path(args.out) / r['bitstream']}")
     if r["pll"]:
@@ -1052,6 +1071,15 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--blocks", type=_plan_blocks, default=None, metavar="RxC",
                     help="weight bits per block instead of per layer: at most R blocks of "
                          "output channels x C reduction blocks per conv/fc layer (e.g. 2x2)")
+    pn.add_argument("--act-blocks", type=_number(int, 2, 4096, what="a block count >= 2"),
+                    default=None, metavar="N",
+                    help="activation bits per block of output channels: at most N blocks "
+                         "per conv/fc layer whose readers allow it (conv and fc, directly "
+                         "or through maxpool and flatten; docs/planner.md)")
+    pn.add_argument("--dataflow", choices=("auto", "pos", "chan", "search"), default="auto",
+                    help="auto: the scheduler picks each conv/fc layer's dataflow; pos, chan: "
+                         "that one on every conv/fc layer (INT8 too); search: flipping a "
+                         "layer's dataflow is also a move of the search (docs/planner.md)")
     pn.add_argument("--workers", type=POSITIVE, default=None, metavar="N",
                     help="evaluate each step's candidate plans on an embedded local Dask "
                          "cluster of N worker processes (N > 1; default: in this process)")

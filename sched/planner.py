@@ -11,7 +11,9 @@ at a time, the knob that reduces the loss most while the budget still holds.
 With `blocks` (R, C) (`bfimna plan --blocks RxC`), a conv or fc layer's weight knob is
 replaced by one knob per block of its weight grid (`layer_grid`: output-channel blocks x
 reduction blocks, golden/nn/network.py `quantize_blocks`), and the search also moves a
-layer's blocks as a whole (`Planner.moved`).
+layer's blocks as a whole (`Planner.moved`). With `act_blocks` N (`--act-blocks N`), a
+layer's activation knob is one knob per block of its output channels where its readers
+allow it (`layer_act_blocks`), moved as a whole too.
 
 Cost: the exact model of `bfimna evaluate` (sched/run.py `predict_network`, then
 sched/evaluate.py `evaluate`). Layers run one after another and every term of the model
@@ -49,6 +51,7 @@ from bfimna.golden.nn.network import (
     Plan,
     QLayer,
     QNet,
+    act_blocks_refusal,
     float_forward,
     layer_forward,
     predict,
@@ -69,7 +72,8 @@ SENSITIVITIES = ("network", "isolated")
 DEFAULT_CALIB = {"dataset": 64, "synthetic": 2}   # calibration images when not given
 
 Knob = tuple[str, str]                     # (layer, "w_bits" | "a_bits") or INPUT_KNOB;
-#                                           block mode: (layer, "w_bits[r,c]") per block
+#                                           block mode: (layer, "w_bits[r,c]") per block;
+#                                           activation blocks: (layer, "a_bits[r]")
 Bits = dict[Knob, int]
 Grid = tuple[int, int]                     # --blocks RxC: the most row x column blocks
 
@@ -149,9 +153,30 @@ def _block_rc(kind: str) -> tuple[int, int] | None:
     return int(r), int(c)
 
 
-def knobs(net: Network, grid: Grid | None = None) -> list[Knob]:
+def act_block_kind(r: int) -> str:
+    return f"a_bits[{r}]"
+
+
+def _ablock_r(kind: str) -> int | None:
+    """r of an activation block knob's kind "a_bits[r]", None for other kinds."""
+    return int(kind[7:-1]) if kind.startswith("a_bits[") else None
+
+
+def layer_act_blocks(lay, n: int | None, net: Network) -> int:
+    """The activation blocks of a conv or fc layer under --act-blocks N: the most <= N
+    that divide its output channels where its output may have blocks (read by conv and fc
+    layers only, directly or through maxpool and flatten: golden/nn/network.py
+    act_blocks_refusal), else 1 (docs/planner.md)."""
+    if n is None or n < 2 or act_blocks_refusal(net, lay) is not None:
+        return 1
+    return _largest_divisor(lay.out_channels, n)
+
+
+def knobs(net: Network, grid: Grid | None = None, act: int | None = None) -> list[Knob]:
     """Every knob of a plan for `net`, in layer order (the input first); with `grid`, one
-    weight knob per block of each conv and fc layer (layer_grid) instead of one per layer."""
+    weight knob per block of each conv and fc layer (layer_grid) instead of one per layer;
+    with `act` (N), one activation knob per block of output channels (layer_act_blocks)
+    where a layer's output may have activation blocks."""
     out: list[Knob] = [INPUT_KNOB]
     for lay in net.layers:
         if lay.type in WEIGHTED:
@@ -160,7 +185,9 @@ def knobs(net: Network, grid: Grid | None = None) -> list[Knob]:
             else:
                 rows, cols = layer_grid(lay, grid)
                 out += [(lay.name, block_kind(r, c)) for r in range(rows) for c in range(cols)]
-            out.append((lay.name, "a_bits"))
+            n_act = layer_act_blocks(lay, act, net)
+            out += ([(lay.name, "a_bits")] if n_act == 1 else
+                    [(lay.name, act_block_kind(r)) for r in range(n_act)])
         elif lay.type == "add":
             out.append((lay.name, "a_bits"))
     return out
@@ -181,10 +208,22 @@ def w_bits_of(name: str, bits: Bits) -> int:
     return bits[(name, "w_bits")] if grid is None else max(max(r) for r in grid)
 
 
+def _a_blocks(name: str, bits: Bits) -> list[int] | None:
+    """A layer's activation bits per block from its block knobs (None: a per-layer knob)."""
+    cells = {r: v for (n, k), v in bits.items() if n == name and (r := _ablock_r(k)) is not None}
+    return [cells[r] for r in range(len(cells))] if cells else None
+
+
+def a_bits_of(name: str, bits: Bits) -> int:
+    """A layer's a_bits: its knob, or with activation blocks the largest of its blocks."""
+    blocks = _a_blocks(name, bits)
+    return bits[(name, "a_bits")] if blocks is None else max(blocks)
+
+
 def uniform(net: Network, bits: int, last_a_bits: int | None = None,
-            grid: Grid | None = None) -> Bits:
+            grid: Grid | None = None, act: int | None = None) -> Bits:
     """Every knob at `bits` (the last layer's output at `last_a_bits` if given)."""
-    out = dict.fromkeys(knobs(net, grid), bits)
+    out = dict.fromkeys(knobs(net, grid, act), bits)
     last = (net.layers[-1].name, "a_bits")
     if last_a_bits is not None and last in out:
         out[last] = last_a_bits
@@ -202,8 +241,10 @@ def plan_of(net: Network, bits: Bits, name: str = "plan") -> Plan:
     for lay in net.layers:
         if lay.type in WEIGHTED:
             w, grid = w_bits_of(lay.name, bits), _w_grid(lay.name, bits)
-            layers[lay.name] = {"w_bits": w, "a_bits": bits[(lay.name, "a_bits")],
-                                "blocks": [w] if grid is None else grid}
+            ab = _a_blocks(lay.name, bits)
+            layers[lay.name] = {"w_bits": w, "a_bits": a_bits_of(lay.name, bits),
+                                "blocks": [w] if grid is None else grid,
+                                **({} if ab is None else {"a_blocks": ab})}
         elif lay.type == "add":
             layers[lay.name] = {"a_bits": bits[(lay.name, "a_bits")]}
     return Plan(name, bits[INPUT_KNOB], layers, {})
@@ -216,10 +257,11 @@ def plan_yaml(net: Network, bits: Bits, name: str, header: Sequence[str] = ()) -
     lines += [f"name: {name}", f"input_bits: {bits[INPUT_KNOB]}", "layers:"]
     for lay in net.layers:
         if lay.type in WEIGHTED:
-            grid = _w_grid(lay.name, bits)
-            blocks = "" if grid is None else f", blocks: {grid}"
+            grid, ab = _w_grid(lay.name, bits), _a_blocks(lay.name, bits)
+            blocks = ("" if grid is None else f", blocks: {grid}") + \
+                ("" if ab is None else f", a_blocks: {ab}")
             lines.append(f"  {lay.name}: {{w_bits: {w_bits_of(lay.name, bits)}, "
-                         f"a_bits: {bits[(lay.name, 'a_bits')]}{blocks}}}")
+                         f"a_bits: {a_bits_of(lay.name, bits)}{blocks}}}")
         elif lay.type == "add":
             lines.append(f"  {lay.name}: {{a_bits: {bits[(lay.name, 'a_bits')]}}}")
     return "\n".join(lines) + "\n"
@@ -289,7 +331,8 @@ class CostModel:
         (bits, signedness, scale) of each input tensor (golden/nn/network.py quantize)."""
         ins = tuple((b, s, qnet.scales[n])
                     for n, b, s in zip(q.inputs, q.in_bits_all, q.in_signed, strict=True))
-        return (q.name, _entry(qnet.plan, q.name), ins, qnet.plan.dataflow.get(q.name))
+        chan = None if q.in_ch_bits is None else tuple(q.in_ch_bits.tolist())  # a_blocks
+        return (q.name, _entry(qnet.plan, q.name), ins, chan, qnet.plan.dataflow.get(q.name))
 
     def predict_layer(self, qnet: QNet, q: QLayer) -> LayerResult:
         """predict_network's result for layer q alone (the same steps, sched/run.py)."""
@@ -394,6 +437,7 @@ class Candidate:
     layers: list[LayerCost]
     cost: Cost
     loss: float                       # the search's loss (estimated in isolated mode)
+    flows: dict[str, str] = field(default_factory=dict)   # dataflows the plan fixes
 
 
 @dataclass
@@ -448,7 +492,8 @@ class Planner:
     def __init__(self, net: Network, cfg: Config, point, calib_x: np.ndarray,
                  bits: Iterable[int] = DEFAULT_BITS, batch: int = 1,
                  sensitivity: str = "network", progress: bool = False,
-                 blocks: Grid | None = None, client=None):
+                 blocks: Grid | None = None, client=None, act_blocks: int | None = None,
+                 dataflow: str = "auto"):
         levels = sorted(set(bits) | {TOP_BITS})
         if any(not 2 <= b <= TOP_BITS for b in levels):
             raise PlannerError(f"bits must be in 2..{TOP_BITS}, got {sorted(set(bits))}")
@@ -461,14 +506,18 @@ class Planner:
         self.costs = CostModel(net, cfg, point, batch)
         self.sens = Sensitivity(net, calib_x)
         self.grid = blocks
-        self.knobs = knobs(net, blocks)
+        self.act = act_blocks
+        self.knobs = knobs(net, blocks, act_blocks)
         # the moves of the search: every knob; in block mode also each layer's weights as
         # a whole (all its blocks lowered to at most v, or raised to at least v), which
-        # a dataflow costed at the largest block's bits (chan) needs to save anything
+        # a dataflow costed at the largest block's bits (chan) needs to save anything;
+        # with activation blocks likewise each layer's output as a whole
         self.moves: list[Knob] = list(self.knobs)
         if blocks is not None:
             self.moves += [(lay.name, "w_bits") for lay in net.layers
                            if lay.type in WEIGHTED and layer_grid(lay, blocks) != (1, 1)]
+        self.moves += [(lay.name, "a_bits") for lay in net.layers
+                       if lay.type in WEIGHTED and layer_act_blocks(lay, act_blocks, net) > 1]
         self.progress = progress
         self._seen: dict[tuple, Candidate | None] = {}
         self._isolated: dict[tuple[Knob, int], float] = {}
@@ -477,7 +526,8 @@ class Planner:
         self._said = time.perf_counter()
         self._estimating = False          # isolated mode: set once INT8's loss is known
         self._cur: Candidate | None = None
-        int8 = self.candidate(uniform(net, TOP_BITS, grid=blocks))
+        self.flow_mode, self.flows = dataflow, initial_flows(net, dataflow)
+        int8 = self.candidate(uniform(net, TOP_BITS, grid=blocks, act=act_blocks))
         if int8 is None:
             raise PlannerError(f"{net.path}: the INT8 plan cannot be {self._why}")
         self.int8: Candidate = int8
@@ -494,25 +544,28 @@ class Planner:
                                           broadcast=True, hash=False)
 
     def _key(self, bits: Bits) -> tuple:
-        return tuple(bits[k] for k in self.knobs)
+        return tuple(bits[k] for k in self.knobs) + tuple(sorted(self.flows.items()))
 
     @staticmethod
     def value(bits: Bits, move: Knob) -> int:
         """A move's current bits: its knob's, or a layer's largest block's."""
-        return bits[move] if move in bits else w_bits_of(move[0], bits)
+        if move in bits:
+            return bits[move]
+        return (w_bits_of if move[1] == "w_bits" else a_bits_of)(move[0], bits)
 
     def moved(self, bits: Bits, move: Knob, v: int) -> Bits:
-        """`bits` with `move` set to v: a knob to v; a layer's blocks (block mode) each to
-        at most v when lowering, at least v when raising."""
+        """`bits` with `move` set to v: a knob to v; a layer's blocks (weight or
+        activation blocks) each to at most v when lowering, at least v when raising."""
         if move in bits:
             return {**bits, move: v}
         f = min if v < self.value(bits, move) else max
+        block = _block_rc if move[1] == "w_bits" else _ablock_r
         return {**bits, **{k: f(b, v) for k, b in bits.items()
-                           if k[0] == move[0] and _block_rc(k[1]) is not None}}
+                           if k[0] == move[0] and block(k[1]) is not None}}
 
     def _quantize(self, bits: Bits) -> QNet | None:
         try:
-            return quantize(self.net, plan_of(self.net, bits))
+            return quantize(self.net, with_flows(plan_of(self.net, bits), self.flows))
         except (NetworkError, ValueError) as exc:
             self._why = f"quantised: {exc}"
             return None
@@ -533,7 +586,8 @@ class Planner:
                 layers = None
             if layers is not None:
                 loss = self._estimate(bits) if self._estimating else self.sens.loss(qnet)
-                cand = Candidate(dict(bits), None, layers, self.costs.total(layers), loss)
+                cand = Candidate(dict(bits), None, layers, self.costs.total(layers), loss,
+                                 dict(self.flows))
         if cand is None:
             self.invalid += 1
         self._seen[key] = cand
@@ -552,7 +606,8 @@ class Planner:
             if self._key(b) not in self._seen:
                 todo.setdefault(self._key(b), b)
         futs = [self.client.submit(_remote_candidate, self._spec, cur.bits, b,
-                                   not self._estimating, pure=False) for b in todo.values()]
+                                   not self._estimating, self.flows, pure=False)
+                for b in todo.values()]
         for (key, bits), (res, why) in zip(todo.items(), self.client.gather(futs),
                                            strict=True):
             cand = None
@@ -563,7 +618,8 @@ class Planner:
                 layers, loss = res
                 if self._estimating:
                     loss = self._estimate(bits)
-                cand = Candidate(dict(bits), None, layers, self.costs.total(layers), loss)
+                cand = Candidate(dict(bits), None, layers, self.costs.total(layers), loss,
+                                 dict(self.flows))
             self._seen[key] = cand
 
     def _move(self, c: Candidate) -> Candidate:
@@ -571,6 +627,7 @@ class Planner:
         but INT8's); in network mode its tensors are kept for reuse (in isolated mode,
         INT8's: every knob is measured from there)."""
         old = self._cur
+        self.flows = dict(c.flows)
         if old is not None and old is not c and old is not self.int8:
             old.qnet = None
         self._cur = c
@@ -580,6 +637,36 @@ class Planner:
         if self.mode == "network" or old is None:
             self.sens.outputs(c.qnet, keep=True)
         return c
+
+    def _best_flip(self, cur: Candidate, kind: str
+                   ) -> tuple[str, str, str, Candidate] | None:
+        """`--dataflow search`: of the plans `cur` with one conv or fc layer's dataflow
+        flipped (pos <-> chan), the one with the lowest cost of `kind` if it is below
+        cur's, as (layer, old, new, candidate); else None. A flip changes no value (every
+        dataflow computes the same integers), so its loss is cur's: a free move."""
+        if self.flow_mode != "search":
+            return None
+        best = None
+        for lc in cur.layers:
+            if lc.type not in WEIGHTED:
+                continue
+            new = "chan" if lc.dataflow == "pos" else "pos"
+            saved, self.flows = self.flows, {**cur.flows, lc.name: new}
+            try:
+                c = self.candidate(cur.bits)
+            finally:
+                self.flows = saved
+            if c is not None and c.cost.of(kind) < (best[3] if best else cur).cost.of(kind):
+                best = (lc.name, lc.dataflow, new, c)
+        return best
+
+    def _flip_step(self, flip: tuple[str, str, str, Candidate], steps: list[Step], kind: str,
+                   base: float) -> Candidate:
+        """Move to a flipped plan (_best_flip) and record the step."""
+        name, old, new, c = flip
+        steps.append(Step("flip", (name, f"dataflow {old}->{new}"), 0, 0,
+                          c.cost.of(kind) / base, c.loss))
+        return self._move(c)
 
     def _estimate(self, bits: Bits) -> float:
         """Isolated mode: INT8's loss plus, per lowered knob, what lowering it alone adds."""
@@ -618,6 +705,13 @@ class Planner:
                    bar_format="  {desc:<56} {bar:20} {n_fmt} [{elapsed}]")
         try:
             while cur.cost.of(kind) > limit:           # lower: the best saving per loss
+                if (flip := self._best_flip(cur, kind)) is not None:   # --dataflow search
+                    cur = self._flip_step(flip, steps, kind, base)
+                    cheapest = cur if cur.cost.of(kind) < cheapest.cost.of(kind) else cheapest
+                    feasible = cur if cur.cost.of(kind) <= limit and (
+                        feasible is None or cur.loss < feasible.loss) else feasible
+                    bar.update(1)
+                    continue
                 self._say(bar, len(steps) + 1, f"lowering: {kind} "
                           f"{cur.cost.of(kind) / base:.3f} x INT8, loss {cur.loss:.4f}")
                 best, best_score = None, None
@@ -671,7 +765,11 @@ class Planner:
                     if cur.loss - c.loss > gain:
                         best, gain = (knob, up[0], c), cur.loss - c.loss
                 if best is None:
-                    break
+                    if (flip := self._best_flip(cur, kind)) is None:
+                        break
+                    cur = self._flip_step(flip, steps, kind, base)   # then raise again
+                    bar.update(1)
+                    continue
                 knob, v, c = best
                 steps.append(Step("raise", knob, self.value(cur.bits, knob), v,
                                   c.cost.of(kind) / base, c.loss))
@@ -729,6 +827,10 @@ def summary(bits: Bits) -> str:
             if _block_rc(kind) == (0, 0):
                 seen.setdefault(name, []).append(f"w[{grid_text(_w_grid(name, bits))}]")
             continue
+        if _ablock_r(kind) is not None:
+            if _ablock_r(kind) == 0:
+                seen.setdefault(name, []).append(f"a[{grid_text([_a_blocks(name, bits) or []])}]")
+            continue
         seen.setdefault(name, []).append(f"{kind[0]}{v}")
     parts += [f"{name} {'/'.join(v)}" for name, v in seen.items()]
     return ", ".join(parts)
@@ -771,9 +873,13 @@ def header(res: PlanResult, *, network: str, where: str, calib: Calibration, see
 
     c, r = res.chosen.cost, res.int8.cost
     blocky = any(_block_rc(k) is not None for _, k in res.chosen.bits)
+    act = any(_ablock_r(k) is not None for _, k in res.chosen.bits)
     what = ("weight bits per block (blocks: rows of output channels x columns of the "
-            "reduction) and per-layer activation bits" if blocky
-            else "per-layer weight and activation bits")
+            "reduction)" if blocky else "per-layer weight bits") + (
+        " and activation bits per block of output channels (a_blocks) where the readers "
+        "allow it" if act else " and per-layer activation bits")
+    if not blocky and not act:
+        what = "per-layer weight and activation bits"
     return [
         *para(f"Precision plan for {network} chosen by `bfimna plan` (docs/planner.md): "
               f"{what}, lowered greedily from INT8, that meet a cost budget with the least "
@@ -802,17 +908,19 @@ def layer_table(res: PlanResult) -> list[str]:
     ws = {lay.name: grid_text(_w_grid(lay.name, bits)) if _w_grid(lay.name, bits) is not None
           else str(bits.get((lay.name, "w_bits"), "-")) for lay in res.net.layers}
     ww = max(6, *(len(v) for v in ws.values()))
-    lines = [f"{'layer':<{nw}} {'type':<7} {'w_bits':>{ww}} {'a_bits':>6} {'dataflow':>8} "
+    abl = {lay.name: grid_text([ab]) if (ab := _a_blocks(lay.name, bits)) is not None
+           else str(bits.get((lay.name, "a_bits"), "-")) for lay in res.net.layers}
+    aw = max(6, *(len(v) for v in abl.values()))
+    lines = [f"{'layer':<{nw}} {'type':<7} {'w_bits':>{ww}} {'a_bits':>{aw}} {'dataflow':>8} "
              f"{'latency':>11} {'share':>6} {'energy':>11} {'share':>6}",
-             f"{'input':<{nw}} {'':<7} {'':>{ww}} {bits[INPUT_KNOB]:>6}"]
+             f"{'input':<{nw}} {'':<7} {'':>{ww}} {bits[INPUT_KNOB]:>{aw}}"]
     for lc in res.chosen.layers:
-        w = ws[lc.name]
-        a = bits.get((lc.name, "a_bits"), "-")
-        lines.append(f"{lc.name:<{nw}} {lc.type:<7} {w:>{ww}} {a!s:>6} {lc.dataflow:>8} "
+        w, a = ws[lc.name], abl[lc.name]
+        lines.append(f"{lc.name:<{nw}} {lc.type:<7} {w:>{ww}} {a:>{aw}} {lc.dataflow:>8} "
                      f"{si(lc.latency_s, 's'):>11} {lc.latency_cycles / c.latency_cycles:>6.1%} "
                      f"{si(lc.energy_j, 'J'):>11} {lc.energy_j / c.energy_j:>6.1%}")
-    lines.append(f"{'total':<{nw}} {'':<7} {'':>{ww}} {'':>6} {'':>8} {si(c.latency_s, 's'):>11} "
-                 f"{'':>6} {si(c.energy_j, 'J'):>11}")
+    lines.append(f"{'total':<{nw}} {'':<7} {'':>{ww}} {'':>{aw}} {'':>8} "
+                 f"{si(c.latency_s, 's'):>11} {'':>6} {si(c.energy_j, 'J'):>11}")
     return lines
 
 
@@ -828,7 +936,8 @@ def si(v: float, unit: str) -> str:
 _WORKER_STATE: dict[str, dict] = {}     # the planner a worker serves: its caches
 
 
-def _remote_candidate(spec: dict, cur: Bits, bits: Bits, want_loss: bool
+def _remote_candidate(spec: dict, cur: Bits, bits: Bits, want_loss: bool,
+                      flows: dict[str, str] | None = None
                       ) -> tuple[tuple[list[LayerCost], float | None] | None, str]:
     """On a worker: ((layer costs, loss or None), '') of plan `bits`, or (None, why) if
     it cannot be quantised or scheduled: what Planner.candidate computes, with the
@@ -843,7 +952,7 @@ def _remote_candidate(spec: dict, cur: Bits, bits: Bits, want_loss: bool
             "costs": CostModel(net, spec["cfg"], spec["point"], spec["batch"]),
             "sens": Sensitivity(net, spec["x"]), "cur": None}
     try:
-        qnet = quantize(net, plan_of(net, bits))
+        qnet = quantize(net, with_flows(plan_of(net, bits), flows or {}))
     except (NetworkError, ValueError) as exc:
         return None, f"quantised: {exc}"
     try:
@@ -862,22 +971,53 @@ def _remote_candidate(spec: dict, cur: Bits, bits: Bits, want_loss: bool
 
 def write_plan(path: Path, res: PlanResult, head: Sequence[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(plan_yaml(res.net, res.chosen.bits, path.stem, head))
+    path.write_text(plan_yaml(res.net, res.chosen.bits, path.stem, head)
+                    + dataflow_yaml(res.chosen.flows))
+
+
+# -- dataflow (`bfimna plan --dataflow`) --------------------------------------------------------
+DATAFLOW_MODES = ("auto", "pos", "chan", "search")
+
+
+def initial_flows(net: Network, mode: str) -> dict[str, str]:
+    """The dataflows a search starts from: none fixed (auto: the scheduler's choice; search:
+    from there a flip is a move), or `pos` / `chan` on every conv and fc layer."""
+    if mode not in DATAFLOW_MODES:
+        raise PlannerError(f"unknown dataflow {mode!r} (expected one of "
+                           f"{', '.join(DATAFLOW_MODES)})")
+    if mode in ("auto", "search"):
+        return {}
+    return {lay.name: mode for lay in net.layers if lay.type in WEIGHTED}
+
+
+def with_flows(plan: Plan, flows: dict[str, str]) -> Plan:
+    """`plan` with the dataflows `flows` fixed (plan_of's plans fix none)."""
+    plan.dataflow.update(flows)
+    return plan
+
+
+def dataflow_yaml(flows: dict[str, str]) -> str:
+    """The plan file's `dataflow:` line (docs/network.md), '' when the plan fixes none."""
+    if not flows:
+        return ""
+    return "dataflow: {" + ", ".join(f"{k}: {v}" for k, v in flows.items()) + "}\n"
 
 
 def plan(net: Network, cfg: Config, point, budget: Budget, calib_x: np.ndarray,
          bits: Iterable[int] = DEFAULT_BITS, sensitivity: str = "network",
          progress: bool = False, batch: int = 1, blocks: Grid | None = None,
-         client=None) -> PlanResult:
+         client=None, act_blocks: int | None = None) -> PlanResult:
     """The chosen plan for `budget` (raises BudgetNotMet, PlannerError); `blocks` (R, C):
     weight bits per block (layer_grid) instead of per layer; `client`: a Dask client whose
-    workers evaluate each step's candidates (the same plan as without)."""
+    workers evaluate each step's candidates (the same plan as without); `act_blocks` N:
+    activation bits per block of output channels (layer_act_blocks)."""
     return Planner(net, cfg, point, calib_x, bits, batch, sensitivity, progress,
-                   blocks, client).search(budget)
+                   blocks, client, act_blocks).search(budget)
 
 
 __all__ = ["BUDGET_KINDS", "Budget", "BudgetNotMet", "Calibration", "Candidate", "Cost",
            "CostModel", "LayerCost", "PlanResult", "Planner", "PlannerError", "Sensitivity",
-           "accuracy", "block_kind", "calibration", "cost_line", "grid_text", "header",
-           "int4_bits", "knobs", "layer_grid", "layer_table", "parse_blocks", "parse_budget",
-           "plan", "plan_of", "plan_yaml", "summary", "uniform", "w_bits_of", "write_plan"]
+           "a_bits_of", "accuracy", "act_block_kind", "block_kind", "calibration",
+           "cost_line", "grid_text", "header", "int4_bits", "knobs", "layer_act_blocks",
+           "layer_grid", "layer_table", "parse_blocks", "parse_budget", "plan", "plan_of",
+           "plan_yaml", "summary", "uniform", "w_bits_of", "write_plan"]

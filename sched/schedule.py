@@ -21,7 +21,10 @@ Dataflows (conv and fc layers; max pooling has one):
   its weight too (from a MAP the host fills with the weights), MUL per tap and ADD into
   the accumulator: one MUL serves every channel at once. Needs a MAP for the weights.
 The scheduler predicts the cycles of both from the cost model and takes the cheaper,
-unless the precision plan names one.
+unless the precision plan names one. An input with activation blocks (docs/network.md)
+is staged at its tensor's bits; each tap is gathered and multiplied at its channel's
+width and added at bit k of the accumulator (`Scheduler.tap_widths`): one instruction
+stream mixing widths.
 """
 
 from __future__ import annotations
@@ -388,6 +391,12 @@ class LayerSchedule:
         return dict(zip(ACTIVITY_KEYS, (int(v) for v in total), strict=True))
 
 
+def out_bits(q: QLayer, j: int) -> int:
+    """The bits of output channel j: its block's under activation blocks, else the
+    layer's."""
+    return q.out_bits if q.out_ch_bits is None else int(q.out_ch_bits[j])
+
+
 def pass_words(p: Pass) -> int:
     """The words the host sends for pass p (WRITE and INSTR packets carry at most
     MAX_COUNT payload words after their header; a READ is one word)."""
@@ -524,14 +533,31 @@ class Scheduler:
         cost nothing (the scheduler skips them). None for other layers."""
         if q.layer.type not in ("conv", "fc") or q.w is None:
             return None
-        values, counts = np.unique(q.w[q.w != 0], return_counts=True)
         wide = APConfig(rows=self.cfg.ap.rows, cols=256, dims=self.cfg.ap.dims,
                         counter_bits=self.cfg.ap.counter_bits)
-        per = sum(int(c) * costs.instr_cycles(
-            encode(Instr(op=Opc.MAC, d=0, a=q.acc_bits, imm=int(v), n=q.in_bits,
-                         m=q.acc_bits)), wide) for v, c in zip(values, counts, strict=True))
+        Wm = self._weights_of(q)
+        nb, ks = self.tap_widths(q, Wm.shape[1])
+        per = 0
+        for nv, kv in sorted(set(zip(nb.tolist(), ks.tolist(), strict=True))):   # taps of one input
+            sel = Wm[:, (nb == nv) & (ks == kv)]                     # width and k
+            values, counts = np.unique(sel[sel != 0], return_counts=True)
+            per += sum(int(c) * costs.instr_cycles(
+                encode(Instr(op=Opc.MAC, d=kv, a=q.acc_bits, imm=int(v), n=nv,
+                             m=q.acc_bits - kv)), wide)
+                for v, c in zip(values, counts, strict=True))
         _, oh, ow = q.layer.out_shape
         return per * oh * ow * n_images / (self.R * self.cfg.system.tiles)
+
+    @staticmethod
+    def tap_widths(q: QLayer, taps: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per tap of the weight matrix (input channel c's taps, or fc input f of channel
+        f // (H*W)): the bits its input is gathered and multiplied at and its k (the
+        input's value on the common grid is the integer times 2^k): the channel's under
+        activation blocks (docs/network.md), else the tensor's bits and 0."""
+        if q.in_ch_bits is None or q.in_shift is None:
+            return np.full(taps, q.in_bits, dtype=np.int64), np.zeros(taps, dtype=np.int64)
+        ch = np.arange(taps) // (taps // len(q.in_ch_bits))
+        return q.in_ch_bits[ch], q.in_shift[ch]
 
     def _finish(self, p: Pass, em: Emitter) -> None:
         words, cycles, act = em.take()
@@ -668,7 +694,10 @@ class Scheduler:
         if self.predict:                  # once per layer, whatever the trials
             hit = self._per_layer.get(("mac", id(q)))
             if hit is None or hit[0] is not q:
-                hit = self._per_layer[("mac", id(q))] = (q, self._mac_table(q, Wm))
+                nb, ks = self.tap_widths(q, Wm.shape[1])
+                hit = self._per_layer[("mac", id(q))] = (q, {
+                    (nv, kv): self._mac_table(q, Wm, nv, kv)
+                    for nv, kv in set(zip(nb.tolist(), ks.tolist(), strict=True))})
             mac_cyc = hit[1]
         passes: list[Pass] = []
         flat = x.reshape(N, -1)
@@ -688,11 +717,12 @@ class Scheduler:
         parts = [index(img, pos, int(t))[valid_of(img, pos, int(t))] for t in taps]
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
-    def _mac_table(self, q: QLayer, Wm: np.ndarray) -> tuple:
-        """Costs of `MAC d += x * w` per weight value w - lo (0 where w = 0): (lo, cycles,
-        fixed activity, activity per enabled row), each distinct weight costed once by the
-        cost model (the Emitter's word cache keeps them across layers of the same
-        widths)."""
+    def _mac_table(self, q: QLayer, Wm: np.ndarray, n: int, k: int) -> tuple:
+        """Costs of `MAC d += x * w` per weight value w - lo (0 where w = 0) for n-bit
+        inputs x added at bit k of the accumulator (activation blocks; else n = in_bits,
+        k = 0): (lo, cycles, fixed activity, activity per enabled row), each distinct
+        weight costed once by the cost model (the Emitter's word cache keeps them across
+        layers of the same widths)."""
         em = Emitter(self.cfg, count_only=True)
         lo = int(Wm.min())
         cyc = np.zeros(int(Wm.max()) - lo + 1, dtype=np.int64)
@@ -701,7 +731,7 @@ class Scheduler:
         for v in np.unique(Wm[Wm != 0]).tolist():
             for rows, table in ((0, fixed), (1, per)):
                 em.rows = rows                       # the activity at 0 rows and at 1 row
-                em(Opc.MAC, d=0, a=q.acc_bits, imm=v, n=q.in_bits, m=q.acc_bits)
+                em(Opc.MAC, d=k, a=q.acc_bits, imm=v, n=n, m=q.acc_bits - k)
                 _, cyc[v - lo], table[v - lo] = em.take()
         per -= fixed
         fixed[:, _CYC] = per[:, _CYC] = 0            # cycles are counted by `cyc`
@@ -729,6 +759,7 @@ class Scheduler:
     def _pos_pass(self, q, p, flat, img, pos, bundle, Wm, index, valid_of, capacity, G, xc,
                   pc, pb, mac_cyc, shared_cache):
         ab, ib = q.acc_bits, q.in_bits
+        nb, ks = self.tap_widths(q, Wm.shape[1])     # each tap's input bits and k
         em = Emitter(self.cfg, count_only=self.predict)
         em.blocks = shared_cache["blocks"]
         n = len(img)
@@ -819,9 +850,10 @@ class Scheduler:
                     ok = valid_of(img, pos, t)
                     idx = np.searchsorted(field, index(img, pos, t))
                     ap, row, col = self._address(np.where(ok, idx, 0), ib)
+                    n_t = int(nb[t])          # the input's bits (of its staged ib-bit slot)
                     if not ok.all():
-                        sub(Opc.CLEAR, d=xc, n=ib)
-                    sub.gather_runs(xc, ib, ap, row, col, self._runs(ap, row, col, ok))
+                        sub(Opc.CLEAR, d=xc, n=n_t)
+                    sub.gather_runs(xc, n_t, ap, row, col, self._runs(ap, row, col, ok))
 
                 if mac_cyc is not None:
                     # prediction: each tap's gather costed once per chunk (the blocks
@@ -831,39 +863,48 @@ class Scheduler:
                     total = em.blocks.get(tkey)      # groups of a pass repeat tap lists
                     if total is None:
                         total = em.blocks[tkey] = self._gather_costs(
-                            em, taps, field, fkey, img, pos, index, valid_of, xc, ib)
+                            em, taps, field, fkey, img, pos, index, valid_of, xc, ib, nb)
                     words, cycles, act = total
                     if taps:
-                        lo, cyc_of, fixed_of, per_of = mac_cyc
-                        sel = Wm[np.ix_(js, taps)]
-                        hist = np.bincount((sel - lo).ravel(), minlength=len(cyc_of))
-                        em.add(words + int(np.count_nonzero(sel)),
-                               cycles + int(hist @ cyc_of), act + hist @ fixed_of,
-                               hist @ per_of)
+                        ta = np.asarray(taps, dtype=np.int64)
+                        per_row = np.zeros(N_ACT, dtype=np.int64)
+                        for (nv, kv), (lo, cyc_of, fixed_of, per_of) in mac_cyc.items():
+                            sel = Wm[np.ix_(js, ta[(nb[ta] == nv) & (ks[ta] == kv)])]
+                            if not sel.size:
+                                continue
+                            hist = np.bincount((sel - lo).ravel(), minlength=len(cyc_of))
+                            words += int(np.count_nonzero(sel))
+                            cycles += int(hist @ cyc_of)
+                            act = act + hist @ fixed_of
+                            per_row += hist @ per_of
+                        em.add(words, cycles, act, per_row)
                     continue
                 for t in taps:
                     em.block(("gather", t, xc, fkey), lambda sub, t=t: gather(sub, t))
+                    n_t, k_t = int(nb[t]), int(ks[t])    # added at bit k of the accumulator
                     for g, j in enumerate(js):
                         wv = int(Wm[j, t])
                         if wv:
-                            em(Opc.MAC, d=g * ab, a=xc, imm=wv, n=ib, m=ab)
+                            em(Opc.MAC, d=g * ab + k_t, a=xc, imm=wv, n=n_t, m=ab - k_t)
             for g, j in enumerate(js):
-                bj, cj = int(q.b[j]), int(q.c[j])
+                bj, cj, ob = int(q.b[j]), int(q.c[j]), out_bits(q, j)
                 col_, width = em.block(
-                    ("requant", g * ab, ab, pc, pb, bj, cj, q.layer.relu, q.out_bits),
-                    lambda sub, g=g, bj=bj, cj=cj: sub.requant(g * ab, ab, pc, pb, bj, cj,
-                                                               q.layer.relu, q.out_bits))
+                    ("requant", g * ab, ab, pc, pb, bj, cj, q.layer.relu, ob),
+                    lambda sub, g=g, bj=bj, cj=cj, ob=ob: sub.requant(
+                        g * ab, ab, pc, pb, bj, cj, q.layer.relu, ob))
                 self._finish(p, em)
                 where = None if self.predict else targets(
                     img, j, np.stack(divmod(pos, max(1, q.layer.out_shape[2])), axis=1))
                 p.ops.append(("read", 0, n, col_, width, q.out_signed, where))
 
     def _gather_costs(self, em: Emitter, taps: list, field: np.ndarray, fkey, img, pos,
-                      index, valid_of, xc: int, ib: int) -> tuple[int, int, np.ndarray]:
+                      index, valid_of, xc: int, ib: int,
+                      nb: np.ndarray) -> tuple[int, int, np.ndarray]:
         """Prediction: (words, cycles, activity) of the pos pass's gathers of `taps` from
-        the staged `field` into the work field at xc (a CLEAR first where a row reads
-        padding, then XROWS + MOVW per run), all taps' runs counted at once (run_counts)
-        and each tap's cost kept in em.blocks for the other groups and bundles."""
+        the staged `field` (ib-bit slots) into the work field at xc, nb[t] bits each (a
+        CLEAR first where a row reads padding, then XROWS + MOVW per run), all taps' runs
+        counted at once (run_counts) and each tap's cost kept in em.blocks for the other
+        groups and bundles."""
         blocks, rows = em.blocks, em.rows
         todo = [t for t in taps if ("gcount", t, xc, fkey, rows) not in blocks]
         per_run = _XROWS_CYCLES + movw_cycles(0)
@@ -876,11 +917,12 @@ class Scheduler:
             ap, row, col = self._address(np.where(ok, idx, 0), ib)
             n_runs, n_rows = run_counts(ap, row, col, ok)
             pad = np.logical_not(np.all(ok, axis=1))
-            clear = em.block_cost(("clear", xc, ib), lambda sub: sub(Opc.CLEAR, d=xc, n=ib))
             for k, tap in enumerate(batch):
-                r, v = int(n_runs[k]), int(n_rows[k])
+                r, v, n_t = int(n_runs[k]), int(n_rows[k]), int(nb[tap])
+                clear = em.block_cost(("clear", xc, n_t),
+                                      lambda sub, n_t=n_t: sub(Opc.CLEAR, d=xc, n=n_t))
                 act = np.zeros(N_ACT, dtype=np.int64)
-                act[_ROW_BITS] = 2 * ib * v
+                act[_ROW_BITS] = 2 * n_t * v
                 words, cycles = 2 * r, r * per_run + v
                 if pad[k]:
                     words, cycles, act = words + clear[0], cycles + clear[1], act + clear[2]
@@ -926,6 +968,9 @@ class Scheduler:
         live = np.flatnonzero(np.any(Wm[[r[0] for r in ranges]] != 0, axis=0))
         live = live[:self._tap_limit].tolist()
         mask = (1 << wb) - 1
+        # activation blocks: a tap whose input has k > 0 multiplies xw - k bits (the
+        # gathered ib bits and zeros above) into an ab - k bit product added at bit k
+        _, ks = self.tap_widths(q, Wm.shape[1])
 
         def index_t(t):
             return index(img, pos, t)
@@ -950,7 +995,7 @@ class Scheduler:
         # taps in order: input fields staged in groups that fit MAPs 1..K-1 (the
         # generator writes a group before its first tap), weights in stages of per_stage
         # taps into MAP K
-        for i, (_t, pad, ap, row, col, run_list) in enumerate(self._staged_taps(
+        for i, (tap, pad, ap, row, col, run_list) in enumerate(self._staged_taps(
                 em, p, flat, ib, live, index_t, valid_t, capacity, q.name,
                 (lambda t: index(img_u, pos_u, t), lambda t: valid_of(img_u, pos_u, t)))):
             ti = i % per_stage
@@ -964,13 +1009,14 @@ class Scheduler:
             if wruns is None or not self.predict:
                 wruns = self._runs(zeros + wmap, wrow, zeros, ones)
             em.gather_runs(wc, wb, zeros + wmap, wrow, zeros, wruns)
-            em(Opc.MUL, s=True, d=prod, a=xc, b=wc, n=xw, m=wb)
-            em(Opc.ADD, d=acc, a=prod, n=ab)
+            k_t = int(ks[tap])
+            em(Opc.MUL, s=True, d=prod, a=xc, b=wc, n=xw - k_t, m=wb)
+            em(Opc.ADD, d=acc + k_t, a=prod, n=ab - k_t)
         OW = max(1, q.layer.out_shape[2])
         for jj, lo, hi in ranges:
             em(Opc.ROWS, lo=lo, hi=hi)
             col_, width = em.requant(acc, ab, pc, pb, q.b[jj], q.c[jj], q.layer.relu,
-                                     q.out_bits)
+                                     out_bits(q, jj))
             self._finish(p, em)
             where = None if self.predict else targets(
                 img[lo:hi], jj, np.stack(np.divmod(pos[lo:hi], OW), axis=1))

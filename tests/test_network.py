@@ -210,7 +210,7 @@ def test_dataset_file_errors_have_the_common_form(tmp_path, dataset, path, reaso
      "expected a non-empty list, got 0 entries"),
     (_full_plan(conv2={"blocks": [8, 1]}), "layers.conv2.blocks[1]", "must be in [2, 8], got 1"),
     (_full_plan(conv2={"bits": 8}), "layers.conv2.bits",
-     "unknown field (known here: w_bits, a_bits, blocks)"),
+     "unknown field (known here: w_bits, a_bits, blocks, a_blocks)"),
     ({**_full_plan(), "layers": {"conv1": {"w_bits": 8, "a_bits": 8}}}, "layers.conv2",
      "missing conv, fc or add layer (w_bits and a_bits)"),
     ({**_full_plan(), "layers": {**_full_plan()["layers"], "pool1": {}}}, "layers.pool1",

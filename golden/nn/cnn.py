@@ -15,6 +15,9 @@ the explicit requantisation.
 - ReLU in the quantised domain is max(q, zp); max pooling is an integer max; average
   pooling sums the window and requantises (b/2^c standing for 1/k^2).
 - A residual add rescales both branches to a common shift and adds.
+- Activation blocks: a tensor whose channel c is on a grid 2^k[c] times its common one
+  is read as q * 2^k[c] (`shift_channels`); its producer clamps each channel to its own
+  bits.
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ def _per_channel(v, ndim: int) -> np.ndarray:
     if v.ndim == 0:
         return v
     return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def shift_channels(q, k) -> np.ndarray:
+    """q * 2^k[c] per channel c (axis 1): a tensor with activation blocks, channel c an
+    integer on a grid 2^k[c] times coarser than the tensor's, put on the common grid
+    (docs/network.md, "Block-wise activation precision")."""
+    return np.left_shift(_i64(q), _per_channel(k, np.ndim(q)))
 
 
 def pad_hw(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:

@@ -5,7 +5,8 @@ A network is a YAML layer graph (conv with groups, fc, max and average pooling, 
 average pooling, residual add, concat, flatten; each layer names its inputs, a plain list
 chains them) with an .npz of float weights and activation calibration; a precision plan
 gives the bits of every layer's weights (per layer, or per block of a grid: output-channel
-blocks x reduction blocks) and output activations. `quantize()` turns the two into
+blocks x reduction blocks) and output activations (per layer, or per block of output
+channels where only conv and fc layers read them: `a_blocks`). `quantize()` turns the two into
 integer layers (weights, int32 biases, dyadic requantisation per output channel);
 `reference()` runs them with golden/nn/cnn.py, integer-only. Every file (the
 network, its weights and dataset .npz, a plan) is checked against a schema of
@@ -178,6 +179,26 @@ def _reduction_text(lay: Layer) -> str:
     return f"{c * h * w} inputs"
 
 
+def act_blocks_refusal(net: Network, lay: Layer) -> str | None:
+    """Why layer `lay`'s output cannot have activation blocks (`a_blocks`), or None: its
+    readers, followed through maxpool and flatten (which keep each channel's bits), must
+    all be conv or fc layers, and it must not be (or reach through those) the network's
+    output (docs/network.md, "Block-wise activation precision")."""
+    todo = [lay.name]
+    while todo:
+        name = todo.pop()
+        via = "" if name == lay.name else f" (through {name!r})"
+        readers = [r for r in net.layers if name in r.inputs]
+        if not readers:
+            return f"the network's output is this layer's{via}"
+        for r in readers:
+            if r.type in ("maxpool", "flatten"):
+                todo.append(r.name)
+            elif r.type not in WEIGHTED:
+                return f"{r.name!r} ({r.type}) reads this layer's output{via}"
+    return None
+
+
 def plan_schema(net: Network) -> Record:
     """A precision plan for `net`: one entry per conv and fc layer, optional ones for add
     layers (their output bits)."""
@@ -200,10 +221,31 @@ def plan_schema(net: Network) -> Record:
                 raise Invalid(("blocks", 0), f"expected rows whose length divides {rlen} "
                                              f"(the reduction: {_reduction_text(lay)}), got "
                                              f"{cols} entries")
+        def checks(e: dict) -> None:
+            blocks_divide(e)
+            if "a_blocks" not in e:
+                return
+            ab = e["a_blocks"]
+            if lay.out_channels % len(ab):
+                raise Invalid("a_blocks", f"expected a list of activation bits whose length "
+                                          f"divides {lay.out_channels} (the output channels), "
+                                          f"got {len(ab)} entries")
+            why = act_blocks_refusal(net, lay)
+            if why is not None:
+                raise Invalid("a_blocks", f"expected no a_blocks here: {why}; activation "
+                                          f"blocks are read by conv and fc layers only "
+                                          f"(directly or through maxpool and flatten; "
+                                          f"docs/network.md), got {ab}")
+            if e["a_bits"] != max(ab):
+                raise Invalid("a_bits", f"expected {max(ab)} (the largest of a_blocks "
+                                        f"{ab}), got {e['a_bits']}")
         return Record({"w_bits": Int(2, 8, doc="weight bits"),
                        "a_bits": Int(2, 16, doc="output activation bits"),
-                       "blocks": BlockGrid(default=OMIT)},
-                      check=blocks_divide, doc="w_bits and a_bits")
+                       "blocks": BlockGrid(default=OMIT),
+                       "a_blocks": ListOf(Int(2, 16), min_len=1, default=OMIT,
+                                          doc="output activation bits per block of output "
+                                              "channels")},
+                      check=checks, doc="w_bits and a_bits")
 
     return Record({
         "name": Text(default=None),
@@ -389,7 +431,7 @@ def load_network(path: str | Path) -> Network:
 class Plan:
     name: str
     input_bits: int
-    layers: dict[str, dict]          # name -> {"w_bits", "a_bits", "blocks"?}
+    layers: dict[str, dict]          # name -> {"w_bits", "a_bits", "blocks"?, "a_blocks"?}
     dataflow: dict[str, str] = field(default_factory=dict)
 
 
@@ -398,8 +440,9 @@ def load_plan(path: str | Path, net: Network) -> Plan:
     d = validate(plan_schema(net), read_yaml(path, NetworkError, "precision plan"), file=path,
                  error=NetworkError, what="precision plan")
     out = {name: {"w_bits": e["w_bits"], "a_bits": e["a_bits"],
-                  "blocks": e.get("blocks", [e["w_bits"]])} if "w_bits" in e else dict(e)
-           for name, e in d["layers"].items()}
+                  "blocks": e.get("blocks", [e["w_bits"]]),
+                  **({"a_blocks": e["a_blocks"]} if "a_blocks" in e else {})}
+           if "w_bits" in e else dict(e) for name, e in d["layers"].items()}
     return Plan(d["name"] or path.stem, d["input_bits"], out, dict(d["dataflow"]))
 
 
@@ -451,6 +494,22 @@ class QLayer:
     mults: list[tuple[int, int]] = field(default_factory=list)   # pool, add, concat
     w_grid: list[list[int]] = field(default_factory=list)   # the plan's block grid of bits
     w_shift: np.ndarray | None = None     # int64 (K, grid columns): each block's k (w = q 2^k)
+    # activation blocks (docs/network.md, "Block-wise activation precision"): per channel
+    # of the output, and of the (first) input, its bits and its k (the value on the
+    # tensor's common grid is the integer times 2^k); None: every channel has the
+    # tensor's bits and k = 0
+    out_ch_bits: np.ndarray | None = None     # int64 (K,)
+    out_shift: np.ndarray | None = None       # int64 (K,)
+    in_ch_bits: np.ndarray | None = None      # int64 (C,) of its first input
+    in_shift: np.ndarray | None = None        # int64 (C,)
+
+    def ch_range(self) -> tuple[np.ndarray, np.ndarray] | tuple[int, int]:
+        """The clamp range of the output: (lo, hi), or per output channel arrays."""
+        if self.out_ch_bits is None:
+            return self.lo, self.hi
+        pairs = [_range(int(b), self.out_signed) for b in self.out_ch_bits]
+        return (np.array([p[0] for p in pairs], dtype=np.int64),
+                np.array([p[1] for p in pairs], dtype=np.int64))
 
     @property
     def name(self) -> str:
@@ -501,6 +560,8 @@ def quantize(net: Network, plan: Plan) -> QNet:
     s0 = float(W["input.act_max"]) / ((1 << plan.input_bits) - 1)
     # every tensor: (bits, signed, scale)
     tensors: dict[str, tuple[int, bool, float]] = {"input": (plan.input_bits, False, s0)}
+    # tensors with activation blocks: (bits, k) per channel
+    blocky: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     out: list[QLayer] = []
     for lay in net.layers:
         ins = [tensors[n] for n in lay.inputs]
@@ -508,8 +569,20 @@ def quantize(net: Network, plan: Plan) -> QNet:
         common: dict[str, Any] = {"in_bits_all": [t[0] for t in ins],
                                   "in_signed": [t[1] for t in ins]}
         t = lay.type
+        chan = blocky.get(lay.inputs[0])
+        if chan is not None:
+            common.update(in_ch_bits=chan[0], in_shift=chan[1])
+        if any(n in blocky for n in lay.inputs) and t not in ("maxpool", "flatten",
+                                                               *WEIGHTED):
+            raise NetworkError(f"{lay.name}: {'an' if t[0] in 'aeiou' else 'a'} {t} layer "
+                               f"cannot read activation blocks "
+                               f"(a_blocks of {[n for n in lay.inputs if n in blocky]}): only "
+                               f"conv, fc, maxpool and flatten layers can")
         if t in ("maxpool", "flatten"):
             q = QLayer(lay, in_bits, in_bits, lo=0, hi=(1 << in_bits) - 1, **common)
+            if chan is not None:         # each channel keeps its bits (flatten: per value)
+                rep = 1 if t == "maxpool" else lay.in_shape[1] * lay.in_shape[2]
+                q.out_ch_bits, q.out_shift = np.repeat(chan[0], rep), np.repeat(chan[1], rep)
             s_out = s_in
         elif t in ("avgpool", "gap"):
             window = lay.kernel ** 2 if t == "avgpool" else lay.in_shape[1] * lay.in_shape[2]
@@ -560,6 +633,12 @@ def quantize(net: Network, plan: Plan) -> QNet:
                                f"fields hold {MAX_ACC_BITS}: lower the precision")
         out.append(q)
         tensors[lay.name] = (q.out_bits, q.out_signed, s_out)
+        if q.out_ch_bits is not None:
+            assert q.out_shift is not None
+            blocky[lay.name] = (q.out_ch_bits, q.out_shift)
+    if out[-1].out_ch_bits is not None:
+        raise NetworkError(f"{out[-1].name}: the network's output cannot have activation "
+                           f"blocks (a_blocks): its values are compared on one scale")
     return QNet(net, plan, plan.input_bits, s0, out, {n: t[2] for n, t in tensors.items()})
 
 
@@ -585,20 +664,29 @@ def _quantize_weighted(lay: Layer, W: dict, plan: Plan, in_bits: int, s_in: floa
     ab = p["a_bits"]
     act_max = max(float(W[f"{lay.name}.act_max"]), 1e-6)
     s_out = act_max / ((1 << ab) - 1 if lay.relu else (1 << (ab - 1)) - 1)
+    out_ch = out_k = None
+    if "a_blocks" in p:                     # activation blocks: block r at b_r bits on
+        ab = max(p["a_blocks"])             # the scale s_out 2^(B - b_r), B the largest
+        s_out = act_max / ((1 << ab) - 1 if lay.relu else (1 << (ab - 1)) - 1)
+        per_a = K // len(p["a_blocks"])
+        out_ch = np.array([p["a_blocks"][j // per_a] for j in range(K)], dtype=np.int64)
+        out_k = ab - out_ch
     xmax = (1 << in_bits) - 1
     bound = np.abs(wq.reshape(K, -1)).sum(axis=1) * xmax + np.abs(bq)
     acc_bits = int(max(int(v) for v in bound).bit_length() + 1)
     mbits = max(1, min(MAX_MULT_BITS, MAX_ACC_BITS - acc_bits - 1))
     bs, cs = [], []
     for j in range(K):
-        b_, c_ = cnn.dyadic(s_in * s_w[j] / s_out, mbits)
+        s_j = s_out if out_k is None else s_out * (1 << int(out_k[j]))
+        b_, c_ = cnn.dyadic(s_in * s_w[j] / s_j, mbits)
         while c_ >= acc_bits + mbits:       # SHR needs m < n: keep the shift in range
             b_, c_ = (b_ + 1) >> 1, c_ - 1
         bs.append(b_)
         cs.append(c_)
     lo, hi = _range(ab, not lay.relu)
     return QLayer(lay, in_bits, ab, not lay.relu, wq, wbits, bq, np.array(bs), np.array(cs),
-                  acc_bits, lo, hi, w_grid=grid, w_shift=shifts, **common), s_out
+                  acc_bits, lo, hi, w_grid=grid, w_shift=shifts, out_ch_bits=out_ch,
+                  out_shift=out_k, **common), s_out
 
 
 def quantize_blocks(w: np.ndarray, grid: list[list[int]],
@@ -636,8 +724,11 @@ def quantize_blocks(w: np.ndarray, grid: list[list[int]],
 
 
 def layer_acc(q: QLayer, x: np.ndarray) -> np.ndarray:
-    """int64 accumulators of a conv or fc layer (N, K, H, W) / (N, K)."""
+    """int64 accumulators of a conv or fc layer (N, K, H, W) / (N, K); an input with
+    activation blocks is first put on its common grid (channel c times 2^in_shift[c])."""
     lay = q.layer
+    if q.in_shift is not None:
+        x = cnn.shift_channels(x, q.in_shift)
     if lay.type == "conv":
         p = lay.pad
         return cnn.conv2d_acc(x, 0, q.w, 0, q.bias, (lay.stride, lay.stride), (p, p, p, p),
@@ -674,6 +765,9 @@ def layer_forward(q: QLayer, *xs: np.ndarray) -> np.ndarray:
     c = q.c.reshape(shape)
     half = np.where(c > 0, np.left_shift(np.int64(1), np.maximum(c - 1, 0)), 0)
     y = (prod + half) >> c                   # round half up, as the AP's SHR
+    if q.out_ch_bits is not None:            # activation blocks: each channel's range
+        lo, hi = q.ch_range()
+        return np.clip(y, cnn._per_channel(lo, y.ndim), cnn._per_channel(hi, y.ndim))
     return np.clip(y, q.lo, q.hi)
 
 
