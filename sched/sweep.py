@@ -28,6 +28,14 @@ digests the client hashed, and their scheduler and cost-model sources against th
 client's: a worker that sees other files fails the point, it never writes a result
 under a key it does not match.
 
+Two more axes (docs/sweep.md): `dataflows` (auto, the scheduler's choice; pos or chan forced
+on every conv and fc layer the plan does not fix: forced_dataflows) and `backends`
+(predict; golden, icarus or verilator: an *executed* point, which also runs the first
+`images` images on that backend in runs of its batch and records the counted cycles
+against the prediction, bit-exactness against the golden reference and top-1: execute).
+An executed point's key adds the backend, the image count, the images' identity and the
+sources a run executes (EXEC_CODE_GLOBS, the simulator's version).
+
 A grid's optional `fpga:` section adds FPGA points (configurations x targets x seeds x
 clocks): each is one task that runs the FPGA flow of hdl/flow/fpga/flow.py (run_flow, or
 synthesis_only) into DIR/fpga/<key>/ and records its report, keyed by the configuration's
@@ -162,12 +170,32 @@ FPGA = Record({
 }, default=None, null_ok=True)
 
 
+# the dataflow axis: `auto` is the scheduler's choice (or the plan's `dataflow:`); `pos` and
+# `chan` force that dataflow on every conv and fc layer the plan does not fix
+DATAFLOWS = ("auto", "pos", "chan")
+# the backend axis: `predict` is the schedule's prediction alone; the others run the point
+PREDICT = "predict"
+BACKENDS = (PREDICT, "golden", "icarus", "verilator")
+DEFAULT_IMAGES = 4          # images an executed point runs (grid field `images`)
+
+
 def _grid_rule(d: dict) -> None:
     if not d["networks"] and not d["fpga"]:
         raise Invalid(("networks",), "missing field (a grid needs networks, an fpga section "
                                      "or both)")
     if d["networks"] and not d["configs"]:
         raise Invalid(("configs",), "missing field (the configurations the networks run on)")
+    for name in ("dataflows", "backends"):
+        twice = [v for k, v in enumerate(d[name]) if v in d[name][:k]]
+        if twice:
+            raise Invalid((name,), f"{twice[0]!r} is listed twice")
+    if any(b != PREDICT for b in d["backends"]):
+        for j, b in enumerate(d["batches"]):
+            if d["images"] % b:
+                raise Invalid(("images",), f"{d['images']} images cannot be run in runs of "
+                                           f"batches[{j}] = {b} images: an executed point "
+                                           f"runs its images in runs of its batch, so "
+                                           f"`images` must be a multiple of every batch")
 
 
 GRID = Record({
@@ -182,6 +210,14 @@ GRID = Record({
     "technologies": ListOf(TechEntry(), min_len=1, default=None, null_ok=True),
     "batches": ListOf(Int(1, 1 << 16), min_len=1, default=[1]),
     "tagged_shares": ListOf(Share(), min_len=1, default=[1.0]),
+    "dataflows": ListOf(OneOf(*DATAFLOWS), min_len=1, default=["auto"],
+                        doc="dataflow of every conv and fc layer the plan does not fix"),
+    "backends": ListOf(OneOf(*BACKENDS), min_len=1, default=[PREDICT],
+                       doc="predict (the schedule alone) or a backend that runs the point"),
+    "images": Int(1, 1 << 16, default=DEFAULT_IMAGES,
+                  doc="images an executed point runs: the first of the network's dataset"),
+    "seed": Int(0, (1 << 31) - 1, default=0,
+                doc="seed of the synthetic images of a network without a dataset"),
     "fpga": FPGA,
 }, check=_grid_rule)
 
@@ -202,6 +238,10 @@ class Point:
     tagged_share: float
     label: str            # for people: "digits/int8 default sram_cam 1.1 V b1"
     group: str            # its task's: "digits/int8 default b1"
+    dataflow: str = "auto"        # DATAFLOWS
+    backend: str = PREDICT        # BACKENDS
+    images: int = 0               # images an executed point runs (0: predicted)
+    run_key: str = ""             # its task's key: pred_key, or exec_key when executed
 
 
 @dataclass(frozen=True)
@@ -230,6 +270,8 @@ class Grid:
     code: str = ""                                          # code_digest() when read
     fpga_points: list[FpgaPoint] = field(default_factory=list)
     fpga_code: str = ""                                     # fpga_code_digest() when read
+    exec_codes: dict[str, str] = field(default_factory=dict)  # backend -> exec_code_digest
+    seed: int = 0                                           # of synthetic images (executed)
 
 
 def file_digest(path: str | Path) -> str:
@@ -316,10 +358,82 @@ def _sha(obj: Any) -> str:
 
 
 def prediction_key(digests: dict[str, str], network: str, plan: str, config: str,
-                   batch: int, code: str) -> str:
-    return _sha({"version": RESULT_VERSION, "code": code,
-                 "network": [digests[str(f)] for f in network_files(network)],
-                 "plan": digests[plan], "config": digests[config], "batch": batch})[:20]
+                   batch: int, code: str, dataflow: str = "auto") -> str:
+    what = {"version": RESULT_VERSION, "code": code,
+            "network": [digests[str(f)] for f in network_files(network)],
+            "plan": digests[plan], "config": digests[config], "batch": batch}
+    if dataflow != "auto":          # (so that the keys of earlier sweeps stay valid)
+        what["dataflow"] = dataflow
+    return _sha(what)[:20]
+
+
+def dataset_file(path: str | Path) -> Path | None:
+    """The dataset .npz a network YAML names (None: none, or a YAML that does not parse;
+    the point then fails when its worker validates the network)."""
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError:
+        return None
+    d = raw.get("dataset") if isinstance(raw, dict) else None
+    return p.parent / d if isinstance(d, str) and (p.parent / d).is_file() else None
+
+
+def image_source(network: str, images: int, seed: int,
+                 digest: Callable[[str | Path], str]) -> dict:
+    """What identifies the images of an executed point: the first `images` of the
+    network's dataset (by the dataset file's contents), or `images` synthetic ones from
+    `seed` (a network without a dataset: seeded uniform [0, input.act_max))."""
+    ds = dataset_file(network)
+    if ds is not None:
+        return {"dataset": digest(ds), "first": images}
+    return {"synthetic_seed": seed, "images": images}
+
+
+# what an executed point runs besides CODE_FILES: the golden system model and the host
+# driver (cosim/drivers/backends.py), and for the RTL backends the generators, the replay
+# harness and the simulator (whose version enters the key too)
+EXEC_CODE_GLOBS = ("golden/**/*.py", "golden/spec/*.json", "cosim/**/*.py", "hdl/**/*.py")
+
+
+@lru_cache(maxsize=4)
+def simulator_version(sim: str) -> str:
+    """The RTL simulator's version line (`verilator --version`, `iverilog -V`), or why
+    not; part of an executed RTL point's key."""
+    import subprocess
+    cmd = ["verilator", "--version"] if sim == "verilator" else ["iverilog", "-V"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"not available: {exc}"
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if lines else f"exit {out.returncode}"
+
+
+def exec_code_digest(backend: str) -> str:
+    """SHA-256 over CODE_FILES and EXEC_CODE_GLOBS (names and contents), and for an RTL
+    backend the simulator's version: an executed point's sources."""
+    h = hashlib.sha256(code_digest().encode())
+    files = sorted({f for g in EXEC_CODE_GLOBS for f in ROOT.glob(g)
+                    if "__pycache__" not in f.parts})
+    for f in files:
+        h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
+    if backend != "golden":
+        h.update(simulator_version(backend).encode())
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=4)
+def loaded_exec_code_digest(backend: str) -> str:
+    """exec_code_digest(backend) when this process first executed a point."""
+    return exec_code_digest(backend)
+
+
+def exec_key(pred_key: str, backend: str, images: int, source: dict, code: str) -> str:
+    """The key of an executed run: the prediction it is checked against, the backend,
+    the number of images and their identity (image_source), the executed sources."""
+    return _sha({"prediction": pred_key, "backend": backend, "images": images,
+                 "source": source, "code": code})[:20]
 
 
 def point_key(pred_key: str, tech_digest: str, vdd: float, share: float) -> str:
@@ -387,6 +501,7 @@ def load_grid(path: str | Path) -> Grid:
         return digests[key]
 
     code = code_digest()
+    exec_codes = {b: exec_code_digest(b) for b in d["backends"] if b != PREDICT}
     points: list[Point] = []
     seen: set[str] = set()
     repeated = 0
@@ -395,29 +510,37 @@ def load_grid(path: str | Path) -> Grid:
         for f in network_files(net):
             digest(f)
         net_label = _yaml_name(Path(net))
+        source = (image_source(net, d["images"], d["seed"], digest) if exec_codes
+                  else None)
         for plan_p in n["plans"]:
             plan = str(Path(plan_p).resolve())
             digest(plan)
             plan_label = _yaml_name(Path(plan))
             for cfg_path, cfg_name in configs:
                 digest(cfg_path)
-                for batch in d["batches"]:
-                    pk = prediction_key(digests, net, plan, cfg_path, batch, code)
+                for batch, flow, be in ((b, f, e) for b in d["batches"]
+                                        for f in d["dataflows"] for e in d["backends"]):
+                    pk = prediction_key(digests, net, plan, cfg_path, batch, code, flow)
+                    images = d["images"] if be != PREDICT else 0
+                    rk = (pk if be == PREDICT else
+                          exec_key(pk, be, images, source or {}, exec_codes[be]))
+                    what = ((f" {flow}" if flow != "auto" else "")
+                            + (f" {be} x{images}" if be != PREDICT else ""))
                     for tech_path, tech_name, vdds in techs:
                         for vdd in vdds:
                             for share in d["tagged_shares"]:
-                                key = point_key(pk, digest(tech_path), vdd, share)
+                                key = point_key(rk, digest(tech_path), vdd, share)
                                 if key in seen:
                                     repeated += 1
                                     continue
                                 seen.add(key)
                                 label = (f"{net_label}/{plan_label} {cfg_name} {tech_name} "
-                                         f"{vdd:g} V b{batch}"
+                                         f"{vdd:g} V b{batch}{what}"
                                          + (f" share {share:g}" if share != 1 else ""))
                                 points.append(Point(key, pk, net, plan, cfg_path, tech_path,
                                                     tech_name, vdd, batch, share, label,
                                                     f"{net_label}/{plan_label} {cfg_name} "
-                                                    f"b{batch}"))
+                                                    f"b{batch}{what}", flow, be, images, rk))
     fpga_points: list[FpgaPoint] = []
     fpga_code = ""
     if d["fpga"]:
@@ -448,7 +571,7 @@ def load_grid(path: str | Path) -> Grid:
                                                      f["stop_after"], seed, clock, f["force"],
                                                      label))
     return Grid(d["name"], path, d["description"], points, repeated, digests, code,
-                fpga_points, fpga_code)
+                fpga_points, fpga_code, exec_codes, d["seed"])
 
 
 # -- one task: a prediction and its points' evaluations (runs on a worker) ------------------------
@@ -485,28 +608,44 @@ def run_task(task: dict) -> dict:
     who = _worker_id()
     t0 = time.perf_counter()
     pred, new_pred, error = task["prediction"], None, None
+    flow = task.get("dataflow", "auto")
+    backend_name = task.get("backend", PREDICT)
+    executed: dict | None = None
     try:
         if loaded_code_digest() != task["code"]:
             raise RuntimeError(f"worker {who['host']}:{who['pid']} runs other scheduler or "
                                f"cost-model sources than the client (sched/sweep.py "
                                f"CODE_FILES): the same checkout must run on every worker")
+        if backend_name != PREDICT and \
+                loaded_exec_code_digest(backend_name) != task["exec_code"]:
+            raise RuntimeError(f"worker {who['host']}:{who['pid']} runs other sources (or "
+                               f"another simulator) than the client for {backend_name} runs "
+                               f"(sched/sweep.py EXEC_CODE_GLOBS): the same checkout must "
+                               f"run on every worker")
         for f, want in task["digests"].items():
             if file_digest(f) != want:
                 raise RuntimeError(f"{f}: its contents differ from what the client hashed "
                                    f"(changed during the sweep, or another file at that path "
                                    f"on worker {who['host']})")
         cfg = load_config(task["config"])
-        if pred is None:
+        if pred is None or backend_name != PREDICT:
             net = load_network(task["network"])
             plan = load_plan(task["plan"], net)
-            rep = predict_network(quantize(net, plan), task["batch"], cfg)
+            qnet = quantize(net, plan)
+            flows = forced_dataflows(qnet, flow)
+        if pred is None:
+            rep = predict_network(qnet, task["batch"], cfg, dataflow=flows)
             pred = new_pred = {"key": task["pred_key"], "network": net.name, "plan": plan.name,
-                               "config": cfg.name, "batch": task["batch"],
+                               "config": cfg.name, "batch": task["batch"], "dataflow": flow,
                                "wall_s": time.perf_counter() - t0, "worker": who,
                                "layers": [asdict(layer) for layer in rep.layers]}
         report = RunReport(layers=[LayerResult(**d) for d in pred["layers"]])
+        if backend_name != PREDICT:
+            executed, report = execute(task, net, qnet, cfg, flows, pred)
     except Exception as exc:  # noqa: BLE001 - recorded in every point of the task
         error = _error(exc)
+    if error is None and executed is not None and executed["problem"]:
+        error = (executed["problem"], None)
     records = []
     for p in task["points"]:
         rec = {"version": RESULT_VERSION, "key": p["key"], "prediction_key": task["pred_key"],
@@ -514,15 +653,20 @@ def run_task(task: dict) -> dict:
                "inputs": {"network": task["network"], "plan": task["plan"],
                           "config": task["config"], "tech_file": p["tech_file"],
                           "tech": p["tech"], "vdd": p["vdd"], "batch": task["batch"],
-                          "tagged_share": p["tagged_share"]},
+                          "tagged_share": p["tagged_share"], "dataflow": flow,
+                          "backend": backend_name, "images": task.get("images", 0)},
                "worker": who, "prediction_reused": new_pred is None and error is None,
                "prediction_wall_s": pred["wall_s"] if pred else None}
+        if backend_name != PREDICT:
+            rec["run_key"] = task["run_key"]
+            rec["executed"] = executed
         err = error
         if err is None:
             try:
                 point = load_tech(p["tech_file"]).point(p["vdd"])
                 ev = evaluate(report, cfg, point, task["batch"], network=pred["network"],
-                              plan=pred["plan"], tagged_share=p["tagged_share"])
+                              plan=pred["plan"], tagged_share=p["tagged_share"],
+                              executed=backend_name == "golden")
                 rec.update(status="ok", error=None, traceback=None,
                            names={"network": pred["network"], "plan": pred["plan"],
                                   "config": pred["config"]},
@@ -534,6 +678,88 @@ def run_task(task: dict) -> dict:
         rec["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         records.append(rec)
     return {"prediction": new_pred, "records": records}
+
+
+def forced_dataflows(qnet: Any, flow: str) -> dict[str, str]:
+    """The grid's dataflow for every conv and fc layer whose dataflow the plan does not
+    fix (`auto`: none; the scheduler chooses)."""
+    if flow == "auto":
+        return {}
+    return {q.name: flow for q in qnet.layers
+            if q.layer.type in ("conv", "fc") and q.name not in qnet.plan.dataflow}
+
+
+def point_images(net: Any, images: int, seed: int) -> tuple[Any, Any, str]:
+    """The images of an executed point (image_source): (x, labels or None, what)."""
+    import numpy as np
+    if net.dataset is not None:
+        x, y = net.test_set()
+        if len(x) < images:
+            raise ValueError(f"{net.dataset}: {len(x)} images, the grid asks for {images}")
+        return x[:images], y[:images], f"the first {images} images of {net.dataset}"
+    x = np.random.default_rng(seed).random((images,) + tuple(net.input_shape)) \
+        * float(net.weights["input.act_max"])
+    return x, None, f"{images} SYNTHETIC images (seed {seed})"
+
+
+def execute(task: dict, net: Any, qnet: Any, cfg: Any, flows: dict[str, str],
+            pred: dict) -> tuple[dict, Any]:
+    """Run task['images'] images on task['backend'] in runs of task['batch'] images
+    (sched/run.py run_network, unchecked, so that every difference is recorded) and
+    compare each run with the prediction: per layer, the cycles the tiles counted
+    against the prediction's (each tile's counter wraps at 2^counter_bits), the activity
+    the golden tiles counted against the predicted one, and every layer's output against
+    the golden reference. Returns (what the point records, the first run's report, which
+    the cost model evaluates); `problem` in the first says why the point failed, None
+    when every run counted the predicted cycles and was bit-exact."""
+    import numpy as np
+
+    from bfimna.cosim.drivers.backends import backend
+    from bfimna.sched.run import run_network
+
+    name, batch = task["backend"], task["batch"]
+    be = (backend("golden", cfg, fast=True) if name == "golden"
+          else backend(name, cfg, build_root=task["build_root"]))
+    x, y, what = point_images(net, task["images"], task["seed"])
+    mod = 1 << cfg.ap.counter_bits
+    want = [(d["name"], d["dataflow"], sum(t % mod for t in d["tile_cycles"]), d["activity"])
+            for d in pred["layers"]]
+    counted = 0
+    first, guesses = None, []
+    cycles_wrong: str | None = None          # the first difference from the prediction
+    output_wrong: str | None = None          # the first output that is not the reference's
+    t0 = time.perf_counter()
+    for lo in range(0, len(x), batch):
+        rep = run_network(qnet, qnet.quantize_input(x[lo:lo + batch]), cfg, be, check=False,
+                          dataflow=flows)
+        first = first or rep
+        guesses.append(rep.predictions)
+        which = f"images {lo}..{lo + batch - 1}"
+        for layer, (lname, lflow, cyc, act) in zip(rep.layers, want, strict=True):
+            counted += layer.counted or 0
+            if output_wrong is None and not layer.bit_exact:
+                output_wrong = (f"{lname}: the {name} output of {which} differs from the "
+                                f"golden reference")
+            if cycles_wrong is None and (layer.dataflow != lflow or layer.counted != cyc):
+                cycles_wrong = (f"{lname}: the {name} tiles counted {layer.counted} cycles "
+                                f"({layer.dataflow}) for {which}, the prediction is {cyc} "
+                                f"({lflow})")
+            if cycles_wrong is None and layer.activity_counted is not None \
+                    and layer.activity_counted != act:
+                cycles_wrong = (f"{lname}: the {name} tiles' activity for {which} "
+                                f"{layer.activity_counted} differs from the prediction's {act}")
+    runs = len(x) // batch
+    guess = np.concatenate(guesses)
+    predicted = runs * sum(d["predicted"] for d in pred["layers"])
+    problem = "; ".join(p for p in (cycles_wrong, output_wrong) if p) or None
+    return {"backend": name, "images": len(x), "runs": runs, "what": what,
+            "cycles_predicted": predicted, "cycles_counted": counted,
+            "counted_equals_predicted": cycles_wrong is None,
+            "bit_exact": output_wrong is None,
+            "correct": None if y is None else int(np.sum(guess == y)),
+            "accuracy": None if y is None else float(np.mean(guess == y)),
+            "predictions": [int(v) for v in guess],
+            "wall_s": round(time.perf_counter() - t0, 3), "problem": problem}, first
 
 
 # -- an FPGA point (runs on a worker) ----------------------------------------------------------
@@ -724,14 +950,21 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[tuple[Any, s
 def _tasks(grid: Grid, todo: list[Point], out: Path) -> list[dict]:
     groups: dict[str, list[Point]] = {}
     for p in todo:
-        groups.setdefault(p.pred_key, []).append(p)
+        groups.setdefault(p.run_key or p.pred_key, []).append(p)
     tasks = []
-    for pk, pts in groups.items():
+    for rk, pts in groups.items():
         p0 = pts[0]
+        pk = p0.pred_key
         files = [*map(str, network_files(p0.network)), p0.plan, p0.config,
                  *sorted({p.tech_file for p in pts})]
-        tasks.append({"pred_key": pk, "label": p0.group, "network": p0.network, "plan": p0.plan,
-                      "config": p0.config, "batch": p0.batch, "code": grid.code,
+        if p0.backend != PREDICT and (ds := dataset_file(p0.network)) is not None:
+            files.append(str(ds))
+        tasks.append({"pred_key": pk, "run_key": rk, "label": p0.group, "network": p0.network,
+                      "plan": p0.plan, "config": p0.config, "batch": p0.batch,
+                      "code": grid.code, "dataflow": p0.dataflow, "backend": p0.backend,
+                      "images": p0.images, "seed": grid.seed,
+                      "exec_code": grid.exec_codes.get(p0.backend),
+                      "build_root": str(ROOT / "build" / "cosim"),
                       "digests": {f: grid.digests[f] for f in files},
                       "prediction": _read_prediction(out, pk),
                       "points": [{"key": p.key, "label": p.label, "tech_file": p.tech_file,
@@ -744,7 +977,7 @@ def task_key(task: dict) -> str:
     """The Dask key of a task: its prediction and the points it evaluates (two sweeps on
     one cluster share a task only when it computes the same thing)."""
     what = _sha([[p["key"] for p in task["points"]], task["prediction"] is not None])
-    return f"bfimna-sweep-{task['pred_key']}-{what[:8]}"
+    return f"bfimna-sweep-{task.get('run_key') or task['pred_key']}-{what[:8]}"
 
 
 def _lost(task: dict, exc: BaseException) -> dict:
@@ -757,7 +990,9 @@ def _lost(task: dict, exc: BaseException) -> dict:
          "traceback": None,
          "inputs": {"network": task["network"], "plan": task["plan"], "config": task["config"],
                     "tech_file": p["tech_file"], "tech": p["tech"], "vdd": p["vdd"],
-                    "batch": task["batch"], "tagged_share": p["tagged_share"]},
+                    "batch": task["batch"], "tagged_share": p["tagged_share"],
+                    "dataflow": task.get("dataflow", "auto"),
+                    "backend": task.get("backend", PREDICT), "images": task.get("images", 0)},
          "worker": None, "prediction_reused": False, "prediction_wall_s": None,
          "finished": datetime.now(UTC).isoformat(timespec="seconds")}
         for p in task["points"]]}
@@ -843,7 +1078,8 @@ def sweep(grid_path: str | Path, out: str | Path, *, scheduler: str | None = Non
         rec = read_record(out, p.key)
         records.append(rec if rec is not None else
                        _lost({"pred_key": p.pred_key, "network": p.network, "plan": p.plan,
-                              "config": p.config, "batch": p.batch,
+                              "config": p.config, "batch": p.batch, "dataflow": p.dataflow,
+                              "backend": p.backend, "images": p.images,
                               "points": [{"key": p.key, "label": p.label,
                                           "tech_file": p.tech_file, "tech": p.tech,
                                           "vdd": p.vdd, "tagged_share": p.tagged_share}]},
@@ -872,18 +1108,29 @@ def _rel(path: str | None) -> str:
 def row(rec: dict) -> dict:
     """A point's record as one flat row of results.csv."""
     i, names, tot = rec["inputs"], rec.get("names") or {}, rec.get("total") or {}
-    ev = rec.get("evaluation") or {}
+    ev, x = rec.get("evaluation") or {}, rec.get("executed") or {}
     w = rec.get("worker") or {}
     return {"key": rec["key"], "status": rec["status"],
             "network": names.get("network", ""), "plan": names.get("plan", ""),
             "config": names.get("config", ""), "tech": i["tech"], "vdd": i["vdd"],
             "clock_mhz": ev["clock_hz"] / 1e6 if ev else "",
             "write_cycles": ev.get("write_cycles", ""), "batch": i["batch"],
-            "tagged_share": i["tagged_share"], **{k: tot.get(k, "") for k in TOTALS},
+            "tagged_share": i["tagged_share"], "dataflow": i.get("dataflow", "auto"),
+            "backend": i.get("backend", PREDICT), "images": i.get("images") or "",
+            **{k: "" if x.get(k) is None else x[k] for k in EXEC_COLUMNS},
+            "layer_dataflows": " ".join(f"{d['name']}:{d['dataflow']}"
+                                        for d in ev.get("layers", [])
+                                        if d.get("type") in ("conv", "fc")),
+            **{k: tot.get(k, "") for k in TOTALS},
             "network_file": _rel(i["network"]), "plan_file": _rel(i["plan"]),
             "config_file": _rel(i["config"]), "tech_file": _rel(i["tech_file"]),
             "prediction_wall_s": rec.get("prediction_wall_s") or "",
             "worker": f"{w['host']}:{w['pid']}" if w else "", "error": rec.get("error") or ""}
+
+
+# what an executed point adds to its row (sched/sweep.py execute)
+EXEC_COLUMNS = ("accuracy", "correct", "cycles_predicted", "cycles_counted",
+                "counted_equals_predicted", "bit_exact", "runs")
 
 
 def _g(v: float, d: int = 4) -> str:
@@ -931,6 +1178,38 @@ def _fpga_lines(res: SweepResult) -> list[str]:
         if tools:
             lines += [f"Tools: {'; '.join(tools)}.", ""]
     return lines
+
+
+def _executed_lines(res: SweepResult) -> list[str]:
+    """The executed runs of results.md: one row per run (its technology points share it)."""
+    runs: dict[str, dict] = {}
+    for rec in res.records:
+        if rec.get("executed") and rec.get("run_key"):
+            runs.setdefault(rec["run_key"], rec)
+    if not runs:
+        return []
+    lines = ["## Executed points", "",
+             f"{len(runs)} run(s): each point's images run on its backend in runs of its "
+             f"batch, every layer's counted cycles compared with the prediction and its "
+             f"output with the golden reference (docs/sweep.md, \"Executed points\").", "",
+             "| network | plan | config | dataflow | backend | batch | images | top-1 | "
+             "cycles predicted | cycles counted | counted = predicted | bit-exact | run (s) "
+             "| status |",
+             "|---|---|---|---|---|---:|---:|---:|---:|---:|---|---|---:|---|"]
+    for rec in sorted(runs.values(), key=lambda r: r["label"]):
+        x, i = rec["executed"], rec["inputs"]
+        names = rec.get("names") or {}
+        acc = "-" if x.get("accuracy") is None else f"{x['accuracy']:.4f} ({x['correct']}/" \
+                                                    f"{x['images']})"
+        lines.append(
+            f"| {names.get('network') or Path(i['network']).parent.name} | "
+            f"{names.get('plan') or Path(i['plan']).stem} | "
+            f"{names.get('config') or Path(i['config']).stem} | {i['dataflow']} | "
+            f"{i['backend']} | {i['batch']} | {x['images']} | {acc} | "
+            f"{x['cycles_predicted']:,} | {x['cycles_counted']:,} | "
+            f"{'yes' if x['counted_equals_predicted'] else 'NO'} | "
+            f"{'yes' if x['bit_exact'] else 'NO'} | {x['wall_s']:.1f} | {rec['status']} |")
+    return [*lines, ""]
 
 
 def write_report(res: SweepResult) -> list[Path]:
@@ -983,19 +1262,23 @@ def write_report(res: SweepResult) -> list[Path]:
         lines += [f"| {r['network']} | {r['plan']} | {r['config']} | {r['tech']} | {r['vdd']:g} "
                   f"| {r['batch']} | {_g(r['edp_js'])} |" for r in best.values()]
         lines += ["", "## Every point", "", "![energy against time per frame](results.png)", "",
-                  "| network | plan | config | technology | VDD (V) | clock (MHz) | batch | "
-                  "share | latency (ms) | frames/s | energy/frame (uJ) | power (W) | TOPS/W | "
-                  "EDP (J*s) | key |",
-                  "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-        for r in sorted(ok, key=lambda r: (r["network"], r["plan"], r["config"], r["tech"],
-                                           r["vdd"], r["batch"], r["tagged_share"])):
-            lines.append(f"| {r['network']} | {r['plan']} | {r['config']} | {r['tech']} | "
+                  "| network | plan | config | dataflow | backend | technology | VDD (V) | "
+                  "clock (MHz) | batch | share | latency (ms) | frames/s | energy/frame (uJ) | "
+                  "power (W) | TOPS/W | EDP (J*s) | key |",
+                  "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:"
+                  "|---|"]
+        for r in sorted(ok, key=lambda r: (r["network"], r["plan"], r["config"], r["dataflow"],
+                                           r["backend"], r["tech"], r["vdd"], r["batch"],
+                                           r["tagged_share"])):
+            lines.append(f"| {r['network']} | {r['plan']} | {r['config']} | {r['dataflow']} | "
+                         f"{r['backend']} | {r['tech']} | "
                          f"{r['vdd']:g} | {_g(r['clock_mhz'])} | {r['batch']} | "
                          f"{r['tagged_share']:g} | {_g(r['latency_s'] * 1e3)} | "
                          f"{_g(r['frames_per_s'])} | {_g(r['energy_per_frame_j'] * 1e6)} | "
                          f"{_g(r['power_w'])} | {_g(r['tops_per_w'])} | {_g(r['edp_js'])} | "
                          f"`{r['key']}` |")
         lines.append("")
+    lines += _executed_lines(res)
     if res.fpga_records:
         lines += _fpga_lines(res)
     if failed:
@@ -1055,7 +1338,9 @@ def _plot(ok: list[dict], name: str, n_failed: int, path: Path) -> None:
     plt.close(fig)
 
 
-__all__ = ["GRID", "FpgaPoint", "Grid", "Point", "SweepError", "SweepResult", "code_digest",
-           "connect", "fpga_code_digest", "fpga_point_key", "fpga_row", "fpga_summary",
-           "load_grid", "point_key", "prediction_key", "read_record", "run_fpga_stage",
-           "run_fpga_task", "run_task", "sweep", "write_report"]
+__all__ = ["BACKENDS", "DATAFLOWS", "EXEC_CODE_GLOBS", "GRID", "FpgaPoint", "Grid", "Point",
+           "SweepError", "SweepResult", "code_digest", "connect", "exec_code_digest",
+           "exec_key", "execute", "forced_dataflows", "fpga_code_digest", "fpga_point_key",
+           "fpga_row", "fpga_summary", "load_grid", "point_key", "prediction_key",
+           "read_record", "run_fpga_stage", "run_fpga_task", "run_task", "sweep",
+           "write_report"]

@@ -1,5 +1,9 @@
 """`bfimna sweep` (sched/sweep.py, docs/sweep.md) on a LocalCluster of two worker
-processes: every point equals `predict_network` + `evaluate` run directly; a second run
+processes: every point equals `predict_network` + `evaluate` run directly; executed points
+(`backends: [golden]`) count the predicted cycles, are bit-exact and give the reference's
+top-1, and a run that counts other cycles than predicted is a failed point; the dataflow
+axis forces pos or chan (an impossible one is a failed point); the planner's `--dataflow`
+knob; a second run
 skips the finished points (and predicts only what it has no prediction for); a changed
 input file changes the key, a renamed one does not; a failing point is recorded with its
 error while the others complete; a worker killed while it runs a task does not lose a
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -32,6 +37,7 @@ from bfimna.sched.evaluate import evaluate
 from bfimna.sched.run import predict_network
 from bfimna.sched.sweep import (
     CODE_FILES,
+    EXEC_CODE_GLOBS,
     SweepError,
     _fpga_tasks,
     _tasks,
@@ -331,6 +337,13 @@ NET = {"network": str(DIGITS / "network.yaml"), "plans": [str(DIGITS / "int8.yam
     ({"networks": [NET], "tagged_shares": [0]}, "g.yaml: tagged_shares[0]: must be in (0, 1]"),
     ({"networks": [NET], "voltage": [1]}, "g.yaml: voltage: unknown field (known here: name,"),
     ({}, "g.yaml: networks: missing field"),
+    ({"networks": [NET], "dataflows": ["diag"]},
+     "g.yaml: dataflows[0]: must be one of 'auto', 'pos', 'chan', got 'diag'"),
+    ({"networks": [NET], "dataflows": ["pos", "pos"]}, "g.yaml: dataflows: 'pos' is listed twice"),
+    ({"networks": [NET], "backends": ["board"]},
+     "g.yaml: backends[0]: must be one of 'predict', 'golden', 'icarus', 'verilator'"),
+    ({"networks": [NET], "backends": ["golden"], "images": 3, "batches": [1, 2]},
+     "g.yaml: images: 3 images cannot be run in runs of batches[1] = 2 images"),
     ({"fpga": {"configs": [str(DEFAULT)], "targets": ["ecp5-12k"]}},
      "g.yaml: fpga.targets[0]: unknown target 'ecp5-12k' (known: ecp5-25k,"),
     ({"fpga": {"configs": [str(DEFAULT)], "targets": ["ecp5-25k"], "stop_after": "pnr"}},
@@ -452,3 +465,256 @@ def test_example_fpga_grid():
                              for p in g.fpga_points] == [
         ("ap2d_37x16", "ecp5-25k", "place_and_route", 1),
         ("ap2d_37x16", "ecp5-25k", "place_and_route", 2)]
+
+
+# -- executed points, the dataflow axis (sched/sweep.py execute, forced_dataflows) ----------------
+TINY = """\
+name: tiny_labelled
+input: {channels: 1, height: 6, width: 6}
+synthetic_weights:
+  seed: 3
+  act_max: {input: 1.0, c1: 3.0, fc: 6.0}
+dataset: test.npz
+layers:
+  - {name: c1, type: conv, out_channels: 4, kernel: 3, pad: 1, relu: true}
+  - {name: pool, type: maxpool, kernel: 2}
+  - {name: fc, type: fc, out_features: 3}
+"""
+TINY_PLAN = """\
+name: int6
+input_bits: 6
+layers:
+  c1: {w_bits: 6, a_bits: 6}
+  fc: {w_bits: 6, a_bits: 8}
+"""
+
+
+def _tiny(tmp_path: Path) -> tuple[Path, Path]:
+    """A labelled network small enough to run on golden in a fraction of a second: 4
+    images (seeded, uniform [0, 1)) with labels 0, 1, 2, 0 (arbitrary: the test compares
+    the run's top-1 with the integer reference's against them)."""
+    d = tmp_path / "tiny"
+    d.mkdir(exist_ok=True)
+    (d / "network.yaml").write_text(TINY)
+    (d / "int6.yaml").write_text(TINY_PLAN)
+    x = np.random.default_rng(7).random((4, 1, 6, 6))
+    np.savez(d / "test.npz", x=x, y=np.array([0, 1, 2, 0]))
+    return d / "network.yaml", d / "int6.yaml"
+
+
+def _one_map(tmp_path: Path) -> Path:
+    """configs/default.yaml with one MAP: the chan dataflow cannot run on it."""
+    cfg = yaml.safe_load(DEFAULT.read_text())
+    cfg["name"], cfg["tile"]["maps"] = "one_map", 1
+    path = tmp_path / "one_map.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_executed_golden_points(cluster, tmp_path):
+    """Predicted and executed points of one prediction side by side: the golden run of
+    the 4 test images (two runs of 2) counts twice the predicted cycles, is bit-exact,
+    and its top-1 is the integer reference's; its evaluation (from the counted activity)
+    equals the predicted point's; a second run recomputes nothing."""
+    from bfimna.golden.nn.network import predict
+
+    net_file, plan_file = _tiny(tmp_path)
+    grid = _grid(tmp_path, networks=[{"network": str(net_file), "plans": [str(plan_file)]}],
+                 technologies=["sram_cam"], backends=["predict", "golden"], images=4,
+                 batches=[2])
+    out = tmp_path / "out"
+    res = sweep(grid, out, scheduler=cluster.scheduler.address, progress=False,
+                log=lambda s: None)
+    assert not res.failed, [r["error"] for r in res.failed]
+    by = {r["inputs"]["backend"]: r for r in res.records}
+    pr, ex = by["predict"], by["golden"]
+    assert pr["key"] != ex["key"] and ex["run_key"] != pr["prediction_key"]
+    assert ex["prediction_key"] == pr["prediction_key"] and ex["inputs"]["images"] == 4
+    net = load_network(net_file)
+    qnet = quantize(net, load_plan(plan_file, net))
+    cycles = sum(lay.predicted for lay in predict_network(qnet, 2, load_config(DEFAULT)).layers)
+    x = ex["executed"]
+    assert (x["cycles_predicted"], x["cycles_counted"], x["runs"]) == (2 * cycles, 2 * cycles, 2)
+    assert x["counted_equals_predicted"] and x["bit_exact"] and x["problem"] is None
+    ximg, y = net.test_set()
+    ref = predict(qnet, qnet.quantize_input(ximg))
+    assert x["predictions"] == ref.tolist() and x["accuracy"] == float(np.mean(ref == y))
+    assert ex["evaluation"]["source"] == "executed" and pr["evaluation"]["source"] == "predicted"
+    assert ex["total"] == pr["total"]
+    md = (out / "results.md").read_text()
+    assert "## Executed points" in md and f"| {2 * cycles:,} | {2 * cycles:,} | yes | yes |" in md
+    csv_text = (out / "results.csv").read_text()
+    assert "counted_equals_predicted" in csv_text.splitlines()[0]
+    again = sweep(grid, out, scheduler="tcp://127.0.0.1:9", progress=False, log=lambda s: None)
+    assert (again.computed, again.tasks, again.reused) == (0, 0, 2)
+
+
+def test_a_run_that_counts_other_cycles_fails_its_point(tmp_path):
+    """run_task (what a worker runs) against a prediction one tile cycle off: the golden
+    run is recorded (bit-exact, counted != predicted) and the point fails, naming the layer."""
+    net_file, plan_file = _tiny(tmp_path)
+    grid = load_grid(_grid(tmp_path, networks=[{"network": str(net_file),
+                                                "plans": [str(plan_file)]}],
+                           technologies=["sram_cam"], backends=["golden"], images=1))
+    task = _tasks(grid, grid.points, tmp_path / "out")[0]
+    pred = _direct_prediction(task)
+    assert pred["layers"][2]["name"] == "fc"
+    pred["layers"][2]["tile_cycles"][0] += 1    # one cycle more than fc counts
+    bad = run_task({**task, "prediction": pred})["records"][0]
+    assert bad["status"] == "failed" and "fc: the golden tiles counted" in bad["error"]
+    assert not bad["executed"]["counted_equals_predicted"] and bad["executed"]["bit_exact"]
+    good = run_task({**task, "prediction": _direct_prediction(task)})["records"][0]
+    assert good["status"] == "ok" and good["executed"]["counted_equals_predicted"]
+
+
+def _direct_prediction(task: dict) -> dict:
+    """A task's prediction as run_task stores it, made here with predict_network."""
+    from dataclasses import asdict
+    net = load_network(task["network"])
+    rep = predict_network(quantize(net, load_plan(task["plan"], net)), task["batch"],
+                          load_config(task["config"]))
+    return {"key": task["pred_key"], "network": net.name, "plan": "p", "config": "default",
+            "batch": task["batch"], "wall_s": 0.0, "worker": None,
+            "layers": [asdict(layer) for layer in rep.layers]}
+
+
+def test_dataflow_axis(cluster, tmp_path):
+    """dataflows [auto, pos, chan] on the default configuration and one with a single
+    MAP: chan there is a failed point with the scheduler's message, the others complete;
+    pos and chan reach every conv and fc layer but one whose dataflow the plan fixes; a
+    forced point equals predict_network + evaluate with that dataflow."""
+    plan = yaml.safe_load((DIGITS / "int8.yaml").read_text())
+    plan["dataflow"] = {"conv1": "pos"}
+    (tmp_path / "fixed.yaml").write_text(yaml.safe_dump(plan))
+    grid = _grid(tmp_path, networks=[{"network": str(DIGITS / "network.yaml"),
+                                      "plans": [str(tmp_path / "fixed.yaml")]}],
+                 configs=[str(DEFAULT), str(_one_map(tmp_path))], technologies=["sram_cam"],
+                 dataflows=["auto", "pos", "chan"])
+    res = sweep(grid, tmp_path / "out", scheduler=cluster.scheduler.address, progress=False,
+                log=lambda s: None)
+    by = {(Path(r["inputs"]["config"]).stem, r["inputs"]["dataflow"]): r for r in res.records}
+    assert len(by) == 6 and len({r["prediction_key"] for r in res.records}) == 6
+    assert [r["label"] for r in res.failed] == [by[("one_map", "chan")]["label"]]
+    assert "conv2: the chan dataflow needs 2 MAPs" in by[("one_map", "chan")]["error"]
+    for cfg in ("default", "one_map"):
+        flows = {d["name"]: d["dataflow"] for d in by[(cfg, "pos")]["evaluation"]["layers"]
+                 if d["type"] in ("conv", "fc")}
+        assert flows == {"conv1": "pos", "conv2": "pos", "fc": "pos"}, flows
+    flows = {d["name"]: d["dataflow"] for d in by[("default", "chan")]["evaluation"]["layers"]}
+    assert (flows["conv1"], flows["conv2"], flows["fc"]) == ("pos", "chan", "chan")
+    net = load_network(DIGITS / "network.yaml")
+    cfg = load_config(DEFAULT)
+    rep = predict_network(quantize(net, load_plan(tmp_path / "fixed.yaml", net)), 1, cfg,
+                          dataflow={"conv2": "pos", "fc": "pos"})
+    assert by[("default", "pos")]["total"] == evaluate(
+        rep, cfg, find_tech("sram_cam").point(None), 1, network=net.name,
+        plan="fixed").total
+    assert by[("default", "pos")]["total"] != by[("default", "chan")]["total"]
+
+
+def test_keys_follow_backend_images_and_dataflow(tmp_path):
+    src = tmp_path / "net"
+    src.mkdir()
+    for f in ("network.yaml", "weights.npz", "test.npz", "int8.yaml"):
+        (src / f).write_bytes((DIGITS / f).read_bytes())
+
+    def keys(**fields):
+        g = load_grid(_grid(tmp_path, networks=[{"network": str(src / "network.yaml"),
+                                                 "plans": [str(src / "int8.yaml")]}],
+                            technologies=["sram_cam"], **fields))
+        return {(p.dataflow, p.backend, p.images): p.key for p in g.points}
+
+    plain = keys()
+    assert keys(dataflows=["auto"], backends=["predict"], images=8) == plain   # the defaults
+    both = keys(dataflows=["auto", "pos"], backends=["predict", "golden"], images=2)
+    assert len(set(both.values())) == 4 and both[("auto", "predict", 0)] == plain[
+        ("auto", "predict", 0)]
+    more = keys(dataflows=["auto", "pos"], backends=["predict", "golden"], images=4)
+    assert more[("auto", "predict", 0)] == both[("auto", "predict", 0)]
+    assert more[("auto", "golden", 4)] != both[("auto", "golden", 2)]
+    icarus = keys(backends=["icarus"], images=2)
+    assert icarus[("auto", "icarus", 2)] != both[("auto", "golden", 2)]
+    assert keys(backends=["golden"], images=2, seed=5)[("auto", "golden", 2)] == both[
+        ("auto", "golden", 2)]                  # a dataset network: the seed is not used
+    ds = dict(np.load(src / "test.npz"))        # other images: other executed points
+    ds["x"] = ds["x"][::-1].copy()
+    np.savez(src / "test.npz", **ds)
+    after = keys(dataflows=["auto", "pos"], backends=["predict", "golden"], images=2)
+    assert after[("auto", "predict", 0)] == both[("auto", "predict", 0)]
+    assert after[("auto", "golden", 2)] != both[("auto", "golden", 2)]
+
+
+def test_exec_code_covers_what_an_executed_point_runs(tmp_path):
+    """Every bfimna module a worker loads to execute a golden point is among the sources
+    an executed key hashes (CODE_FILES and EXEC_CODE_GLOBS), in a fresh interpreter."""
+    net_file, plan_file = _tiny(tmp_path)
+    grid = _grid(tmp_path, networks=[{"network": str(net_file), "plans": [str(plan_file)]}],
+                 technologies=["sram_cam"], backends=["golden"], images=1)
+    code = ("import sys, pathlib, bfimna.sched.sweep as s\n"
+            "g = s.load_grid(sys.argv[1])\n"
+            "task = s._tasks(g, g.points[:1], pathlib.Path(sys.argv[2]))[0]\n"
+            "r = s.run_task(task)['records'][0]\n"
+            "assert r['status'] == 'ok', r['error']\n"
+            "print(' '.join(m.__file__ for n, m in sys.modules.items()\n"
+            "               if n.startswith('bfimna.') and getattr(m, '__file__', None)))")
+    out = subprocess.run([sys.executable, "-c", code, str(grid), str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    loaded = {Path(f).resolve().relative_to(ROOT).as_posix() for f in out}
+    hashed = set(CODE_FILES) | {f.relative_to(ROOT).as_posix() for g in EXEC_CODE_GLOBS
+                                for f in ROOT.glob(g)}
+    assert "cosim/drivers/backends.py" in loaded and "golden/model/system.py" in loaded
+    assert loaded - {"sched/sweep.py"} <= hashed, loaded - hashed
+
+
+def test_example_executed_grid():
+    """configs/sweeps/digits_executed.yaml (docs/sweep.md runs it)."""
+    g = load_grid(CONFIG_DIR / "sweeps" / "digits_executed.yaml")
+    assert {p.backend for p in g.points} == {"predict", "golden"}
+    assert {p.dataflow for p in g.points} == {"auto", "pos", "chan"}
+    assert len(g.points) == 36 and len({p.run_key for p in g.points}) == 18
+
+
+# -- the planner's dataflow knob (sched/planner.py, bfimna plan --dataflow) ----------------------
+def test_plan_dataflow_search_and_forced(tmp_path, capsys):
+    """`bfimna plan --dataflow search` on digits (8 calibration images, bits 4 and 8):
+    the written plan fixes the dataflows the search flipped, loads, and costs what the
+    planner reports under an independent predict_network + evaluate; `--dataflow pos`
+    fixes pos on every conv and fc layer; chan on a configuration of one MAP exits 2."""
+    from bfimna.sched import planner as P
+
+    common = ["plan", "--network", str(DIGITS / "network.yaml"), "--budget", "energy=0.6",
+              "--calib-images", "8", "--bits", "4", "8", "--no-progress"]
+    cfg, point = load_config(DEFAULT), find_tech().point()
+    net = load_network(DIGITS / "network.yaml")
+    for mode in ("search", "pos"):
+        out = tmp_path / f"{mode}.yaml"
+        assert main([*common, "--dataflow", mode, "--out", str(out)]) == 0
+        text = capsys.readouterr().out
+        plan = load_plan(out, net)
+        ev = evaluate(predict_network(quantize(net, plan), 1, cfg), cfg, point, 1)
+        m = re.search(r"energy ([\d.]+ .J) \(([\d.]+) x INT8\)", text)
+        assert m and P.si(ev.total["energy_j"], "J") == m.group(1), (m, ev.total)
+        layers = {d["name"]: d["dataflow"] for d in ev.layers if d["type"] in ("conv", "fc")}
+        if mode == "pos":
+            assert plan.dataflow == {"conv1": "pos", "conv2": "pos", "fc": "pos"}
+            assert set(layers.values()) == {"pos"}
+        else:
+            flips = re.search(r"dataflow search: (\d+) flip\(s\)", text)
+            assert flips and int(flips.group(1)) >= 1 and plan.dataflow, text
+            auto = P.Planner(net, cfg, point, P.calibration(net, 8, 0).x, (4, 8))
+            free = {lc.name: lc.dataflow for lc in auto.candidate(
+                {k: v for k, v in _bits(plan, auto).items()}).layers}
+            assert any(free[k] != v for k, v in plan.dataflow.items()), (free, plan.dataflow)
+            assert float(m.group(2)) <= 0.6
+    assert main([*common, "--dataflow", "chan", "--config", str(_one_map(tmp_path)),
+                 "--out", str(tmp_path / "chan.yaml")]) == 2
+    assert "the chan dataflow needs 2 MAPs" in capsys.readouterr().err
+    assert not (tmp_path / "chan.yaml").exists()
+
+
+def _bits(plan, planner) -> dict:
+    """The knob settings of a per-layer plan (input, w_bits and a_bits of each layer)."""
+    out = {}
+    for name, kind in planner.knobs:
+        out[(name, kind)] = plan.input_bits if name == "input" else plan.layers[name][kind]
+    return out
