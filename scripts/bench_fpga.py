@@ -3,6 +3,7 @@ resource estimate of hdl/flow/fpga/estimate.py is, and Fmax after place and rout
 
     python scripts/bench_fpga.py --out build/fpga/bench            # about an hour
     python scripts/bench_fpga.py --out build/fpga/bench --quick    # ~5 min
+    python scripts/bench_fpga.py --out build/fpga/core --core      # the AP core alone
 
 1. Synthesis sweep for ECP5-85k over CAP rows x columns (one MAP sized like the CAP,
    as in configs/ap2d_37x16.yaml) with one tile, and a smaller grid with two tiles:
@@ -12,16 +13,24 @@ resource estimate of hdl/flow/fpga/estimate.py is, and Fmax after place and rout
    hdl/flow/fpga/calibration.csv: concatenate them there to recalibrate.
 2. Place and route on ECP5-25k over a small grid: utilisation and Fmax against the
    ULX3S's 25 MHz.
+
+With --core, only the AP core (hdl/gen/ap.py) is synthesised for ECP5, alone, for a few
+shapes (CORE_SHAPES): its LUTs, FFs and LUTs per CAM bit (docs/ap_core.md "How it maps
+to an FPGA").
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bfimna.golden.spec.config import load_config
+from amaranth.back import verilog
+
+from bfimna.golden.spec.config import APConfig, load_config
 from bfimna.hdl.flow.fpga.estimate import (
     CALIBRATION_FILE,
     calibration_points,
@@ -29,7 +38,10 @@ from bfimna.hdl.flow.fpga.estimate import (
     features,
     fit_model,
 )
+from bfimna.hdl.flow.fpga.flow import tool
+from bfimna.hdl.flow.fpga.report import resources_from_cells
 from bfimna.hdl.flow.fpga.sweep import sweep
+from bfimna.hdl.gen.ap import APCore, ap_module_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,11 +58,41 @@ def leave_one_out(points: list[dict]) -> list[float]:
     return out
 
 
+# (dims, rows, cols) of the --core benchmark
+CORE_SHAPES = [(2, 16, 16), (2, 32, 16), (2, 16, 32), (2, 32, 32), (2, 64, 16), (1, 16, 16),
+               (1, 64, 16)]
+
+
+def core_bench(out: Path) -> None:
+    """Synthesise the AP core alone for ECP5 for each of CORE_SHAPES; print a table."""
+    out.mkdir(parents=True, exist_ok=True)
+    print("| AP core | CAM bits | LUTs | LUT4 | CCU2C | FFs | LUTs per bit | synthesis s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for dims, r, c in CORE_SHAPES:
+        ap = APConfig(rows=r, cols=c, dims=dims, counter_bits=24)
+        name = ap_module_name(ap)
+        (out / f"{name}.v").write_text(verilog.convert(APCore(ap), name=name, emit_src=False))
+        t0 = time.perf_counter()
+        subprocess.run([tool("yosys"), "-q", "-p", f"read_verilog {name}.v; synth_ecp5 -top "
+                        f"{name}; tee -q -o {name}.stat.json stat -json"], cwd=out, check=True,
+                       stdout=subprocess.DEVNULL)
+        cells = json.loads((out / f"{name}.stat.json").read_text())["design"][
+            "num_cells_by_type"]
+        used = resources_from_cells("ecp5", cells)
+        print(f"| {dims}D {r}x{c} | {r * c:,} | {used['luts']:,} | {cells.get('LUT4', 0):,} | "
+              f"{cells.get('CCU2C', 0)} | {used['ffs']:,} | {used['luts'] / (r * c):.2f} | "
+              f"{time.perf_counter() - t0:.0f} |", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "fpga" / "bench")
     ap.add_argument("--quick", action="store_true", help="a 2 x 1 grid of each kind")
+    ap.add_argument("--core", action="store_true", help="only the AP core alone, a few shapes")
     args = ap.parse_args()
+    if args.core:
+        core_bench(args.out)
+        return 0
     base = load_config(ROOT / "configs" / "ap2d_37x16.yaml")
     say = lambda s: print("  " + s, flush=True)   # noqa: E731
     t0 = time.perf_counter()
