@@ -15,8 +15,8 @@ resource estimate of hdl/flow/fpga/estimate.py is, and Fmax after place and rout
    ULX3S's 25 MHz.
 
 With --core, only the AP core (hdl/gen/ap.py) is synthesised for ECP5, alone, for a few
-shapes (CORE_SHAPES): its LUTs, FFs and LUTs per CAM bit (docs/ap_core.md "How it maps
-to an FPGA").
+shapes (CORE_SHAPES): its LUTs, FFs and LUTs per CAM bit, without the controller and the
+board top around it.
 """
 
 from __future__ import annotations
