@@ -687,21 +687,21 @@ def cmd_sweep(args) -> int:
 
 def cmd_fpga(args) -> int:
     from bfimna.hdl.flow.fpga.flow import run_flow
-    from bfimna.hdl.flow.fpga.targets import TARGETS, FpgaError
+    from bfimna.hdl.flow.fpga.targets import TARGETS, FpgaError, FpgaUsage
 
     cfg = load_config(args.config)
     t = TARGETS[args.target]
     clock = (f"a PLL at about {args.clock_mhz:g} MHz from the board's {t.clk_hz / 1e6:g} MHz"
              if args.clock_mhz else f"{t.clk_hz / 1e6:g} MHz")
-    print(f"fpga: board-level top of {cfg.name} (the system behind a {BAUD} baud UART) for "
+    print(f"fpga: board-level top of {cfg.name} (the system behind a {args.baud:,} baud UART) for "
           f"{t.part} on {t.board}, {clock}; logs in {args.out}/", flush=True)
     t0 = time.perf_counter()
     try:
         r = run_flow(cfg, args.target, args.out, bitstream=args.bitstream, seed=args.seed,
-                     force=args.force, clock_mhz=args.clock_mhz)
+                     force=args.force, clock_mhz=args.clock_mhz, baud=args.baud)
     except FpgaError as exc:
         print(f"bfimna: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, FpgaUsage) else 1
     for k, v in r["utilisation"].items():
         pct = 100 * v["used"] / v["available"] if v["available"] else 0
         print(f"  {k:<5} {v['used']:>8,} / {v['available']:>8,}  {pct:5.1f}%")
@@ -715,8 +715,9 @@ def cmd_fpga(args) -> int:
     if args.bitstream:
         print(f"  bitstream {Path(args.out) / r['bitstream']}")
     if r["pll"]:
-        print(f"  PLL: {r['clock_mhz']:g} MHz (VCO {r['pll']['vco_mhz']:g} MHz), UART divisor "
-              f"{r['uart_divisor']}")
+        print(f"  PLL: {r['clock_mhz']:g} MHz (VCO {r['pll']['vco_mhz']:g} MHz)")
+    print(f"  UART: {r['uart_baud']:,} baud, divisor {r['uart_divisor']} "
+          f"({100 * r['uart_rate_error']:+.2f}%)")
     if not r["fmax_mhz"]:
         print("bfimna: warning: place and route reported no Fmax: timing is not known to "
               "be met", file=sys.stderr)
@@ -968,6 +969,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--clock-mhz", type=MHZ, default=None,
                    help="ECP5: clock the design from a PLL at this frequency (the UART "
                         "divisor follows) instead of the board's clock")
+    f.add_argument("--baud", type=POSITIVE, default=BAUD,
+                   help="the UART's rate (default %(default)s); the clock must make it "
+                        "within 2%% (3000000: the FT231X's top rate, e.g. --clock-mhz 12 or 24)")
     f.add_argument("--force", action="store_true",
                    help="synthesise even when the estimate puts the design far beyond the part")
     f.set_defaults(func=cmd_fpga)

@@ -201,3 +201,89 @@ def test_a_report_without_fmax_is_not_timing_met(tmp_path, monkeypatch):
     assert rep["fits"] and rep["timing_met"] is False and rep["timing_problems"]
     assert json.loads((tmp_path / "report.json").read_text())["timing_met"] is False
     assert "none reported (timing NOT met)" in (tmp_path / "summary.md").read_text()
+
+
+def _seg(kind, frm, to, delay, net=None, sources=None):
+    seg = {"type": kind, "delay": delay, "from": {"cell": frm, "port": "Q", "loc": [1, 2]},
+           "to": {"cell": to, "port": "D", "loc": [3, 4]}}
+    if net is not None:
+        seg.update(net=net, sources=sources or [])
+    return seg
+
+
+def test_critical_paths_from_a_nextpnr_report(tmp_path):
+    """pnr_critical_paths on a hand-made report shaped like nextpnr's --report JSON: the
+    worst path first, levels, logic vs routing, net names shortened, Verilog identifiers
+    for the placer's nets from their source location; malformed parts are no path."""
+    from bfimna.hdl.flow.fpga.report import critical_path_table, pnr_critical_paths, write_report
+    ff, lut = "sys.tile0.iw_TRELLIS_FF_Q_7", "sys.tile0.phase_end_LUT4_Z_D_LUT4_Z"
+    carry, row = "sys.tile0.dsign_CCU2C_COUT$CCU2_COMB0", "sys.tile0.core.row14_TRELLIS_FF_Q_1"
+    clk = "posedge $glbnet$clk_in$TRELLIS_IO_IN"
+    long_path = [
+        _seg("clk-to-q", ff, ff, 0.5),
+        _seg("routing", ff, carry, 2.0, "sys.tile0.dsign_LUT4_D_Z_CCU2C_COUT[0]"),
+        _seg("logic", carry, carry, 0.25),
+        _seg("routing", carry, carry, 0.0, "$nextpnr_CCU2C_3$CIN"),
+        _seg("logic", carry, carry, 0.0),                  # inside the carry chain: no level
+        _seg("routing", carry, lut, 1.5, "$abc$123$auto", ["top.v:3.8-3.13"]),
+        _seg("logic", lut, lut, 0.25),
+        _seg("routing", lut, row, 1.0, "sys.tile0.core.row14_TRELLIS_FF_Q_1_DI[2]"),
+        _seg("setup", row, row, 0.125)]
+    rep = {"critical_paths": [
+        {"from": "<async>", "to": clk, "path": [
+            _seg("source", "uart_rx$tr_io", "uart_rx$tr_io", 0),
+            _seg("routing", "uart_rx$tr_io", "rx.sync_TRELLIS_FF_Q", 0.9,
+                 "uart_rx$TRELLIS_IO_IN")]},
+        {"from": clk, "to": clk, "path": long_path},
+        {"from": clk, "to": clk},                          # no path: skipped
+        {"from": clk, "to": clk, "path": []},              # empty: skipped
+        "not a path"]}
+    verilog = ["module top;", "  wire x;", "  wire u_key;", "endmodule"]
+    paths = pnr_critical_paths(rep, verilog)
+    assert len(paths) == 2
+    worst = paths[0]
+    assert worst["from_clock"] == worst["to_clock"] == clk
+    assert worst["start"] == ff and worst["end"] == row
+    assert worst["start_signal"] == "sys.tile0.iw" and worst["end_signal"] == "sys.tile0.core.row14"
+    assert worst["logic_levels"] == 2
+    assert worst["delay_ns"] == pytest.approx(5.625)
+    assert worst["routing_ns"] == pytest.approx(4.5) and worst["logic_ns"] == pytest.approx(1.125)
+    assert worst["nets"] == ["sys.tile0.dsign", "u_key", "sys.tile0.core.row14"]
+    assert paths[1]["start_signal"] == "uart_rx$tr_io" and paths[1]["logic_levels"] == 0
+    assert pnr_critical_paths(rep, None)[0]["nets"][1] == "$abc$123$auto"
+    assert pnr_critical_paths(rep, verilog, max_nets=1)[0]["nets"] == ["sys.tile0.dsign",
+                                                                      "... 2 more"]
+    for bad in ({}, {"critical_paths": None}, {"critical_paths": {"a": 1}}, [],
+                {"critical_paths": [{"path": [{"type": "logic", "delay": "x"}]}]}):
+        got = pnr_critical_paths(bad)
+        assert all(p["delay_ns"] == 0 for p in got)
+    table = critical_path_table(paths)
+    assert "| `sys.tile0.iw` | `sys.tile0.core.row14` | 2 | 5.62 |" in table[5]
+    assert critical_path_table([]) == []
+    report = {"config": "c", "part": "p", "board": "b", "wall_s": {}, "critical_paths": paths,
+              "fmax_mhz": {clk: {"achieved": 177.8, "constraint": 25.0}}}
+    write_report(tmp_path, report)
+    assert "Critical paths" in (tmp_path / "summary.md").read_text()
+    assert json.loads((tmp_path / "report.json").read_text())["critical_paths"][0] == worst
+
+
+def test_uart_divisor_within_the_links_tolerance():
+    from bfimna.golden.spec.link import uart_divisor
+    assert uart_divisor(25e6, 115200)[0] == 217            # 115,207 baud, +0.006%
+    assert uart_divisor(12e6, 3_000_000) == (4, 0.0)       # the FT231X's top rate, exact
+    assert uart_divisor(24e6, 3_000_000) == (8, 0.0)
+    with pytest.raises(ValueError, match=r"25 MHz / 8 = 3,125,000 baud is \+4.2% off "
+                                         r"3,000,000 \(at most 2%\); a clock of 12, 24, 48 MHz"):
+        uart_divisor(25e6, 3_000_000)
+    with pytest.raises(ValueError, match=r"8 MHz gives 2.67 cycles a bit, below 4"):
+        uart_divisor(8e6, 3_000_000)
+
+
+def test_cli_refuses_a_baud_the_clock_cannot_make_before_any_tool_runs(tmp_path, capsys):
+    from bfimna.cli import main
+    out = tmp_path / "f"
+    code = main(["fpga", "--config", str(CONFIG_DIR / "ap2d_37x16.yaml"), "--target",
+                 "ecp5-85k", "--baud", "3000000", "--out", str(out)])
+    assert code == 2
+    assert "--baud 3,000,000: 25 MHz / 8 = 3,125,000 baud is +4.2% off" in capsys.readouterr().err
+    assert not (out / "yosys.log").exists()

@@ -44,6 +44,30 @@ from bfimna.golden.spec.layout import BitLayout
 # The link's bit rate: what `bfimna fpga` builds the board top's UART for (its divisor is
 # the clock over this) and what the serial drivers open the port at, unless told otherwise.
 BAUD = 115200
+# How far the board's rate (its clock / an integer divisor) may be from the one asked for.
+# Measured on the board top (scripts/uart_margin.py, docs/cosim.md "Board top"): at 8
+# cycles a bit the link works with the host 3.5% below to 4.5% above the board's rate;
+# half of that is left for the host's own error.
+RATE_TOLERANCE = 0.02
+MIN_DIVISOR = 4          # the board's UART samples mid-bit: at least 4 cycles a bit
+
+
+def uart_divisor(clock_hz: float, baud: int = BAUD) -> tuple[int, float]:
+    """The board UART's divisor for `baud` from a `clock_hz` clock, and the relative
+    error of the rate it makes: (divisor, error). ValueError, saying which clocks would
+    do, when the divisor is below MIN_DIVISOR or the rate off by more than RATE_TOLERANCE."""
+    div = max(1, round(clock_hz / baud))
+    err = clock_hz / div / baud - 1
+    if div < MIN_DIVISOR or abs(err) > RATE_TOLERANCE:
+        why = (f"{clock_hz / 1e6:g} MHz / {div} = {clock_hz / div:,.0f} baud is "
+               f"{100 * err:+.1f}% off {baud:,} (at most {100 * RATE_TOLERANCE:g}%)"
+               if div >= MIN_DIVISOR else
+               f"{clock_hz / 1e6:g} MHz gives {clock_hz / baud:.2f} cycles a bit, below "
+               f"{MIN_DIVISOR}")
+        raise ValueError(f"--baud {baud:,}: {why}; a clock of "
+                         f"{', '.join(f'{baud * d / 1e6:g}' for d in (4, 8, 16))} MHz "
+                         f"makes it exactly")
+    return div, err
 
 # the payload of a stream beat, both ways: the word, then a flags byte (bits 7:1 ignored)
 BEAT = BitLayout("stream beat", 72, {"word": (0, 64), "tlast": (64, 1)}, gaps="ignored")

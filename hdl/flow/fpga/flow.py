@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from bfimna.golden.spec.config import Config
+from bfimna.golden.spec.link import BAUD, uart_divisor
 from bfimna.hdl.flow.emit import board_verilog
 from bfimna.hdl.flow.fpga.estimate import REFUSE_FACTOR, cam_bits, estimate
 from bfimna.hdl.flow.fpga.report import (
+    pnr_critical_paths,
     pnr_fmax,
     pnr_overuse,
     pnr_utilisation,
@@ -25,7 +27,14 @@ from bfimna.hdl.flow.fpga.report import (
     write_report,
     yosys_cells,
 )
-from bfimna.hdl.flow.fpga.targets import BAUD, TARGETS, FpgaError, Target, constraints, fit_problems
+from bfimna.hdl.flow.fpga.targets import (
+    TARGETS,
+    FpgaError,
+    FpgaUsage,
+    Target,
+    constraints,
+    fit_problems,
+)
 from bfimna.hdl.gen.board import board_module_name, ecp5_pll
 
 
@@ -67,13 +76,15 @@ def _run(cmd: list[str], log: Path, what: str, timeout: float | None = None) -> 
 
 
 def _synthesise(cfg: Config, t: Target, out: Path, netlist: bool,
-                pll: dict[str, Any] | None = None) -> tuple[dict[str, int], dict[str, int],
-                                                            float]:
+                pll: dict[str, Any] | None = None, divisor: int | None = None
+                ) -> tuple[dict[str, int], dict[str, int], float]:
     """Yosys on the board top of `cfg`: (cell counts, resources used, wall seconds); with
-    `netlist`, also the JSON netlist place and route reads; with `pll`, clocked from it."""
+    `netlist`, also the JSON netlist place and route reads; with `pll`, clocked from it;
+    `divisor`: the UART's (default: the clock over BAUD)."""
     top = board_module_name(cfg)
     f_mhz = pll["fout_mhz"] if pll else t.clk_hz / 1e6
-    (out / f"{top}.v").write_text(board_verilog(cfg, round(f_mhz * 1e6 / BAUD), t.led_invert,
+    div = divisor or round(f_mhz * 1e6 / BAUD)
+    (out / f"{top}.v").write_text(board_verilog(cfg, div, t.led_invert,
                                                 pll, t.clk_hz / 1e6))
     synth = "synth_ecp5" if t.family == "ecp5" else "synth_ice40"
     script = (f"read_verilog {top}.v; {synth} -top {top}" + (f" -json {top}.json" if netlist
@@ -86,12 +97,14 @@ def _synthesise(cfg: Config, t: Target, out: Path, netlist: bool,
 
 def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = False,
              seed: int = 1, force: bool = False,
-             clock_mhz: float | None = None) -> dict[str, Any]:
+             clock_mhz: float | None = None, baud: int = BAUD) -> dict[str, Any]:
     """Synthesise, place and route the board-level top of `cfg` for `target`; write the
     logs, report.json and summary.md into out_dir; return the report. Unless `force`, a
     design the estimate puts far beyond the part (REFUSE_FACTOR) is refused before
     synthesis, which would take long only to say it does not fit. `clock_mhz` (ECP5):
-    clock the design from a PLL at that frequency instead of the board's clock."""
+    clock the design from a PLL at that frequency instead of the board's clock. `baud`:
+    the UART's rate; the clock must make it within the link's tolerance
+    (golden/spec/link.py: uart_divisor), else FpgaUsage before anything runs."""
     if target not in TARGETS:
         raise FpgaError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
     t = TARGETS[target]
@@ -110,11 +123,15 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
     (out / "report.json").unlink(missing_ok=True)     # never read a stale one
     est = estimate(cfg, t.family)
     f_mhz = pll["fout_mhz"] if pll else t.clk_hz / 1e6
+    try:
+        divisor, rate_error = uart_divisor(f_mhz * 1e6, baud)
+    except ValueError as exc:
+        raise FpgaUsage(str(exc)) from None
     report: dict[str, Any] = {
         "target": target, "part": t.part, "board": t.board, "config": cfg.name,
         "config_sha256": cfg.hash, "top": top, "board_clock_mhz": t.clk_hz / 1e6,
-        "clock_mhz": f_mhz, "pll": pll, "uart_baud": BAUD,
-        "uart_divisor": round(f_mhz * 1e6 / BAUD), "cam_bits": est["cam_bits"],
+        "clock_mhz": f_mhz, "pll": pll, "uart_baud": baud, "uart_divisor": divisor,
+        "uart_rate_error": round(rate_error, 5), "cam_bits": est["cam_bits"],
         "estimate": est, "wall_s": {}}
     far = [k for k in ("luts", "ffs") if est[k] > REFUSE_FACTOR * t.capacity[k]]
     if far and not force:
@@ -129,7 +146,7 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
                         f"{est['calibration_points']} synthesised designs, each within "
                         f"{est['max_error_pct']:.0f}%) is beyond {REFUSE_FACTOR}x the part; "
                         f"--force runs it anyway")
-    cells, used, wall = _synthesise(cfg, t, out, netlist=True, pll=pll)
+    cells, used, wall = _synthesise(cfg, t, out, netlist=True, pll=pll, divisor=divisor)
     report["wall_s"]["synthesis"] = round(wall, 1)
     report["synthesis_cells"] = cells
     problems = fit_problems(t, used)
@@ -163,6 +180,8 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
     report["utilisation"] = pnr_utilisation(t, rep, used)
     report["nextpnr_utilisation"] = rep.get("utilization", {})
     report["fmax_mhz"] = pnr_fmax(rep)
+    verilog = (out / f"{top}.v").read_text(errors="replace").splitlines()
+    report["critical_paths"] = pnr_critical_paths(rep, verilog)
     report["fits"] = True
     report["timing_met"], why = timing_verdict(report["fmax_mhz"])
     if why:

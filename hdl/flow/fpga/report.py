@@ -69,6 +69,105 @@ def pnr_fmax(rep: dict[str, Any]) -> dict[str, dict[str, float]]:
             for clk, v in rep.get("fmax", {}).items()}
 
 
+# Yosys / nextpnr name a mapped cell or net after a named net it is wired to plus the
+# path through the cells ("sys.tile0.phase_end_LUT4_Z_D_LUT4_Z_D[3]"): the named net
+# is the part before the first of these suffixes.
+_MAPPED = re.compile(r"(_(LUT4|TRELLIS_|CCU2C|PFUMX|L6MUX21|DPR16X4|DP16KD|MULT18X18D|"
+                     r"SB_|ICESTORM_)|\$(CCU2|nextpnr|glbnet)|\[)")
+_SOURCE = re.compile(r"^(?P<file>[^:]+\.v):(?P<line>\d+)\.(?P<c0>\d+)-(?P<l1>\d+)\.(?P<c1>\d+)$")
+
+
+def short_net(name: str) -> str:
+    """The named net a mapped cell or net name starts from ("sys.tile0.phase_end_LUT4_Z_D
+    [3]" -> "sys.tile0.phase_end"); names of the tools' own ("$nextpnr_CCU2C_397") stay."""
+    if name.startswith("$"):
+        return name
+    mt = _MAPPED.search(name)
+    return name[:mt.start()] if mt and mt.start() > 0 else name
+
+
+def cell_signal(cell: str) -> str:
+    """The register a flip-flop cell holds a bit of ("sys.tile0.iw_TRELLIS_FF_Q_7" ->
+    "sys.tile0.iw": the number counts the register's flip-flops, it need not be the
+    bit); other cells: their named net (short_net)."""
+    mt = re.fullmatch(r"(.+?)_(?:TRELLIS_FF|SB_DFF\w*)_Q(?:_\d+)?", cell)
+    return mt.group(1) if mt else short_net(cell)
+
+
+def _source_names(sources: Any, verilog: list[str] | None) -> list[str]:
+    """The identifiers at a net's source locations ("top.v:5880.14-5880.16") in the
+    design's Verilog (`verilog`: its lines); locations in other files are skipped."""
+    out: list[str] = []
+    if not verilog or not isinstance(sources, list):
+        return out
+    for src in sources:
+        mt = _SOURCE.match(str(src))
+        if not mt or mt.group("file").startswith("/"):
+            continue
+        ln, c0, c1 = int(mt.group("line")), int(mt.group("c0")), int(mt.group("c1"))
+        if not 1 <= ln <= len(verilog) or int(mt.group("l1")) != ln:
+            continue
+        ident = verilog[ln - 1][c0 - 1:c1 - 1].strip().lstrip("\\")
+        if ident and re.fullmatch(r"[\w.$\\\[\]:]+", ident):
+            out.append(ident)
+    return out
+
+
+def pnr_critical_paths(rep: dict[str, Any], verilog: list[str] | None = None,
+                       max_nets: int = 12) -> list[dict[str, Any]]:
+    """The critical paths of nextpnr's JSON report (`critical_paths`: one per clock pair,
+    each a list of segments {type, from: {cell, port, loc}, to, delay, net, sources}),
+    worst first: clock pair, start and end cell, logic levels (cell delays > 0 between
+    the launching and the capturing flip-flop), total / logic / routing delay in ns, and
+    the nets along it (shortened to the named net they start from, or the Verilog
+    identifier of their source location when `verilog`, the design's lines, is given),
+    at most `max_nets`. Anything missing or malformed counts as no path: never raises."""
+    paths = rep.get("critical_paths") if isinstance(rep, dict) else None
+    out: list[dict[str, Any]] = []
+    if not isinstance(paths, list):
+        return out
+    for cp in paths:
+        if not isinstance(cp, dict) or not isinstance(cp.get("path"), list):
+            continue
+        segs = [s for s in cp["path"] if isinstance(s, dict)]
+        if not segs:
+            continue
+
+        def delay(s: dict[str, Any]) -> float:
+            d = s.get("delay", 0)
+            return float(d) if isinstance(d, (int, float)) else 0.0
+
+        def cell(end: Any) -> str:
+            return str(end.get("cell", "?")) if isinstance(end, dict) else "?"
+
+        routing = sum(delay(s) for s in segs if s.get("type") == "routing")
+        cells = sum(delay(s) for s in segs if s.get("type") != "routing")
+        nets: list[str] = []
+        for s in segs:
+            if s.get("type") != "routing" or "net" not in s:
+                continue
+            if str(s["net"]).startswith("$nextpnr"):
+                continue                  # the placer's own (a split carry chain)
+            names = [short_net(str(s["net"]))]
+            if names[0].startswith("$"):     # a net of the tools: name it by its source
+                names = _source_names(s.get("sources"), verilog) or names
+            for nm in names:
+                if not nets or nets[-1] != nm:
+                    nets.append(nm)
+        more = max(0, len(nets) - max_nets)
+        out.append({
+            "from_clock": str(cp.get("from", "?")), "to_clock": str(cp.get("to", "?")),
+            "start": cell(segs[0].get("from")), "end": cell(segs[-1].get("to")),
+            "start_signal": cell_signal(cell(segs[0].get("from"))),
+            "end_signal": cell_signal(cell(segs[-1].get("to"))),
+            "logic_levels": sum(1 for s in segs if s.get("type") == "logic" and delay(s) > 0),
+            "delay_ns": round(routing + cells, 3), "logic_ns": round(cells, 3),
+            "routing_ns": round(routing, 3),
+            "nets": nets[:max_nets] + ([f"... {more} more"] if more else [])})
+    out.sort(key=lambda p: -p["delay_ns"])
+    return out
+
+
 def read_pnr_report(path: Path) -> dict[str, Any]:
     """nextpnr's JSON report; a missing, empty or truncated one (a tool that stopped
     half-way) is an error, not an empty report."""
@@ -100,6 +199,24 @@ def timing_verdict(fmax: dict[str, dict[str, float]]) -> tuple[bool, list[str]]:
     return not why, why
 
 
+def critical_path_table(paths: list[dict[str, Any]]) -> list[str]:
+    """summary.md's table of the critical paths (pnr_critical_paths), worst first."""
+    if not paths:
+        return []
+    lines = ["", "Critical paths (nextpnr: the worst path of each clock pair):", "",
+             "| clocks | from | to | logic levels | delay ns | logic ns | routing ns | "
+             "nets along it |", "|---|---|---|---|---|---|---|---|"]
+    for p in paths:
+        clocks = (p["from_clock"] if p["from_clock"] == p["to_clock"]
+                  else f"{p['from_clock']} -> {p['to_clock']}")
+        nets = " > ".join(f"`{n}`" for n in p["nets"])
+        lines.append(f"| {clocks} | `{p['start_signal']}` | `{p['end_signal']}` | "
+                     f"{p['logic_levels']} | "
+                     f"{p['delay_ns']:.2f} | {p['logic_ns']:.2f} | {p['routing_ns']:.2f} | "
+                     f"{nets} |")
+    return lines
+
+
 def write_report(out: Path, report: dict[str, Any]) -> None:
     """report.json and summary.md (the same as a table) into `out`."""
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -120,6 +237,7 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
         verdict = "meets" if f["achieved"] >= f["constraint"] > 0 else "MISSES"
         lines.append(f"\nFmax {clk}: {f['achieved']} MHz ({verdict} the constraint, "
                      f"{f['constraint']} MHz)")
+    lines += critical_path_table(report.get("critical_paths", []))
     if "timing_met" in report and not report.get("fmax_mhz"):
         lines.append("\nFmax: none reported (timing NOT met)")
     for p in report.get("problems", []):

@@ -16,6 +16,11 @@ class FpgaError(RuntimeError):
     """A tool failed, or the design does not fit the part (the message says by how much)."""
 
 
+class FpgaUsage(FpgaError):
+    """An option the flow cannot honour (e.g. a baud rate the clock cannot make), found
+    before any tool runs: the CLI's exit 2."""
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
