@@ -93,7 +93,7 @@ def test_run_the_digits_cnn_through_the_serial_driver_on_the_emulated_board():
     r = run("run", "--config", CONFIG_DIR / "ulx3s_85f.yaml", "--network", net, "--plan", plan,
             "--backend", "board", "--emulate", "--images", "1", "--no-progress")
     assert r.returncode == 0, r.stderr
-    assert "board: 1 tile(s), CAP 32x52 (2D), 1 MAP(s) 512x8, 24-bit counters" in r.stdout
+    assert "board: 1 tile(s), CAP 32x55 (2D), 1 MAP(s) 32x16, 24-bit counters" in r.stdout
     assert "predicted = counted for every layer; every layer bit-exact" in r.stdout
     r = run("run", "--config", CONFIG_DIR / "ulx3s_85f.yaml", "--network", net, "--plan", plan,
             "--backend", "board")

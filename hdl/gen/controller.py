@@ -274,10 +274,8 @@ class APController(wiring.Component):
 
         # -- instruction register: the word in progress, seen through its formats -------
         iw = Signal(WORD_BITS)
-        ins, rows_ins, movw = view(GENERIC, iw), view(ROWS_FORMAT, iw), view(MOVW_FORMAT, iw)
-        op, s, n, mm, d, a, b, imm = (ins.op, ins.s, ins.n, ins.m, ins.d, ins.a, ins.b,
-                                      ins.imm)
-        lo, hi = rows_ins.lo, rows_ins.hi
+        ins, movw = view(GENERIC, iw), view(MOVW_FORMAT, iw)
+        op, s, n, mm = ins.op, ins.s, ins.n, ins.m
         illegal = Signal()
 
         active = Signal()
@@ -309,12 +307,20 @@ class APController(wiring.Component):
                         m.d.comb += [self.host_rdata.eq(a_.rdata),
                                      self.host_rvalid.eq(host_rd_pending & a_.rd_valid)]
 
-        # -- the micro-op this cycle ------------------------------------------------------
+        # -- the micro-op this cycle: registers, loaded one cycle ahead ------------------
+        # micro_op() is a pure function of the sequencer state (the instruction word, ph,
+        # step, p, i, j, illegal, dsign). Below, the sequencer computes it for the state
+        # it moves to and registers it with that state, so the arrays see a micro-op
+        # straight from flip-flops, in the same cycle as before (no added cycle: golden's
+        # cycle model is unchanged), and the sequencer's next-state logic reads the
+        # registered last_pass / cnt instead of decoding the ROM itself.
         u_op, u_key, u_mask = Signal(4), Signal(C), Signal(C)
         u_col, u_col2, u_shift = Signal(core.col.shape() if ap.two_d else 1), \
             Signal(core.col2.shape() if ap.two_d else 1), \
             Signal(core.shift.shape() if ap.two_d else 1)
         u_addr, u_addr2 = Signal(addr_bits(R)), Signal(addr_bits(R))
+        u_last_pass = Signal()  # PH_LUT: this micro-op is the last pass of the LUT
+        u_cnt = Signal(7)       # PH_LUT: bits the LUT loop runs over
         last = Signal()   # this micro-op is the last of the instruction
 
         def onehot(col):
@@ -325,137 +331,163 @@ class APController(wiring.Component):
             """C-bit mask of columns [start, start + width)."""
             return Cat(*((start <= k) & (start + width > k) for k in range(C)))
 
-        # LUT selection and role columns for the current (op, step, i, j)
-        lut = Signal(range(len(LUT_NAMES)))
-        cnt = Signal(7)
-        xcol, ycol, kcol = Signal(10), Signal(10), Signal(10)
-        ncl = Mux(i < n - 1, i, n - 1)  # min(i, n-1): sign extension of an operand
-        imm_bit = (imm >> i)[0]  # imm is signed: bits above 15 repeat the sign
-        with m.Switch(op):
-            with m.Case(Opc.ADD, Opc.SUB):
-                m.d.comb += [lut.eq(Mux(op == Opc.SUB, LUT_ID["sub"], LUT_ID["add"])),
-                             cnt.eq(n), xcol.eq(a + i), ycol.eq(d + i)]
-            with m.Case(Opc.ADDI):
-                m.d.comb += [lut.eq(Mux(imm_bit, LUT_ID["inc1"], LUT_ID["inc"])), cnt.eq(n),
-                             ycol.eq(d + i)]
-            with m.Case(Opc.SUBI):
-                m.d.comb += [lut.eq(Mux(imm_bit, LUT_ID["dec1"], LUT_ID["dec"])), cnt.eq(n),
-                             ycol.eq(d + i)]
-            with m.Case(Opc.MUL):
-                m.d.comb += [ycol.eq(d + j + i), kcol.eq(b + j)]
-                with m.If(s):
-                    m.d.comb += [lut.eq(Mux(j == mm - 1, LUT_ID["sub_if"], LUT_ID["add_if"])),
-                                 cnt.eq(n + mm - j), xcol.eq(a + ncl)]
-                with m.Else():
-                    m.d.comb += [lut.eq(Mux(i < n, LUT_ID["add_if"], LUT_ID["inc"])),
-                                 cnt.eq(n + 1), xcol.eq(a + i)]
-            with m.Case(Opc.MAC):
-                m.d.comb += [cnt.eq(mm - j), ycol.eq(d + j + i)]
-                with m.If(s | (i < n)):
-                    m.d.comb += [lut.eq(Mux(dsign, LUT_ID["sub"], LUT_ID["add"])),
-                                 xcol.eq(Mux(s, a + ncl, a + i))]
-                with m.Else():
-                    m.d.comb += lut.eq(Mux(dsign, LUT_ID["dec"], LUT_ID["inc"]))
-            with m.Case(Opc.MAX, Opc.MIN):
-                m.d.comb += cnt.eq(n)
-                with m.If(step == 1):
-                    m.d.comb += lut.eq(Mux(s & (i == n - 1), LUT_ID["borrow_top"],
-                                           LUT_ID["borrow"]))
-                    with m.If(op == Opc.MAX):
-                        m.d.comb += [xcol.eq(a + i), ycol.eq(d + i)]
+        def micro_op(iw_, ph, step, p, i, j, illegal, dsign):
+            """The micro-op of a sequencer state (a pure function of it), as signals:
+            op, key, mask, addr, addr2, col, col2, shift, last_pass, cnt."""
+            ins_, rows_ = view(GENERIC, iw_), view(ROWS_FORMAT, iw_)
+            op, s, n, mm, d, a, b, imm = (ins_.op, ins_.s, ins_.n, ins_.m, ins_.d, ins_.a,
+                                          ins_.b, ins_.imm)
+            lo, hi = rows_.lo, rows_.hi
+            g_op, g_key, g_mask = Signal(4, name="g_op"), Signal(C, name="g_key"), \
+                Signal(C, name="g_mask")
+            g_col, g_col2, g_shift = (Signal.like(u_col, name="g_col"),
+                                      Signal.like(u_col2, name="g_col2"),
+                                      Signal.like(u_shift, name="g_shift"))
+            g_addr, g_addr2 = Signal.like(u_addr, name="g_addr"), \
+                Signal.like(u_addr2, name="g_addr2")
+
+            # LUT selection and role columns for (op, step, i, j)
+            lut = Signal(range(len(LUT_NAMES)))
+            cnt = Signal(7)
+            xcol, ycol, kcol = Signal(10), Signal(10), Signal(10)
+            ncl = Mux(i < n - 1, i, n - 1)  # min(i, n-1): sign extension of an operand
+            imm_bit = (imm >> i)[0]  # imm is signed: bits above 15 repeat the sign
+            with m.Switch(op):
+                with m.Case(Opc.ADD, Opc.SUB):
+                    m.d.comb += [lut.eq(Mux(op == Opc.SUB, LUT_ID["sub"], LUT_ID["add"])),
+                                 cnt.eq(n), xcol.eq(a + i), ycol.eq(d + i)]
+                with m.Case(Opc.ADDI):
+                    m.d.comb += [lut.eq(Mux(imm_bit, LUT_ID["inc1"], LUT_ID["inc"])),
+                                 cnt.eq(n), ycol.eq(d + i)]
+                with m.Case(Opc.SUBI):
+                    m.d.comb += [lut.eq(Mux(imm_bit, LUT_ID["dec1"], LUT_ID["dec"])),
+                                 cnt.eq(n), ycol.eq(d + i)]
+                with m.Case(Opc.MUL):
+                    m.d.comb += [ycol.eq(d + j + i), kcol.eq(b + j)]
+                    with m.If(s):
+                        m.d.comb += [lut.eq(Mux(j == mm - 1, LUT_ID["sub_if"],
+                                                LUT_ID["add_if"])),
+                                     cnt.eq(n + mm - j), xcol.eq(a + ncl)]
                     with m.Else():
-                        m.d.comb += [xcol.eq(d + i), ycol.eq(a + i)]
-                with m.Else():
-                    m.d.comb += [lut.eq(LUT_ID["cmov"]), xcol.eq(a + i), ycol.eq(d + i)]
-            with m.Case(Opc.SHR):
-                m.d.comb += [lut.eq(LUT_ID["inc"]), cnt.eq(n - mm), ycol.eq(d + mm + i)]
-            with m.Case(Opc.REDUCE):
-                m.d.comb += [lut.eq(LUT_ID["add"]), cnt.eq(n), xcol.eq(a + i), ycol.eq(d + i)]
+                        m.d.comb += [lut.eq(Mux(i < n, LUT_ID["add_if"], LUT_ID["inc"])),
+                                     cnt.eq(n + 1), xcol.eq(a + i)]
+                with m.Case(Opc.MAC):
+                    m.d.comb += [cnt.eq(mm - j), ycol.eq(d + j + i)]
+                    with m.If(s | (i < n)):
+                        m.d.comb += [lut.eq(Mux(dsign, LUT_ID["sub"], LUT_ID["add"])),
+                                     xcol.eq(Mux(s, a + ncl, a + i))]
+                    with m.Else():
+                        m.d.comb += lut.eq(Mux(dsign, LUT_ID["dec"], LUT_ID["inc"]))
+                with m.Case(Opc.MAX, Opc.MIN):
+                    m.d.comb += cnt.eq(n)
+                    with m.If(step == 1):
+                        m.d.comb += lut.eq(Mux(s & (i == n - 1), LUT_ID["borrow_top"],
+                                               LUT_ID["borrow"]))
+                        with m.If(op == Opc.MAX):
+                            m.d.comb += [xcol.eq(a + i), ycol.eq(d + i)]
+                        with m.Else():
+                            m.d.comb += [xcol.eq(d + i), ycol.eq(a + i)]
+                    with m.Else():
+                        m.d.comb += [lut.eq(LUT_ID["cmov"]), xcol.eq(a + i), ycol.eq(d + i)]
+                with m.Case(Opc.SHR):
+                    m.d.comb += [lut.eq(LUT_ID["inc"]), cnt.eq(n - mm), ycol.eq(d + mm + i)]
+                with m.Case(Opc.REDUCE):
+                    m.d.comb += [lut.eq(LUT_ID["add"]), cnt.eq(n), xcol.eq(a + i),
+                                 ycol.eq(d + i)]
 
-        rom = Array(Const(wd, 11) for wd in ROM_WORDS)
-        starts = Array(Const(x, p.shape()) for x in LUT_START)
-        entry = Signal(11)
-        m.d.comb += entry.eq(rom[starts[lut] + p])
-        role_col = {"c": Const(CY, 10), "x": xcol, "y": ycol, "k": kcol}
-        lut_key, lut_mask = Signal(C), Signal(C)
-        m.d.comb += [
-            lut_mask.eq(_or([Mux(entry[2 + 2 * ri], onehot(role_col[r]), 0)
-                             for ri, r in enumerate(ROLES)])),
-            lut_key.eq(_or([Mux(entry[2 + 2 * ri] & entry[3 + 2 * ri], onehot(role_col[r]), 0)
-                            for ri, r in enumerate(ROLES)])),
-        ]
-        lut_last_pass = entry[10]
-        lut_kind = entry[0:2]
+            rom = Array(Const(wd, 11) for wd in ROM_WORDS)
+            starts = Array(Const(x, p.shape()) for x in LUT_START)
+            entry = Signal(11)
+            m.d.comb += entry.eq(rom[starts[lut] + p])
+            role_col = {"c": Const(CY, 10), "x": xcol, "y": ycol, "k": kcol}
+            lut_key, lut_mask = Signal(C), Signal(C)
+            m.d.comb += [
+                lut_mask.eq(_or([Mux(entry[2 + 2 * ri], onehot(role_col[r]), 0)
+                                 for ri, r in enumerate(ROLES)])),
+                lut_key.eq(_or([Mux(entry[2 + 2 * ri] & entry[3 + 2 * ri],
+                                    onehot(role_col[r]), 0)
+                                for ri, r in enumerate(ROLES)])),
+            ]
+            lut_kind = entry[0:2]
 
-        # clear masks and CLAMP ranges
-        clr_mask = Signal(C)
-        with m.Switch(op):
-            with m.Case(Opc.CLEAR, Opc.COPY):
-                m.d.comb += clr_mask.eq(rng_mask(d, n))
-            with m.Case(Opc.MUL):
-                m.d.comb += clr_mask.eq(Mux(step == 0, rng_mask(d, n + mm), 0) | onehot(CY))
-            with m.Default():
-                m.d.comb += clr_mask.eq(0 if self.fault == "no_carry_clear" else onehot(CY))
-        sign_col = d + n - 1
-        # CLAMP loop index t runs over i (+ the start offset)
+            # clear masks and CLAMP ranges
+            clr_mask = Signal(C)
+            with m.Switch(op):
+                with m.Case(Opc.CLEAR, Opc.COPY):
+                    m.d.comb += clr_mask.eq(rng_mask(d, n))
+                with m.Case(Opc.MUL):
+                    m.d.comb += clr_mask.eq(Mux(step == 0, rng_mask(d, n + mm), 0)
+                                            | onehot(CY))
+                with m.Default():
+                    m.d.comb += clr_mask.eq(0 if self.fault == "no_carry_clear"
+                                            else onehot(CY))
+            sign_col = d + n - 1
+            clamp_t0 = Mux(s, mm - 1, mm)   # CLAMP loop index t runs over i (+ this)
+
+            with m.Switch(ph):
+                with m.Case(PH_ONE):
+                    with m.If(~illegal & (op == Opc.ROWS)):
+                        m.d.comb += [g_op.eq(Op.ROWEN), g_addr.eq(lo), g_addr2.eq(hi)]
+                    with m.Else():  # NOP, XROWS, MAC by 0, an illegal word
+                        m.d.comb += g_op.eq(Op.NOP)
+                with m.Case(PH_CLR0):
+                    m.d.comb += g_op.eq(Op.CMP)
+                with m.Case(PH_CLR1):
+                    m.d.comb += [g_op.eq(Op.WR), g_mask.eq(clr_mask)]
+                with m.Case(PH_LUT):
+                    m.d.comb += [g_op.eq(Mux(lut_kind == KIND_WR, Op.WR,
+                                             Mux(lut_kind == KIND_CMPA, Op.CMPA, Op.CMP))),
+                                 g_key.eq(lut_key), g_mask.eq(lut_mask)]
+                with m.Case(PH_COPYB):
+                    with m.If(p == 0):
+                        m.d.comb += [g_op.eq(Op.CMP), g_key.eq(onehot(a + i)),
+                                     g_mask.eq(onehot(a + i))]
+                    with m.Else():
+                        m.d.comb += [g_op.eq(Op.WR), g_key.eq(onehot(d + i)),
+                                     g_mask.eq(onehot(d + i))]
+                with m.Case(PH_CLAMPC):
+                    t = clamp_t0 + i
+                    m.d.comb += [g_op.eq(Mux(i == 0, Op.CMP, Op.CMPA))]
+                    with m.If(~s):
+                        m.d.comb += [g_key.eq(onehot(d + t)), g_mask.eq(onehot(d + t))]
+                    with m.Elif(step == 0):
+                        m.d.comb += [g_key.eq(onehot(d + t)),
+                                     g_mask.eq(onehot(sign_col) | onehot(d + t))]
+                    with m.Else():
+                        m.d.comb += [g_key.eq(onehot(sign_col)),
+                                     g_mask.eq(onehot(sign_col) | onehot(d + t))]
+                with m.Case(PH_CLAMPW):
+                    m.d.comb += [g_op.eq(Op.WR), g_mask.eq(rng_mask(d, n))]
+                    with m.If(~s):
+                        m.d.comb += g_key.eq(rng_mask(d, mm))
+                    with m.Elif(step == 0):
+                        m.d.comb += g_key.eq(rng_mask(d, mm - 1))
+                    with m.Else():
+                        m.d.comb += g_key.eq(rng_mask(d + mm - 1, n - mm + 1))
+                with m.Case(PH_RELU):
+                    with m.If(p == 0):
+                        m.d.comb += [g_op.eq(Op.CMP), g_key.eq(onehot(sign_col)),
+                                     g_mask.eq(onehot(sign_col))]
+                    with m.Else():
+                        m.d.comb += [g_op.eq(Op.WR), g_mask.eq(rng_mask(d, n))]
+                with m.Case(PH_SHRR):
+                    with m.If(p == 0):
+                        m.d.comb += [g_op.eq(Op.CMP), g_key.eq(onehot(d + mm - 1)),
+                                     g_mask.eq(onehot(d + mm - 1))]
+                    with m.Else():
+                        m.d.comb += [g_op.eq(Op.WR), g_key.eq(onehot(CY)),
+                                     g_mask.eq(onehot(CY))]
+                if ap.two_d:
+                    with m.Case(PH_MV):
+                        m.d.comb += [g_op.eq(Op.MVCOL), g_col.eq(a + i), g_col2.eq(d + i),
+                                     g_shift.eq(Const(1, 1) << j)]
+            return {"op": g_op, "key": g_key, "mask": g_mask, "addr": g_addr,
+                    "addr2": g_addr2, "col": g_col, "col2": g_col2, "shift": g_shift,
+                    "last_pass": entry[10], "cnt": cnt}
+
+        # CLAMP loop bounds of the current instruction (the phase logic below)
         clamp_t0 = Mux(s, mm - 1, mm)
         clamp_tn = Mux(s, n - 1, n)
-
-        # -- micro-op generation ----------------------------------------------------------
-        with m.Switch(ph):
-            with m.Case(PH_ONE):
-                with m.If(~illegal & (op == Opc.ROWS)):
-                    m.d.comb += [u_op.eq(Op.ROWEN), u_addr.eq(lo), u_addr2.eq(hi)]
-                with m.Else():  # NOP, XROWS, MAC by 0, an illegal word
-                    m.d.comb += u_op.eq(Op.NOP)
-            with m.Case(PH_CLR0):
-                m.d.comb += u_op.eq(Op.CMP)
-            with m.Case(PH_CLR1):
-                m.d.comb += [u_op.eq(Op.WR), u_mask.eq(clr_mask)]
-            with m.Case(PH_LUT):
-                m.d.comb += [u_op.eq(Mux(lut_kind == KIND_WR, Op.WR,
-                                         Mux(lut_kind == KIND_CMPA, Op.CMPA, Op.CMP))),
-                             u_key.eq(lut_key), u_mask.eq(lut_mask)]
-            with m.Case(PH_COPYB):
-                with m.If(p == 0):
-                    m.d.comb += [u_op.eq(Op.CMP), u_key.eq(onehot(a + i)), u_mask.eq(onehot(a + i))]
-                with m.Else():
-                    m.d.comb += [u_op.eq(Op.WR), u_key.eq(onehot(d + i)), u_mask.eq(onehot(d + i))]
-            with m.Case(PH_CLAMPC):
-                t = clamp_t0 + i
-                m.d.comb += [u_op.eq(Mux(i == 0, Op.CMP, Op.CMPA))]
-                with m.If(~s):
-                    m.d.comb += [u_key.eq(onehot(d + t)), u_mask.eq(onehot(d + t))]
-                with m.Elif(step == 0):
-                    m.d.comb += [u_key.eq(onehot(d + t)),
-                                 u_mask.eq(onehot(sign_col) | onehot(d + t))]
-                with m.Else():
-                    m.d.comb += [u_key.eq(onehot(sign_col)),
-                                 u_mask.eq(onehot(sign_col) | onehot(d + t))]
-            with m.Case(PH_CLAMPW):
-                m.d.comb += [u_op.eq(Op.WR), u_mask.eq(rng_mask(d, n))]
-                with m.If(~s):
-                    m.d.comb += u_key.eq(rng_mask(d, mm))
-                with m.Elif(step == 0):
-                    m.d.comb += u_key.eq(rng_mask(d, mm - 1))
-                with m.Else():
-                    m.d.comb += u_key.eq(rng_mask(d + mm - 1, n - mm + 1))
-            with m.Case(PH_RELU):
-                with m.If(p == 0):
-                    m.d.comb += [u_op.eq(Op.CMP), u_key.eq(onehot(sign_col)),
-                                 u_mask.eq(onehot(sign_col))]
-                with m.Else():
-                    m.d.comb += [u_op.eq(Op.WR), u_mask.eq(rng_mask(d, n))]
-            with m.Case(PH_SHRR):
-                with m.If(p == 0):
-                    m.d.comb += [u_op.eq(Op.CMP), u_key.eq(onehot(d + mm - 1)),
-                                 u_mask.eq(onehot(d + mm - 1))]
-                with m.Else():
-                    m.d.comb += [u_op.eq(Op.WR), u_key.eq(onehot(CY)), u_mask.eq(onehot(CY))]
-            if ap.two_d:
-                with m.Case(PH_MV):
-                    m.d.comb += [u_op.eq(Op.MVCOL), u_col.eq(a + i), u_col2.eq(d + i),
-                                 u_shift.eq(Const(1, 1) << j)]
 
         # -- MAC digits: the lowest nonzero CSD digit below m, and taking it ------------
         def lowest_digit(pos, neg, limit, name):
@@ -467,10 +499,13 @@ class APController(wiring.Component):
             return found, k_out
 
         def take_digit(pos, neg, k):
-            """Remove digit k from the remaining digits; its sign decides add or sub."""
+            """Remove digit k from the remaining digits; its sign (digit_sign) decides add
+            or sub."""
             bit = (Const(1, 1) << k)[:18]
-            return [digits_pos.eq(pos & ~bit), digits_neg.eq(neg & ~bit),
-                    dsign.eq((neg >> k)[0])]
+            return [digits_pos.eq(pos & ~bit), digits_neg.eq(neg & ~bit)]
+
+        def digit_sign(neg, k):
+            return (neg >> k)[0]
 
         dig_any, dig_pos = lowest_digit(digits_pos, digits_neg, mm, "dig")
 
@@ -501,8 +536,8 @@ class APController(wiring.Component):
             with m.Case(PH_CLR1, PH_CLAMPW):
                 m.d.comb += phase_end.eq(1)
             with m.Case(PH_LUT):
-                with m.If(lut_last_pass):
-                    with m.If(i + 1 == cnt - (1 if self.fault == "last_bit_skipped" else 0)):
+                with m.If(u_last_pass):
+                    with m.If(i + 1 == u_cnt - (1 if self.fault == "last_bit_skipped" else 0)):
                         m.d.comb += phase_end.eq(1)
                     with m.Else():
                         m.d.comb += [nxt_i.eq(i + 1), nxt_p.eq(0)]
@@ -609,8 +644,8 @@ class APController(wiring.Component):
         m.d.comb += load.eq(queue.r_rdy & (~active | last))
         m.d.comb += queue.r_en.eq(load)
 
-        # initial phase of the head instruction
-        h_ph, h_j = Signal(4), Signal(7)
+        # initial phase of the head instruction (h_ph0: as if it were legal)
+        h_ph, h_ph0, h_j = Signal(4), Signal(4), Signal(7)
         h_dpos, h_dneg = Signal(18), Signal(18)
         x = Signal(signed(19))
         xh = Signal(signed(19))
@@ -619,29 +654,34 @@ class APController(wiring.Component):
         m.d.comb += [x.eq(h_imm), xh.eq(x >> 1), x3.eq(x + xh), c3.eq(xh ^ x3),
                      h_dpos.eq((x3 & c3)[:18]), h_dneg.eq((xh & c3)[:18])]
         h_first_any, h_first = lowest_digit(h_dpos, h_dneg, h_m, "h_first")
-        with m.If(~h_legal):
-            m.d.comb += h_ph.eq(PH_ONE)
-        with m.Else():
-            with m.Switch(h_op):
-                with m.Case(Opc.NOP, Opc.ROWS, Opc.XROWS):
-                    m.d.comb += h_ph.eq(PH_ONE)
-                with m.Case(Opc.MOVW):
-                    m.d.comb += h_ph.eq(PH_XFER)
-                with m.Case(Opc.RELU):
-                    m.d.comb += h_ph.eq(PH_RELU)
-                with m.Case(Opc.CLAMP):
-                    m.d.comb += h_ph.eq(PH_CLAMPC)
-                with m.Case(Opc.REDUCE):
-                    m.d.comb += h_ph.eq(PH_MV)
-                with m.Case(Opc.MAC):
-                    m.d.comb += [h_ph.eq(Mux(h_first_any, PH_CLR0, PH_ONE)), h_j.eq(h_first)]
-                with m.Default():
-                    m.d.comb += h_ph.eq(PH_CLR0)
+        with m.Switch(h_op):
+            with m.Case(Opc.NOP, Opc.ROWS, Opc.XROWS):
+                m.d.comb += h_ph0.eq(PH_ONE)
+            with m.Case(Opc.MOVW):
+                m.d.comb += h_ph0.eq(PH_XFER)
+            with m.Case(Opc.RELU):
+                m.d.comb += h_ph0.eq(PH_RELU)
+            with m.Case(Opc.CLAMP):
+                m.d.comb += h_ph0.eq(PH_CLAMPC)
+            with m.Case(Opc.REDUCE):
+                m.d.comb += h_ph0.eq(PH_MV)
+            with m.Case(Opc.MAC):
+                m.d.comb += [h_ph0.eq(Mux(h_first_any, PH_CLR0, PH_ONE)), h_j.eq(h_first)]
+            with m.Default():
+                m.d.comb += h_ph0.eq(PH_CLR0)
+        m.d.comb += h_ph.eq(Mux(h_legal, h_ph0, PH_ONE))
+
+        # dsign after a load (h_dsign) or a step of this instruction (c_dsign)
+        h_dsign, c_dsign = Signal(), Signal()
+        take_next = Signal()    # a MAC moves on to its next digit
+        m.d.comb += [take_next.eq((op == Opc.MAC) & (nxt_ph == PH_CLR0) & (ph != PH_CLR0)),
+                     h_dsign.eq(Mux(h_op == Opc.MAC, digit_sign(h_dneg, h_first), dsign)),
+                     c_dsign.eq(Mux(take_next, digit_sign(digits_neg, dig_pos), dsign))]
 
         with m.If(load):
             m.d.sync += [active.eq(1), iw.eq(w), illegal.eq(~h_legal), ph.eq(h_ph), step.eq(0),
                          i.eq(0), p.eq(0), j.eq(h_j), digits_pos.eq(h_dpos),
-                         digits_neg.eq(h_dneg)]
+                         digits_neg.eq(h_dneg), dsign.eq(h_dsign)]
             with m.If(h_op == Opc.MAC):
                 # the first digit is consumed now
                 m.d.sync += take_digit(h_dpos, h_dneg, h_first)
@@ -651,14 +691,30 @@ class APController(wiring.Component):
         with m.Elif(last):
             m.d.sync += active.eq(0)
         with m.Elif(active):
-            m.d.sync += [ph.eq(nxt_ph), step.eq(nxt_step), i.eq(nxt_i), p.eq(nxt_p), j.eq(nxt_j)]
+            m.d.sync += [ph.eq(nxt_ph), step.eq(nxt_step), i.eq(nxt_i), p.eq(nxt_p), j.eq(nxt_j),
+                         dsign.eq(c_dsign)]
             with m.If(ph == PH_XFER):
                 m.d.sync += [xi.eq(xi + 1), src_ptr.eq(
                     src_ptr + mut.pick("movw_stride_ignored", x_stride, 1))]
                 with m.If(mut.pick("movw_first_dst_skipped", xi != 0, 1)):
                     m.d.sync += dst_ptr.eq(dst_ptr + mut.pick("movw_dst_strided", 1, x_stride))
-            with m.If((op == Opc.MAC) & (nxt_ph == PH_CLR0) & (ph != PH_CLR0)):
+            with m.If(take_next):
                 m.d.sync += take_digit(digits_pos, digits_neg, dig_pos)
+
+        # ... and the micro-op of the next state, registered with it: that of the head
+        # instruction's first state (as if legal, in parallel with the validator, which
+        # only turns it into the NOP of an illegal word) or of this instruction's next
+        # state (a micro-op register nobody reads when the tile goes idle)
+        g_head = micro_op(w, h_ph0, Const(0, step.shape()), Const(0, p.shape()),
+                          Const(0, i.shape()), h_j, Const(0, 1), h_dsign)
+        g_cont = micro_op(iw, nxt_ph, nxt_step, nxt_p, nxt_i, nxt_j, illegal, c_dsign)
+        u_regs = {"op": u_op, "key": u_key, "mask": u_mask, "addr": u_addr, "addr2": u_addr2,
+                  "col": u_col, "col2": u_col2, "shift": u_shift, "last_pass": u_last_pass,
+                  "cnt": u_cnt}
+        with m.If(load):
+            m.d.sync += [r.eq(Mux(h_legal, g_head[k], 0)) for k, r in u_regs.items()]
+        with m.Else():
+            m.d.sync += [r.eq(g_cont[k]) for k, r in u_regs.items()]
 
         # -- MOVW: read word xi of the source AP, write word xi-1 into the destination ---
         xfer = Signal()
@@ -673,13 +729,28 @@ class APController(wiring.Component):
             for k, a_ in enumerate(aps):
                 with m.Case(k):
                     m.d.comb += src_word.eq(a_.rdata)
-        fmask = Signal(wmax)   # n low bits (n <= MAX_WIDTH)
-        n_moved = mut.pick("movw_width_short", n, n - 1)
-        m.d.comb += fmask.eq(Cat(*((n_moved > k) for k in range(min(wmax, MAX_WIDTH)))))
-        x_data, x_mask = Signal(wmax), Signal(wmax)
-        x_a = mut.pick("movw_src_field_ignored", a, 0)
-        x_d = mut.pick("movw_dst_field_ignored", d, 0)
-        m.d.comb += [x_data.eq(((src_word >> x_a) & fmask) << x_d), x_mask.eq(fmask << x_d)]
+        # word k of the destination: bits [d, d + n) = bits [a, a + n) of the source word,
+        # ((src >> a) & n low bits) << d, as one shift by a - d of the word above wmax
+        # zeros, and a mask; the shift and the mask depend on the instruction alone, so
+        # they are registered when it is loaded, off the path from the source
+        # AP's read register to the destination's rows
+        def movw_shift(iw_):
+            mv = view(MOVW_FORMAT, iw_)
+            n_moved = mut.pick("movw_width_short", mv.n, mv.n - 1)
+            fmask = Cat(*((n_moved > k) for k in range(min(wmax, MAX_WIDTH))))
+            x_a = mut.pick("movw_src_field_ignored", mv.a, 0)
+            x_d = mut.pick("movw_dst_field_ignored", mv.d, 0)
+            sh = Signal(signed(len(mv.a) + 2))
+            m.d.comb += sh.eq(wmax + x_a - x_d)
+            # d beyond the word shifts every bit out (an illegal MOVW, which never runs)
+            return Mux((sh < 0) | (sh >= 2 * wmax), 2 * wmax, sh), (fmask << x_d)[:wmax]
+
+        x_sh, x_mask = Signal(range(2 * wmax + 1)), Signal(wmax)
+        sh_h, mask_h = movw_shift(w)    # the head's, registered when it is loaded
+        with m.If(load):
+            m.d.sync += [x_sh.eq(sh_h), x_mask.eq(mask_h)]
+        x_data = Signal(wmax)
+        m.d.comb += x_data.eq((Cat(Const(0, wmax), src_word) >> x_sh)[:wmax] & x_mask)
 
         # -- drive the APs: the sequencer's micro-op, MOVW, or the host port when idle -----
         issuing = active  # the sequencer issues a micro-op in every active cycle
