@@ -78,8 +78,8 @@ bench-fpga: setup
 
 # FPGA flow (docs/fpga.md): a bitstream for the ULX3S 85F of a configuration that fits it
 # (ap2d_37x16, from the PLL at 20 MHz: it reaches about 23 MHz, short of the board's 25;
-# configs/ulx3s_85f.yaml, which holds the digits CNN, synthesises but did not route in
-# the time tried), then the report of the default configuration on that part (it does
+# configs/ulx3s_85f.yaml, which holds the digits CNNs, routes at about 15 MHz: see
+# docs/fpga.md for its 12 MHz bitstream, about 50 minutes more), then the report of the default configuration on that part (it does
 # not fit: the report and the message say by how much, so that step does not stop make).
 fpga: setup
 	$(BIN)/bfimna fpga --config configs/ap2d_37x16.yaml --target ecp5-85k --clock-mhz 20 \
