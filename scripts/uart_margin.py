@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--divisor {args.divisor}: the UART needs at least 4 cycles per bit")
     if any(not -50 < p < 100 for p in args.percent):
         ap.error("--percent: each value must be above -50 and below 100")
+    if args.divisor * (1 + min(args.percent) / 100) < 2:
+        ap.error(f"--percent {min(args.percent):g} at divisor {args.divisor}: the host's bit "
+                 f"time must be at least 2 cycles")
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:

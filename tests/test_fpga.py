@@ -273,8 +273,12 @@ def test_uart_divisor_within_the_links_tolerance():
     assert uart_divisor(12e6, 3_000_000) == (4, 0.0)       # the FT231X's top rate, exact
     assert uart_divisor(24e6, 3_000_000) == (8, 0.0)
     with pytest.raises(ValueError, match=r"25 MHz / 8 = 3,125,000 baud is \+4.2% off "
-                                         r"3,000,000 \(at most 2%\); a clock of 12, 24, 48 MHz"):
+                                         r"3,000,000 \(at most 2.0% at 8 cycles a bit\); a "
+                                         r"clock of 12, 24, 48 MHz"):
         uart_divisor(25e6, 3_000_000)
+    with pytest.raises(ValueError, match=r"1.5% off .* \(at most 1.3% at 4 cycles a bit\)"):
+        uart_divisor(12e6 * 1.015, 3_000_000)    # within 2%, not within 4 cycles' bound
+    assert uart_divisor(12e6 * 1.01, 3_000_000)[0] == 4
     with pytest.raises(ValueError, match=r"8 MHz gives 2.67 cycles a bit, below 4"):
         uart_divisor(8e6, 3_000_000)
 

@@ -479,8 +479,8 @@ def run_board_replay(cfg: Config, sim: str, script: Script, reads: list[int], di
                      waves=bool(waves))
     plus: dict[str, str | int] = {"max_cycles": max_cycles}
     if host_bit is not None:
-        if not 4 <= host_bit <= 1 << 20:
-            raise ValueError(f"host bit time {host_bit} cycles: 4 to 2^20")
+        if not 2 <= host_bit <= 1 << 20:      # the host samples half a bit in: >= 1 cycle
+            raise ValueError(f"host bit time {host_bit} cycles: 2 to 2^20")
         plus["host_q8"] = round(256 * host_bit)
     if verify:
         plus["fault"] = int(fault or 0)
