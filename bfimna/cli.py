@@ -972,7 +972,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--baud", type=POSITIVE, default=BAUD,
                    help="the UART's rate (default %(default)s); the clock must make it "
                         "within half the receiver's margin (2%% at 8 cycles a bit, 1.3%% at "
-                        "4; 3000000, the FT231X's top rate: --clock-mhz 12 or 24)")
+                        "4; 3000000, the FT231X's top rate: --clock-mhz 15 or 30 on ECP5)")
     f.add_argument("--force", action="store_true",
                    help="synthesise even when the estimate puts the design far beyond the part")
     f.set_defaults(func=cmd_fpga)
