@@ -80,10 +80,10 @@ def _synthesise(cfg: Config, t: Target, out: Path, netlist: bool,
                 ) -> tuple[dict[str, int], dict[str, int], float]:
     """Yosys on the board top of `cfg`: (cell counts, resources used, wall seconds); with
     `netlist`, also the JSON netlist place and route reads; with `pll`, clocked from it;
-    `divisor`: the UART's (default: the clock over BAUD)."""
+    `divisor`: the UART's (default: uart_divisor's for BAUD)."""
     top = board_module_name(cfg)
     f_mhz = pll["fout_mhz"] if pll else t.clk_hz / 1e6
-    div = divisor or round(f_mhz * 1e6 / BAUD)
+    div = divisor or uart_divisor(f_mhz * 1e6, BAUD)[0]
     (out / f"{top}.v").write_text(board_verilog(cfg, div, t.led_invert,
                                                 pll, t.clk_hz / 1e6))
     synth = "synth_ecp5" if t.family == "ecp5" else "synth_ice40"
