@@ -719,8 +719,14 @@ class APController(wiring.Component):
         # -- MOVW: read word xi of the source AP, write word xi-1 into the destination ---
         xfer = Signal()
         m.d.comb += xfer.eq(active & (ph == PH_XFER))
-        x_rd, x_wr = Signal(), Signal()
-        m.d.comb += [x_rd.eq(xfer & (xi < movw.count)), x_wr.eq(xfer & (xi != 0))]
+        # xi < count (a word left to read) and xi != 0 (a word to write), registered with
+        # xi: the comparators stay off the path into the arrays' port multiplexers
+        x_rd, x_wr, rd_left, wr_on = Signal(), Signal(), Signal(), Signal()
+        with m.If(load):
+            m.d.sync += [rd_left.eq(view(MOVW_FORMAT, w).count != 0), wr_on.eq(0)]
+        with m.Elif(active & ~last & (ph == PH_XFER)):
+            m.d.sync += [rd_left.eq(xi + 1 < movw.count), wr_on.eq(1)]
+        m.d.comb += [x_rd.eq(xfer & rd_left), x_wr.eq(xfer & wr_on)]
         sap = mut.pick("movw_swapped", movw.sap, movw.dap)
         dap = mut.pick("movw_swapped", movw.dap, movw.sap)
         wmax = max(a_.cols for a_ in [ap, mp])
