@@ -26,6 +26,10 @@ CFGS = {
                             "tile": {"maps": 2, "map_rows": 13, "map_cols": 11}}),
     "k1_1d": config_from_dict({"name": "k1", "ap": {"rows": 6, "cols": 14, "dims": 1},
                                "tile": {"maps": 1, "map_rows": 4, "map_cols": 24}}),
+    # MAPs in block RAM (hdl/gen/mapmem.py): the same transfers, from and to memories
+    "k2_bram": config_from_dict({"name": "k2b", "ap": {"rows": 9, "cols": 20, "dims": 2},
+                                 "tile": {"maps": 2, "map_rows": 13, "map_cols": 11,
+                                          "map_memory": "bram"}}),
 }
 
 

@@ -128,7 +128,13 @@ class System:
         self.reset()
 
     def reset(self) -> None:
+        old = getattr(self, "tiles", None)
         self.tiles = [self.tile_cls(self.cfg) for _ in range(self.cfg.system.tiles)]
+        if old is not None and self.cfg.tile.map_memory == "bram":
+            # a MAP in block RAM (hdl/gen/mapmem.py) keeps its rows over a reset; the
+            # flip-flop rows of the CAP and of `cam` MAPs clear
+            for new_tile, old_tile in zip(self.tiles, old, strict=True):
+                new_tile.maps = old_tile.maps
         self.counters = dict.fromkeys(GLOBAL_COUNTERS, 0)
         self.proto_error = False
         self.last_error: str | None = None

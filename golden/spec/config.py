@@ -52,6 +52,10 @@ SCHEMA = Record({
         "maps": Int(0, 7, default=1, doc="memory APs (MAPs, 1D) per tile beside the CAP"),
         "map_rows": Int(1, 4096, default=OMIT, doc="rows of each MAP (default: ap.rows)"),
         "map_cols": Int(2, 256, default=OMIT, doc="bit columns of each MAP (default: ap.cols)"),
+        "map_memory": OneOf("cam", "bram", default="cam",
+                            doc="how the RTL builds each MAP: cam (an AP core of flip-flop "
+                                "rows, cleared by reset) or bram (a memory with the same row "
+                                "port, for block RAM on an FPGA; keeps its rows over a reset)"),
     }),
     "system": Record({
         "tiles": Int(1, 16, default=1,
@@ -84,6 +88,7 @@ class TileConfig:
     maps: int = 1
     map_rows: int = 0     # 0 only in a Config built without a tile section: see Config
     map_cols: int = 0
+    map_memory: str = "cam"   # cam | bram (hdl/gen/mapmem.py)
 
     def map_ap(self, ap: APConfig) -> APConfig:
         """The configuration of each MAP: a 1D AP."""
@@ -110,7 +115,7 @@ class Config:
         if not self.tile.map_rows or not self.tile.map_cols:  # MAPs default to the CAP's size
             object.__setattr__(self, "tile", TileConfig(
                 self.tile.maps, self.tile.map_rows or self.ap.rows,
-                self.tile.map_cols or self.ap.cols))
+                self.tile.map_cols or self.ap.cols, self.tile.map_memory))
 
     @property
     def map_ap(self) -> APConfig:
@@ -126,7 +131,12 @@ class Config:
                        "counter_bits": self.ap.counter_bits},
                 "ctrl": {"queue_depth": self.ctrl.queue_depth},
                 "tile": {"maps": self.tile.maps, "map_rows": self.tile.map_rows,
-                         "map_cols": self.tile.map_cols},
+                         "map_cols": self.tile.map_cols,
+                         # only when not the default, so that the hash (and the build
+                         # directories it names) of every configuration before the field
+                         # stays the same
+                         **({"map_memory": self.tile.map_memory}
+                            if self.tile.map_memory != "cam" else {})},
                 "system": {"tiles": self.system.tiles, "topology": self.system.topology}}
 
     @property

@@ -43,6 +43,7 @@ from bfimna.golden.spec.microcode import LUTS
 from bfimna.golden.spec.uops import COUNTER_KEYS, Op, addr_bits, col_bits
 from bfimna.hdl.gen.ap import APCore
 from bfimna.hdl.gen.layouts import reserved, view
+from bfimna.hdl.gen.mapmem import MapMemory
 
 # -- microcode ROM: every LUT's passes, one entry per micro-op --------------------------
 ROLES = ("c", "x", "y", "k")
@@ -82,7 +83,8 @@ ROM_WORDS, LUT_START = _rom()
 def controller_module_name(cfg: Config) -> str:
     ap, t = cfg.ap, cfg.tile
     return (f"bfimna_tile{ap.dims}d_r{ap.rows}_c{ap.cols}_n{ap.counter_bits}"
-            f"_q{cfg.ctrl.queue_depth}_k{t.maps}_m{t.map_rows}x{t.map_cols}")
+            f"_q{cfg.ctrl.queue_depth}_k{t.maps}_m{t.map_rows}x{t.map_cols}"
+            + ("b" if t.map_memory == "bram" else ""))
 
 
 def host_widths(cfg: Config) -> dict[str, int]:
@@ -254,7 +256,7 @@ class APController(wiring.Component):
         mp = cfg.map_ap
         maps = []
         for k in range(K):
-            maps.append(APCore(mp))
+            maps.append(MapMemory(mp) if cfg.tile.map_memory == "bram" else APCore(mp))
             m.submodules[f"map{k + 1}"] = maps[-1]
         aps = [core] + maps
         m.submodules.queue = queue = SyncFIFOBuffered(width=WORD_BITS, depth=cfg.ctrl.queue_depth)

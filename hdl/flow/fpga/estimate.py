@@ -27,10 +27,16 @@ FAMILY_SCALE = {"ecp5": {"luts": 1.0, "ffs": 1.0},
                 "ice40": {"luts": 5621 / 7173, "ffs": 1631 / 1279}}
 
 
+def cam_maps(cfg: Config) -> int:
+    """MAPs per tile built as AP cores of flip-flops (`tile.map_memory: cam`); a MAP in
+    block RAM (`bram`, hdl/gen/mapmem.py) costs memory blocks, not logic."""
+    return cfg.tile.maps if cfg.tile.map_memory == "cam" else 0
+
+
 def cam_bits(cfg: Config) -> int:
-    """CAM bits of all APs (CAP and MAPs) of all tiles."""
+    """CAM bits (flip-flop bits) of all APs (the CAP and the cam MAPs) of all tiles."""
     return cfg.system.tiles * (cfg.ap.rows * cfg.ap.cols
-                               + cfg.tile.maps * cfg.tile.map_rows * cfg.tile.map_cols)
+                               + cam_maps(cfg) * cfg.tile.map_rows * cfg.tile.map_cols)
 
 
 def features(rows: int, cols: int, maps: int, map_rows: int, map_cols: int,
@@ -62,7 +68,7 @@ def fit_model(points: list[dict[str, Any]]) -> dict[str, Any]:
 
 def predict(model: dict[str, Any], cfg: Config) -> dict[str, int]:
     """ECP5 LUTs and FFs of the board top of `cfg` by a fitted model."""
-    f = features(cfg.ap.rows, cfg.ap.cols, cfg.tile.maps, cfg.tile.map_rows,
+    f = features(cfg.ap.rows, cfg.ap.cols, cam_maps(cfg), cfg.tile.map_rows,
                  cfg.tile.map_cols, cfg.system.tiles)
     return {k: int(round(sum(a * b for a, b in zip(model[k], f, strict=True))))
             for k in ("luts", "ffs")}
