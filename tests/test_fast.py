@@ -10,6 +10,8 @@ from bfimna.golden.host.stimulus import random_tile_program
 from bfimna.golden.model.fast import FastTile
 from bfimna.golden.model.tile import Tile
 from bfimna.golden.spec.config import config_from_dict
+from bfimna.golden.spec.costs import counts, profile
+from bfimna.golden.spec.isa import Instr, Opc, encode
 
 CFGS = [config_from_dict({"name": "a", "ap": {"rows": 19, "cols": 40, "dims": 2},
                           "tile": {"maps": 2, "map_rows": 23, "map_cols": 30}}),
@@ -43,6 +45,7 @@ def test_fast_tile_equals_bit_level_tile(cfg, seed):
             assert bad.size == 0, f"seed {s}: AP {k} differs first at (row, col) {bad[0]}"
         assert fast.counters == slow.counters, f"seed {s}"
         assert fast.error == slow.error
+        assert fast.last_error == slow.ctl.last_error, f"seed {s}"
         # the activity energy depends on: the cost model's per-word profile (fast) against
         # the micro-ops counted as they ran, with the rows they ran on (bit level)
         want_act = {k: v for k, v in slow.activity.items() if k != "wr_tagged"}
@@ -50,3 +53,131 @@ def test_fast_tile_equals_bit_level_tile(cfg, seed):
         assert slow.activity["wr_tagged"] <= slow.activity["wr_cells"]
         used = [k for k in want_act if k != "col_cells" or cfg.ap.two_d]   # REDUCE: 2D only
         assert all(want_act[k] > 0 for k in used), f"seed {s}: {want_act}"
+
+
+def _same_aps(fast, slow, cfg, why):
+    for k in range(cfg.tile.maps + 1):
+        got, want = fast.ap(k).cam, slow.ap(k).cam
+        if k == 0:
+            got, want = got[:, :cfg.ap.cols - 1], want[:, :cfg.ap.cols - 1]
+        bad = np.argwhere(got != want)
+        assert bad.size == 0, f"{why}: AP {k} differs first at (row, col) {bad[0]}"
+
+
+# packed words: columns across the 64-bit word boundaries, a 130-column MAP (3 words)
+WIDE = config_from_dict({"name": "w", "ap": {"rows": 37, "cols": 130, "dims": 2},
+                         "tile": {"maps": 2, "map_rows": 41, "map_cols": 130}})
+
+
+def test_fast_ap_fields_rows_and_columns_equal_bit_level(seed):
+    """The packed AP against the bit-level one: host rows and fields at every edge (width
+    63 and 64, fields across a 64-bit word, the top columns, whole rows), bit columns,
+    MOVW across word boundaries and its row rules at their limits."""
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    cfg = WIDE
+    slow, fast = Tile(cfg), FastTile(cfg)
+    C, R = cfg.ap.cols, cfg.ap.rows
+    for k in range(cfg.tile.maps + 1):                   # whole rows, random bits
+        for r in range(cfg.ap_of(k).rows):
+            v = int.from_bytes(rng.bytes(17), "little") & ((1 << C) - 1)
+            slow.host_write(k, r, v, (1 << C) - 1)
+            fast.host_write(k, r, v, (1 << C) - 1)
+    fields = [(0, 64), (1, 63), (64, 64), (63, 2), (C - 64, 64), (C - 63, 63), (C - 1, 1),
+              (60, 9), (120, 10), (2, 62)]
+    for k in range(cfg.tile.maps + 1):
+        rows = cfg.ap_of(k).rows
+        for col, width in fields:
+            row = int(rng.integers(0, rows))
+            n = int(rng.integers(1, rows - row + 1))
+            vals = rng.integers(0, 1 << 63, size=n, dtype=np.uint64) * np.uint64(2) \
+                + rng.integers(0, 2, size=n, dtype=np.uint64)     # all 64 bits random
+            fm = (1 << width) - 1
+            for i, v in enumerate(vals.tolist()):               # the reference: row by row
+                slow.host_write(k, row + i, (v & fm) << col, fm << col)
+            fast.host_write_field(k, row, col, width, vals)
+            got = fast.host_read_field(k, 0, rows, col, width).tolist()
+            assert got == [(slow.host_read(k, r) >> col) & fm for r in range(rows)], \
+                f"seed {seed}: AP {k} field ({col}, {width})"
+            r = int(rng.integers(0, rows))                      # a masked row write
+            data, mask = (int.from_bytes(rng.bytes(17), "little") & ((1 << C) - 1)
+                          for _ in range(2))
+            slow.host_write(k, r, data, mask)
+            fast.host_write(k, r, data, mask)
+            assert fast.host_read(k, r) == slow.host_read(k, r)
+    for col in (0, 63, 64, C - 1):                              # bit columns of the CAP
+        assert fast.host_read_col(col) == slow.host_read_col(col)
+    words = [encode(Instr(op=Opc.ROWS, lo=3, hi=30))]
+    slow.run(words)
+    fast.run(words)
+    for col in (0, 63, 64, C - 2):                              # into the enabled rows
+        vec = int.from_bytes(rng.bytes(5), "little") & ((1 << R) - 1)
+        slow.host_write_col(col, vec)
+        fast.host_write_col(col, vec)
+    _same_aps(fast, slow, cfg, f"seed {seed}: after the column writes")
+    # MOVW: fields across word boundaries, stride 0 and 3, row rules at their limits
+    mrows = cfg.tile.map_rows
+    moves = [((0, 0, 1), dict(sap=1, dap=0, a=60, d=62, n=32, count=R)),        # fits
+             ((0, 0, 1), dict(sap=1, dap=0, a=60, d=62, n=32, count=R + 1)),    # dst past
+             ((mrows - 1, 5, 0), dict(sap=2, dap=0, a=C - 32, d=0, n=32, count=9)),
+             ((2, 0, 3), dict(sap=1, dap=2, a=1, d=97, n=32, count=13)),        # last row
+             ((3, 0, 3), dict(sap=1, dap=2, a=1, d=97, n=32, count=13)),        # src past
+             ((0, 30, 2), dict(sap=0, dap=1, a=64, d=64, n=17, count=11)),
+             ((0, 31, 2), dict(sap=0, dap=2, a=64, d=64, n=17, count=11))]      # both fit
+    for (srow, drow, stride), kw in moves:
+        words = [encode(Instr(op=Opc.XROWS, srow=srow, drow=drow, stride=stride)),
+                 encode(Instr(op=Opc.MOVW, **kw))]
+        slow.run(words)
+        fast.run(words)
+        assert fast.error == slow.error and fast.last_error == slow.ctl.last_error, \
+            f"MOVW {kw} from {srow, drow, stride}: {fast.last_error} / {slow.ctl.last_error}"
+        _same_aps(fast, slow, cfg, f"seed {seed}: MOVW {kw} from {srow, drow, stride}")
+    assert fast.counters == slow.counters
+    assert fast.counters["errors"] == 2
+
+
+def test_every_legal_xrows_costs_the_same():
+    """FastTile tallies every XROWS under one entry: their counts and activity agree."""
+    cfg = WIDE
+    words = [encode(Instr(op=Opc.XROWS, srow=s, drow=d, stride=k))
+             for s, d, k in ((0, 0, 0), (5, 40, 3), (65535, 65535, 255), (1, 0, 1))]
+    assert len({counts(w, cfg.ap) for w in words}) == 1
+    assert len({profile(w, cfg.ap) for w in words}) == 1
+
+
+def test_gathers_equal_bit_level(seed):
+    """Long stretches of XROWS + MOVW pairs (FastTile.run moves them together): MAP fields
+    into CAP rows, the same and different destination fields, runs that write the same
+    cells (taken pair by pair), stride 0, an illegal MOVW inside a stretch, other words
+    between stretches; contents, counters, activity and errors as the bit-level tile."""
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    cfg = WIDE
+    R, MR = cfg.ap.rows, cfg.tile.map_rows
+    slow, fast = Tile(cfg), FastTile(cfg)
+    for k in range(1, cfg.tile.maps + 1):
+        for r in range(MR):
+            v = int.from_bytes(rng.bytes(17), "little") & ((1 << 130) - 1)
+            slow.host_write(k, r, v, (1 << 130) - 1)
+            fast.host_write(k, r, v, (1 << 130) - 1)
+    words = []
+    for _ in range(12):
+        fields = [(int(rng.integers(0, 100)), int(rng.integers(1, 17))) for _ in range(2)]
+        for _ in range(int(rng.integers(2, 30))):
+            d, n = fields[int(rng.integers(2))]
+            count = int(rng.integers(1, 6))
+            stride = int(rng.integers(0, 4))
+            srow = int(rng.integers(0, MR - (count - 1) * stride))
+            drow = int(rng.integers(0, R - count + 1))
+            if rng.random() < 0.03:
+                count = R + 1                                      # illegal: dst rows
+            words += [encode(Instr(op=Opc.XROWS, srow=srow, drow=drow, stride=stride)),
+                      encode(Instr(op=Opc.MOVW, sap=int(rng.integers(1, 3)), dap=0,
+                                   a=int(rng.integers(0, 130 - n)), d=d, n=n, count=count))]
+        words.append(encode(Instr(op=Opc.ROWS, lo=int(rng.integers(0, 5)), hi=R)))
+    slow.run(words)
+    fast.run(words)
+    _same_aps(fast, slow, cfg, f"seed {seed}")
+    assert fast.counters == slow.counters, f"seed {seed}"
+    assert fast.activity == {k: v for k, v in slow.activity.items() if k != "wr_tagged"}
+    assert (fast.error, fast.last_error) == (slow.error, slow.ctl.last_error)

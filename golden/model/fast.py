@@ -9,6 +9,15 @@ The one difference is the reserved carry column C-1, whose leftover value after 
 instruction this model does not reproduce (no instruction reads it before clearing it).
 tests/test_fast.py checks FastTile against Tile on random tile programs: every other
 column, every counter and the error flag agree.
+
+Representation (for speed: a field is a shift and a mask, not a pack of bit columns): each
+AP is a (rows, ceil(cols / 64)) uint64 array, bit c of row r being bit c % 64 of word
+c // 64; `FastAP.cam` unpacks it to the bit matrix of the bit-level model. ROWS always
+enables one row range [lo, hi), so an instruction touches the slice lo:hi only (rows
+outside it keep their fields; REDUCE reads 0 from them, which the slice gives too).
+Counters and activity are tallied per distinct cached word (executions and the enabled
+rows summed) and multiplied out when read: the same sums, without a dict update per
+instruction.
 """
 
 from __future__ import annotations
@@ -17,8 +26,31 @@ import numpy as np
 
 from bfimna.golden.spec.config import APConfig, Config
 from bfimna.golden.spec.costs import counts, profile
-from bfimna.golden.spec.isa import OPCODES, Instr, Opc, decode, encode, validate
+from bfimna.golden.spec.isa import (
+    OP_FIELD,
+    OPCODES,
+    XROWS_FORMAT,
+    Instr,
+    Opc,
+    Target,
+    decode,
+    encode,
+    validate,
+)
 from bfimna.golden.spec.uops import ACTIVITY_KEYS, COUNTER_KEYS
+
+_M64 = (1 << 64) - 1
+_OP_MASK = OP_FIELD.mask
+_XROWS_OP, _MOVW_OP = (int(op) << OP_FIELD.lsb for op in (Opc.XROWS, Opc.MOVW))
+_XROWS_GAPS = XROWS_FORMAT.gap_mask
+_SROW, _DROW, _STRIDE = ((XROWS_FORMAT[f].lsb, (1 << XROWS_FORMAT[f].width) - 1)
+                         for f in ("srow", "drow", "stride"))
+_ONES = np.ones(1 << 16, dtype=bool)       # the enabled rows of a slice (read only)
+_ONES.flags.writeable = False
+_U = np.uint64
+# MOVW's rules that read the transfer row registers (the rest depend on the word only)
+_XROW_RULES = tuple(r for r in OPCODES[Opc.MOVW].rules if r.name in ("src_rows", "dst_rows"))
+assert OPCODES[Opc.MOVW].rules[-2:] == _XROW_RULES, "MOVW's row rules moved: see fast.py"
 
 
 def _bits(value: int, n: int) -> np.ndarray:
@@ -28,43 +60,80 @@ def _bits(value: int, n: int) -> np.ndarray:
                          bitorder="little").view(bool)
 
 
+def _as_u64(values) -> np.ndarray:
+    """Values (an int, or an int64 or uint64 array) as uint64, two's complement wrapped."""
+    v = np.asarray(values)
+    return v if v.dtype == np.uint64 else v.astype(np.int64).astype(np.uint64)
+
+
 class FastAP:
-    """Bit array of one AP with field access (rows x cols, bool)."""
+    """Bits of one AP, packed 64 columns to a uint64 word, with field access."""
 
     def __init__(self, ap: APConfig):
         self.cfg = ap
-        self.cam = np.zeros((ap.rows, ap.cols), dtype=bool)
-        self.rowen = np.ones(ap.rows, dtype=bool)
+        self.nw = (ap.cols + 63) // 64
+        self.words = np.zeros((ap.rows, self.nw), dtype=np.uint64)
+        self.lo, self.hi = 0, ap.rows            # the enabled row range (its last ROWS)
 
-    def get(self, start: int, n: int) -> np.ndarray:
-        """Field [start, start+n) of every row as uint64 (n <= 63)."""
-        packed = np.packbits(self.cam[:, start:start + n], axis=1, bitorder="little")
-        buf = np.zeros((self.cfg.rows, 8), dtype=np.uint8)
-        buf[:, :packed.shape[1]] = packed
-        return buf.view("<u8").ravel()
+    @property
+    def rowen(self) -> np.ndarray:
+        r = np.arange(self.cfg.rows)
+        return (r >= self.lo) & (r < self.hi)
 
-    def put(self, start: int, n: int, values, rows: np.ndarray) -> None:
-        v = np.asarray(values, dtype=np.int64) & ((1 << n) - 1)
-        raw = np.ascontiguousarray(v.astype("<u8")).view(np.uint8).reshape(-1, 8)
-        bits = np.unpackbits(raw, axis=1, count=n, bitorder="little").view(bool)
-        self.cam[rows, start:start + n] = bits[rows] if v.ndim else bits[0]
+    @property
+    def cam(self) -> np.ndarray:
+        """The bit matrix (rows x cols, bool), as the bit-level AP holds it: a read-only
+        copy (writing into it raises instead of silently changing nothing)."""
+        raw = np.ascontiguousarray(self.words.astype("<u8")).view(np.uint8)
+        out = np.unpackbits(raw, axis=1, count=self.cfg.cols, bitorder="little").view(bool)
+        out.flags.writeable = False
+        return out
+
+    def get(self, start: int, n: int, rows=slice(None)) -> np.ndarray:
+        """Field [start, start+n) (n <= 64) of `rows` (a slice or an index array) as
+        uint64."""
+        w, b = start >> 6, start & 63
+        v = self.words[rows, w] >> _U(b)
+        if b + n > 64:
+            v |= self.words[rows, w + 1] << _U(64 - b)
+        if n < 64:
+            v &= _U((1 << n) - 1)
+        return v
+
+    def put(self, start: int, n: int, values, rows=slice(None)) -> None:
+        """Field [start, start+n) of `rows` = values (wrapped to n bits; one value or one
+        per row)."""
+        mask = (1 << n) - 1
+        v = _as_u64(values) & _U(mask)
+        w, b = start >> 6, start & 63
+        col = self.words[rows, w]
+        self.words[rows, w] = (col & _U(~(mask << b) & _M64)) | (v << _U(b))
+        if b + n > 64:
+            sh = 64 - b
+            col = self.words[rows, w + 1]
+            self.words[rows, w + 1] = (col & _U(~(mask >> sh) & _M64)) | (v >> _U(sh))
 
     def row_read(self, row: int) -> int:
-        return int.from_bytes(np.packbits(self.cam[row].astype(np.uint8),
-                                          bitorder="little").tobytes(), "little")
+        return sum(int(x) << (64 * i) for i, x in enumerate(self.words[row]))
 
     def row_write(self, row: int, data: int, mask: int) -> None:
-        c = self.cfg.cols
-        sel, d = _bits(mask, c), _bits(data, c)
-        self.cam[row, sel] = d[sel]
+        mask &= (1 << self.cfg.cols) - 1
+        for i in range(self.nw):
+            m = (mask >> (64 * i)) & _M64
+            if m:
+                d = (data >> (64 * i)) & m
+                self.words[row, i] = _U((int(self.words[row, i]) & ~m & _M64) | d)
 
     def col_read(self, col: int) -> int:
-        return int.from_bytes(np.packbits(self.cam[:, col].astype(np.uint8),
-                                          bitorder="little").tobytes(), "little")
+        bits = ((self.words[:, col >> 6] >> _U(col & 63)) & _U(1)).astype(np.uint8)
+        return int.from_bytes(np.packbits(bits, bitorder="little").tobytes(), "little")
 
     def col_write(self, col: int, vec: int) -> None:
-        v = _bits(vec, self.cfg.rows)
-        self.cam[self.rowen, col] = v[self.rowen]
+        """Bit `col` of the enabled rows = bits of vec (row r: bit r)."""
+        if self.hi <= self.lo:
+            return
+        v = _bits(vec, self.cfg.rows)[self.lo:self.hi].astype(np.uint64)
+        self.put(col, 1, v, slice(self.lo, self.hi))
 
 
 class FastTile:
@@ -75,17 +144,48 @@ class FastTile:
         self.cap_ap = FastAP(cfg.ap)
         self.maps = [FastAP(cfg.map_ap) for _ in range(cfg.tile.maps)]
         self.xrows = (0, 0, 0)
-        self.counters = dict.fromkeys(COUNTER_KEYS, 0)
-        self.activity = dict.fromkeys(ACTIVITY_KEYS, 0)  # from costs.profile, per word
+        self._counters = dict.fromkeys(COUNTER_KEYS, 0)
+        self._activity = dict.fromkeys(ACTIVITY_KEYS, 0)  # from costs.profile, per word
         self.enabled = cfg.ap.rows                       # CAP rows the last ROWS enabled
-        # (word or Instr, xrows) -> (Instr, illegal reason, counts, activity profile): the
-        # checks of a word depend only on it, the configuration and the transfer rows
-        self._seen: dict[tuple[int | Instr, tuple[int, int, int]], tuple] = {}
+        # word -> its facts (_entry): the checks of a word depend only on it, the
+        # configuration and (MOVW's row rules) the transfer rows
+        self._seen: dict = {}
+        self._dirty: list[list] = []                     # entries with untallied runs
+        self._xrows_entry: list | None = None            # the one entry of every XROWS
+        self._errors = 0                                 # illegal words not yet tallied
         self.error = False
         self.last_error: str | None = None
 
     def ap(self, index: int) -> FastAP:
         return self.cap_ap if index == 0 else self.maps[index - 1]
+
+    # -- counters (tallied per cached word, multiplied out when read) ------------------------
+    def _flush(self) -> None:
+        c, act = self._counters, self._activity
+        for e in self._dirty:
+            k, n_rows = e[4], e[5]
+            for key, v in zip(COUNTER_KEYS, e[2], strict=True):
+                c[key] += v * k
+            c["instructions"] += k
+            for key, f, r in zip(ACTIVITY_KEYS, e[3][0], e[3][1], strict=True):
+                act[key] += f * k + r * n_rows
+            e[4] = e[5] = 0
+        self._dirty.clear()
+        if self._errors:
+            for key in ("errors", "cycles", "nops"):
+                c[key] += self._errors
+            act["cycles"] += self._errors
+            self._errors = 0
+
+    @property
+    def counters(self) -> dict[str, int]:
+        self._flush()
+        return self._counters
+
+    @property
+    def activity(self) -> dict[str, int]:
+        self._flush()
+        return self._activity
 
     # -- host port -------------------------------------------------------------------------
     def host_read(self, ap: int, row: int) -> int:
@@ -93,6 +193,15 @@ class FastTile:
 
     def host_write(self, ap: int, row: int, data: int, mask: int) -> None:
         self.ap(ap).row_write(row, data, mask)
+
+    def host_read_field(self, ap: int, row: int, count: int, col: int,
+                        width: int) -> np.ndarray:
+        """Bits [col, col+width) of rows row..row+count-1 as uint64 (one host READ)."""
+        return self.ap(ap).get(col, width, slice(row, row + count))
+
+    def host_write_field(self, ap: int, row: int, col: int, width: int, values) -> None:
+        """Bits [col, col+width) of rows row.. = values (one host WRITE's payload)."""
+        self.ap(ap).put(col, width, values, slice(row, row + len(values)))
 
     def host_read_col(self, col: int) -> int:
         return self.cap_ap.col_read(col)
@@ -102,66 +211,202 @@ class FastTile:
 
     # -- instructions ------------------------------------------------------------------------
     def run(self, program) -> FastTile:
-        for w in program:
+        """Execute the words in order. A stretch of XROWS + MOVW pairs that gathers MAP
+        fields into CAP rows (_gather) moves all its words in a few array operations."""
+        words = program if isinstance(program, list) else list(program)
+        i, n = 0, len(words)
+        while i < n:
+            w = words[i]
+            if (type(w) is int and w & _OP_MASK == _XROWS_OP and i + 3 < n
+                    and (j := self._gather(words, i)) > i):
+                i = j
+                continue
             self.execute(w)
+            i += 1
         return self
 
-    def execute(self, word: int | Instr) -> None:
-        cfg, c = self.cfg, self.counters
-        key = (word, self.xrows)
-        hit = self._seen.get(key)
-        if hit is None:   # decode + validate + counts: ~50 us, and programs repeat words
-            ins = decode(word) if isinstance(word, int) else word
-            reason = validate(ins, cfg.ap, cfg, self.xrows)
-            word = encode(ins) if reason is None else 0
-            cnt = None if reason is not None else counts(word, cfg.ap)
-            prof = None if reason is not None else profile(word, cfg.ap)
+    def _xrows(self, word: int) -> bool:
+        """An XROWS word: set the transfer rows and tally it (True), or False if its
+        reserved bits are set (execute's general path then says so). Every legal XROWS
+        costs the same (checked in tests/test_fast.py), so one entry tallies them all."""
+        if word & _XROWS_GAPS:
+            return False
+        self.xrows = ((word >> _SROW[0]) & _SROW[1], (word >> _DROW[0]) & _DROW[1],
+                      (word >> _STRIDE[0]) & _STRIDE[1])
+        e = self._xrows_entry
+        if e is None:
+            e = self._xrows_entry = self._entry(word, cache=False)
+        if not e[4]:
+            self._dirty.append(e)
+        e[4] += 1
+        e[5] += self.enabled
+        return True
+
+    def _gather(self, words: list, i: int) -> int:
+        """Run the XROWS + MOVW pairs from words[i] on that move MAP fields into the CAP,
+        every one legal, no two of them writing the same cell (the stretch ends before
+        a pair that would), as a few fancy-index copies per field: the same result as
+        one pair after the other, as no pair reads what another writes. Returns the
+        index after them (i: none run)."""
+        pairs = []
+        occ: dict[tuple[int, int], np.ndarray] = {}   # destination field -> rows written
+        seen, rows_cap = self._seen, self.cfg.ap.rows
+        k, n = i, len(words)
+        while k + 1 < n:
+            x, m = words[k], words[k + 1]
+            if type(x) is not int or x & _OP_MASK != _XROWS_OP or x & _XROWS_GAPS:
+                break
+            hit = seen.get(m)
+            if hit is None:
+                if type(m) is not int or m & _OP_MASK != _MOVW_OP:
+                    break
+                hit = self._entry(m)
+            ins = hit[0]
+            if hit[1] is not None or ins.op != Opc.MOVW or ins.dap != 0 or ins.sap == 0:
+                break
+            srow, drow, stride = ((x >> _SROW[0]) & _SROW[1], (x >> _DROW[0]) & _DROW[1],
+                                  (x >> _STRIDE[0]) & _STRIDE[1])
+            if not (srow + (ins.count - 1) * stride < hit[8][0]
+                    and drow + ins.count <= rows_cap):
+                break                            # an illegal MOVW: execute says why
+            field = (ins.d, ins.n)
+            rows = occ.get(field)
+            if rows is None:
+                if any(d0 < ins.d + ins.n and ins.d < d0 + n0 for d0, n0 in occ):
+                    break                        # a field overlapping another one
+                rows = occ[field] = np.zeros(rows_cap, dtype=bool)
+            elif rows[drow:drow + ins.count].any():
+                break                            # cells an earlier pair wrote
+            rows[drow:drow + ins.count] = True
+            pairs.append((hit, srow, drow, stride))
+            k += 2
+        if len(pairs) < 2:
+            return i
+        by_dst: dict[tuple[int, int], list] = {}   # destination field -> its pairs
+        for p in pairs:
+            by_dst.setdefault((p[0][0].d, p[0][0].n), []).append(p)
+        moves = []
+        for group in by_dst.values():
+            cnt = np.array([p[0][0].count for p in group])
+            total = int(cnt.sum())
+            offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            dst = np.repeat([p[2] for p in group], cnt) + offs
+            src = np.repeat([p[1] for p in group], cnt) + offs * np.repeat(
+                [p[3] for p in group], cnt)
+            index: dict[tuple[int, int], int] = {}       # (MAP, source column) -> index
+            pick = [index.setdefault((p[0][0].sap, p[0][0].a), len(index)) for p in group]
+            moves.append((group[0][0][0].d, group[0][0][0].n, src, dst, list(index),
+                          np.repeat(pick, cnt) if len(index) > 1 else None))
+        for d, nbits, src, dst, origins, which in moves:
+            if which is None:
+                sap, col = origins[0]
+                vals = self.maps[sap - 1].get(col, nbits, src)
+            else:
+                vals = np.zeros(len(dst), dtype=np.uint64)
+                for j, (sap, col) in enumerate(origins):
+                    sel = which == j
+                    vals[sel] = self.maps[sap - 1].get(col, nbits, src[sel])
+            self.cap_ap.put(d, nbits, vals, dst)
+        for pair in pairs:                      # the counters, pair by pair
+            hit = pair[0]
+            self._xrows(words[i])
+            i += 1
+            if not hit[4]:
+                self._dirty.append(hit)
+            hit[4] += 1
+            hit[5] += self.enabled
+            i += 1
+        return i
+
+    def _entry(self, word: int | Instr, cache: bool = True) -> list:
+        """The cached facts of a word: [Instr, why it is illegal (MOVW: by the rules
+        that do not read the transfer rows), counts, activity profile, legal executions
+        not yet tallied, enabled rows summed over them, its opcode table entry, its
+        operand columns, (MOVW) the rows of its source and destination APs]."""
+        ins = decode(word) if isinstance(word, int) else word
+        if ins.op == Opc.MOVW:
+            reason = validate(ins, self.cfg.ap, self.cfg, (0, 0, 0))
+            if reason is not None and reason == self._xrows_reason(ins, (0, 0, 0)):
+                reason = None         # a row rule: decided with the rows at execution
+        else:
+            reason = validate(ins, self.cfg.ap, self.cfg, self.xrows)
+        spec = OPCODES.get(ins.op)         # type: ignore[call-overload]
+        cols = spec.columns(ins) if spec is not None else {}
+        aps = ((self.ap(ins.sap).cfg.rows, self.ap(ins.dap).cfg.rows)
+               if ins.op == Opc.MOVW and reason is None else None)
+        if reason is None:
+            w = word if isinstance(word, int) else encode(ins)
+            entry = [ins, None, counts(w, self.cfg.ap), profile(w, self.cfg.ap), 0, 0,
+                     spec, cols, aps]
+        else:
+            entry = [ins, reason, None, None, 0, 0, spec, cols, aps]
+        if cache:
             if len(self._seen) > 1 << 16:
+                self._flush()
                 self._seen.clear()
-            hit = self._seen[key] = (ins, reason, cnt, prof)
-        ins, reason, cnt, prof = hit
+            self._seen[word] = entry
+        return entry
+
+    def _xrows_reason(self, ins: Instr, xrows) -> str | None:
+        """The first of MOVW's row rules `ins` breaks with these transfer rows (its other
+        rules read the word only, and come first)."""
+        t = Target(self.cfg.ap, self.cfg, tuple(xrows))
+        cols = OPCODES[Opc.MOVW].columns(ins)
+        for r in _XROW_RULES:
+            if not r.ok(ins, t, cols):
+                return r.why(ins, t, cols)
+        return None
+
+    def execute(self, word: int | Instr) -> None:
+        if type(word) is int and word & _OP_MASK == _XROWS_OP and self._xrows(word):
+            return                 # (XROWS words are all different: none is cached)
+        hit = self._seen.get(word)
+        if hit is None:   # decode + validate + counts: ~50 us, and programs repeat words
+            hit = self._entry(word)
+        ins, reason = hit[0], hit[1]
+        op = ins.op
+        if reason is None and op == Opc.MOVW:
+            srow, drow, stride = self.xrows      # MOVW's row rules (src_rows, dst_rows)
+            src_rows, dst_rows = hit[8]          # hold: skip them; else the rules say why
+            if not (srow + (ins.count - 1) * stride < src_rows
+                    and drow + ins.count <= dst_rows):
+                reason = self._xrows_reason(ins, self.xrows)
         if reason is not None:
             self.error, self.last_error = True, reason
-            c["errors"] += 1
-            c["cycles"] += 1
-            c["nops"] += 1
-            self.activity["cycles"] += 1
+            self._errors += 1
             return
-        op = Opc(ins.op)
         if op == Opc.MOVW:
             self._movw(ins)
         elif op == Opc.XROWS:
             self.xrows = (ins.srow, ins.drow, ins.stride)
-        else:
-            self._compute(ins)
-        assert cnt is not None and prof is not None
-        for k, v in zip(COUNTER_KEYS, cnt, strict=True):
-            c[k] += v
-        act, rows = self.activity, self.enabled
-        for k, f, r in zip(ACTIVITY_KEYS, prof[0], prof[1], strict=True):
-            act[k] += f + rows * r
+        elif op == Opc.ROWS:
+            self.cap_ap.lo, self.cap_ap.hi = ins.lo, ins.hi
+        elif hit[6].effect is not None:          # (NOP: no effect)
+            self._compute(ins, hit[6], hit[7])
+        if not hit[4]:
+            self._dirty.append(hit)
+        hit[4] += 1
+        hit[5] += self.enabled
         if op == Opc.ROWS:      # rows enabled from the next instruction on
             self.enabled = ins.hi - ins.lo
-        c["instructions"] += 1
 
     def _movw(self, ins: Instr) -> None:
         src, dst = self.ap(ins.sap), self.ap(ins.dap)
         srow, drow, stride = self.xrows
-        rows = srow + stride * np.arange(ins.count)
-        vals = src.cam[rows, ins.a:ins.a + ins.n]
-        dst.cam[drow:drow + ins.count, ins.d:ins.d + ins.n] = vals
+        rows = (slice(srow, srow + stride * ins.count, stride) if stride
+                else np.full(ins.count, srow))
+        dst.put(ins.d, ins.n, src.get(ins.a, ins.n, rows), slice(drow, drow + ins.count))
 
-    def _compute(self, ins: Instr) -> None:
+    def _compute(self, ins: Instr, spec, cols: dict) -> None:
         A = self.cap_ap
-        if ins.op == Opc.ROWS:
-            r = np.arange(A.cfg.rows)
-            A.rowen = (r >= ins.lo) & (r < ins.hi)
+        if A.hi <= A.lo:       # no row enabled
             return
-        spec = OPCODES[Opc(ins.op)]
-        if spec.effect is None:       # NOP
-            return
-        cols = spec.columns(ins)
-        values = {k: A.get(start, width).astype(np.int64) for k, (start, width) in cols.items()}
-        for k, v in spec.effect(ins, values, A.rowen).items():
+        if ins.op == Opc.REDUCE:    # its steps reach 2^(m-1) rows on: take all rows
+            rows, en = slice(None), A.rowen
+        else:
+            rows, en = slice(A.lo, A.hi), _ONES[:A.hi - A.lo]
+        values = {k: A.get(start, width, rows).astype(np.int64)
+                  for k, (start, width) in cols.items()}
+        for k, v in spec.effect(ins, values, en).items():
             start, width = cols[k]
-            A.put(start, width, v, A.rowen)
+            A.put(start, width, v, rows)
