@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from bfimna.golden.host.program import HostProgram, split_responses
+from bfimna.golden.host.program import HostProgram, Response, split_responses
 from bfimna.golden.model.system import System
 from bfimna.golden.spec.config import config_from_dict
 from bfimna.golden.spec.isa import Instr, Opc, encode
@@ -120,3 +120,44 @@ def test_worked_example_in_docs_is_true():
     assert len(words) == 6
     for line in words:
         assert line in doc, f"docs/system.md lacks: {line}"
+
+
+def test_feed_frames_equals_beat_by_beat(seed):
+    """System.feed_frames (whole WRITE/READ/INSTR packets at once) against the reference,
+    feed() beat by beat, both on the fast tile (tests/test_fast.py checks it against the
+    bit-level one; a READ of the CAP's reserved carry column would differ between those):
+    random packets with bad ones (unknown type, no such tile, count 0, tlast early and
+    late), payload words with bits above their field, 64-bit fields, empty frames; the
+    same responses, counters, errors and AP contents."""
+    from bfimna.golden.host.stimulus import random_host_program
+    from bfimna.golden.model.fast import FastTile
+    print(f"seed {seed}")
+    for s in range(seed, seed + 3):
+        prog = random_host_program(CFG, s, n_packets=60, bad_share=0.2)
+        top = (1 << 64) - 1
+        prog.raw([header(PT.WRITE, tile=1, ap=1, row=2, count=3, col=0, width=40),
+                  top, 1 << 63, (1 << 40) + 5])                    # bits above the field
+        prog.raw([header(PT.WRITE, tile=2, ap=2, row=0, count=2, col=0, width=64),
+                  top, 0x0123456789ABCDEF])
+        prog.raw([header(PT.WRITE, tile=0, ap=0, row=7, count=2, width=4), 1, 2])  # past R
+        prog.raw([])
+        prog.raw([header(PT.READ, tile=2, ap=2, row=0, count=2, col=0, width=64)],
+                 [Response("read", 2, 2, 2, 0, 0, 64)])
+        prog.raw([header(PT.READ, tile=1, ap=1, row=1, count=4, col=30, width=12)],
+                 [Response("read", 4, 1, 1, 1, 30, 12)])
+        prog.raw([header(PT.INSTR, tile=BROADCAST, count=2),
+                  encode(Instr(op=Opc.ROWS, lo=1, hi=5)), 1 << 63])  # an illegal word
+        prog.sync(7)
+        ref, fast = System(CFG, FastTile), System(CFG, FastTile)
+        want = ref.feed(prog.beats())
+        got = fast.feed_frames(prog.frames)
+        assert got == want, f"seed {s}"
+        assert fast.counters == ref.counters, f"seed {s}"
+        assert fast.counters["bad_packets"] >= 6, f"seed {s}: {fast.counters}"
+        assert (fast.proto_error, fast.last_error, fast.tile_errors) == \
+            (ref.proto_error, ref.last_error, ref.tile_errors), f"seed {s}"
+        for t, (ft, rt) in enumerate(zip(fast.tiles, ref.tiles, strict=True)):
+            assert ft.counters == rt.counters, f"seed {s}: tile {t}"
+            assert ft.activity == rt.activity, f"seed {s}: tile {t}"
+            for k in range(CFG.tile.maps + 1):
+                assert np.array_equal(ft.ap(k).cam, rt.ap(k).cam), f"seed {s}: tile {t} AP {k}"
