@@ -1,7 +1,8 @@
 """Benchmark: real networks through the scheduler (issue "real networks at real sizes").
 
     python scripts/bench_networks.py [--models resnet18 resnet50 alexnet vgg16]
-        [--config configs/scale/imagenet.yaml] [--hawq] [--execute SIZE] [--json FILE]
+        [--config configs/scale/imagenet.yaml] [--hawq] [--execute SIZE [--layers N]]
+        [--json FILE]
 
 Prints, for every zoo model (SYNTHETIC weights, models/zoo/README.md) under its int8 plan
 on the ImageNet-scale configuration: the predicted tile cycles per image, the makespan
@@ -10,12 +11,14 @@ the lane-parallel bound, and the wall time of the prediction (`bfimna run --pred
 code path). `--hawq` adds ResNet18 under the five HAWQ-V3 plans. `--execute SIZE` runs
 ResNet18 at SIZE x SIZE (calibrated on one synthetic image by scripts/make_zoo.py) for
 one image on the golden system, every layer checked bit-exact and counted = predicted,
-and prints its wall time. Numbers are of this machine; quote ratios from one run.
+and prints its wall time (`--layers N`: the first N layers only). Numbers are of this
+machine; quote ratios from one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -56,7 +59,7 @@ def predict(model: str, plan: str, cfg) -> dict:
     return {"model": model, "plan": plan, **summary(rep, time.perf_counter() - t0)}
 
 
-def execute_resnet18(size: int, cfg) -> dict:
+def execute_resnet18(size: int, cfg, n_layers: int | None = None) -> dict:
     spec = importlib.util.spec_from_file_location("make_zoo", ROOT / "scripts" / "make_zoo.py")
     assert spec is not None and spec.loader is not None
     zoo = importlib.util.module_from_spec(spec)
@@ -66,11 +69,14 @@ def execute_resnet18(size: int, cfg) -> dict:
         (Path(tmp) / "network.yaml").write_text(text)
         net = load_network(Path(tmp) / "network.yaml")
     q = quantize(net, load_plan(ROOT / "models" / "zoo" / "resnet18" / "int8.yaml", net))
+    if n_layers is not None:               # the first layers only (a shorter measurement)
+        q = dataclasses.replace(q, layers=q.layers[:n_layers])
     x = np.random.default_rng(1).random((1, 3, size, size))
     t0 = time.perf_counter()
     rep = run_network(q, q.quantize_input(x), cfg, backend("golden", cfg, fast=True),
                       progress=True)        # raises on any output or cycle mismatch
-    return {"model": f"resnet18@{size}", "plan": "int8 (executed, bit-exact)",
+    part = "" if n_layers is None else f", first {len(q.layers)} layers"
+    return {"model": f"resnet18@{size}", "plan": f"int8 (executed, bit-exact{part})",
             **summary(rep, time.perf_counter() - t0)}
 
 
@@ -81,8 +87,12 @@ def main() -> int:
     ap.add_argument("--hawq", action="store_true", help="ResNet18 under HAWQ-V3's five plans")
     ap.add_argument("--execute", type=int, metavar="SIZE",
                     help="also execute ResNet18 at SIZE x SIZE on the golden system")
+    ap.add_argument("--layers", type=int, metavar="N",
+                    help="with --execute: only the first N layers (a shorter measurement)")
     ap.add_argument("--json", type=Path, help="write the rows as JSON here")
     args = ap.parse_args()
+    if args.layers is not None and (args.layers < 1 or not args.execute):
+        ap.error("--layers needs --execute and N >= 1")
     cfg = load_config(args.config)
     rows = []
     jobs = [(m, "int8") for m in args.models]
@@ -99,10 +109,10 @@ def main() -> int:
               f"{r['makespan']:>14,} {r['host_words']:>12,} {r['macs'] / 1e9:>6.2f} "
               f"{r['vs_bound']:>7.1f} {r['wall_s']:>7.1f}", flush=True)
     if args.execute:
-        r = execute_resnet18(args.execute, cfg)
+        r = execute_resnet18(args.execute, cfg, args.layers)
         rows.append(r)
-        print(f"{r['model']:<12} executed on golden, every layer bit-exact, counted = "
-              f"predicted: {r['cycles']:,} cycles, {r['wall_s']} s wall")
+        print(f"{r['model']:<12} executed on golden ({r['layers']} layers), every layer "
+              f"bit-exact, counted = predicted: {r['cycles']:,} cycles, {r['wall_s']} s wall")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1))
