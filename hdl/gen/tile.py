@@ -1,0 +1,1226 @@
+"""Amaranth generator of the tile, as named parts: one computing AP (the CAP) and K memory
+APs (MAPs) around the tile controller, which is five sub-components, each a
+`wiring.Component` with its own signature and its own simulator test
+(tests/test_tile_parts.py) against the golden model:
+
+    InstrQueue   the instruction queue and the decoder/validator of its head: the head
+                 word seen through golden/spec/isa.py's formats, legal or not (golden
+                 validate()), and the transfer row registers XROWS sets
+    Sequencer    the instruction register, the sequencer state (phase, step, p, i, j, the
+                 MAC digits) and the microcode ROM: the micro-op of each state,
+                 registered one cycle ahead (golden/model/controller.py: expand)
+    TransferUnit MOVW: read word xi of the source AP, write word xi - 1 of the destination
+                 (golden/model/tile.py: Tile._movw)
+    HostPort     host reads and writes of the APs' rows and of the CAP's columns while the
+                 tile is idle, and the read data back
+    Counters     the tile counters, the sticky error flag and the CSR read mux
+                 (golden Controller.counters)
+
+`Tile` composes them with the APCores; its ports, signature and emitted module name are
+those of the controller top the system, the harnesses and the board flow use
+(hdl/gen/controller.py re-exports it as `APController`). docs/architecture.md, "The tile's
+parts", tabulates the parts' members and what each is checked against.
+
+Behaviour is specified by the golden controller (golden/model/controller.py: `expand`, the
+exact micro-op stream of each instruction, and `Controller`, the counters). The per-bit
+passes come from the same table (golden/spec/microcode.py: LUTS), packed here into a ROM.
+
+Timing: the sequencer issues one micro-op per cycle. In the cycle it issues the last
+micro-op of an instruction it pops the next one from the queue (when there is one), so
+consecutive instructions follow with no idle cycle. An illegal instruction (golden
+validate() says why) issues one NOP, sets the sticky `error` flag, counts in `errors`
+and is skipped. Instructions arrive on a valid/ready stream (`s_valid`, `s_ready`,
+`s_data`); the host reads counters through `csr_sel`/`csr_data` and may read or write
+rows of any AP and columns of the CAP through the host port while the tile is idle
+(`busy` low). Transfers between the tile's APs (XROWS, MOVW) are instructions, specified
+by golden/model/tile.py.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from bfimna.golden.spec.config import APConfig, Config
+from bfimna.golden.spec.isa import (
+    GENERIC,
+    MAX_WIDTH,
+    MOVW_FORMAT,
+    OPCODES,
+    RESERVED,
+    RESERVED_COLS,
+    ROWS_FORMAT,
+    WORD_BITS,
+    XROWS_FORMAT,
+    Opc,
+    OpSpec,
+    rule_names,
+    usable_cols,
+)
+from bfimna.golden.spec.microcode import LUTS
+from bfimna.golden.spec.uops import COUNTER_KEYS, OP_BITS, Op, addr_bits, col_bits, port_widths
+from bfimna.hdl.gen.ap import APCore
+from bfimna.hdl.gen.layouts import data_layout, hdl_enum, reserved, view
+from bfimna.hdl.gen.mapmem import MapMemory
+
+# -- microcode ROM: every LUT's passes, one entry per micro-op --------------------------
+ROLES = ("c", "x", "y", "k")
+LUT_NAMES = sorted(LUTS)
+LUT_ID = {name: i for i, name in enumerate(LUT_NAMES)}
+KIND_CMP, KIND_CMPA, KIND_WR = 0, 1, 2
+
+
+def _rom():
+    entries, starts = [], []
+    for name in LUT_NAMES:
+        starts.append(len(entries))
+        groups = LUTS[name].groups
+        for gi, g in enumerate(groups):
+            for ci, cmp in enumerate(g.compares):
+                entries.append((KIND_CMP if ci == 0 else KIND_CMPA, dict(cmp), False))
+            entries.append((KIND_WR, dict(g.write), gi == len(groups) - 1))
+    words = []
+    for kind, bits, last in entries:
+        w = kind
+        for ri, role in enumerate(ROLES):
+            if role in bits:
+                w |= 1 << (2 + 2 * ri)                 # role takes part (mask)
+                w |= bits[role] << (3 + 2 * ri)        # its value (key)
+        w |= int(last) << 10
+        words.append(w)
+    return words, starts
+
+
+ROM_WORDS, LUT_START = _rom()
+# one ROM word, by field: the micro-op kind, per role (c, x, y, k) whether it takes part
+# and its bit, and whether this is the last pass of its LUT
+ROM_ENTRY = data.StructLayout({
+    "kind": 2, **{f"{part}_{r}": 1 for r in ROLES for part in ("use", "bit")},
+    "last": 1})
+
+
+class Phase(enum.Enum, shape=4):  # type: ignore[call-arg]  # Amaranth's EnumType takes shape=
+    """The sequencer's phases (its state machine; the micro-op of each is `micro_op`)."""
+    ONE = 0      # one micro-op: NOP, ROWS (ROWEN), XROWS, MAC by 0, an illegal word
+    CLR0 = 1     # clear: tag every enabled row ...
+    CLR1 = 2     # ... and write zeros under a mask (the carry, a field)
+    LUT = 3      # bit loop over a LUT's passes from the microcode ROM
+    COPYB = 4    # COPY: compare a bit, write it
+    CLAMPC = 5   # CLAMP: the compares of one bound
+    CLAMPW = 6   # CLAMP: the write of that bound
+    RELU = 7     # RELU: compare the sign, write zeros
+    SHRR = 8     # SHR: the rounding bit into the carry
+    MV = 9       # REDUCE: column moves (2D)
+    XFER = 10    # MOVW: the transfer unit runs
+
+
+# the phases by their former constant names (hdl/gen/controller.py's readers)
+(PH_ONE, PH_CLR0, PH_CLR1, PH_LUT, PH_COPYB, PH_CLAMPC, PH_CLAMPW, PH_RELU, PH_SHRR,
+ PH_MV, PH_XFER) = (int(p.value) for p in Phase.__members__.values())
+
+# golden's opcodes and micro-op codes as Amaranth enums (same names and values)
+Opcode = hdl_enum(Opc, GENERIC["op"].width)
+UOpcode = hdl_enum(Op, OP_BITS)
+
+
+def controller_module_name(cfg: Config) -> str:
+    ap, t = cfg.ap, cfg.tile
+    return (f"bfimna_tile{ap.dims}d_r{ap.rows}_c{ap.cols}_n{ap.counter_bits}"
+            f"_q{cfg.ctrl.queue_depth}_k{t.maps}_m{t.map_rows}x{t.map_cols}"
+            + ("b" if t.map_memory == "bram" else ""))
+
+
+def host_widths(cfg: Config) -> dict[str, int]:
+    """Widths of the tile's host port: data (rows of any AP, columns of the CAP), mask,
+    address (a row of any AP or a CAP column)."""
+    ap, mp = cfg.ap, cfg.map_ap
+    data = max(ap.cols, mp.cols if cfg.tile.maps else 0, ap.rows if ap.two_d else 0)
+    mask = max(ap.cols, mp.cols if cfg.tile.maps else 0)
+    addr = max(addr_bits(ap.rows), addr_bits(mp.rows), col_bits(ap.cols))
+    return {"data": data, "mask": mask, "addr": addr}
+
+
+def verify_ports(cfg: Config) -> dict:
+    """The VERIFY build's extra inputs: `tb_fault` selects a mutant (0 none) and
+    `tb_load` loads every counter with `tb_preset` (to start them near their top)."""
+    return {"tb_fault": In(MUTANT_PORT_BITS), "tb_load": In(1),
+            "tb_preset": In(cfg.ap.counter_bits)}
+
+
+def controller_signature(cfg: Config, verify: bool = False) -> wiring.Signature:
+    hw = host_widths(cfg)
+    return wiring.Signature({**(verify_ports(cfg) if verify else {}),
+        "s_valid": In(1), "s_data": In(WORD_BITS), "s_ready": Out(1),
+        "host_op": In(3), "host_ap": In(3), "host_addr": In(hw["addr"]),
+        "host_wdata": In(hw["data"]), "host_mask": In(hw["mask"]),
+        "host_rdata": Out(hw["data"]), "host_rvalid": Out(1),
+        "csr_sel": In(4), "csr_data": Out(cfg.ap.counter_bits),
+        "busy": Out(1), "error": Out(1),
+    })
+
+
+# host port operations (`host_op`), honoured while the tile is idle
+HOST_NONE, HOST_READ, HOST_WRITE, HOST_READ_COL, HOST_WRITE_COL = 0, 1, 2, 3, 4
+
+
+FAULTS = {
+    "no_carry_clear": "the carry column is not cleared before an add/sub/compare chain",
+    "last_bit_skipped": "bit-serial loops stop one bit early",
+}
+
+
+DROP_RULE = "drop_rule"
+
+# -- mutants of MOVW and the counters (tests only, never in real RTL) -----------------------
+# Each is one deliberate break, so that tests/test_mutation.py can show the random tile
+# programs (MOVW) and the counter checks catch it. A fault name elaborates that break alone;
+# VERIFY elaborates every one of them behind a select port (a mutant schema: one build,
+# the mutant chosen per run), tb_fault == MUTANT_NUMBER[name], 0 for none.
+MOVW_FAULTS = {
+    "movw_stride_ignored": "MOVW reads consecutive source rows, whatever XROWS' stride",
+    "movw_dst_strided": "MOVW steps the destination row by the stride instead of 1",
+    "movw_last_word_lost": "MOVW ends one cycle early: its last word is never written",
+    "movw_one_more": "MOVW runs one cycle too long: one more destination row is written",
+    "movw_first_dst_skipped": "MOVW writes its first word one destination row too far",
+    "movw_swapped": "MOVW moves in the wrong direction (destination AP to source AP)",
+    "movw_src_field_ignored": "MOVW takes the field from column 0 of the source, not a",
+    "movw_dst_field_ignored": "MOVW writes the field at column 0 of the destination, not d",
+    "movw_width_short": "MOVW moves n - 1 bits of each word",
+}
+COUNTER_FAULTS = {
+    **{f"ctr_skip_{k}": f"the tile counter `{k}` is never incremented" for k in COUNTER_KEYS},
+    "ctr_movw_by_one": "a MOVW cycle adds 1 to row_transfers even when it reads and writes",
+    "ctr_cmpa_by_two": "a CMPA micro-op adds 2 to compares",
+    "ctr_saturate": "the tile counters saturate at their top instead of wrapping",
+}
+TILE_MUTANTS = {**MOVW_FAULTS, **COUNTER_FAULTS}
+VERIFY = "verify"
+MUTANT_PORT_BITS = 8     # tb_fault: 0 none, 1..255 a mutant (tile and system numbered together)
+
+
+def tile_mutant_numbers() -> dict[str, int]:
+    """The tb_fault value of each tile mutant (the system's follow: system_mutant_numbers)."""
+    return {name: i for i, name in enumerate(TILE_MUTANTS, start=1)}
+
+
+class Mutants:
+    """Which test-only faults a generator elaborates: none (real RTL: every `pick` returns
+    the good value, the Verilog is unchanged), one (`fault` is its name) or all, each
+    behind `sel == its number` (the VERIFY build)."""
+
+    def __init__(self, numbers: dict[str, int], fault: str | None, sel=None):
+        self.numbers, self.fault, self.sel = numbers, fault, sel
+
+    def on(self, name: str):
+        """True / False when decided at elaboration, else the select comparison."""
+        assert name in self.numbers, name
+        if self.sel is not None:
+            return self.sel == self.numbers[name]
+        return self.fault == name
+
+    def pick(self, name: str, good, bad):
+        on = self.on(name)
+        if on is False:
+            return good
+        if on is True:
+            return bad
+        return Mux(on, bad, good)
+
+    def bump(self, counter, by, skip: str, wrong=None):
+        """counter + by, as a statement, under the counter mutants: `skip` keeps it, a
+        `wrong` (name, amount) adds that amount instead, ctr_saturate / gctr_saturate stops
+        at the top instead of wrapping."""
+        width = len(counter)
+        addends = by if isinstance(by, tuple) else (by,)
+        if wrong is not None and self.on(wrong[0]) is not False:
+            addends = (self.pick(wrong[0], _sum(addends), wrong[1]),)
+        new = counter
+        for a in addends:
+            new = new + a
+        sat = next((n for n in ("ctr_saturate", "gctr_saturate") if n in self.numbers), None)
+        if sat is not None and self.on(sat) is not False:
+            top = Const((1 << width) - 1, width)
+            new = self.pick(sat, new, Mux(new[width:].any(), top, new[:width]))
+        return counter.eq(self.pick(skip, new, counter))
+
+
+def _sum(values):
+    out = values[0]
+    for v in values[1:]:
+        out = out + v
+    return out
+
+
+def validator_faults() -> list[str]:
+    """One fault per check of the RTL validator, `drop_rule:<opcode>:<rule>`: the
+    validator elaborated without that check (`reserved` or a hardware rule of the
+    opcode's OPCODES entry, golden/spec/isa.py: rule_names)."""
+    return [f"{DROP_RULE}:{op.name}:{name}" for op, spec in OPCODES.items()
+            for name, r in zip(rule_names(spec), (None, *spec.rules), strict=True)
+            if r is None or r.hw]
+
+
+def _dropped(fault: str | None) -> tuple[Opc, str] | None:
+    """(opcode, check) a `drop_rule:` fault removes, else None."""
+    if fault is None or not fault.startswith(DROP_RULE + ":"):
+        return None
+    _, op, name = fault.split(":", 2)
+    return Opc[op], name
+
+
+
+
+# -- the parts' signatures: the interfaces between them, with named fields --------------
+def head_layout() -> data.FlexibleLayout:
+    """The instruction word as golden/spec/isa.py's GENERIC format, `op` an Opcode."""
+    return data_layout(GENERIC, op=Opcode)
+
+
+# the transfer row registers XROWS sets (their widths: XROWS_FORMAT's fields)
+XROWS_REGS = data.StructLayout({k: XROWS_FORMAT[k].width for k in ("srow", "drow", "stride")})
+
+
+def uop_layout(ap: APConfig) -> data.StructLayout:
+    """One micro-op of the CAP, the fields the sequencer drives (golden/spec/uops.py:
+    port_widths; `op` a UOpcode)."""
+    w = port_widths(ap)
+    names = ("op", "key", "mask", "addr", "addr2") + (("col", "col2", "shift") if ap.two_d
+                                                      else ())
+    return data.StructLayout({k: UOpcode if k == "op" else w[k] for k in names})
+
+
+def queue_head_signature() -> wiring.Signature:
+    """The head of the instruction queue, as the decoder presents it (the queue's side):
+    `word` decoded through the formats, `valid` (a word is there), `legal` (golden
+    validate() on the word and the XROWS registers); the sequencer answers `pop`."""
+    return wiring.Signature({"word": Out(head_layout()), "valid": Out(1), "legal": Out(1),
+                             "pop": In(1)})
+
+
+def xfer_control_signature() -> wiring.Signature:
+    """The sequencer's control of the transfer unit (the sequencer's side): `load` (the
+    head instruction starts), `run` (a MOVW runs this cycle), `last` (its last cycle),
+    `ins` (the instruction register); the transfer unit answers `done` (MOVW's last
+    cycle: it moves the sequencer on)."""
+    return wiring.Signature({"load": Out(1), "run": Out(1), "last": Out(1),
+                             "ins": Out(head_layout()), "done": In(1)})
+
+
+def host_request_layout(cfg: Config) -> data.StructLayout:
+    """What the host port asks of one AP (`ap`) in a cycle: a row or column micro-op
+    (`op` NOP: nothing) and its operands."""
+    hw, ap = host_widths(cfg), cfg.ap
+    fields = {"op": UOpcode, "ap": 3, "addr": hw["addr"], "data": hw["data"],
+              "mask": hw["mask"]}
+    if ap.two_d:
+        fields.update(col=col_bits(ap.cols), vec=ap.rows)
+    return data.StructLayout(fields)
+
+
+def _ap_cfgs(cfg: Config) -> list[APConfig]:
+    """The tile's APs in index order: the CAP, then the K MAPs."""
+    return [cfg.ap] + [cfg.map_ap] * cfg.tile.maps
+
+
+def _readback_members(cfg: Config, rows: bool = True) -> dict:
+    """Inputs carrying the APs' registered reads: rdata<k> (and rd_valid<k>) per AP, the
+    CAP's column read (rcol, rcol_valid, 2D)."""
+    out: dict = {}
+    for k, a in enumerate(_ap_cfgs(cfg)):
+        out[f"rdata{k}"] = In(a.cols)
+        if rows:
+            out[f"rd_valid{k}"] = In(1)
+    if rows and cfg.ap.two_d:
+        out.update(rcol=In(cfg.ap.rows), rcol_valid=In(1))
+    return out
+
+
+# -- part 1: the instruction queue and the decoder/validator of its head ------------------
+class InstrQueue(wiring.Component):
+    """The instruction queue (valid/ready in, the head out) and the decoder of its head:
+    the word through golden/spec/isa.py's formats, `legal` as golden `validate` (every
+    hardware rule of its OPCODES entry, no reserved bit set), and the XROWS transfer row
+    registers, loaded when a legal XROWS is popped. `drop` (a `drop_rule:` fault: opcode,
+    check) leaves that one check out."""
+
+    def __init__(self, cfg: Config, drop: tuple[Opc, str] | None = None):
+        self.cfg, self.drop = cfg, drop
+        super().__init__({"s_valid": In(1), "s_data": In(WORD_BITS), "s_ready": Out(1),
+                          "head": Out(queue_head_signature()),
+                          "pending": Out(1),      # a word in the queue or being written
+                          "xrows": Out(XROWS_REGS)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = queue = SyncFIFOBuffered(width=WORD_BITS,
+                                                     depth=self.cfg.ctrl.queue_depth)
+        m.d.comb += [queue.w_data.eq(self.s_data), queue.w_en.eq(self.s_valid),
+                     self.s_ready.eq(queue.w_rdy), queue.r_en.eq(self.head.pop),
+                     self.head.word.eq(queue.r_data), self.head.valid.eq(queue.r_rdy),
+                     # w_level covers a word written this cycle that r_rdy shows only later
+                     self.pending.eq(queue.r_rdy | (queue.w_level != 0))]
+        w = queue.r_data
+        xr = view(XROWS_FORMAT, w)
+        x_srow, x_drow, x_stride = (Signal.like(xr.srow, name="x_srow"),
+                                    Signal.like(xr.drow, name="x_drow"),
+                                    Signal.like(xr.stride, name="x_stride"))
+        h_legal = Signal()
+        _validate(m, h_legal, w, self.cfg, (x_srow, x_drow, x_stride), self.drop)
+        m.d.comb += [self.head.legal.eq(h_legal), self.xrows.srow.eq(x_srow),
+                     self.xrows.drow.eq(x_drow), self.xrows.stride.eq(x_stride)]
+        with m.If(self.head.pop & h_legal & (view(GENERIC, w).op == Opc.XROWS)):
+            m.d.sync += [x_srow.eq(xr.srow), x_drow.eq(xr.drow), x_stride.eq(xr.stride)]
+        return m
+
+
+def _validate(m, legal, w, cfg, xrows, drop=None):
+    """Combinational mirror of golden isa.validate(): per opcode, no reserved bit set
+    and every rule of its OPCODES entry, evaluated on a view of the word. `drop`
+    (a fault: opcode, check name) leaves that one check out."""
+    t = _Target(cfg, xrows)
+    with m.Switch(view(GENERIC, w).op):
+        for op, spec in OPCODES.items():
+            skip = drop[1] if drop is not None and drop[0] == op else None
+            ok = rules_hold(spec, view(spec.fmt, w), t, skip)
+            if ok is False:
+                continue                  # never legal on this tile: no case, illegal
+            with m.Case(op):
+                bad = Const(0, 1) if skip == RESERVED else reserved(spec.fmt, w)
+                m.d.comb += legal.eq(~bad if ok is True else ~bad & ok)
+
+
+class _Target:
+    """The tile as the rules of golden/spec/isa.py see it (golden: isa.Target), in
+    signals: AP-dependent limits are multiplexers on the AP index."""
+
+    def __init__(self, cfg: Config, xrows):
+        self.ap, self.maps, self.xrows = cfg.ap, cfg.tile.maps, xrows
+        self.tile = self.maps > 0
+        self._map = cfg.map_ap
+
+    def _per_ap(self, index, value):
+        if isinstance(index, int):
+            return value(self.ap if index == 0 else self._map, index)
+        return Mux(index == 0, value(self.ap, 0), value(self._map, 1))
+
+    def usable(self, index):
+        return self._per_ap(index, usable_cols)
+
+    def rows(self, index):
+        return self._per_ap(index, lambda ap, _k: ap.rows)
+
+
+def rules_hold(spec: OpSpec, ins, t, skip: str | None = None):
+    """AND of the hardware-checked rules of `spec` on `ins` (a view of the word): an
+    Amaranth value, or a Python bool when the rules decide statically. `skip`: the name
+    of a rule left out (a `drop_rule:` fault)."""
+    cols = spec.columns(ins)
+    out = True
+    for r in spec.rules:
+        if not r.hw or r.name == skip:
+            continue
+        v = r.ok(ins, t, cols)
+        if v is False:
+            return False
+        if v is not True:
+            out = v if out is True else out & v
+    return out
+
+
+def _or(values):
+    out = values[0]
+    for v in values[1:]:
+        out = out | v
+    return out
+
+
+# -- part 2: the sequencer and its microcode ROM ------------------------------------------
+class Sequencer(wiring.Component):
+    """The instruction register and the sequencer state (phase, step, p, i, j, the MAC
+    digits still to add) with the microcode ROM: it pops the queue head (`head.pop`) when
+    idle or in an instruction's last cycle, steps through the phases of golden `expand`,
+    and holds in `uop` the micro-op of the state it is in, computed for the state it
+    moves to and registered with it (no added cycle). `fault`: one of FAULTS."""
+
+    def __init__(self, cfg: Config, fault: str | None = None):
+        assert fault is None or fault in FAULTS, fault
+        self.cfg, self.fault = cfg, fault
+        super().__init__({"head": In(queue_head_signature()),
+                          "xfer": Out(xfer_control_signature()),
+                          "active": Out(1),      # an instruction runs (a micro-op issues)
+                          "illegal": Out(1),     # ... and it is an illegal word (one NOP)
+                          "phase": Out(Phase),
+                          "uop": Out(uop_layout(cfg.ap))})
+
+    def elaborate(self, platform):
+        m = Module()
+        ap = self.cfg.ap
+        C, R = ap.cols, ap.rows
+        CY = C - RESERVED_COLS
+        two_d = ap.two_d
+
+        w = self.head.word.as_value()
+        head = view(GENERIC, w, op=Opcode)
+        h_op, h_m, h_imm = head.op, head.m, head.imm
+        h_legal = self.head.legal
+
+        # -- instruction register: the word in progress, seen through its formats -------
+        iw = Signal(WORD_BITS)
+        ins = view(GENERIC, iw, op=Opcode)
+        op, s, n, mm = ins.op, ins.s, ins.n, ins.m
+        illegal = Signal()
+
+        active = Signal()
+        ph = Signal(Phase)
+        step = Signal(3)
+        p = Signal(range(len(ROM_WORDS) + 1))
+        i = Signal(7)
+        j = Signal(7)
+        digits_pos, digits_neg = Signal(18, name="digits_pos"), Signal(18, name="digits_neg")
+        dsign = Signal()   # sign of the MAC digit in progress (1: subtract)
+
+        # -- the micro-op this cycle: registers, loaded one cycle ahead ------------------
+        # micro_op() is a pure function of the sequencer state (the instruction word, ph,
+        # step, p, i, j, illegal, dsign). Below, the sequencer computes it for the state
+        # it moves to and registers it with that state, so the arrays see a micro-op
+        # straight from flip-flops, in the same cycle as before (no added cycle: golden's
+        # cycle model is unchanged), and the sequencer's next-state logic reads the
+        # registered last_pass / cnt instead of decoding the ROM itself.
+        pw = port_widths(ap)
+        u_op, u_key, u_mask = (Signal(4, name="u_op"), Signal(C, name="u_key"),
+                               Signal(C, name="u_mask"))
+        u_col, u_col2, u_shift = (Signal(pw["col"] if two_d else 1, name="u_col"),
+                                  Signal(pw["col2"] if two_d else 1, name="u_col2"),
+                                  Signal(pw["shift"] if two_d else 1, name="u_shift"))
+        u_addr, u_addr2 = (Signal(addr_bits(R), name="u_addr"),
+                           Signal(addr_bits(R), name="u_addr2"))
+        u_last_pass = Signal()  # PH_LUT: this micro-op is the last pass of the LUT
+        u_cnt = Signal(7)       # PH_LUT: bits the LUT loop runs over
+        last = Signal()   # this micro-op is the last of the instruction
+
+        def onehot(col):
+            """C-bit one-hot of a column number (a decoder, not a wide shifter)."""
+            return Cat(*((col == k) for k in range(C)))
+
+        def rng_mask(start, width):
+            """C-bit mask of columns [start, start + width)."""
+            return Cat(*((start <= k) & (start + width > k) for k in range(C)))
+
+        def micro_op(iw_, ph, step, p, i, j, illegal, dsign):
+            """The micro-op of a sequencer state (a pure function of it), as signals:
+            op, key, mask, addr, addr2, col, col2, shift, last_pass, cnt."""
+            ins_, rows_ = view(GENERIC, iw_, op=Opcode), view(ROWS_FORMAT, iw_)
+            op, s, n, mm, d, a, b, imm = (ins_.op, ins_.s, ins_.n, ins_.m, ins_.d, ins_.a,
+                                          ins_.b, ins_.imm)
+            lo, hi = rows_.lo, rows_.hi
+            g_op, g_key, g_mask = Signal(4, name="g_op"), Signal(C, name="g_key"), \
+                Signal(C, name="g_mask")
+            g_col, g_col2, g_shift = (Signal.like(u_col, name="g_col"),
+                                      Signal.like(u_col2, name="g_col2"),
+                                      Signal.like(u_shift, name="g_shift"))
+            g_addr, g_addr2 = Signal.like(u_addr, name="g_addr"), \
+                Signal.like(u_addr2, name="g_addr2")
+
+            # LUT selection and role columns for (op, step, i, j)
+            lut = Signal(range(len(LUT_NAMES)))
+            cnt = Signal(7)
+            xcol, ycol, kcol = Signal(10), Signal(10), Signal(10)
+            ncl = Mux(i < n - 1, i, n - 1)  # min(i, n-1): sign extension of an operand
+            imm_bit = (imm >> i)[0]  # imm is signed: bits above 15 repeat the sign
+            with m.Switch(op):
+                with m.Case(Opcode.ADD, Opcode.SUB):
+                    m.d.comb += [lut.eq(Mux(op == Opcode.SUB, LUT_ID["sub"], LUT_ID["add"])),
+                                 cnt.eq(n), xcol.eq(a + i), ycol.eq(d + i)]
+                with m.Case(Opcode.ADDI):
+                    m.d.comb += [lut.eq(Mux(imm_bit, LUT_ID["inc1"], LUT_ID["inc"])),
+                                 cnt.eq(n), ycol.eq(d + i)]
+                with m.Case(Opcode.SUBI):
+                    m.d.comb += [lut.eq(Mux(imm_bit, LUT_ID["dec1"], LUT_ID["dec"])),
+                                 cnt.eq(n), ycol.eq(d + i)]
+                with m.Case(Opcode.MUL):
+                    m.d.comb += [ycol.eq(d + j + i), kcol.eq(b + j)]
+                    with m.If(s):
+                        m.d.comb += [lut.eq(Mux(j == mm - 1, LUT_ID["sub_if"],
+                                                LUT_ID["add_if"])),
+                                     cnt.eq(n + mm - j), xcol.eq(a + ncl)]
+                    with m.Else():
+                        m.d.comb += [lut.eq(Mux(i < n, LUT_ID["add_if"], LUT_ID["inc"])),
+                                     cnt.eq(n + 1), xcol.eq(a + i)]
+                with m.Case(Opcode.MAC):
+                    m.d.comb += [cnt.eq(mm - j), ycol.eq(d + j + i)]
+                    with m.If(s | (i < n)):
+                        m.d.comb += [lut.eq(Mux(dsign, LUT_ID["sub"], LUT_ID["add"])),
+                                     xcol.eq(Mux(s, a + ncl, a + i))]
+                    with m.Else():
+                        m.d.comb += lut.eq(Mux(dsign, LUT_ID["dec"], LUT_ID["inc"]))
+                with m.Case(Opcode.MAX, Opcode.MIN):
+                    m.d.comb += cnt.eq(n)
+                    with m.If(step == 1):
+                        m.d.comb += lut.eq(Mux(s & (i == n - 1), LUT_ID["borrow_top"],
+                                               LUT_ID["borrow"]))
+                        with m.If(op == Opcode.MAX):
+                            m.d.comb += [xcol.eq(a + i), ycol.eq(d + i)]
+                        with m.Else():
+                            m.d.comb += [xcol.eq(d + i), ycol.eq(a + i)]
+                    with m.Else():
+                        m.d.comb += [lut.eq(LUT_ID["cmov"]), xcol.eq(a + i), ycol.eq(d + i)]
+                with m.Case(Opcode.SHR):
+                    m.d.comb += [lut.eq(LUT_ID["inc"]), cnt.eq(n - mm), ycol.eq(d + mm + i)]
+                with m.Case(Opcode.REDUCE):
+                    m.d.comb += [lut.eq(LUT_ID["add"]), cnt.eq(n), xcol.eq(a + i),
+                                 ycol.eq(d + i)]
+
+            rom = Array(Const(wd, ROM_ENTRY.size) for wd in ROM_WORDS)
+            starts = Array(Const(x, p.shape()) for x in LUT_START)
+            entry = Signal(ROM_ENTRY.size)
+            m.d.comb += entry.eq(rom[starts[lut] + p])
+            e = data.View(ROM_ENTRY, entry)
+            role_col = {"c": Const(CY, 10), "x": xcol, "y": ycol, "k": kcol}
+            lut_key, lut_mask = Signal(C), Signal(C)
+            m.d.comb += [
+                lut_mask.eq(_or([Mux(e[f"use_{r}"], onehot(role_col[r]), 0) for r in ROLES])),
+                lut_key.eq(_or([Mux(e[f"use_{r}"] & e[f"bit_{r}"], onehot(role_col[r]), 0)
+                                for r in ROLES])),
+            ]
+
+            # clear masks and CLAMP ranges
+            clr_mask = Signal(C)
+            with m.Switch(op):
+                with m.Case(Opcode.CLEAR, Opcode.COPY):
+                    m.d.comb += clr_mask.eq(rng_mask(d, n))
+                with m.Case(Opcode.MUL):
+                    m.d.comb += clr_mask.eq(Mux(step == 0, rng_mask(d, n + mm), 0)
+                                            | onehot(CY))
+                with m.Default():
+                    m.d.comb += clr_mask.eq(0 if self.fault == "no_carry_clear"
+                                            else onehot(CY))
+            sign_col = d + n - 1
+            clamp_t0 = Mux(s, mm - 1, mm)   # CLAMP loop index t runs over i (+ this)
+
+            with m.Switch(ph):
+                with m.Case(Phase.ONE):
+                    with m.If(~illegal & (op == Opcode.ROWS)):
+                        m.d.comb += [g_op.eq(Op.ROWEN), g_addr.eq(lo), g_addr2.eq(hi)]
+                    with m.Else():  # NOP, XROWS, MAC by 0, an illegal word
+                        m.d.comb += g_op.eq(Op.NOP)
+                with m.Case(Phase.CLR0):
+                    m.d.comb += g_op.eq(Op.CMP)
+                with m.Case(Phase.CLR1):
+                    m.d.comb += [g_op.eq(Op.WR), g_mask.eq(clr_mask)]
+                with m.Case(Phase.LUT):
+                    m.d.comb += [g_op.eq(Mux(e.kind == KIND_WR, Op.WR,
+                                             Mux(e.kind == KIND_CMPA, Op.CMPA, Op.CMP))),
+                                 g_key.eq(lut_key), g_mask.eq(lut_mask)]
+                with m.Case(Phase.COPYB):
+                    with m.If(p == 0):
+                        m.d.comb += [g_op.eq(Op.CMP), g_key.eq(onehot(a + i)),
+                                     g_mask.eq(onehot(a + i))]
+                    with m.Else():
+                        m.d.comb += [g_op.eq(Op.WR), g_key.eq(onehot(d + i)),
+                                     g_mask.eq(onehot(d + i))]
+                with m.Case(Phase.CLAMPC):
+                    t = clamp_t0 + i
+                    m.d.comb += [g_op.eq(Mux(i == 0, Op.CMP, Op.CMPA))]
+                    with m.If(~s):
+                        m.d.comb += [g_key.eq(onehot(d + t)), g_mask.eq(onehot(d + t))]
+                    with m.Elif(step == 0):
+                        m.d.comb += [g_key.eq(onehot(d + t)),
+                                     g_mask.eq(onehot(sign_col) | onehot(d + t))]
+                    with m.Else():
+                        m.d.comb += [g_key.eq(onehot(sign_col)),
+                                     g_mask.eq(onehot(sign_col) | onehot(d + t))]
+                with m.Case(Phase.CLAMPW):
+                    m.d.comb += [g_op.eq(Op.WR), g_mask.eq(rng_mask(d, n))]
+                    with m.If(~s):
+                        m.d.comb += g_key.eq(rng_mask(d, mm))
+                    with m.Elif(step == 0):
+                        m.d.comb += g_key.eq(rng_mask(d, mm - 1))
+                    with m.Else():
+                        m.d.comb += g_key.eq(rng_mask(d + mm - 1, n - mm + 1))
+                with m.Case(Phase.RELU):
+                    with m.If(p == 0):
+                        m.d.comb += [g_op.eq(Op.CMP), g_key.eq(onehot(sign_col)),
+                                     g_mask.eq(onehot(sign_col))]
+                    with m.Else():
+                        m.d.comb += [g_op.eq(Op.WR), g_mask.eq(rng_mask(d, n))]
+                with m.Case(Phase.SHRR):
+                    with m.If(p == 0):
+                        m.d.comb += [g_op.eq(Op.CMP), g_key.eq(onehot(d + mm - 1)),
+                                     g_mask.eq(onehot(d + mm - 1))]
+                    with m.Else():
+                        m.d.comb += [g_op.eq(Op.WR), g_key.eq(onehot(CY)),
+                                     g_mask.eq(onehot(CY))]
+                if two_d:
+                    with m.Case(Phase.MV):
+                        m.d.comb += [g_op.eq(Op.MVCOL), g_col.eq(a + i), g_col2.eq(d + i),
+                                     g_shift.eq(Const(1, 1) << j)]
+            return {"op": g_op, "key": g_key, "mask": g_mask, "addr": g_addr,
+                    "addr2": g_addr2, "col": g_col, "col2": g_col2, "shift": g_shift,
+                    "last_pass": e.last, "cnt": cnt}
+
+        # CLAMP loop bounds of the current instruction (the phase logic below)
+        clamp_t0 = Mux(s, mm - 1, mm)
+        clamp_tn = Mux(s, n - 1, n)
+
+        # -- MAC digits: the lowest nonzero CSD digit below m, and taking it ------------
+        def lowest_digit(pos, neg, limit, name):
+            found, k_out = Signal(name=f"{name}_any"), Signal(5, name=f"{name}_pos")
+            rem = (pos | neg) & ((Const(1, 1) << limit) - 1)[:18]
+            for k in reversed(range(18)):
+                with m.If(rem[k]):
+                    m.d.comb += [found.eq(1), k_out.eq(k)]
+            return found, k_out
+
+        def take_digit(pos, neg, k):
+            """Remove digit k from the remaining digits; its sign (digit_sign) decides add
+            or sub."""
+            bit = (Const(1, 1) << k)[:18]
+            return [digits_pos.eq(pos & ~bit), digits_neg.eq(neg & ~bit)]
+
+        def digit_sign(neg, k):
+            return (neg >> k)[0]
+
+        dig_any, dig_pos = lowest_digit(digits_pos, digits_neg, mm, "dig")
+
+        # -- next state ------------------------------------------------------------------
+        # what happens when the current phase ends: the next phase of this instruction
+        # (through `goto`) or the end of the instruction (`last`)
+        nxt_ph, nxt_step, nxt_i, nxt_p, nxt_j = (Signal(Phase), Signal(3), Signal(7),
+                                                 Signal.like(p), Signal(7))
+        phase_end = Signal()
+        m.d.comb += [nxt_ph.eq(ph), nxt_step.eq(step), nxt_i.eq(i), nxt_p.eq(p), nxt_j.eq(j)]
+
+        def goto(phase, step_=None, j_=None):
+            stmts = [nxt_ph.eq(phase), nxt_i.eq(0), nxt_p.eq(0)]
+            if step_ is not None:
+                stmts.append(nxt_step.eq(step_))
+            if j_ is not None:
+                stmts.append(nxt_j.eq(j_))
+            return stmts
+
+        def finish():  # the micro-op this cycle ends the instruction
+            return [last.eq(1)]
+
+        with m.Switch(ph):
+            with m.Case(Phase.ONE):
+                m.d.comb += phase_end.eq(1)
+            with m.Case(Phase.CLR0):
+                m.d.comb += goto(Phase.CLR1)
+            with m.Case(Phase.CLR1, Phase.CLAMPW):
+                m.d.comb += phase_end.eq(1)
+            with m.Case(Phase.LUT):
+                with m.If(u_last_pass):
+                    with m.If(i + 1 == u_cnt - (1 if self.fault == "last_bit_skipped" else 0)):
+                        m.d.comb += phase_end.eq(1)
+                    with m.Else():
+                        m.d.comb += [nxt_i.eq(i + 1), nxt_p.eq(0)]
+                with m.Else():
+                    m.d.comb += nxt_p.eq(p + 1)
+            with m.Case(Phase.COPYB):
+                with m.If(p == 1):
+                    with m.If(i + 1 == n):
+                        m.d.comb += phase_end.eq(1)
+                    with m.Else():
+                        m.d.comb += [nxt_i.eq(i + 1), nxt_p.eq(0)]
+                with m.Else():
+                    m.d.comb += nxt_p.eq(1)
+            with m.Case(Phase.RELU, Phase.SHRR):
+                with m.If(p == 1):
+                    m.d.comb += phase_end.eq(1)
+                with m.Else():
+                    m.d.comb += nxt_p.eq(1)
+            with m.Case(Phase.CLAMPC):
+                with m.If(clamp_t0 + i + 1 == clamp_tn):
+                    m.d.comb += phase_end.eq(1)
+                with m.Else():
+                    m.d.comb += nxt_i.eq(i + 1)
+            with m.Case(Phase.MV):
+                with m.If(i + 1 == n):
+                    m.d.comb += phase_end.eq(1)
+                with m.Else():
+                    m.d.comb += nxt_i.eq(i + 1)
+            with m.Case(Phase.XFER):
+                m.d.comb += phase_end.eq(self.xfer.done)   # the transfer unit's count
+
+        # per-opcode phase sequences (mirror golden _expand)
+        with m.If(phase_end):
+            with m.If(illegal | (ph == Phase.ONE)):
+                m.d.comb += finish()
+            with m.Else():
+                with m.Switch(op):
+                    with m.Case(Opcode.CLEAR, Opcode.RELU):
+                        m.d.comb += finish()
+                    with m.Case(Opcode.COPY):
+                        with m.If(ph == Phase.CLR1):
+                            m.d.comb += goto(Phase.COPYB)
+                        with m.Else():
+                            m.d.comb += finish()
+                    with m.Case(Opcode.ADD, Opcode.SUB, Opcode.ADDI, Opcode.SUBI):
+                        with m.If(ph == Phase.CLR1):
+                            m.d.comb += goto(Phase.LUT)
+                        with m.Else():
+                            m.d.comb += finish()
+                    with m.Case(Opcode.MUL):
+                        with m.If(ph == Phase.CLR1):
+                            m.d.comb += goto(Phase.LUT, step_=1)
+                        with m.Elif(j + 1 == mm):
+                            m.d.comb += finish()
+                        with m.Elif(s):
+                            m.d.comb += goto(Phase.CLR0, j_=j + 1)
+                        with m.Else():
+                            m.d.comb += goto(Phase.LUT, j_=j + 1)
+                    with m.Case(Opcode.MAC):
+                        with m.If(ph == Phase.CLR1):
+                            m.d.comb += goto(Phase.LUT)
+                        with m.Elif(dig_any):
+                            m.d.comb += goto(Phase.CLR0, j_=dig_pos)
+                        with m.Else():
+                            m.d.comb += finish()
+                    with m.Case(Opcode.MAX, Opcode.MIN):
+                        with m.If(ph == Phase.CLR1):
+                            m.d.comb += goto(Phase.LUT, step_=1)
+                        with m.Elif(step == 1):
+                            m.d.comb += goto(Phase.LUT, step_=2)
+                        with m.Else():
+                            m.d.comb += finish()
+                    with m.Case(Opcode.CLAMP):
+                        with m.If(ph == Phase.CLAMPC):
+                            m.d.comb += goto(Phase.CLAMPW)
+                        with m.Elif(s & (step == 0)):
+                            m.d.comb += goto(Phase.CLAMPC, step_=1)
+                        with m.Else():
+                            m.d.comb += finish()
+                    with m.Case(Opcode.SHR):
+                        with m.If(ph == Phase.CLR1):
+                            m.d.comb += goto(Phase.SHRR)
+                        with m.Elif(ph == Phase.SHRR):
+                            m.d.comb += goto(Phase.LUT)
+                        with m.Else():
+                            m.d.comb += finish()
+                    with m.Case(Opcode.REDUCE):
+                        with m.If(ph == Phase.MV):
+                            m.d.comb += goto(Phase.CLR0)
+                        with m.Elif(ph == Phase.CLR1):
+                            m.d.comb += goto(Phase.LUT)
+                        with m.Elif(j + 1 == mm):
+                            m.d.comb += finish()
+                        with m.Else():
+                            m.d.comb += goto(Phase.MV, j_=j + 1)
+                    with m.Default():
+                        m.d.comb += finish()
+
+        # -- load: the next instruction starts right after the last micro-op ------------
+        load = Signal()
+        m.d.comb += load.eq(self.head.valid & (~active | last))
+        m.d.comb += self.head.pop.eq(load)
+
+        # initial phase of the head instruction (h_ph0: as if it were legal)
+        h_ph, h_ph0, h_j = Signal(Phase), Signal(Phase), Signal(7)
+        h_dpos, h_dneg = Signal(18), Signal(18)
+        x = Signal(signed(19))
+        xh = Signal(signed(19))
+        x3 = Signal(signed(19))
+        c3 = Signal(19)
+        m.d.comb += [x.eq(h_imm), xh.eq(x >> 1), x3.eq(x + xh), c3.eq(xh ^ x3),
+                     h_dpos.eq((x3 & c3)[:18]), h_dneg.eq((xh & c3)[:18])]
+        h_first_any, h_first = lowest_digit(h_dpos, h_dneg, h_m, "h_first")
+        with m.Switch(h_op):
+            with m.Case(Opcode.NOP, Opcode.ROWS, Opcode.XROWS):
+                m.d.comb += h_ph0.eq(Phase.ONE)
+            with m.Case(Opcode.MOVW):
+                m.d.comb += h_ph0.eq(Phase.XFER)
+            with m.Case(Opcode.RELU):
+                m.d.comb += h_ph0.eq(Phase.RELU)
+            with m.Case(Opcode.CLAMP):
+                m.d.comb += h_ph0.eq(Phase.CLAMPC)
+            with m.Case(Opcode.REDUCE):
+                m.d.comb += h_ph0.eq(Phase.MV)
+            with m.Case(Opcode.MAC):
+                m.d.comb += [h_ph0.eq(Mux(h_first_any, Phase.CLR0, Phase.ONE)),
+                             h_j.eq(h_first)]
+            with m.Default():
+                m.d.comb += h_ph0.eq(Phase.CLR0)
+        m.d.comb += h_ph.eq(Mux(h_legal, h_ph0, Phase.ONE))
+
+        # dsign after a load (h_dsign) or a step of this instruction (c_dsign)
+        h_dsign, c_dsign = Signal(), Signal()
+        take_next = Signal()    # a MAC moves on to its next digit
+        m.d.comb += [take_next.eq((op == Opcode.MAC) & (nxt_ph == Phase.CLR0)
+                                  & (ph != Phase.CLR0)),
+                     h_dsign.eq(Mux(h_op == Opcode.MAC, digit_sign(h_dneg, h_first), dsign)),
+                     c_dsign.eq(Mux(take_next, digit_sign(digits_neg, dig_pos), dsign))]
+
+        with m.If(load):
+            m.d.sync += [active.eq(1), iw.eq(w), illegal.eq(~h_legal), ph.eq(h_ph),
+                         step.eq(0), i.eq(0), p.eq(0), j.eq(h_j), digits_pos.eq(h_dpos),
+                         digits_neg.eq(h_dneg), dsign.eq(h_dsign)]
+            with m.If(h_op == Opcode.MAC):
+                # the first digit is consumed now
+                m.d.sync += take_digit(h_dpos, h_dneg, h_first)
+        with m.Elif(last):
+            m.d.sync += active.eq(0)
+        with m.Elif(active):
+            m.d.sync += [ph.eq(nxt_ph), step.eq(nxt_step), i.eq(nxt_i), p.eq(nxt_p),
+                         j.eq(nxt_j), dsign.eq(c_dsign)]
+            with m.If(take_next):
+                m.d.sync += take_digit(digits_pos, digits_neg, dig_pos)
+
+        # ... and the micro-op of the next state, registered with it: that of the head
+        # instruction's first state (as if legal, in parallel with the validator, which
+        # only turns it into the NOP of an illegal word) or of this instruction's next
+        # state (a micro-op register nobody reads when the tile goes idle)
+        g_head = micro_op(w, h_ph0, Const(0, step.shape()), Const(0, p.shape()),
+                          Const(0, i.shape()), h_j, Const(0, 1), h_dsign)
+        g_cont = micro_op(iw, nxt_ph, nxt_step, nxt_p, nxt_i, nxt_j, illegal, c_dsign)
+        u_regs = {"op": u_op, "key": u_key, "mask": u_mask, "addr": u_addr, "addr2": u_addr2,
+                  "col": u_col, "col2": u_col2, "shift": u_shift, "last_pass": u_last_pass,
+                  "cnt": u_cnt}
+        with m.If(load):
+            m.d.sync += [r.eq(Mux(h_legal, g_head[k], 0)) for k, r in u_regs.items()]
+        with m.Else():
+            m.d.sync += [r.eq(g_cont[k]) for k, r in u_regs.items()]
+
+        # -- outputs ---------------------------------------------------------------------
+        run = Signal()    # a MOVW runs: the transfer unit drives the APs' row ports
+        m.d.comb += [run.eq(active & (ph == Phase.XFER)),
+                     self.active.eq(active), self.illegal.eq(illegal), self.phase.eq(ph),
+                     self.xfer.load.eq(load), self.xfer.run.eq(run), self.xfer.last.eq(last),
+                     self.xfer.ins.eq(iw)]
+        m.d.comb += [self.uop[k].eq(u_regs[k]) for k in uop_layout(ap).members]
+        return m
+
+
+# -- part 3: the transfer unit (MOVW; XROWS only sets the decoder's registers) -------------
+class TransferUnit(wiring.Component):
+    """MOVW, pipelined over two APs' row ports: in cycle xi it reads word xi of the
+    source AP (row srow + xi * stride, while xi < count) and writes word xi - 1 into the
+    destination (row drow + xi - 1, bits [d, d + n) from the source's [a, a + n), when
+    xi >= 1): count + 1 cycles, `done` in the last (golden/model/tile.py: Tile._movw).
+    `fault`: one of MOVW_FAULTS, or VERIFY (every one behind `tb_fault`)."""
+
+    def __init__(self, cfg: Config, fault: str | None = None):
+        assert fault is None or fault in MOVW_FAULTS or fault == VERIFY, fault
+        self.cfg, self.fault = cfg, fault
+        self.width = max(a.cols for a in _ap_cfgs(cfg))
+        aw = 16   # the row pointers: XROWS' 16-bit rows, stepped by up to the stride
+        super().__init__({
+            **({"tb_fault": In(MUTANT_PORT_BITS)} if fault == VERIFY else {}),
+            "ctl": In(xfer_control_signature()),
+            "head": In(head_layout()),     # the queue head (loaded with the instruction)
+            "xrows": In(XROWS_REGS),
+            **_readback_members(cfg, rows=False),
+            "rd": Out(1), "sap": Out(MOVW_FORMAT["sap"].width), "src_addr": Out(aw),
+            "wr": Out(1), "dap": Out(MOVW_FORMAT["dap"].width), "dst_addr": Out(aw),
+            "data": Out(self.width), "mask": Out(self.width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, wmax = self.cfg, self.width
+        verify = self.fault == VERIFY
+        mut = Mutants(tile_mutant_numbers(), self.fault, self.tb_fault if verify else None)
+        load, run, last = self.ctl.load, self.ctl.run, self.ctl.last
+        movw = view(MOVW_FORMAT, self.ctl.ins.as_value())
+        w = self.head.as_value()
+        xi = Signal(17)                 # MOVW cycle: reads word xi, writes word xi - 1
+        src_ptr, dst_ptr = Signal(16, name="src_ptr"), Signal(16, name="dst_ptr")
+        x_stride = self.xrows.stride
+
+        m.d.comb += self.ctl.done.eq(mut.pick(
+            "movw_last_word_lost",
+            mut.pick("movw_one_more", xi == movw.count, xi == movw.count + 1),
+            xi + 1 == movw.count))
+        with m.If(load):
+            m.d.sync += [xi.eq(0), src_ptr.eq(self.xrows.srow), dst_ptr.eq(self.xrows.drow)]
+        with m.Elif(run & ~last):
+            m.d.sync += [xi.eq(xi + 1), src_ptr.eq(
+                src_ptr + mut.pick("movw_stride_ignored", x_stride, 1))]
+            with m.If(mut.pick("movw_first_dst_skipped", xi != 0, 1)):
+                m.d.sync += dst_ptr.eq(dst_ptr + mut.pick("movw_dst_strided", 1, x_stride))
+
+        # xi < count (a word left to read) and xi != 0 (a word to write), registered with
+        # xi: the comparators stay off the path into the arrays' port multiplexers
+        x_rd, x_wr, rd_left, wr_on = (Signal(name="x_rd"), Signal(name="x_wr"),
+                                      Signal(name="rd_left"), Signal(name="wr_on"))
+        with m.If(load):
+            m.d.sync += [rd_left.eq(view(MOVW_FORMAT, w).count != 0), wr_on.eq(0)]
+        with m.Elif(run & ~last):
+            m.d.sync += [rd_left.eq(xi + 1 < movw.count), wr_on.eq(1)]
+        m.d.comb += [x_rd.eq(run & rd_left), x_wr.eq(run & wr_on)]
+        sap = mut.pick("movw_swapped", movw.sap, movw.dap)
+        dap = mut.pick("movw_swapped", movw.dap, movw.sap)
+        src_word = Signal(wmax)
+        with m.Switch(sap):
+            for k in range(1 + cfg.tile.maps):
+                with m.Case(k):
+                    m.d.comb += src_word.eq(getattr(self, f"rdata{k}"))
+        # word k of the destination: bits [d, d + n) = bits [a, a + n) of the source word,
+        # ((src >> a) & n low bits) << d, as one shift by a - d of the word above wmax
+        # zeros, and a mask; the shift and the mask depend on the instruction alone, so
+        # they are registered when it is loaded, off the path from the source
+        # AP's read register to the destination's rows
+        def movw_shift(iw_):
+            mv = view(MOVW_FORMAT, iw_)
+            n_moved = mut.pick("movw_width_short", mv.n, mv.n - 1)
+            fmask = Cat(*((n_moved > k) for k in range(min(wmax, MAX_WIDTH))))
+            x_a = mut.pick("movw_src_field_ignored", mv.a, 0)
+            x_d = mut.pick("movw_dst_field_ignored", mv.d, 0)
+            sh = Signal(signed(len(mv.a) + 2))
+            m.d.comb += sh.eq(wmax + x_a - x_d)
+            # d beyond the word shifts every bit out (an illegal MOVW, which never runs)
+            return Mux((sh < 0) | (sh >= 2 * wmax), 2 * wmax, sh), (fmask << x_d)[:wmax]
+
+        x_sh, x_mask = Signal(range(2 * wmax + 1), name="x_sh"), Signal(wmax, name="x_mask")
+        sh_h, mask_h = movw_shift(w)    # the head's, registered when it is loaded
+        with m.If(load):
+            m.d.sync += [x_sh.eq(sh_h), x_mask.eq(mask_h)]
+        x_data = Signal(wmax)
+        m.d.comb += x_data.eq((Cat(Const(0, wmax), src_word) >> x_sh)[:wmax] & x_mask)
+        m.d.comb += [self.rd.eq(x_rd), self.sap.eq(sap), self.src_addr.eq(src_ptr),
+                     self.wr.eq(x_wr), self.dap.eq(dap), self.dst_addr.eq(dst_ptr),
+                     self.data.eq(x_data), self.mask.eq(x_mask)]
+        return m
+
+
+# -- part 4: the host port ------------------------------------------------------------------
+class HostPort(wiring.Component):
+    """The host's access to the arrays while the tile is idle (`idle`: nothing runs,
+    nothing queued): HOST_READ / HOST_WRITE a row of AP `host_ap`, HOST_READ_COL /
+    HOST_WRITE_COL a column of the CAP (2D). `req` is the micro-op it asks of that AP
+    this cycle (op NOP: none); a read's data comes back the cycle after on `host_rdata`
+    with `host_rvalid` (golden/model/tile.py: Tile.host_*)."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        hw = host_widths(cfg)
+        super().__init__({
+            "host_op": In(3), "host_ap": In(3), "host_addr": In(hw["addr"]),
+            "host_wdata": In(hw["data"]), "host_mask": In(hw["mask"]),
+            "host_rdata": Out(hw["data"]), "host_rvalid": Out(1),
+            "idle": In(1), **_readback_members(cfg),
+            "req": Out(host_request_layout(cfg))})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        n_aps = 1 + cfg.tile.maps
+        req = self.req
+        host_rd_pending, host_rd_col = Signal(name="host_rd_pending"), Signal(name="host_rd_col")
+        host_rd_ap = Signal(3)
+        m.d.sync += host_rd_pending.eq(0)
+        with m.If(host_rd_col):
+            if cfg.ap.two_d:
+                m.d.comb += [self.host_rdata.eq(self.rcol),
+                             self.host_rvalid.eq(host_rd_pending & self.rcol_valid)]
+        with m.Else():
+            with m.Switch(host_rd_ap):
+                for k in range(n_aps):
+                    with m.Case(k):
+                        m.d.comb += [self.host_rdata.eq(getattr(self, f"rdata{k}")),
+                                     self.host_rvalid.eq(host_rd_pending
+                                                         & getattr(self, f"rd_valid{k}"))]
+
+        m.d.comb += req.ap.eq(self.host_ap)
+        with m.If(self.idle):
+            with m.Switch(self.host_op):
+                with m.Case(HOST_READ):
+                    with m.If(self.host_ap < n_aps):
+                        m.d.comb += [req.op.eq(UOpcode.RDROW), req.addr.eq(self.host_addr)]
+                        m.d.sync += [host_rd_pending.eq(1), host_rd_ap.eq(self.host_ap),
+                                     host_rd_col.eq(0)]
+                with m.Case(HOST_WRITE):
+                    with m.If(self.host_ap < n_aps):
+                        m.d.comb += [req.op.eq(UOpcode.WRROW), req.addr.eq(self.host_addr),
+                                     req.data.eq(self.host_wdata),
+                                     req.mask.eq(self.host_mask)]
+                if cfg.ap.two_d:
+                    with m.Case(HOST_READ_COL):
+                        with m.If(self.host_ap == 0):
+                            m.d.comb += [req.op.eq(UOpcode.RDCOL), req.col.eq(self.host_addr)]
+                            m.d.sync += [host_rd_pending.eq(1), host_rd_col.eq(1)]
+                    with m.Case(HOST_WRITE_COL):
+                        with m.If(self.host_ap == 0):
+                            m.d.comb += [req.op.eq(UOpcode.WRCOL), req.col.eq(self.host_addr),
+                                         req.vec.eq(self.host_wdata)]
+        return m
+
+
+# -- part 5: counters and status ------------------------------------------------------------
+class Counters(wiring.Component):
+    """The tile counters (COUNTER_KEYS, golden Controller.counters: every issued micro-op
+    in `cycles` and its UOP_COUNTER, MOVW's row reads and writes in row_transfers, the
+    instruction in `instructions` or `errors` in its last cycle), the sticky `error`
+    flag, and the CSR read mux (csr_sel: a counter's index, or len(COUNTER_KEYS) for
+    status: busy, error). `fault`: one of COUNTER_FAULTS, or VERIFY (every one behind
+    `tb_fault`, and the counters loadable with `tb_preset`)."""
+
+    def __init__(self, cfg: Config, fault: str | None = None):
+        assert fault is None or fault in COUNTER_FAULTS or fault == VERIFY, fault
+        self.cfg, self.fault = cfg, fault
+        super().__init__({
+            **(verify_ports(cfg) if fault == VERIFY else {}),
+            "active": In(1), "last": In(1), "illegal": In(1),   # the sequencer's state
+            "op": In(UOpcode),                                   # the micro-op it issues
+            "xfer": In(1), "x_rd": In(1), "x_wr": In(1),         # a MOVW cycle: read, write
+            "busy": In(1),
+            "csr_sel": In(4), "csr_data": Out(cfg.ap.counter_bits), "error": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        verify = self.fault == VERIFY
+        mut = Mutants(tile_mutant_numbers(), self.fault, self.tb_fault if verify else None)
+        issuing, last, u_op = self.active, self.last, self.op
+        err = Signal()
+        m.d.comb += self.error.eq(err)
+        cb = self.cfg.ap.counter_bits
+        counters = {k: Signal(cb, name=f"ctl_{k}") for k in COUNTER_KEYS}
+
+        def bump(key, by=1, wrong=None):   # counters[key] + by (wraps), under the mutants
+            return mut.bump(counters[key], by, f"ctr_skip_{key}", wrong)
+
+        with m.If(issuing):
+            m.d.sync += bump("cycles")
+            with m.If(last):
+                with m.If(self.illegal):
+                    m.d.sync += [bump("errors"), err.eq(1)]
+                with m.Else():
+                    m.d.sync += bump("instructions")
+        with m.If(self.xfer):
+            m.d.sync += bump("row_transfers", (self.x_rd, self.x_wr), ("ctr_movw_by_one", 1))
+        with m.Elif(issuing):
+            with m.Switch(u_op):
+                with m.Case(UOpcode.CMP, UOpcode.CMPA):
+                    m.d.sync += bump("compares", 1,
+                                     ("ctr_cmpa_by_two", Mux(u_op == UOpcode.CMPA, 2, 1)))
+                with m.Case(UOpcode.WR):
+                    m.d.sync += bump("writes")
+                with m.Case(UOpcode.RDROW, UOpcode.WRROW):
+                    m.d.sync += bump("row_transfers")
+                with m.Case(UOpcode.RDCOL, UOpcode.WRCOL, UOpcode.MVCOL):
+                    m.d.sync += bump("col_transfers")
+                with m.Case(UOpcode.ROWEN):
+                    m.d.sync += bump("rowen")
+                with m.Case(UOpcode.NOP):
+                    m.d.sync += bump("nops")
+        if verify:      # test-only: every counter loaded with tb_preset (near its top)
+            with m.If(self.tb_load):
+                m.d.sync += [c.eq(self.tb_preset) for c in counters.values()]
+        with m.Switch(self.csr_sel):
+            for idx, key in enumerate(COUNTER_KEYS):
+                with m.Case(idx):
+                    m.d.comb += self.csr_data.eq(counters[key])
+            with m.Case(len(COUNTER_KEYS)):
+                m.d.comb += self.csr_data.eq(Cat(self.busy, err))
+        return m
+
+
+# -- the tile: the parts and the APs -----------------------------------------------------------
+class Tile(wiring.Component):
+    """The tile: the CAP (`core`), the MAPs (`map1`..`mapK`) and the controller's parts
+    (`queue`: InstrQueue, `seq`: Sequencer, `transfer`: TransferUnit, `host`: HostPort,
+    `ctr`: Counters). Its ports and module name are the controller top's
+    (controller_signature, controller_module_name).
+
+    `fault` deliberately breaks the sequencer (FAULTS), drops one check of the
+    validator (`validator_faults()`) or breaks MOVW or a counter (TILE_MUTANTS); VERIFY
+    elaborates every TILE_MUTANTS fault behind the `tb_fault` port and makes the counters
+    loadable (verify_ports). Only so that the tests can show the testbenches catch it;
+    never used to emit real RTL."""
+
+    def __init__(self, cfg: Config, fault: str | None = None):
+        if fault is not None and fault not in FAULTS and fault not in TILE_MUTANTS \
+                and fault != VERIFY and fault not in validator_faults():
+            self._MustUse__silence = True
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}, "
+                             f"{', '.join(TILE_MUTANTS)}, {VERIFY} and "
+                             f"{DROP_RULE}:<opcode>:<rule> (validator_faults())")
+        self.cfg = cfg
+        self.fault = fault
+        super().__init__(controller_signature(cfg, verify=fault == VERIFY))
+
+    def _part_fault(self, table: dict) -> str | None:
+        """The fault a part elaborates: this tile's, if it is one of `table` or VERIFY."""
+        return self.fault if self.fault in table or self.fault == VERIFY else None
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, ap = self.cfg, self.cfg.ap
+        verify = self.fault == VERIFY
+
+        m.submodules.core = core = APCore(ap)
+        maps = []
+        for k in range(cfg.tile.maps):
+            maps.append(MapMemory(cfg.map_ap) if cfg.tile.map_memory == "bram"
+                        else APCore(cfg.map_ap))
+            m.submodules[f"map{k + 1}"] = maps[-1]
+        aps = [core] + maps
+        m.submodules.queue = queue = InstrQueue(cfg, _dropped(self.fault))
+        m.submodules.seq = seq = Sequencer(cfg, self.fault if self.fault in FAULTS else None)
+        m.submodules.transfer = xfer = TransferUnit(cfg, self._part_fault(MOVW_FAULTS))
+        m.submodules.host = host = HostPort(cfg)
+        m.submodules.ctr = ctr = Counters(cfg, self._part_fault(COUNTER_FAULTS))
+
+        # the instruction stream into the queue, its head into the sequencer, which runs
+        # the transfer unit; XROWS' registers into the transfer unit
+        m.d.comb += [queue.s_data.eq(self.s_data), queue.s_valid.eq(self.s_valid),
+                     self.s_ready.eq(queue.s_ready)]
+        wiring.connect(m, queue.head, seq.head)
+        wiring.connect(m, seq.xfer, xfer.ctl)
+        m.d.comb += [xfer.head.eq(queue.head.word), xfer.xrows.eq(queue.xrows)]
+        for k, a_ in enumerate(aps):
+            m.d.comb += [getattr(xfer, f"rdata{k}").eq(a_.rdata),
+                         getattr(host, f"rdata{k}").eq(a_.rdata),
+                         getattr(host, f"rd_valid{k}").eq(a_.rd_valid)]
+        if ap.two_d:
+            m.d.comb += [host.rcol.eq(core.rcol), host.rcol_valid.eq(core.rcol_valid)]
+
+        # busy: an instruction runs or waits; the host port works only when not
+        busy = Signal()
+        m.d.comb += [busy.eq(seq.active | queue.pending), self.busy.eq(busy),
+                     host.idle.eq(~seq.active & ~queue.head.valid),
+                     host.host_op.eq(self.host_op), host.host_ap.eq(self.host_ap),
+                     host.host_addr.eq(self.host_addr), host.host_wdata.eq(self.host_wdata),
+                     host.host_mask.eq(self.host_mask), self.host_rdata.eq(host.host_rdata),
+                     self.host_rvalid.eq(host.host_rvalid)]
+
+        # -- drive the APs: MOVW, the sequencer's micro-op, or the host port when idle -----
+        u, req = seq.uop, host.req
+        for k, a_ in enumerate(aps):
+            with m.If(xfer.rd & (xfer.sap == k)):
+                m.d.comb += [a_.op.eq(Op.RDROW), a_.addr.eq(xfer.src_addr)]
+            with m.Elif(xfer.wr & (xfer.dap == k)):
+                m.d.comb += [a_.op.eq(Op.WRROW), a_.addr.eq(xfer.dst_addr),
+                             a_.data.eq(xfer.data), a_.mask.eq(xfer.mask)]
+            if k == 0:
+                with m.Elif(seq.active & ~seq.xfer.run):
+                    m.d.comb += [core.op.eq(u.op), core.key.eq(u.key), core.mask.eq(u.mask),
+                                 core.addr.eq(u.addr), core.addr2.eq(u.addr2)]
+                    if ap.two_d:
+                        m.d.comb += [core.col.eq(u.col), core.col2.eq(u.col2),
+                                     core.shift.eq(u.shift)]
+            with m.Elif((req.op != UOpcode.NOP) & (req.ap == k)):
+                m.d.comb += [a_.op.eq(req.op), a_.addr.eq(req.addr), a_.data.eq(req.data),
+                             a_.mask.eq(req.mask)]
+                if k == 0 and ap.two_d:
+                    m.d.comb += [core.col.eq(req.col), core.vec.eq(req.vec)]
+
+        # -- counters and status ------------------------------------------------------------
+        m.d.comb += [ctr.active.eq(seq.active), ctr.last.eq(seq.xfer.last),
+                     ctr.illegal.eq(seq.illegal), ctr.op.eq(u.op), ctr.xfer.eq(seq.xfer.run),
+                     ctr.x_rd.eq(xfer.rd), ctr.x_wr.eq(xfer.wr), ctr.busy.eq(busy),
+                     ctr.csr_sel.eq(self.csr_sel), self.csr_data.eq(ctr.csr_data),
+                     self.error.eq(ctr.error)]
+        if verify:
+            m.d.comb += [xfer.tb_fault.eq(self.tb_fault), ctr.tb_fault.eq(self.tb_fault),
+                         ctr.tb_load.eq(self.tb_load), ctr.tb_preset.eq(self.tb_preset)]
+        # the micro-op stream, for simulator testbenches (internal signals, not ports)
+        self.uop = {"valid": seq.active & ~seq.xfer.run, "op": u.op.as_value(),
+                    "key": u.key, "mask": u.mask, "addr": u.addr, "addr2": u.addr2}
+        if ap.two_d:
+            self.uop.update(col=u.col, col2=u.col2, shift=u.shift)
+        self.parts = {"queue": queue, "seq": seq, "transfer": xfer, "host": host, "ctr": ctr}
+        return m
+
+
+APController = Tile   # the tile's former name (hdl/gen/controller.py re-exports both)
