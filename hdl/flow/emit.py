@@ -162,7 +162,11 @@ def emit(cfg: Config, out_dir: str | Path, fault: str | None = None) -> dict:
              "parameters": {**ap_params, "queue_depth": cfg.ctrl.queue_depth,
                             **{f"tile_{k}": v for k, v in cfg.as_dict()["tile"].items()}},
              "ports": _ports(controller_signature(cfg)),
-             "contains": [f"{ctl_name}.core (CAP)", f"{ctl_name}.queue (FIFO)"]
+             "contains": [f"{ctl_name}.core (CAP)",
+                          f"{ctl_name}.queue (instruction queue and decoder)",
+                          f"{ctl_name}.queue.fifo (FIFO)", f"{ctl_name}.seq (sequencer)",
+                          f"{ctl_name}.transfer (transfer unit)",
+                          f"{ctl_name}.host (host port)", f"{ctl_name}.ctr (counters)"]
              + [f"{ctl_name}.map{k + 1} (MAP)" for k in range(cfg.tile.maps)]},
             {"name": sys_name, "kind": "system", "file": f"{sys_name}.v",
              "parameters": cfg.as_dict(), "ports": _ports(system_signature(cfg)),
