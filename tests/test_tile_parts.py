@@ -15,6 +15,7 @@ import copy
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from test_hdl_controller import same_uop
 
 from bfimna.golden.host.stimulus import random_program, random_tile_program, random_transfer
 from bfimna.golden.model.ap import APModel
@@ -138,16 +139,6 @@ def test_queue_decoder_matches_golden_validate(seed):
 
 
 # -- sequencer and microcode ROM -------------------------------------------------------------
-def same_uop(got: dict, want: UOp) -> bool:
-    if (got["op"], got["key"], got["mask"]) != (want.op, want.key, want.mask):
-        return False
-    if want.op == Op.ROWEN:
-        return (got["addr"], got["addr2"]) == (want.addr, want.addr2)
-    if want.op == Op.MVCOL:
-        return (got["col"], got["col2"], got["shift"]) == (want.col, want.col2, want.shift)
-    return True
-
-
 @pytest.mark.parametrize("cfg", [CFG, CFG1], ids=["2d_k2", "1d"])
 def test_sequencer_issues_golden_stream(cfg, seed):
     """Sequencer alone (the queue head and the transfer unit's `done` played by the
