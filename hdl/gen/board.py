@@ -116,6 +116,7 @@ class BoardTop(wiring.Component):
         fault: tests only, a mutant of BOARD_MUTANTS, or VERIFY (all of them behind a
         `tb_fault` input); None: real RTL."""
         if fault is not None and fault not in BOARD_MUTANTS and fault != VERIFY:
+            self._MustUse__silence = True  # never elaborated: no "unused" warning
             raise ValueError(f"unknown fault {fault!r}; known: {VERIFY}, "
                              f"{', '.join(BOARD_MUTANTS)}")
         self.cfg, self.divisor, self.led_invert = cfg, divisor, led_invert
