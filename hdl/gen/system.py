@@ -265,6 +265,17 @@ class System(wiring.Component):
         k = Signal(17)        # payload words taken / reads or bus cycles issued
         kr = Signal(17)       # READ responses received
         inflight = Signal()   # a READ issued last cycle
+        # kept with k, so that no adder or comparator of k sits between the packet's state
+        # and a tile's host port (the board's critical path ran through them):
+        ra = Signal(16)       # h.row + k: the row (COPYCOL: column) of word k at the source
+        wa = Signal(16)       # d.row + k - 1: COPY's destination row of word k - 1
+        more = Signal()       # k < h.count
+        nz = Signal()         # k != 0
+
+        def step():
+            """Word k done: k + 1, and what is kept with it."""
+            m.d.sync += [k.eq(k + 1), ra.eq(ra + 1), wa.eq(wa + 1),
+                         more.eq(k + 1 < h.count), nz.eq(1)]
 
         # destination word checks (golden check_dest), against the latched header
         dw = view(DEST, w)                          # the incoming word as a destination
@@ -361,7 +372,8 @@ class System(wiring.Component):
                     with m.Elif(mut.pick("no_tlast_header_only", ~has_payload & ~last, 0)):
                         bad(1)
                     with m.Else():
-                        m.d.sync += [h.eq(w), h_width.eq(i_width), k.eq(0), kr.eq(0)]
+                        m.d.sync += [h.eq(w), h_width.eq(i_width), k.eq(0), kr.eq(0),
+                                     ra.eq(hdr.row), more.eq(hdr.count != 0), nz.eq(0)]
                         with m.Switch(hdr.type):
                             with m.Case(PacketType.INSTR):
                                 m.next = "INSTR"
@@ -382,7 +394,7 @@ class System(wiring.Component):
                     with m.Elif(~dest_ok):
                         bad(0)
                     with m.Else():
-                        m.d.sync += d.eq(w)
+                        m.d.sync += [d.eq(w), wa.eq(dw.row - 1)]
                         m.next = "WAITC"
             with m.State("INSTR"):
                 # instruction words into the tile's queue (every queue, for a broadcast)
@@ -391,7 +403,8 @@ class System(wiring.Component):
                     m.d.comb += tile.s_valid.eq(self.s_axis_tvalid & sel_ready
                                                 & (bcast | (h.tile == t)))
                 with m.If(beat):
-                    m.d.sync += [inc("instr_words"), k.eq(k + 1)]
+                    m.d.sync += inc("instr_words")
+                    step()
                     end_of_payload(h.count)
             with m.State("WAITW"):
                 # WRITE: until the tile is idle
@@ -401,11 +414,11 @@ class System(wiring.Component):
                 # one data word per beat into the tile's host port
                 m.d.comb += self.s_axis_tready.eq(1)
                 m.d.comb += [wr_now.eq(beat), wr_tile.eq(h.tile), wr_op.eq(HOST_WRITE),
-                             wr_ap.eq(h.ap), wr_addr.eq(h.row + k),
+                             wr_ap.eq(h.ap), wr_addr.eq(ra),
                              wr_data.eq((w & fmask) << h.col), wr_mask.eq(fmask << h.col)]
                 with m.If(beat):
-                    m.d.sync += [inc("host_writes", 1, ("gctr_host_writes_by_two", 2)),
-                                 k.eq(k + 1)]
+                    m.d.sync += inc("host_writes", 1, ("gctr_host_writes_by_two", 2))
+                    step()
                     end_of_payload(h.count)
             with m.State("WAITR"):
                 # READ: until the tile is idle
@@ -413,10 +426,11 @@ class System(wiring.Component):
                     m.next = "READ"
             with m.State("READ"):
                 # one row read per cycle while the output FIFO has room; answers into it
-                with m.If((k < h.count) & ofifo_room):
+                with m.If(more & ofifo_room):
                     m.d.comb += [rd_now.eq(1), rd_op.eq(HOST_READ), rd_ap.eq(h.ap),
-                                 rd_addr.eq(h.row + k)]
-                    m.d.sync += [k.eq(k + 1), inflight.eq(1), inc("host_reads")]
+                                 rd_addr.eq(ra)]
+                    m.d.sync += [inflight.eq(1), inc("host_reads")]
+                    step()
                 with m.If(src_rvalid):
                     m.d.comb += [out_w.valid.eq(1),
                                  out_wp.tdata.eq((src_rdata >> h.col)[:64] & fmask),
@@ -431,16 +445,17 @@ class System(wiring.Component):
                     m.next = "COPY"
             with m.State("COPY"):
                 # read word (column) k from the source, write word k-1 into the destination
-                m.d.sync += [k.eq(k + 1), inc("copy_cycles")]
-                with m.If(k < h.count):
+                m.d.sync += inc("copy_cycles")
+                step()
+                with m.If(more):
                     m.d.comb += [rd_now.eq(1), rd_ap.eq(Mux(is_col, 0, h.ap)),
                                  rd_op.eq(Mux(is_col, HOST_READ_COL, HOST_READ)),
-                                 rd_addr.eq(h.row + k)]
-                with m.If(k != 0):
+                                 rd_addr.eq(ra)]
+                with m.If(nz):
                     m.d.comb += [wr_now.eq(1), wr_tile.eq(d.tile),
                                  wr_ap.eq(Mux(is_col, 0, d.ap)),
                                  wr_op.eq(Mux(is_col, HOST_WRITE_COL, HOST_WRITE)),
-                                 wr_addr.eq(d.row + k - 1)]
+                                 wr_addr.eq(wa)]
                     with m.If(is_col):
                         m.d.comb += wr_data.eq(src_rdata)
                         m.d.sync += inc("copy_cols")
@@ -448,7 +463,7 @@ class System(wiring.Component):
                         m.d.comb += [wr_data.eq(((src_rdata >> h.col) & fmask) << d.col),
                                      wr_mask.eq(fmask << d.col)]
                         m.d.sync += inc("copy_words")
-                with m.If(k == h.count):
+                with m.If(~more):                 # k == h.count
                     m.d.sync += inc("packets")
                     m.next = "HDR"
             with m.State("WAITS"):
