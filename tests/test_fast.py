@@ -11,7 +11,7 @@ from bfimna.golden.model.fast import FastTile
 from bfimna.golden.model.tile import Tile
 from bfimna.golden.spec.config import config_from_dict
 from bfimna.golden.spec.costs import counts, profile
-from bfimna.golden.spec.isa import Instr, Opc, encode
+from bfimna.golden.spec.isa import OP_FIELD, Instr, Opc, encode
 
 CFGS = [config_from_dict({"name": "a", "ap": {"rows": 19, "cols": 40, "dims": 2},
                           "tile": {"maps": 2, "map_rows": 23, "map_cols": 30}}),
@@ -181,3 +181,145 @@ def test_gathers_equal_bit_level(seed):
     assert fast.counters == slow.counters, f"seed {seed}"
     assert fast.activity == {k: v for k, v in slow.activity.items() if k != "wr_tagged"}
     assert (fast.error, fast.last_error) == (slow.error, slow.ctl.last_error)
+
+
+def _mac_program(rng, cfg, MR):
+    """Taps as the scheduler emits them (a gather into the operand field, then MACs into
+    a few accumulators), mixed with what must apply the deferred MACs first: an operand
+    or an ADD reading an accumulator, a MAC into a field overlapping another one, ROWS
+    changes (also to no rows), CLEAR of an accumulator, a MOVW from the CAP, illegal
+    words. Yields word lists; between them the test reads and writes through the host."""
+    R = cfg.ap.rows
+    accs = [(40, 20), (60, 24), (84, 20), (104, 16)]        # (d, m): apart, one past 64
+    lo, hi = 0, R
+    for _ in range(10):
+        words = []
+        if rng.random() < 0.3:
+            lo = int(rng.integers(0, R))
+            hi = lo if rng.random() < 0.15 else int(rng.integers(lo, R + 1))
+            words.append(encode(Instr(op=Opc.ROWS, lo=lo, hi=hi)))
+        for _ in range(int(rng.integers(1, 5))):               # taps
+            n = int(rng.integers(1, 17))
+            a = int(rng.choice([0, 3, 20]))
+            count = int(rng.integers(1, 6))
+            for r0 in range(0, R, count):
+                k = min(count, R - r0)
+                words += [encode(Instr(op=Opc.XROWS, srow=int(rng.integers(0, MR - k)),
+                                       drow=r0, stride=1)),
+                          encode(Instr(op=Opc.MOVW, sap=int(rng.integers(1, 3)), dap=0,
+                                       a=int(rng.integers(0, 100)), d=a, n=n, count=k))]
+            s = bool(rng.integers(2))
+            for _ in range(int(rng.integers(1, 7))):
+                d, m = accs[int(rng.integers(len(accs)))]
+                words.append(encode(Instr(op=Opc.MAC, s=s, d=d, a=a, n=n, m=m,
+                                          imm=int(rng.integers(-(1 << 15), 1 << 15)))))
+        what = rng.random()
+        d, m = accs[int(rng.integers(len(accs)))]
+        if what < 0.1:        # the operand is a deferred accumulator
+            words.append(encode(Instr(op=Opc.MAC, d=accs[0][0], a=accs[1][0], n=12,
+                                      m=accs[0][1], imm=int(rng.integers(-99, 99)))))
+        elif what < 0.25:     # a field overlapping deferred ones, then one of them again
+            big = int(rng.integers(1 << 14, 1 << 15))
+            words += [encode(Instr(op=Opc.MAC, s=s, d=d + 4, a=a, n=n, m=m, imm=big)),
+                      encode(Instr(op=Opc.MAC, s=s, d=d, a=a, n=n, m=m, imm=-big))]
+        elif what < 0.4:      # the operand changes (not by a gather stretch), then MACs
+            words += [encode(Instr(op=Opc.ADDI, d=a, n=n, imm=int(rng.integers(1, 7)))),
+                      encode(Instr(op=Opc.MAC, s=s, d=d, a=a, n=n, m=m, imm=5)),
+                      encode(Instr(op=Opc.XROWS, srow=0, drow=0, stride=1)),
+                      encode(Instr(op=Opc.MOVW, sap=1, dap=0, a=7, d=a, n=n, count=R)),
+                      encode(Instr(op=Opc.MAC, s=s, d=d, a=a, n=n, m=m, imm=-3))]
+        elif what < 0.5:
+            words.append(encode(Instr(op=Opc.ADD, d=0, a=d, n=16)))
+        elif what < 0.6:
+            words.append(encode(Instr(op=Opc.CLEAR, d=d, n=m)))
+        elif what < 0.7:
+            words += [encode(Instr(op=Opc.XROWS, srow=0, drow=0, stride=1)),
+                      encode(Instr(op=Opc.MOVW, sap=0, dap=1, a=d, d=3, n=m, count=R))]
+        elif what < 0.75:     # illegal: operand and destination overlap
+            words.append(encode(Instr(op=Opc.MAC, d=d, a=d + 1, n=4, m=m, imm=3)))
+        yield words
+
+
+@pytest.mark.parametrize("batch", [256, 3])
+def test_deferred_macs_equal_bit_level(seed, batch, monkeypatch):
+    """FastTile defers runs of MACs into one matrix product (module docstring): against
+    the bit-level tile on gather + MAC programs with everything that must apply them
+    first, host reads and writes in between, and (batch 3) X full every few MACs."""
+    import bfimna.golden.model.fast as fast_mod
+
+    monkeypatch.setattr(fast_mod, "MAC_BATCH", batch)
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    cfg = WIDE
+    R, MR = cfg.ap.rows, cfg.tile.map_rows
+    slow, fast = Tile(cfg), FastTile(cfg)
+    for k in range(cfg.tile.maps + 1):
+        for r in range(cfg.ap_of(k).rows):
+            v = int.from_bytes(rng.bytes(17), "little") & ((1 << 129) - 1)
+            slow.host_write(k, r, v, (1 << 129) - 1)
+            fast.host_write(k, r, v, (1 << 129) - 1)
+    macs = 0
+    for words in _mac_program(rng, cfg, MR):
+        macs += sum(1 for w in words if (w & OP_FIELD.mask) >> OP_FIELD.lsb == Opc.MAC)
+        slow.run(words)
+        fast.run(words)
+        if rng.random() < 0.3:            # the host reads a row, or writes one
+            r = int(rng.integers(0, R))
+            low = (1 << (cfg.ap.cols - 1)) - 1        # not the reserved carry column
+            assert fast.host_read(0, r) & low == slow.host_read(0, r) & low, \
+                f"seed {seed}: row {r}"
+        elif rng.random() < 0.3:
+            r, v = int(rng.integers(0, R)), int(rng.integers(0, 1 << 62))
+            slow.host_write(0, r, v << 40, ((1 << 62) - 1) << 40)
+            fast.host_write(0, r, v << 40, ((1 << 62) - 1) << 40)
+    assert macs > 50
+    _same_aps(fast, slow, cfg, f"seed {seed}")
+    assert fast.counters == slow.counters, f"seed {seed}"
+    assert fast.activity == {k: v for k, v in slow.activity.items() if k != "wr_tagged"}
+    assert (fast.error, fast.last_error) == (slow.error, slow.ctl.last_error)
+
+
+def test_scheduler_gather_pairs_equal_generic_emitter(seed):
+    """The scheduler's gather words (Emitter.gather_runs packs XROWS directly and checks
+    MOVW's row rules itself, sched/schedule.py _gather_pair) against the same pairs
+    through the generic, validating Emitter call: the same words, cycles and activity;
+    rows at their limits; a pair that breaks a row rule raises the same error."""
+    from bfimna.sched.schedule import Emitter, ScheduleError
+
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    cfg = WIDE
+    R, MR = cfg.ap.rows, cfg.tile.map_rows
+    for trial in range(20):
+        runs, srcs = [], []
+        for _ in range(int(rng.integers(1, 12))):
+            count = int(rng.integers(1, R + 1))
+            stride = int(rng.choice([0, 1, 2, 255])) if count > 1 else 0
+            top = MR - 1 - (count - 1) * stride
+            if top < 0:
+                count, stride, top = 1, 0, MR - 1
+            srow = int(rng.choice([0, top, int(rng.integers(0, top + 1))]))
+            drow = int(rng.integers(0, R - count + 1))
+            if trial % 5 == 4 and rng.random() < 0.3:      # break a row rule
+                srow, drow = (MR, drow) if rng.random() < 0.5 else (srow, R - count + 1)
+            runs.append((drow, count, stride))
+            srcs.append((int(rng.integers(1, 3)), srow, int(rng.integers(0, 100))))
+        width, d = int(rng.integers(1, 17)), int(rng.integers(0, 100))
+        ap, row, col = (np.zeros(R + 1, dtype=np.int64) for _ in range(3))
+        fast, slow = Emitter(cfg), Emitter(cfg)
+        results = []
+        for em, generic in ((fast, False), (slow, True)):
+            em(Opc.ROWS, lo=0, hi=R)
+            try:
+                for (drow, count, stride), (sap, srow, a) in zip(runs, srcs, strict=True):
+                    if generic:
+                        em(Opc.XROWS, srow=srow, drow=drow, stride=stride)
+                        em(Opc.MOVW, sap=sap, dap=0, a=a, d=d, n=width, count=count)
+                    else:
+                        ap[drow], row[drow], col[drow] = sap, srow, a
+                        em.gather_runs(d, width, ap, row, col, [(drow, count, stride)])
+                words, cycles, act = em.take()
+                results.append((words, cycles, act.tolist(), em.xrows))
+            except ScheduleError as exc:
+                results.append(str(exc))
+        assert results[0] == results[1], f"seed {seed}, trial {trial}"

@@ -18,6 +18,19 @@ outside it keep their fields; REDUCE reads 0 from them, which the slice gives to
 Counters and activity are tallied per distinct cached word (executions and the enabled
 rows summed) and multiplied out when read: the same sums, without a dict update per
 instruction.
+
+Two more shortcuts, both exact (tests/test_fast.py compares them with the bit-level Tile):
+- MAC stretches: a MAC's effect is d + x * imm (mod 2^m), x its operand's value (OPCODES
+  `effect` at imm = 1, d = 0), so a run of MACs over the same enabled rows is deferred:
+  each distinct operand value is kept once (a column of X), each MAC adds its imm to a
+  coefficient matrix W (operand, destination), and the destinations get X @ W in one
+  product when anything reads or writes their columns, the rows change, the host looks
+  at the tile (every host_* method, `ap`, `cap_ap`) or MAC_BATCH operands are held.
+  Sums wrap mod 2^64, the fields mod 2^m (m <= 32): the same bits as one MAC after the
+  other.
+- gather stretches (_gather): the XROWS + MOVW words of a stretch are the key of its
+  cached plan (index arrays and counter tallies), as the scheduler repeats the gather of
+  a tap for every group of accumulators.
 """
 
 from __future__ import annotations
@@ -48,6 +61,8 @@ _SROW, _DROW, _STRIDE = ((XROWS_FORMAT[f].lsb, (1 << XROWS_FORMAT[f].width) - 1)
 _ONES = np.ones(1 << 16, dtype=bool)       # the enabled rows of a slice (read only)
 _ONES.flags.writeable = False
 _U = np.uint64
+MAC_BATCH = 256            # deferred MAC operands held at most (rows x this int64 values)
+_PLANS_MAX = 1 << 14       # cached gather plans (cleared when more)
 # MOVW's rules that read the transfer row registers (the rest depend on the word only)
 _XROW_RULES = tuple(r for r in OPCODES[Opc.MOVW].rules if r.name in ("src_rows", "dst_rows"))
 assert OPCODES[Opc.MOVW].rules[-2:] == _XROW_RULES, "MOVW's row rules moved: see fast.py"
@@ -141,7 +156,7 @@ class FastTile:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.cap_ap = FastAP(cfg.ap)
+        self._cap = FastAP(cfg.ap)
         self.maps = [FastAP(cfg.map_ap) for _ in range(cfg.tile.maps)]
         self.xrows = (0, 0, 0)
         self._counters = dict.fromkeys(COUNTER_KEYS, 0)
@@ -155,9 +170,27 @@ class FastTile:
         self._errors = 0                                 # illegal words not yet tallied
         self.error = False
         self.last_error: str | None = None
+        # deferred MACs (_mac): their rows, operand values (X's columns), terms (operand,
+        # destination, imm), destination fields -> W's column, the columns they write
+        self._pend_rows: tuple[int, int] | None = None
+        self._pend_x: list[np.ndarray] = []
+        self._pend_xkey: list[tuple] = []      # (a, n, s) of each of X's columns
+        self._pend_terms: list[tuple[int, int, int]] = []
+        self._pend_dst: dict[tuple[int, int], int] = {}
+        self._pend_cols = 0
+        self._x_key: tuple | None = None       # (a, n, s) of X's last column, if current
+        self._unit: dict[tuple, tuple] = {}   # (a, n, s) -> (a MAC at imm=1, its spec)
+        self._plans: dict[tuple, tuple] = {}  # gather stretch words -> its plan
+
+    @property
+    def cap_ap(self) -> FastAP:
+        """The CAP, deferred MACs applied."""
+        self._settle()
+        return self._cap
 
     def ap(self, index: int) -> FastAP:
-        return self.cap_ap if index == 0 else self.maps[index - 1]
+        self._settle()
+        return self._cap if index == 0 else self.maps[index - 1]
 
     # -- counters (tallied per cached word, multiplied out when read) ------------------------
     def _flush(self) -> None:
@@ -189,7 +222,7 @@ class FastTile:
 
     # -- host port -------------------------------------------------------------------------
     def host_read(self, ap: int, row: int) -> int:
-        return self.ap(ap).row_read(row)
+        return self.ap(ap).row_read(row)         # (ap(): deferred MACs applied first)
 
     def host_write(self, ap: int, row: int, data: int, mask: int) -> None:
         self.ap(ap).row_write(row, data, mask)
@@ -247,19 +280,61 @@ class FastTile:
         every one legal, no two of them writing the same cell (the stretch ends before
         a pair that would), as a few fancy-index copies per field: the same result as
         one pair after the other, as no pair reads what another writes. Returns the
-        index after them (i: none run)."""
-        pairs = []
-        occ: dict[tuple[int, int], np.ndarray] = {}   # destination field -> rows written
-        seen, rows_cap = self._seen, self.cfg.ap.rows
+        index after them (i: none run). The plan of a stretch depends on its words
+        only (and the configuration): it is cached under them."""
         k, n = i, len(words)
+        while (k + 1 < n and type(words[k]) is int and words[k] & _OP_MASK == _XROWS_OP
+               and type(words[k + 1]) is int and words[k + 1] & _OP_MASK == _MOVW_OP):
+            k += 2
+        if k - i < 4:
+            return i
+        key = tuple(words[i:k])
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= _PLANS_MAX:
+                self._plans.clear()
+            plan = self._plans[key] = self._gather_plan(key)
+        used, moves, tallies, xrows, cols = plan
+        if not used:
+            return i
+        if cols & self._pend_cols:
+            self._settle()
+        self._x_key = None
+        for d, nbits, src, dst, origins, which in moves:
+            if which is None:
+                sap, col = origins[0]
+                vals = self.maps[sap - 1].get(col, nbits, src)
+            else:
+                vals = np.zeros(len(dst), dtype=np.uint64)
+                for j, (sap, col) in enumerate(origins):
+                    sel = which == j
+                    vals[sel] = self.maps[sap - 1].get(col, nbits, src[sel])
+            self._cap.put(d, nbits, vals, dst)
+        self.xrows = xrows
+        en = self.enabled
+        for e, cnt in tallies:                  # the counters: XROWS, then each MOVW
+            if not e[4]:
+                self._dirty.append(e)
+            e[4] += cnt
+            e[5] += en * cnt
+        return i + used
+
+    def _gather_plan(self, words: tuple) -> tuple:
+        """(words used, moves, (entry, executions) tallies, the last transfer rows, the
+        CAP columns written) of the longest gather stretch at the start of `words`
+        (XROWS, MOVW alternating); 0 words used if it has fewer than 2 pairs."""
+        pairs = []
+        # destination field -> [end of the rows written so far if they rise, else None;
+        # the (drow, count) written; their rows as a bool array once they do not rise]
+        occ: dict[tuple[int, int], list] = {}
+        seen, rows_cap = self._seen, self.cfg.ap.rows
+        k, n = 0, len(words)
         while k + 1 < n:
             x, m = words[k], words[k + 1]
-            if type(x) is not int or x & _OP_MASK != _XROWS_OP or x & _XROWS_GAPS:
+            if x & _XROWS_GAPS:
                 break
             hit = seen.get(m)
             if hit is None:
-                if type(m) is not int or m & _OP_MASK != _MOVW_OP:
-                    break
                 hit = self._entry(m)
             ins = hit[0]
             if hit[1] is not None or ins.op != Opc.MOVW or ins.dap != 0 or ins.sap == 0:
@@ -270,18 +345,28 @@ class FastTile:
                     and drow + ins.count <= rows_cap):
                 break                            # an illegal MOVW: execute says why
             field = (ins.d, ins.n)
-            rows = occ.get(field)
-            if rows is None:
+            st = occ.get(field)
+            if st is None:
                 if any(d0 < ins.d + ins.n and ins.d < d0 + n0 for d0, n0 in occ):
                     break                        # a field overlapping another one
-                rows = occ[field] = np.zeros(rows_cap, dtype=bool)
-            elif rows[drow:drow + ins.count].any():
-                break                            # cells an earlier pair wrote
-            rows[drow:drow + ins.count] = True
+                st = occ[field] = [0, [], None]
+            if st[0] is not None and drow >= st[0]:     # rows rising: none written yet
+                st[0] = drow + ins.count
+                st[1].append((drow, ins.count))
+            else:
+                written: np.ndarray | None = st[2]
+                if written is None:
+                    written = np.zeros(rows_cap, dtype=bool)
+                    for r0, c0 in st[1]:
+                        written[r0:r0 + c0] = True
+                    st[0], st[2] = None, written
+                if written[drow:drow + ins.count].any():
+                    break                        # cells an earlier pair wrote
+                written[drow:drow + ins.count] = True
             pairs.append((hit, srow, drow, stride))
             k += 2
         if len(pairs) < 2:
-            return i
+            return 0, (), (), (0, 0, 0), 0
         by_dst: dict[tuple[int, int], list] = {}   # destination field -> its pairs
         for p in pairs:
             by_dst.setdefault((p[0][0].d, p[0][0].n), []).append(p)
@@ -297,32 +382,24 @@ class FastTile:
             pick = [index.setdefault((p[0][0].sap, p[0][0].a), len(index)) for p in group]
             moves.append((group[0][0][0].d, group[0][0][0].n, src, dst, list(index),
                           np.repeat(pick, cnt) if len(index) > 1 else None))
-        for d, nbits, src, dst, origins, which in moves:
-            if which is None:
-                sap, col = origins[0]
-                vals = self.maps[sap - 1].get(col, nbits, src)
-            else:
-                vals = np.zeros(len(dst), dtype=np.uint64)
-                for j, (sap, col) in enumerate(origins):
-                    sel = which == j
-                    vals[sel] = self.maps[sap - 1].get(col, nbits, src[sel])
-            self.cap_ap.put(d, nbits, vals, dst)
-        for pair in pairs:                      # the counters, pair by pair
-            hit = pair[0]
-            self._xrows(words[i])
-            i += 1
-            if not hit[4]:
-                self._dirty.append(hit)
-            hit[4] += 1
-            hit[5] += self.enabled
-            i += 1
-        return i
+        xe = self._xrows_entry
+        if xe is None:
+            xe = self._xrows_entry = self._entry(words[0], cache=False)
+        tallies: dict[int, list] = {id(xe): [xe, len(pairs)]}
+        for p in pairs:
+            tallies.setdefault(id(p[0]), [p[0], 0])[1] += 1
+        cols = 0
+        for d, nbits in by_dst:
+            cols |= ((1 << nbits) - 1) << d
+        return (2 * len(pairs), tuple(moves), tuple((e, c) for e, c in tallies.values()),
+                pairs[-1][1:], cols)
 
     def _entry(self, word: int | Instr, cache: bool = True) -> list:
         """The cached facts of a word: [Instr, why it is illegal (MOVW: by the rules
         that do not read the transfer rows), counts, activity profile, legal executions
         not yet tallied, enabled rows summed over them, its opcode table entry, its
-        operand columns, (MOVW) the rows of its source and destination APs]."""
+        operand columns, (MOVW) the rows of its source and destination APs, the CAP
+        columns it reads or writes (a bit mask)]."""
         ins = decode(word) if isinstance(word, int) else word
         if ins.op == Opc.MOVW:
             reason = validate(ins, self.cfg.ap, self.cfg, (0, 0, 0))
@@ -332,14 +409,22 @@ class FastTile:
             reason = validate(ins, self.cfg.ap, self.cfg, self.xrows)
         spec = OPCODES.get(ins.op)         # type: ignore[call-overload]
         cols = spec.columns(ins) if spec is not None else {}
-        aps = ((self.ap(ins.sap).cfg.rows, self.ap(ins.dap).cfg.rows)
+        aps = ((self._ap(ins.sap).cfg.rows, self._ap(ins.dap).cfg.rows)
                if ins.op == Opc.MOVW and reason is None else None)
+        cap_cols = 0                # the CAP columns it reads or writes
+        if ins.op == Opc.MOVW:
+            for ap, (start, width) in ((ins.sap, (ins.a, ins.n)), (ins.dap, (ins.d, ins.n))):
+                if ap == 0:
+                    cap_cols |= ((1 << width) - 1) << start
+        else:
+            for start, width in cols.values():
+                cap_cols |= ((1 << width) - 1) << start
         if reason is None:
             w = word if isinstance(word, int) else encode(ins)
             entry = [ins, None, counts(w, self.cfg.ap), profile(w, self.cfg.ap), 0, 0,
-                     spec, cols, aps]
+                     spec, cols, aps, cap_cols]
         else:
-            entry = [ins, reason, None, None, 0, 0, spec, cols, aps]
+            entry = [ins, reason, None, None, 0, 0, spec, cols, aps, cap_cols]
         if cache:
             if len(self._seen) > 1 << 16:
                 self._flush()
@@ -375,14 +460,21 @@ class FastTile:
             self.error, self.last_error = True, reason
             self._errors += 1
             return
-        if op == Opc.MOVW:
-            self._movw(ins)
+        if op == Opc.MAC:
+            self._mac(ins, hit)
         elif op == Opc.XROWS:
             self.xrows = (ins.srow, ins.drow, ins.stride)
         elif op == Opc.ROWS:
-            self.cap_ap.lo, self.cap_ap.hi = ins.lo, ins.hi
-        elif hit[6].effect is not None:          # (NOP: no effect)
-            self._compute(ins, hit[6], hit[7])
+            self._cap.lo, self._cap.hi = ins.lo, ins.hi
+        else:
+            if hit[9]:                  # it reads or writes CAP columns: deferred MACs
+                if hit[9] & self._pend_cols:    # into them are applied first, and X's
+                    self._settle()              # last operand is no longer current
+                self._x_key = None
+            if op == Opc.MOVW:
+                self._movw(ins)
+            elif hit[6].effect is not None:          # (NOP: no effect)
+                self._compute(ins, hit[6], hit[7])
         if not hit[4]:
             self._dirty.append(hit)
         hit[4] += 1
@@ -390,16 +482,74 @@ class FastTile:
         if op == Opc.ROWS:      # rows enabled from the next instruction on
             self.enabled = ins.hi - ins.lo
 
+    def _ap(self, index: int) -> FastAP:
+        return self._cap if index == 0 else self.maps[index - 1]
+
     def _movw(self, ins: Instr) -> None:
-        src, dst = self.ap(ins.sap), self.ap(ins.dap)
+        src, dst = self._ap(ins.sap), self._ap(ins.dap)
         srow, drow, stride = self.xrows
         rows = (slice(srow, srow + stride * ins.count, stride) if stride
                 else np.full(ins.count, srow))
         dst.put(ins.d, ins.n, src.get(ins.a, ins.n, rows), slice(drow, drow + ins.count))
 
-    def _compute(self, ins: Instr, spec, cols: dict) -> None:
-        A = self.cap_ap
+    def _mac(self, ins: Instr, hit: list) -> None:
+        """Defer a legal MAC (module docstring): X gets its operand's value unless the
+        last column is that (nothing wrote the CAP since), W its imm."""
+        A = self._cap
         if A.hi <= A.lo:       # no row enabled
+            return
+        rows = (A.lo, A.hi)
+        dkey = (ins.d, ins.m)
+        if self._pend_rows is not None:
+            dcols = hit[9] & ~(((1 << ins.n) - 1) << ins.a)
+            if (self._pend_rows != rows or hit[9] & self._pend_cols & ~dcols
+                    or (dcols & self._pend_cols and dkey not in self._pend_dst)
+                    or len(self._pend_x) >= MAC_BATCH):
+                self._settle()     # other rows, an operand or destination overlapping
+        self._pend_rows = rows     # a deferred destination, or X full
+        xkey = (ins.a, ins.n, ins.s)
+        if self._x_key != xkey:         # the operand's field as it is now (its value:
+            if xkey not in self._unit:  # the effect at imm=1, taken in _settle)
+                self._unit[xkey] = (Instr(op=Opc.MAC, s=ins.s, d=ins.d, a=ins.a, n=ins.n,
+                                          m=ins.m, imm=1), hit[6])
+            self._pend_x.append(A.get(ins.a, ins.n, slice(*rows)))
+            self._pend_xkey.append(xkey)
+            self._x_key = xkey
+        di = self._pend_dst.setdefault(dkey, len(self._pend_dst))
+        self._pend_cols |= ((1 << ins.m) - 1) << ins.d
+        self._pend_terms.append((len(self._pend_x) - 1, di, ins.imm))
+
+    def _settle(self) -> None:
+        """Apply the deferred MACs: every destination += X @ W (mod its 2^m)."""
+        if self._pend_rows is None:
+            return
+        rows = slice(*self._pend_rows)
+        X = np.stack(self._pend_x, axis=1).astype(np.int64)
+        keys = self._pend_xkey
+        for xkey in set(keys):             # fields -> values, per kind of operand
+            u, spec = self._unit[xkey]
+            sel = [i for i, k in enumerate(keys) if k == xkey]
+            part = X[:, sel]
+            X[:, sel] = spec.effect(u, {"d": np.zeros_like(part), "a": part},
+                                    _ONES[:len(part)])["d"]
+        t = np.array(self._pend_terms, dtype=np.int64)
+        W = np.zeros((X.shape[1], len(self._pend_dst)), dtype=np.int64)
+        np.add.at(W, (t[:, 0], t[:, 1]), t[:, 2])
+        Y = X @ W                 # int64: wraps mod 2^64, a multiple of every 2^m
+        A = self._cap
+        for (d, m), j in self._pend_dst.items():
+            A.put(d, m, A.get(d, m, rows).astype(np.int64) + Y[:, j], rows)
+        self._pend_rows, self._x_key, self._pend_cols = None, None, 0
+        self._pend_x, self._pend_terms, self._pend_dst = [], [], {}
+        self._pend_xkey = []
+
+    def _compute(self, ins: Instr, spec, cols: dict) -> None:
+        A = self._cap
+        if A.hi <= A.lo:       # no row enabled
+            return
+        if ins.op == Opc.CLEAR:     # its effect is a constant: no field to read
+            (start, width), = cols.values()
+            A.put(start, width, spec.effect(ins, {}, None)["d"], slice(A.lo, A.hi))
             return
         if ins.op == Opc.REDUCE:    # its steps reach 2^(m-1) rows on: take all rows
             rows, en = slice(None), A.rowen
