@@ -41,6 +41,7 @@ from bfimna.golden.spec.config import APConfig, Config
 from bfimna.golden.spec.isa import (
     OPCODES,
     RESERVED_COLS,
+    XROWS_FORMAT,
     Instr,
     Opc,
     encode,
@@ -189,6 +190,9 @@ def _transfer_cycles(op: Opc, kw: dict) -> int:
     return _XROWS_CYCLES
 
 
+_XROWS_WORD = encode(Instr(op=Opc.XROWS))       # the XROWS fields, for Emitter._gather_pair
+_XROWS_SH = tuple(XROWS_FORMAT[f].lsb for f in ("srow", "drow", "stride"))
+_XROWS_LIM = tuple(1 << XROWS_FORMAT[f].width for f in ("srow", "drow", "stride"))
 _XROWS_CYCLES = costs.counts(encode(Instr(op=Opc.XROWS, srow=0, drow=0, stride=0)),
                              APConfig(rows=1, cols=2, dims=2, counter_bits=8))[0]
 
@@ -324,9 +328,53 @@ class Emitter:
             self.act[_ROW_BITS] += 2 * width * n_rows
             return
         for start, k, stride in run_list:
-            self(Opc.XROWS, srow=int(row[start]), drow=start, stride=stride)
-            self(Opc.MOVW, sap=int(ap[start]), dap=0, a=int(col[start]), d=dst_col, n=width,
-                 count=k)
+            srow, sap, a = int(row[start]), int(ap[start]), int(col[start])
+            if not self._gather_pair(srow, start, stride, sap, a, dst_col, width, k):
+                self(Opc.XROWS, srow=srow, drow=start, stride=stride)   # (says why not)
+                self(Opc.MOVW, sap=sap, dap=0, a=a, d=dst_col, n=width, count=k)
+
+    def _gather_pair(self, srow: int, drow: int, stride: int, sap: int, a: int, d: int,
+                     n: int, count: int) -> bool:
+        """XROWS + MOVW (MAP sap -> CAP) as __call__ emits them, without its per-word
+        cache miss (the transfer rows make every pair's words differ): the XROWS word is
+        packed directly (every XROWS costs one cycle and no activity, checked once per
+        configuration), the MOVW is checked and costed once per operands and its row
+        rules (the only ones that read the transfer rows) checked here. False: nothing
+        emitted, as a field is out of range or a rule fails (__call__ then says why)."""
+        xr = self.cache.get(("xrows",))
+        if xr is None:
+            fixed, per = costs.profile(encode(Instr(op=Opc.XROWS)), self.cfg.ap)
+            ok = not any(per) and not any(v for i, v in enumerate(fixed) if i != _CYC)
+            xr = self.cache[("xrows",)] = (ok, fixed[_CYC])
+        key = ("gather-movw", sap, a, d, n, count)
+        hit = self.cache.get(key)
+        if hit is None:
+            ins = Instr(op=Opc.MOVW, sap=sap, dap=0, a=a, d=d, n=n, count=count)
+            if validate(ins, self.cfg.ap, self.cfg, (0, 0, 0)) is not None:
+                return False      # a rule on the word alone (xrows 0 meets the row rules
+            word = encode(ins)    # of any count that fits the CAP) fails
+            fixed, per = costs.profile(word, self.cfg.ap)
+            rest = np.array(fixed, dtype=np.int64)
+            rest[_CYC] = 0
+            hit = self.cache[key] = (word, fixed[_CYC],
+                                     np.array(per, dtype=np.int64) if any(per) else None,
+                                     rest if rest.any() else None, self.cfg.ap_of(sap).rows)
+        if not (xr[0] and srow < _XROWS_LIM[0] and drow < _XROWS_LIM[1]
+                and 0 <= stride < _XROWS_LIM[2] and min(srow, drow) >= 0
+                and srow + (count - 1) * stride < hit[4] and drow + count <= self.cfg.ap.rows):
+            return False
+        if not self.count_only:
+            self.words.append(_XROWS_WORD | (srow << _XROWS_SH[0]) | (drow << _XROWS_SH[1])
+                              | (stride << _XROWS_SH[2]))
+            self.words.append(hit[0])
+        self.xrows = (srow, drow, stride)
+        self.n_words += 2
+        self.cycles += xr[1] + hit[1]
+        if hit[2] is not None:
+            self._per += hit[2]
+        if hit[3] is not None:
+            self.act += hit[3]
+        return True
 
     def requant(self, acc: int, acc_bits: int, p: int, pb: int, b: int, c: int,
                 relu: bool, out_bits: int, signed: bool | None = None) -> tuple[int, int]:
