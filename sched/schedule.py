@@ -46,6 +46,8 @@ from bfimna.golden.spec.isa import (
     Opc,
     encode,
     movw_cycles,
+    movw_dst_rows_ok,
+    movw_src_rows_ok,
     validate,
 )
 from bfimna.golden.spec.uops import ACTIVITY_KEYS
@@ -361,7 +363,8 @@ class Emitter:
                                      rest if rest.any() else None, self.cfg.ap_of(sap).rows)
         if not (xr[0] and srow < _XROWS_LIM[0] and drow < _XROWS_LIM[1]
                 and 0 <= stride < _XROWS_LIM[2] and min(srow, drow) >= 0
-                and srow + (count - 1) * stride < hit[4] and drow + count <= self.cfg.ap.rows):
+                and movw_src_rows_ok(srow, stride, count, hit[4])
+                and movw_dst_rows_ok(drow, count, self.cfg.ap.rows)):
             return False
         if not self.count_only:
             self.words.append(_XROWS_WORD | (srow << _XROWS_SH[0]) | (drow << _XROWS_SH[1])

@@ -48,6 +48,8 @@ from bfimna.golden.spec.isa import (
     Target,
     decode,
     encode,
+    movw_dst_rows_ok,
+    movw_src_rows_ok,
     validate,
 )
 from bfimna.golden.spec.uops import ACTIVITY_KEYS, COUNTER_KEYS
@@ -341,8 +343,8 @@ class FastTile:
                 break
             srow, drow, stride = ((x >> _SROW[0]) & _SROW[1], (x >> _DROW[0]) & _DROW[1],
                                   (x >> _STRIDE[0]) & _STRIDE[1])
-            if not (srow + (ins.count - 1) * stride < hit[8][0]
-                    and drow + ins.count <= rows_cap):
+            if not (movw_src_rows_ok(srow, stride, ins.count, hit[8][0])
+                    and movw_dst_rows_ok(drow, ins.count, rows_cap)):
                 break                            # an illegal MOVW: execute says why
             field = (ins.d, ins.n)
             st = occ.get(field)

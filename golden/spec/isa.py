@@ -210,6 +210,19 @@ class OpSpec:
     csd: bool = False
 
 
+# MOVW's two rules on the transfer rows (XROWS srow, drow, stride), on ints or Amaranth
+# values: declared once for its rules below and for the fast paths that check a gather
+# without building a Target (golden/model/fast.py, sched/schedule.py)
+def movw_src_rows_ok(srow, stride, count, src_rows):
+    """Its `count` source rows lie in the source AP."""
+    return srow + (count - 1) * stride < src_rows
+
+
+def movw_dst_rows_ok(drow, count, dst_rows):
+    """Its `count` destination rows lie in the destination AP."""
+    return drow + count <= dst_rows
+
+
 def movw_cycles(count: int) -> int:
     """Cycles of one MOVW of `count` words (reads and writes overlap by one)."""
     return count + 1
@@ -368,10 +381,11 @@ OPCODES: dict[Opc, OpSpec] = {
                N_OK,
                rule(lambda i, t: i.count >= 1, "count=0 moves nothing", name="count"),
                FITS,
-               rule(lambda i, t: t.xrows[0] + (i.count - 1) * t.xrows[2] < t.rows(i.sap),
+               rule(lambda i, t: movw_src_rows_ok(t.xrows[0], t.xrows[2], i.count,
+                                                  t.rows(i.sap)),
                     lambda i, t: f"source rows reach {t.xrows[0] + (i.count - 1) * t.xrows[2]}"
                                  f", AP {i.sap} has {t.rows(i.sap)}", name="src_rows"),
-               rule(lambda i, t: t.xrows[1] + i.count <= t.rows(i.dap),
+               rule(lambda i, t: movw_dst_rows_ok(t.xrows[1], i.count, t.rows(i.dap)),
                     lambda i, t: f"destination rows [{t.xrows[1]}, {t.xrows[1] + i.count}) "
                                  f"outside AP {i.dap}'s {t.rows(i.dap)}", name="dst_rows")),
         counts=lambda i: {"cycles": movw_cycles(i.count), "row_transfers": 2 * i.count}),
