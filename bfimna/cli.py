@@ -305,7 +305,8 @@ def cmd_run(args) -> int:
             if args.backend == "board":
                 print(f"board: {be.identify()}", flush=True)
             rep = run_network(qnet, qnet.quantize_input(x), cfg, be, check=True,
-                              dump=args.dump, progress=not args.no_progress)
+                              dump=args.dump, progress=not args.no_progress,
+                              resident=args.on_chip)
         except (ScheduleError, Mismatch, DriverError) as exc:
             print(f"\nbfimna: {exc}", file=sys.stderr)
             return 1
@@ -313,8 +314,15 @@ def cmd_run(args) -> int:
     _layer_table(qnet, rep)
     total = sum(layer.predicted for layer in rep.layers)
     print(f"total {total:,} tile cycles ({total / n:,.0f} per image), "
-          f"{sum(layer.host_words for layer in rep.layers):,} host words; predicted = counted "
-          f"for every layer; every layer bit-exact against the golden CNN reference")
+          f"{_words(rep, n)}; predicted = counted "
+          + ("for every layer" if not rep.segments else
+             "for every layer run alone and every on-chip segment")
+          + "; every layer bit-exact against the golden CNN reference")
+    for k, seg in enumerate(rep.segments):
+        print(f"on-chip segment {k}: {seg.layers[0]}..{seg.layers[-1]} "
+              f"({len(seg.layers)} layers, one program): predicted {seg.predicted:,} = "
+              f"counted {sum(seg.counted):,} cycles; {seg.host_words:,} host words, plus "
+              f"{seg.check_words:,} READ headers that only check the intermediate layers")
     if y is not None:
         acc = float(np.mean(rep.predictions == y))
         print(f"accuracy {acc:.4f} on {n} images (float model: {net.float_accuracy})")
@@ -331,6 +339,13 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _words(rep, n: int) -> str:
+    sent = sum(layer.host_words for layer in rep.layers)
+    back = sum(layer.host_out for layer in rep.layers)
+    return (f"{sent:,} host words sent ({sent / n:,.0f} per image) and {back:,} read back "
+            f"({back / n:,.0f} per image)")
+
+
 def _hardware(cfg) -> str:
     return (f"{cfg.name}: {cfg.system.tiles} tile(s), CAP {cfg.ap.rows}x{cfg.ap.cols}, "
             f"{cfg.tile.maps} MAP(s) {cfg.tile.map_rows}x{cfg.tile.map_cols}")
@@ -339,11 +354,13 @@ def _hardware(cfg) -> str:
 def _layer_table(qnet, rep) -> None:
     """Per layer: kind, dataflow, bits, passes, cycles (predicted, counted, busiest tile:
     the layer's makespan over the tiles), host words, the share of CAP rows used, the
-    makespan over the lane-parallel bound, and the bit-exact check."""
+    makespan over the lane-parallel bound, the bit-exact check, and where the layer's
+    inputs come from (acts: host = staged by the host, chip = resident in the MAPs).
+    Layers of an on-chip segment have their cycles counted per segment (printed after)."""
     nw = max(7, *(len(layer.name) for layer in rep.layers))
     print(f"{'layer':<{nw}} {'type':<7} {'dataflow':<8} {'bits w/a':>9} {'passes':>6} "
           f"{'predicted':>13} {'counted':>13} {'busiest tile':>13} {'host words':>11} "
-          f"{'rows':>5} {'/bound':>6} {'bit-exact':>9}")
+          f"{'rows':>5} {'/bound':>6} {'bit-exact':>9} {'acts':>4}")
     for q, layer in zip(qnet.layers, rep.layers, strict=True):
         wb = ",".join(str(b) for b in sorted(set(q.w_bits) | {b for r in q.w_grid
                                                               for b in r})) if q.w_bits else "-"
@@ -356,7 +373,7 @@ def _layer_table(qnet, rep) -> None:
         print(f"{layer.name:<{nw}} {q.layer.type:<7} {layer.dataflow:<8} "
               f"{wb + '/' + ab:>9} {layer.passes:>6} "
               f"{layer.predicted:>13,} {counted:>13} {layer.busiest_tile:>13,} "
-              f"{layer.host_words:>11,} {rows:>5} {vs:>6} {exact:>9}")
+              f"{layer.host_words:>11,} {rows:>5} {vs:>6} {exact:>9} {layer.residency:>4}")
 
 
 def _predict(args, cfg, net, plan, qnet, n: int) -> int:
@@ -368,7 +385,8 @@ def _predict(args, cfg, net, plan, qnet, n: int) -> int:
           f"on {_hardware(cfg)}; nothing is executed", flush=True)
     t0 = time.perf_counter()
     try:
-        rep = predict_network(qnet, n, cfg, progress=not args.no_progress)
+        rep = predict_network(qnet, n, cfg, progress=not args.no_progress,
+                              resident=args.on_chip)
     except ScheduleError as exc:
         print(f"\nbfimna: {exc}", file=sys.stderr)
         return 1
@@ -381,7 +399,7 @@ def _predict(args, cfg, net, plan, qnet, n: int) -> int:
     weighted = sum(layer.busiest_tile for layer in rep.layers if layer.bound)
     print(f"total {total:,} tile cycles ({total / n:,.0f} per image); makespan "
           f"{makespan:,} cycles over {cfg.system.tiles} tile(s) (layers one after another); "
-          f"{sum(layer.host_words for layer in rep.layers):,} host words; {macs:,} MACs"
+          f"{_words(rep, n)}; {macs:,} MACs"
           + (f"; conv and fc layers at {weighted / bound:.2f}x the lane-parallel bound"
              if bound else ""))
     print(f"predicted in {wall:.1f} s wall")
@@ -950,6 +968,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--predict", action="store_true",
                    help="only predict every layer's cycles, passes and host words from the "
                         "schedule; run nothing (--backend is ignored)")
+    r.add_argument("--on-chip", action="store_true",
+                   help="keep activations in the MAPs between layers where they fit (one "
+                        "tile; docs/scheduler.md, 'On-chip residency'): resident layers run "
+                        "as one program and gather their inputs from the MAPs")
     r.add_argument("--seed", type=SEED, default=0,
                    help="seed of the synthetic images of a network without a dataset")
     r.add_argument("--dump", type=Path, help="write every layer's output as .npy here")

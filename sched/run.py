@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from bfimna.golden.host.program import MAX_COUNT as _MAX_COUNT
 from bfimna.golden.host.program import HostProgram
 from bfimna.golden.nn.network import QNet, layer_forward
 from bfimna.golden.spec.config import Config
 from bfimna.golden.spec.uops import ACTIVITY_KEYS
+from bfimna.sched.resident import Lanes, LayerResidency, plan_residency
 from bfimna.sched.schedule import LayerSchedule, Scheduler, pass_words
 
 
@@ -40,6 +42,10 @@ class LayerResult:
     tile_cycles: list[int] = field(default_factory=list)   # predicted cycles per tile
     tile_wr_ops: list[int] = field(default_factory=list)   # WR micro-ops per tile (a
     #                                         technology with slow writes stalls on them)
+    host_out: int = 0            # words the system sends back for this layer (READs)
+    residency: str = "host"      # "host": staged from and read to the host; "chip": its
+    #                              inputs gathered from lanes (sched/resident.py)
+    segment: int | None = None   # resident runs: the program (segment) it ran in
 
     @property
     def vs_bound(self) -> float | None:
@@ -48,9 +54,23 @@ class LayerResult:
 
 
 @dataclass
+class Segment:
+    """Resident runs: consecutive layers run as one host program (the system keeps its
+    state between them); its counted cycles are checked against the sum of its layers'
+    predictions."""
+    layers: list[str]
+    predicted: int
+    counted: list[int]           # per tile
+    host_words: int              # sent, without the check reads
+    check_words: int             # READs sent only to check intermediate layers
+    wall_s: float
+
+
+@dataclass
 class RunReport:
     layers: list[LayerResult] = field(default_factory=list)
     outputs: list[np.ndarray] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
 
     @property
     def predictions(self) -> np.ndarray:
@@ -64,6 +84,28 @@ class Mismatch(AssertionError):
 def host_words(sched: LayerSchedule) -> int:
     """The words host_program(sched) sends, without building its packets."""
     return sum(pass_words(p) for p in sched.passes)
+
+
+def host_out(sched: LayerSchedule) -> int:
+    """The words the system sends back for sched's READs."""
+    return sum(op[2] for p in sched.passes for op in p.ops if op[0] == "read")
+
+
+def residency_words(r: LayerResidency | None) -> tuple[int, int]:
+    """(sent, received) host words of a layer's loads (WRITE of a host tensor into its
+    lanes) and evictions (READ of a resident tensor before a staged layer)."""
+    sent = back = 0
+    if r is None:
+        return 0, 0
+    for lanes, load in zip(r.inputs, r.load, strict=True):
+        if load and lanes is not None:
+            for *_, count in lanes.segments():
+                sent += count + -(-count // _MAX_COUNT)
+    for lanes in r.evict:
+        for *_, count in lanes.segments():
+            sent += 1
+            back += count
+    return sent, back
 
 
 def tile_loads(sched: LayerSchedule, tiles: int) -> tuple[list[int], list[int]]:
@@ -90,17 +132,19 @@ def layer_facts(sch: Scheduler, sched: LayerSchedule, n_images: int) -> dict:
 
 
 def predict_network(qnet: QNet, n_images: int, cfg: Config, progress: bool = False,
-                    dataflow: dict | None = None) -> RunReport:
+                    dataflow: dict | None = None, resident: bool = False) -> RunReport:
     """Every layer's exact cycles, passes and host words from the schedule alone, for
     n_images images, without running or computing anything: the scheduler is given
     all-zero inputs (the instruction stream does not depend on the activations, only on
     shapes, precisions and weights). Executed runs (run_network) check counted =
-    predicted on the same schedules."""
+    predicted on the same schedules. `resident`: activations stay in the MAPs between
+    layers where they fit (sched/resident.py)."""
     sch = Scheduler(cfg, predict=True)
     report = RunReport()
     shapes = {"input": (n_images,) + tuple(qnet.net.input_shape)}
     flows = dict(qnet.plan.dataflow)
     flows.update(dataflow or {})
+    plan = plan_residency(qnet, cfg, n_images, flows) if resident else {}
     bar = _progress_bar(len(qnet.layers)) if progress else None
     try:
         for li, q in enumerate(qnet.layers):
@@ -108,13 +152,18 @@ def predict_network(qnet: QNet, n_images: int, cfg: Config, progress: bool = Fal
             t0 = time.perf_counter()
             if bar is not None:
                 _progress(bar, li, f"{q.name}: scheduling")
+            r = plan.get(q.name)
+            sch.res = r
             sched = sch.schedule(q, xs, flows.get(q.name))
             busy = tile_loads(sched, cfg.system.tiles)[0]
+            sent, back = residency_words(r)
             report.layers.append(LayerResult(q.name, sched.dataflow, len(sched.passes),
                                              sched.predicted, None, max(busy),
-                                             host_words(sched), None,
+                                             host_words(sched) + sent, None,
                                              time.perf_counter() - t0,
                                              activity=sched.activity,
+                                             host_out=host_out(sched) + back,
+                                             residency="chip" if r and r.resident else "host",
                                              **layer_facts(sch, sched, n_images)))
             shapes[q.name] = ((n_images, q.layer.out_channels) if q.layer.type == "fc"
                               else (n_images,) + tuple(q.layer.out_shape))
@@ -194,12 +243,59 @@ def _where(res, at: tuple[int, ...], backend) -> str:
     return text + (f"; rerun the simulation: {command}" if command else "")
 
 
+def _out_shape(q, n: int) -> tuple[int, ...]:
+    return ((n, q.layer.out_channels) if q.layer.type == "fc"
+            else (n,) + tuple(q.layer.out_shape))
+
+
+class _Resident:
+    """The pending program of a resident segment: layers whose inputs are gathered
+    from lanes, run together (docs/scheduler.md, "On-chip residency")."""
+
+    def __init__(self, cfg: Config):
+        self.prog = HostProgram(cfg)
+        self.items: list[dict] = []      # per layer: q, sched, r, reads, check, words
+        self.lane_reads: list[tuple[int, Lanes, int, int]] = []   # (response, lanes,
+        #                                                             first element, count)
+
+    def read_lanes(self, lanes: Lanes) -> list[tuple[int, Lanes, int, int]]:
+        out = []
+        for _k, ap, col, lo, count in lanes.segments():
+            out.append((self.prog.read(0, ap, 0, count, col=col, width=lanes.width),
+                        lanes, lo, count))
+        return out
+
+    def load(self, lanes: Lanes, values: np.ndarray) -> None:
+        flat = values.reshape(-1)
+        for _k, ap, col, lo, count in lanes.segments():
+            self.prog.write(0, ap, 0, flat[lo:lo + count].tolist(), col=col,
+                            width=lanes.width)
+
+
+def _lane_values(res, reads, signed: bool, size: int) -> np.ndarray:
+    """A tensor's flat values from the READs of its lanes."""
+    out = np.zeros(size, dtype=np.int64)
+    for idx, lanes, lo, count in reads:
+        v = np.array(res.responses[idx][:count], dtype=np.int64)
+        if len(v) != count:
+            raise Mismatch(f"response {idx}: {len(v)} words of {lanes.name}, {count} asked for")
+        if signed:
+            w = lanes.width
+            v = np.where(v >> (w - 1) & 1, v - (1 << w), v)
+        out[lo:lo + count] = v
+    return out
+
+
 def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool = True,
-                dump=None, progress: bool = False, dataflow: dict | None = None) -> RunReport:
+                dump=None, progress: bool = False, dataflow: dict | None = None,
+                resident: bool = False) -> RunReport:
     """Every layer of the graph on `backend` (cosim/drivers/backends.py); each layer's
     inputs are the backend's outputs of the layers it reads. With `check`, a layer that
     differs from the golden reference, or whose counted cycles differ from the
-    prediction, raises Mismatch."""
+    prediction, raises Mismatch. `resident`: activations stay in the MAPs between layers
+    where they fit (sched/resident.py); consecutive resident layers run as one program
+    (a Segment), each checked through READs of its output's lanes that are reported as
+    check words, not host words."""
     if len(x_int) == 0:
         raise ValueError("no images to run")
     sch = Scheduler(cfg)
@@ -207,15 +303,67 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
     env = {"input": x_int}
     flows = dict(qnet.plan.dataflow)
     flows.update(dataflow or {})
+    n = len(x_int)
+    plan = plan_residency(qnet, cfg, n, flows) if resident else {}
+    signed_of = {"input": False, **{q.name: bool(q.out_signed) for q in qnet.layers}}
+    seg: _Resident | None = None
     bar = _progress_bar(len(qnet.layers)) if progress else None
+
+    def flush() -> None:
+        nonlocal seg
+        if seg is None:
+            return
+        done, seg = seg, None
+        _run_segment(done, backend, cfg, report, env, signed_of, check, dump, bar)
+
     try:
         for li, q in enumerate(qnet.layers):
+            layer = q.layer
+            shape = _out_shape(q, n)
+            r = plan.get(q.name)
+            if r is not None and r.resident:
+                if seg is None:
+                    seg = _Resident(cfg)
+                sent = sum(len(f) for f in seg.prog.frames)
+                for name, lanes, load in zip(q.inputs, r.inputs, r.load, strict=True):
+                    if load:
+                        assert lanes is not None
+                        seg.load(lanes, env[name])
+                sch.res = r
+                xs = [np.zeros(_out_shape_of(qnet, name, n), dtype=np.int64)
+                      for name in q.inputs]
+                sched = sch.schedule(q, xs, flows.get(q.name))
+                if bar is not None:
+                    _progress(bar, li, f"{q.name}: {len(sched.passes)} passes, on chip")
+                prog_reads = []
+                for p in sched.passes:
+                    for op in p.ops:
+                        if op[0] == "write":
+                            _, ap, col, width, values = op
+                            seg.prog.write(p.tile, ap, 0, values, col=col, width=width)
+                        elif op[0] == "instr":
+                            seg.prog.instr(p.tile, op[1])
+                        else:
+                            _, lo, cnt, col, width, signed, where = op
+                            prog_reads.append((seg.prog.read(p.tile, 0, lo, cnt, col=col,
+                                                             width=width),
+                                               width, signed, where))
+                words = sum(len(f) for f in seg.prog.frames) - sent
+                check_reads = seg.read_lanes(r.out) if (r.out is not None and
+                                                         layer.type != "flatten") else []
+                seg.items.append({"q": q, "sched": sched, "r": r, "li": li, "shape": shape,
+                                  "reads": prog_reads, "check": check_reads,
+                                  "words": words,
+                                  "check_words": len(check_reads)})
+                continue
+            if r is not None and r.evict:          # resident tensors the MAPs must give up
+                assert seg is not None
+                seg.items.append({"evict": [(lanes, seg.read_lanes(lanes))
+                                            for lanes in r.evict], "li": li})
+            flush()
+            sch.res = None
             xs = [env[name] for name in q.inputs]
             sched = sch.schedule(q, xs, flows.get(q.name))
-            layer = q.layer
-            n = len(xs[0])
-            shape = ((n, layer.out_channels) if layer.type == "fc"
-                     else (n,) + tuple(layer.out_shape))
             if bar is not None:
                 _progress(bar, li, f"{q.name}: {len(sched.passes)} passes on "
                           f"{getattr(backend, 'name', 'golden')}")
@@ -238,11 +386,13 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
                 want = want.reshape(n, -1)
             exact = bool(np.array_equal(y, want))
             report.layers.append(LayerResult(q.name, sched.dataflow, len(sched.passes),
-                                             sched.predicted, counted, max(predicted_t), words,
+                                             sched.predicted, counted, max(predicted_t),
+                                             words + residency_words(r)[0],
                                              exact, wall,
                                              res.sim_cycles if res is not None else None,
                                              activity=sched.activity,
                                              activity_counted=counted_act,
+                                             host_out=host_out(sched) + residency_words(r)[1],
                                              **layer_facts(sch, sched, n)))
             report.outputs.append(y)
             if dump is not None:
@@ -263,12 +413,107 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
             env[q.name] = y
             if bar is not None:
                 bar.update(1)
+        flush()
         if bar is not None:
             bar.set_description_str("done")
     finally:                     # on a mismatch too: the error goes on a line of its own
         if bar is not None:
             bar.close()
     return report
+
+
+def _out_shape_of(qnet: QNet, name: str, n: int) -> tuple[int, ...]:
+    if name == "input":
+        return (n,) + tuple(qnet.net.input_shape)
+    return _out_shape(next(q for q in qnet.layers if q.name == name), n)
+
+
+def _run_segment(seg: _Resident, backend, cfg: Config, report: RunReport, env: dict,
+                 signed_of: dict, check: bool, dump, bar) -> None:
+    """Run a resident segment's program, then check every layer of it in order: its
+    output (from its result READs, or from the READs of its lanes) against the golden
+    reference on the outputs before it; the tiles' cycles and activity against the sum
+    of the layers' predictions."""
+    t0 = time.perf_counter()
+    res = backend.run(seg.prog)
+    wall = time.perf_counter() - t0
+    if len(res.responses) != len(seg.prog.responses):
+        raise Mismatch(f"{len(res.responses)} response frames, "
+                       f"{len(seg.prog.responses)} asked for")
+    tiles = cfg.system.tiles
+    predicted_t = [0] * tiles
+    activity: dict[str, int] = {}
+    names, host, check_words = [], 0, 0
+    for item in seg.items:
+        if "evict" in item:           # the READs before a staged layer: the same values
+            for lanes, reads in item["evict"]:   # the check read of the tensor gave
+                n_el = int(np.prod(env[lanes.name].shape))
+                got = _lane_values(res, reads, signed_of[lanes.name], n_el)
+                if check and not np.array_equal(got, env[lanes.name].reshape(-1)):
+                    raise Mismatch(f"{lanes.name}: its lanes changed before they were "
+                                   f"read to the host")
+            continue
+        q, sched, r, li, shape = item["q"], item["sched"], item["r"], item["li"], item["shape"]
+        xs = [env[name] for name in q.inputs]
+        if q.layer.type == "flatten":
+            y = xs[0].reshape(shape)
+        elif item["reads"]:
+            y = np.zeros(shape, dtype=np.int64)
+            for idx, width, signed, where in item["reads"]:
+                vals = np.array(res.responses[idx], dtype=np.int64)
+                if signed:
+                    vals = np.where(vals >> (width - 1) & 1, vals - (1 << width), vals)
+                img, ch, oy, ox = where
+                if len(vals) < len(img):
+                    raise Mismatch(f"read {idx}: {len(vals)} words for {len(img)} outputs")
+                if len(shape) == 2:
+                    y[img, ch] = vals[:len(img)]
+                else:
+                    y[img, ch, oy, ox] = vals[:len(img)]
+        else:
+            y = _lane_values(res, item["check"], signed_of[q.name],
+                             int(np.prod(shape))).reshape(shape)
+        want = layer_forward(q, *xs)
+        if len(shape) == 2:
+            want = want.reshape(shape)
+        exact = bool(np.array_equal(y, want))
+        busy = tile_loads(sched, tiles)[0]
+        for t in range(tiles):
+            predicted_t[t] += busy[t]
+        for k, v in sched.activity.items():
+            activity[k] = activity.get(k, 0) + v
+        sent, back = residency_words(r)
+        report.layers.append(LayerResult(
+            q.name, sched.dataflow, len(sched.passes), sched.predicted, None, max(busy),
+            item["words"], exact, 0.0, None, activity=sched.activity,
+            host_out=host_out(sched) + back, residency="chip",
+            segment=len(report.segments), **layer_facts(Scheduler(cfg), sched, len(y))))
+        names.append(q.name)
+        host += item["words"]
+        check_words += item["check_words"]
+        report.outputs.append(y)
+        if dump is not None:
+            dump.mkdir(parents=True, exist_ok=True)
+            np.save(dump / f"{li:02d}_{q.name}.npy", y)
+        if check and not exact:
+            bad = tuple(int(i) for i in np.argwhere(y != want)[0])
+            raise Mismatch(f"{q.name} (on chip): output differs from the golden reference "
+                           f"at {bad}: {y[bad]} != {want[bad]}")
+        env[q.name] = y
+        if bar is not None:
+            bar.update(1)
+    counted_t = [t["cycles"] for t in res.tile_counters]
+    mod = 1 << cfg.ap.counter_bits
+    report.segments.append(Segment(names, sum(predicted_t), counted_t, host, check_words,
+                                   wall))
+    if check and not all(c == p % mod for c, p in zip(counted_t, predicted_t, strict=True)):
+        raise Mismatch(f"segment {names[0]}..{names[-1]}: the tiles counted {counted_t} "
+                       f"cycles, the cost model predicts {predicted_t}")
+    if check and res.tile_activity is not None:
+        counted_act = {k: sum(t[k] for t in res.tile_activity) for k in activity}
+        if counted_act != activity:
+            raise Mismatch(f"segment {names[0]}..{names[-1]}: the tiles' activity "
+                           f"{counted_act} differs from the schedule's {activity}")
 
 
 def _progress_bar(n: int) -> tqdm:

@@ -51,6 +51,7 @@ from bfimna.golden.spec.isa import (
     validate,
 )
 from bfimna.golden.spec.uops import ACTIVITY_KEYS
+from bfimna.sched.resident import Lanes, LayerResidency
 
 DATAFLOWS = ("pos", "chan")
 TRIAL_TAPS = 32        # a dataflow trial costs this many taps and extrapolates
@@ -484,6 +485,34 @@ class Scheduler:
         self.usable = cfg.ap.cols - RESERVED_COLS
         self.mp = cfg.map_ap
         self.K = cfg.tile.maps
+        self.res: LayerResidency | None = None   # the layer's residency (sched/resident.py),
+        #                                          set by the caller before schedule()
+
+    @property
+    def _no_where(self) -> bool:
+        """Reads carry no targets (prediction, unless they become moves into lanes)."""
+        return self.predict and (self.res is None or self.res.out is None)
+
+    @property
+    def _resident(self) -> bool:
+        return self.res is not None and self.res.resident
+
+    def pos_fits(self, q: QLayer) -> bool:
+        """Whether the pos dataflow's fields fit the CAP's columns (an accumulator and
+        the work field), whatever the MAPs hold."""
+        assert q.b is not None
+        pb = q.acc_bits + max(int(b).bit_length() for b in q.b) + 1
+        return (self.usable - max(q.in_bits, pb)) // q.acc_bits >= 1
+
+    def _src(self, field, index: np.ndarray, ok: np.ndarray, width: int, operand: int = 0):
+        """(ap, row, col) of the inputs `index` (flat; rows where not ok read nothing):
+        in the staged `field` (sorted indices), or in the lanes of resident input
+        `operand`."""
+        if self.res is not None and self.res.resident:
+            lanes = self.res.inputs[operand]
+            assert lanes is not None
+            return lanes.address(np.where(ok, index, 0))
+        return self._address(np.where(ok, np.searchsorted(field, index), 0), width)
 
     # -- staging: a pass's receptive field into the MAPs -----------------------------------------
     def _capacity(self, width: int, n_maps: int) -> int:
@@ -497,6 +526,57 @@ class Scheduler:
 
     # -- layers ----------------------------------------------------------------------------------
     def schedule(self, q: QLayer, xs, dataflow: str | None = None) -> LayerSchedule:
+        """The layer's passes (`_schedule`); with a resident output (self.res), each
+        result READ becomes moves of the result field into the output's lanes."""
+        sched = self._schedule(q, xs, dataflow)
+        if self.res is not None and self.res.out is not None and sched.host is None:
+            for p in sched.passes:
+                self._reads_to_lanes(q, p, self.res.out)
+        return sched
+
+    def _reads_to_lanes(self, q: QLayer, p: Pass, lanes: Lanes) -> None:
+        """Pass p's READs as XROWS + MOVW (CAP -> MAP) runs into `lanes`: runs of
+        consecutive destination rows of one lane whose CAP rows step by one stride."""
+        shape = ((q.layer.out_channels, 1, 1) if q.layer.type == "fc"
+                 else tuple(q.layer.out_shape))
+        C, H, W = shape
+        ops = []
+        for op in p.ops:
+            if op[0] != "read":
+                ops.append(op)
+                continue
+            _, lo, n, col, width, _signed, where = op
+            w = lanes.width
+            if w > width:
+                raise ScheduleError(f"{q.name}: a {width}-bit result field cannot fill "
+                                    f"{w}-bit lanes")
+            img, ch, oy, ox = where
+            dest = ((img * C + ch) * H + oy) * W + ox
+            order = np.argsort(dest, kind="stable")
+            d, s = dest[order], lo + order
+            ap, row, lcol = lanes.address(d)
+            em = Emitter(self.cfg, count_only=self.predict)
+            i = 0
+            while i < len(d):
+                j = i + 1
+                step = int(s[j] - s[i]) if j < len(d) else 0
+                while (j < len(d) and d[j] == d[j - 1] + 1 and ap[j] == ap[i]
+                       and lcol[j] == lcol[i] and row[j] == row[j - 1] + 1
+                       and s[j] - s[j - 1] == step and 0 <= step <= 255):
+                    j += 1
+                if j == i + 1:
+                    step = 0
+                em(Opc.XROWS, srow=int(s[i]), drow=int(row[i]), stride=step)
+                em(Opc.MOVW, sap=0, dap=int(ap[i]), a=int(col), d=int(lcol[i]), n=w,
+                   count=j - i)
+                i = j
+            words, cycles, act = em.take()
+            ops.append(("instr", words))
+            p.predicted += cycles
+            p.activity += act
+        p.ops = ops
+
+    def _schedule(self, q: QLayer, xs, dataflow: str | None = None) -> LayerSchedule:
         """The passes that compute layer q on its input tensors xs (a list in q.inputs'
         order, or the one array) for all N images. A conv or fc layer takes the dataflow
         the plan names, else the one with the shorter latency (makespan over the tiles
@@ -519,6 +599,8 @@ class Scheduler:
                                      host=lambda *x: np.concatenate(x, axis=1))
             return LayerSchedule(q, "pos", self._concat(q, xs))
         x = xs[0]
+        if self.res is not None and self.res.resident:
+            dataflow = self.res.dataflow      # the plan's (sched/resident.py)
         if dataflow is None:   # the latency each dataflow's first row chunk suggests: its
             trial, whole = {}, {}  # passes' mean cycles x rounds of passes over the tiles,
             #                        plus their host words (one port, one word per cycle)
@@ -569,8 +651,8 @@ class Scheduler:
         relative to its receptive field as an earlier pass's (`key`: its row count and
         where its first row sits in the input's period) costs what that pass cost, as
         every word of it depends only on that layout; append the copy and say so."""
-        if not self.predict or key not in memo:
-            return False
+        if not self.predict or key not in memo or self.res is not None:
+            return False          # (resident tensors: every pass has its own addresses)
         src = memo[key]
         p = self._new_pass(passes, src.rows)
         p.ops, p.predicted, p.activity = list(src.ops), src.predicted, src.activity.copy()
@@ -628,6 +710,8 @@ class Scheduler:
             capacity = self._capacity(q.in_bits, in_maps)
         except ScheduleError as exc:
             raise ScheduleError(f"{q.name}: {exc}") from None
+        if self._resident:            # the whole input is in its lanes: nothing is staged
+            capacity = 1 << 62
         Kout = q.layer.out_channels
         assert q.b is not None   # conv and fc layers have requantisation multipliers
         mb = max(int(b).bit_length() for b in q.b)
@@ -879,6 +963,8 @@ class Scheduler:
                     np.zeros(0, np.int64)      # units' fields are disjoint: no duplicates
             field = fields[gkey]
             self._finish(p, em)
+            if self._resident:        # gathered from the input's lanes
+                return None, ("lanes",)
             p.ops.extend(self._stage_field(flat, field, ib))
             return field, (len(field), hash(field.tobytes()))
 
@@ -899,8 +985,7 @@ class Scheduler:
 
                 def gather(sub, t, field=field):
                     ok = valid_of(img, pos, t)
-                    idx = np.searchsorted(field, index(img, pos, t))
-                    ap, row, col = self._address(np.where(ok, idx, 0), ib)
+                    ap, row, col = self._src(field, index(img, pos, t), ok, ib)
                     n_t = int(nb[t])          # the input's bits (of its staged ib-bit slot)
                     if not ok.all():
                         sub(Opc.CLEAR, d=xc, n=n_t)
@@ -944,7 +1029,7 @@ class Scheduler:
                     lambda sub, g=g, bj=bj, cj=cj, ob=ob: sub.requant(
                         g * ab, ab, pc, pb, bj, cj, q.layer.relu, ob))
                 self._finish(p, em)
-                where = None if self.predict else targets(
+                where = None if self._no_where else targets(
                     img, j, np.stack(divmod(pos, max(1, q.layer.out_shape[2])), axis=1))
                 p.ops.append(("read", 0, n, col_, width, q.out_signed, where))
 
@@ -964,8 +1049,7 @@ class Scheduler:
             batch = todo[b0:b0 + step]
             t = np.asarray(batch, dtype=np.int64)[:, None]
             ok = np.broadcast_to(valid_of(img, pos, t), (len(batch), len(img)))
-            idx = np.searchsorted(field, index(img, pos, t))
-            ap, row, col = self._address(np.where(ok, idx, 0), ib)
+            ap, row, col = self._src(field, index(img, pos, t), ok, ib)
             n_runs, n_rows = run_counts(ap, row, col, ok)
             pad = np.logical_not(np.all(ok, axis=1))
             for k, tap in enumerate(batch):
@@ -1069,18 +1153,26 @@ class Scheduler:
             col_, width = em.requant(acc, ab, pc, pb, q.b[jj], q.c[jj], q.layer.relu,
                                      out_bits(q, jj))
             self._finish(p, em)
-            where = None if self.predict else targets(
+            where = None if self._no_where else targets(
                 img[lo:hi], jj, np.stack(np.divmod(pos[lo:hi], OW), axis=1))
             p.ops.append(("read", lo, hi - lo, col_, width, q.out_signed, where))
 
     # -- element-wise layers: rows = (image, channel, output position) ----------------------------
     def _staged_taps(self, em: Emitter, p: Pass, flat: np.ndarray, width: int, taps: list,
-                     index, valid, capacity: int, what: str, distinct=None):
+                     index, valid, capacity: int, what: str, distinct=None, operand=None):
         """Stage the fields of `taps` (index(t): each row's input index, valid(t): which
         rows read one) in groups that fit the MAPs, yielding per tap the gather's source
         arrays and runs: (t, pad, ap, row, col, runs). `distinct`: (index, valid) over
         rows that read distinct inputs for any one tap, whose inputs are all the rows'
-        (the chan dataflow's rows repeat positions per channel)."""
+        (the chan dataflow's rows repeat positions per channel). Resident inputs (self.res)
+        are not staged: `index(t)` is then an index into input `operand(t)`'s lanes."""
+        if self._resident:            # every input is in its lanes: nothing to stage
+            for t in taps:
+                ok = valid(t)
+                ap, row, col = self._src(None, index(t), ok, width, operand(t) if operand
+                                         else 0)
+                yield t, not ok.all(), ap, row, col, self._runs(ap, row, col, ok)
+            return
         f_index, f_valid = distinct or (index, valid)
         fields = {t: np.sort(f_index(t)[f_valid(t)]) if distinct else
                   np.unique(index(t)[valid(t)]) for t in taps}
@@ -1204,7 +1296,7 @@ class Scheduler:
                 col_, width = em.requant(fa, sb, fp, pb, b_, c_, False, q.out_bits,
                                          signed=False)
             self._finish(p, em)
-            where = None if self.predict else targets(img, c, np.stack([oy, ox], axis=1))
+            where = None if self._no_where else targets(img, c, np.stack([oy, ox], axis=1))
             p.ops.append(("read", 0, n, col_, width, False, where))
         return passes
 
@@ -1248,23 +1340,27 @@ class Scheduler:
             n = len(img)
             em(Opc.ROWS, lo=0, hi=n)
             em(Opc.CLEAR, d=fp, n=pb)
-            base = img * (len(operands) * per) + (ch * shape[1] + oy) * shape[2] + ox
+            elem = (ch * shape[1] + oy) * shape[2] + ox
+            if self._resident:         # operand i's own tensor, in its lanes
+                base, step = img * per + elem, 0
+            else:
+                base, step = img * (len(operands) * per) + elem, per
 
-            def index(i, base=base):
-                return base + i * per
+            def index(i, base=base, step=step):
+                return base + i * step
 
             def valid(i, n=n):
                 return np.ones(n, dtype=bool)
 
             for i, _pad, ap, row, col, run_list in self._staged_taps(
                     em, p, flat, xw, list(range(len(operands))), index, valid, capacity,
-                    q.name):
+                    q.name, operand=lambda i: operands[i]):
                 em.gather_runs(fx, bits[i], ap, row, col, run_list)
                 em(Opc.MAC, s=signed[i], d=fp, a=fx, imm=int(mults[i][0]), n=bits[i], m=pb)
             col_, width = em.shift_clamp(fp, pb, c, relu, q.out_bits,
                                          signed=None if relu else q.out_signed)
             self._finish(p, em)
-            where = None if self.predict else targets(img, ch + ch_offset,
+            where = None if self._no_where else targets(img, ch + ch_offset,
                                                       np.stack([oy, ox], axis=1))
             p.ops.append(("read", 0, n, col_, width, q.out_signed, where))
         return passes
