@@ -342,8 +342,12 @@ def cmd_run(args) -> int:
 def _words(rep, n: int) -> str:
     sent = sum(layer.host_words for layer in rep.layers)
     back = sum(layer.host_out for layer in rep.layers)
+    copied = sum(layer.copy_words for layer in rep.layers)
     return (f"{sent:,} host words sent ({sent / n:,.0f} per image) and {back:,} read back "
-            f"({back / n:,.0f} per image)")
+            f"({back / n:,.0f} per image)"
+            + (f"; {copied:,} words copied tile to tile in "
+               f"{sum(layer.copy_cycles for layer in rep.layers):,} bus cycles" if copied
+               else ""))
 
 
 def _hardware(cfg) -> str:

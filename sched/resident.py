@@ -1,23 +1,26 @@
-"""On-chip residency: activations that stay in a tile's MAPs between layers
+"""On-chip residency: activations that stay in the tiles' MAPs between layers
 (docs/scheduler.md, "On-chip residency").
 
 A *resident* tensor lies in *lanes*: a lane is one MAP column field of `width` bits over
 all `map_rows` rows; element i of the tensor (flat index image * C*H*W + (c*H + y)*W + x,
 or image * F + f after a flatten or for an fc output) sits in lane i // map_rows, row
-i % map_rows. A layer whose inputs are resident gathers its operands straight from their
-lanes (no WRITE); a layer whose output is resident moves each result field from the CAP
-into its lanes (XROWS + MOVW CAP -> MAP, on the tile's clock) instead of a host READ.
+i % map_rows. Every tile holds the whole tensor in the same lanes. A layer whose inputs
+are resident gathers its operands straight from its tile's lanes (no WRITE); a layer
+whose output is resident moves each result field from the CAP into its lanes (XROWS +
+MOVW CAP -> MAP, on the tile's clock) instead of a host READ, and with several tiles
+each tile's results are then copied into the same lanes of the others (COPY packets over
+the bus: two host words each, count + 1 bus cycles).
 
 The plan (`plan_residency`) is made from shapes, widths and the graph alone, so
 prediction and execution agree: walking the layers in order, a layer runs *resident*
-when the configuration has one tile and MAPs, the layer is element-wise or a conv/fc
-under the `pos` dataflow (`chan` fills a MAP with weights), and its inputs (loaded from
-the host if they are not resident yet: one WRITE per lane) and its output fit the lanes
-left free by the tensors still live (first fit over the MAPs' columns). Any other layer
-is *staged* as before: it needs the MAPs whole, so every live resident tensor is read to
-the host before it (an eviction READ) and loaded again if a later resident layer reads
-it. The network's last output is read to the host. Several tiles: every layer is
-staged (a tensor would have to be copied to every tile that reads it: future work).
+when its inputs (loaded from the host if they are not resident yet: a WRITE per lane
+into tile 0, copied to the others) and its output fit the lanes left free by the tensors
+still live (first fit over the MAPs' columns), it is element-wise or a conv/fc layer,
+and, under the `chan` dataflow, no live lane overlaps the weight columns of the last
+MAP. Any other layer is *staged* as before: it needs the MAPs whole, so every live
+resident tensor is read to the host before it (an eviction READ, from tile 0) and
+loaded again if a later resident layer reads it. The network's last output is read to
+the host.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import numpy as np
 
 from bfimna.golden.nn.network import QNet
 from bfimna.golden.spec.config import Config
-from bfimna.golden.spec.isa import RESERVED_COLS
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def plan_residency(qnet: QNet, cfg: Config, n_images: int,
     from bfimna.sched.schedule import Scheduler
     layers = qnet.layers
     plan = {q.name: LayerResidency(False) for q in layers}
-    if cfg.system.tiles != 1 or cfg.tile.maps < 1:
+    if cfg.tile.maps < 1:
         return plan
     flows = dict(qnet.plan.dataflow)
     flows.update(dataflow or {})
@@ -214,6 +216,8 @@ def plan_residency(qnet: QNet, cfg: Config, n_images: int,
     return plan
 
 
-def lane_usable(cfg: Config) -> int:
-    """The CAP's usable columns (a result field moved into a lane lies within them)."""
-    return cfg.ap.cols - RESERVED_COLS
+def load_copies(lanes: Lanes, tiles: int) -> list[tuple[int, int, int, int, int, int, int]]:
+    """A tensor loaded into tile 0's lanes, copied to the same lanes of every other tile:
+    COPY packets (src tile, ap, row, count, col, width, dst tile)."""
+    return [(0, ap, 0, count, col, lanes.width, t) for _k, ap, col, _lo, count in
+            lanes.segments() for t in range(1, tiles)]

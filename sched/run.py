@@ -15,7 +15,7 @@ from bfimna.golden.host.program import HostProgram
 from bfimna.golden.nn.network import QNet, layer_forward
 from bfimna.golden.spec.config import Config
 from bfimna.golden.spec.uops import ACTIVITY_KEYS
-from bfimna.sched.resident import Lanes, LayerResidency, plan_residency
+from bfimna.sched.resident import Lanes, LayerResidency, load_copies, plan_residency
 from bfimna.sched.schedule import LayerSchedule, Scheduler, pass_words
 
 
@@ -46,6 +46,8 @@ class LayerResult:
     residency: str = "host"      # "host": staged from and read to the host; "chip": its
     #                              inputs gathered from lanes (sched/resident.py)
     segment: int | None = None   # resident runs: the program (segment) it ran in
+    copy_words: int = 0          # words copied tile to tile over the bus (COPY packets)
+    copy_cycles: int = 0         # their bus cycles (count + 1 each), beside the tiles'
 
     @property
     def vs_bound(self) -> float | None:
@@ -82,8 +84,9 @@ class Mismatch(AssertionError):
 
 
 def host_words(sched: LayerSchedule) -> int:
-    """The words host_program(sched) sends, without building its packets."""
-    return sum(pass_words(p) for p in sched.passes)
+    """The words host_program(sched) sends, without building its packets (a COPY is
+    two)."""
+    return sum(pass_words(p) for p in sched.passes) + 2 * len(sched.copies)
 
 
 def host_out(sched: LayerSchedule) -> int:
@@ -91,12 +94,22 @@ def host_out(sched: LayerSchedule) -> int:
     return sum(op[2] for p in sched.passes for op in p.ops if op[0] == "read")
 
 
-def residency_words(r: LayerResidency | None) -> tuple[int, int]:
-    """(sent, received) host words of a layer's loads (WRITE of a host tensor into its
-    lanes) and evictions (READ of a resident tensor before a staged layer)."""
+def residency_copies(r: LayerResidency | None, tiles: int) -> list:
+    """The COPY packets of a layer's loads (tile 0's lanes to the other tiles')."""
+    if r is None:
+        return []
+    return [c for lanes, load in zip(r.inputs, r.load, strict=True) if load and lanes
+            for c in load_copies(lanes, tiles)]
+
+
+def residency_words(r: LayerResidency | None, tiles: int = 1) -> tuple[int, int]:
+    """(sent, received) host words of a layer's loads (WRITE of a host tensor into tile
+    0's lanes, COPY packets to the other tiles) and evictions (READ of a resident tensor
+    before a staged layer)."""
     sent = back = 0
     if r is None:
         return 0, 0
+    sent += 2 * len(residency_copies(r, tiles))
     for lanes, load in zip(r.inputs, r.load, strict=True):
         if load and lanes is not None:
             for *_, count in lanes.segments():
@@ -116,6 +129,13 @@ def tile_loads(sched: LayerSchedule, tiles: int) -> tuple[list[int], list[int]]:
         busy[p.tile] += p.predicted
         wr[p.tile] += int(p.activity[k])
     return busy, wr
+
+
+def copy_facts(sched: LayerSchedule, r: LayerResidency | None, tiles: int) -> dict:
+    """The bus copies of a layer (its resident output's and its loads')."""
+    loads = residency_copies(r, tiles)
+    return {"copy_words": sched.copy_words + sum(c[3] for c in loads),
+            "copy_cycles": sched.copy_cycles + sum(c[3] + 1 for c in loads)}
 
 
 def layer_facts(sch: Scheduler, sched: LayerSchedule, n_images: int) -> dict:
@@ -156,7 +176,7 @@ def predict_network(qnet: QNet, n_images: int, cfg: Config, progress: bool = Fal
             sch.res = r
             sched = sch.schedule(q, xs, flows.get(q.name))
             busy = tile_loads(sched, cfg.system.tiles)[0]
-            sent, back = residency_words(r)
+            sent, back = residency_words(r, cfg.system.tiles)
             report.layers.append(LayerResult(q.name, sched.dataflow, len(sched.passes),
                                              sched.predicted, None, max(busy),
                                              host_words(sched) + sent, None,
@@ -164,6 +184,7 @@ def predict_network(qnet: QNet, n_images: int, cfg: Config, progress: bool = Fal
                                              activity=sched.activity,
                                              host_out=host_out(sched) + back,
                                              residency="chip" if r and r.resident else "host",
+                                             **copy_facts(sched, r, cfg.system.tiles),
                                              **layer_facts(sch, sched, n_images)))
             shapes[q.name] = ((n_images, q.layer.out_channels) if q.layer.type == "fc"
                               else (n_images,) + tuple(q.layer.out_shape))
@@ -265,11 +286,16 @@ class _Resident:
                         lanes, lo, count))
         return out
 
-    def load(self, lanes: Lanes, values: np.ndarray) -> None:
+    def load(self, lanes: Lanes, values: np.ndarray, tiles: int) -> None:
         flat = values.reshape(-1)
         for _k, ap, col, lo, count in lanes.segments():
             self.prog.write(0, ap, 0, flat[lo:lo + count].tolist(), col=col,
                             width=lanes.width)
+        self.copy(load_copies(lanes, tiles))
+
+    def copy(self, copies) -> None:
+        for src, ap, row, count, col, width, dst in copies:
+            self.prog.copy(src, ap, row, count, dst, ap, row, col=col, width=width)
 
 
 def _lane_values(res, reads, signed: bool, size: int) -> np.ndarray:
@@ -328,7 +354,7 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
                 for name, lanes, load in zip(q.inputs, r.inputs, r.load, strict=True):
                     if load:
                         assert lanes is not None
-                        seg.load(lanes, env[name])
+                        seg.load(lanes, env[name], cfg.system.tiles)
                 sch.res = r
                 xs = [np.zeros(_out_shape_of(qnet, name, n), dtype=np.int64)
                       for name in q.inputs]
@@ -348,6 +374,7 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
                             prog_reads.append((seg.prog.read(p.tile, 0, lo, cnt, col=col,
                                                              width=width),
                                                width, signed, where))
+                seg.copy(sched.copies)
                 words = sum(len(f) for f in seg.prog.frames) - sent
                 check_reads = seg.read_lanes(r.out) if (r.out is not None and
                                                          layer.type != "flatten") else []
@@ -387,12 +414,13 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
             exact = bool(np.array_equal(y, want))
             report.layers.append(LayerResult(q.name, sched.dataflow, len(sched.passes),
                                              sched.predicted, counted, max(predicted_t),
-                                             words + residency_words(r)[0],
+                                             words + residency_words(r, cfg.system.tiles)[0],
                                              exact, wall,
                                              res.sim_cycles if res is not None else None,
                                              activity=sched.activity,
                                              activity_counted=counted_act,
-                                             host_out=host_out(sched) + residency_words(r)[1],
+                                             host_out=host_out(sched) + residency_words(
+                                                 r, cfg.system.tiles)[1],
                                              **layer_facts(sch, sched, n)))
             report.outputs.append(y)
             if dump is not None:
@@ -444,6 +472,7 @@ def _run_segment(seg: _Resident, backend, cfg: Config, report: RunReport, env: d
     predicted_t = [0] * tiles
     activity: dict[str, int] = {}
     names, host, check_words = [], 0, 0
+    copy_words = copy_cycles = 0
     for item in seg.items:
         if "evict" in item:           # the READs before a staged layer: the same values
             for lanes, reads in item["evict"]:   # the check read of the tensor gave
@@ -482,12 +511,16 @@ def _run_segment(seg: _Resident, backend, cfg: Config, report: RunReport, env: d
             predicted_t[t] += busy[t]
         for k, v in sched.activity.items():
             activity[k] = activity.get(k, 0) + v
-        sent, back = residency_words(r)
+        sent, back = residency_words(r, tiles)
+        facts = copy_facts(sched, r, tiles)
+        copy_words += facts["copy_words"]
+        copy_cycles += facts["copy_cycles"]
         report.layers.append(LayerResult(
             q.name, sched.dataflow, len(sched.passes), sched.predicted, None, max(busy),
             item["words"], exact, 0.0, None, activity=sched.activity,
             host_out=host_out(sched) + back, residency="chip",
-            segment=len(report.segments), **layer_facts(Scheduler(cfg), sched, len(y))))
+            segment=len(report.segments), **facts,
+            **layer_facts(Scheduler(cfg), sched, len(y))))
         names.append(q.name)
         host += item["words"]
         check_words += item["check_words"]
@@ -509,6 +542,10 @@ def _run_segment(seg: _Resident, backend, cfg: Config, report: RunReport, env: d
     if check and not all(c == p % mod for c, p in zip(counted_t, predicted_t, strict=True)):
         raise Mismatch(f"segment {names[0]}..{names[-1]}: the tiles counted {counted_t} "
                        f"cycles, the cost model predicts {predicted_t}")
+    copied = (res.global_counters.get("copy_words"), res.global_counters.get("copy_cycles"))
+    if check and copied != (copy_words % mod, copy_cycles % mod):
+        raise Mismatch(f"segment {names[0]}..{names[-1]}: the system counted (copy words, "
+                       f"copy cycles) {copied}, the schedule has {(copy_words, copy_cycles)}")
     if check and res.tile_activity is not None:
         counted_act = {k: sum(t[k] for t in res.tile_activity) for k in activity}
         if counted_act != activity:

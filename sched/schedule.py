@@ -200,6 +200,17 @@ _XROWS_CYCLES = costs.counts(encode(Instr(op=Opc.XROWS, srow=0, drow=0, stride=0
                              APConfig(rows=1, cols=2, dims=2, counter_bits=8))[0]
 
 
+def _coalesced(runs: list) -> list:
+    """(ap, row, count, col) runs with adjacent rows of one lane merged."""
+    out: list = []
+    for ap, row, count, col in sorted(runs, key=lambda r: (r[0], r[3], r[1])):
+        if out and out[-1][0] == ap and out[-1][3] == col and out[-1][1] + out[-1][2] == row:
+            out[-1] = (ap, out[-1][1], out[-1][2] + count, col)
+        else:
+            out.append((ap, row, count, col))
+    return out
+
+
 class Emitter:
     """Instruction words of one pass, each checked as the hardware will check it, with
     their exact cycles and activity (golden/spec/costs.py profile: what energy depends
@@ -431,6 +442,17 @@ class LayerSchedule:
     passes: list[Pass]
     host: Callable[..., np.ndarray] | None = None   # a layer with no work on the tiles
     #                                                  (flatten, a concat of equal scales)
+    copies: list[tuple[int, int, int, int, int, int, int]] = field(default_factory=list)
+    # resident output on several tiles: COPY packets (src tile, ap, row, count, col,
+    # width, dst tile) that put every tile's results into the same lanes of the others
+
+    @property
+    def copy_words(self) -> int:
+        return sum(c[3] for c in self.copies)
+
+    @property
+    def copy_cycles(self) -> int:
+        return sum(movw_cycles(c[3]) for c in self.copies)
 
     @property
     def predicted(self) -> int:
@@ -530,13 +552,18 @@ class Scheduler:
         result READ becomes moves of the result field into the output's lanes."""
         sched = self._schedule(q, xs, dataflow)
         if self.res is not None and self.res.out is not None and sched.host is None:
+            tiles = self.cfg.system.tiles
             for p in sched.passes:
-                self._reads_to_lanes(q, p, self.res.out)
+                for ap, row, count, col in _coalesced(self._reads_to_lanes(q, p, self.res.out)):
+                    sched.copies.extend((p.tile, ap, row, count, col, self.res.out.width, t)
+                                        for t in range(tiles) if t != p.tile)
         return sched
 
-    def _reads_to_lanes(self, q: QLayer, p: Pass, lanes: Lanes) -> None:
+    def _reads_to_lanes(self, q: QLayer, p: Pass, lanes: Lanes) -> list:
         """Pass p's READs as XROWS + MOVW (CAP -> MAP) runs into `lanes`: runs of
-        consecutive destination rows of one lane whose CAP rows step by one stride."""
+        consecutive destination rows of one lane whose CAP rows step by one stride.
+        Returns the (ap, first row, rows, column) of each run."""
+        moved = []
         shape = ((q.layer.out_channels, 1, 1) if q.layer.type == "fc"
                  else tuple(q.layer.out_shape))
         C, H, W = shape
@@ -569,12 +596,14 @@ class Scheduler:
                 em(Opc.XROWS, srow=int(s[i]), drow=int(row[i]), stride=step)
                 em(Opc.MOVW, sap=0, dap=int(ap[i]), a=int(col), d=int(lcol[i]), n=w,
                    count=j - i)
+                moved.append((int(ap[i]), int(row[i]), j - i, int(lcol[i])))
                 i = j
             words, cycles, act = em.take()
             ops.append(("instr", words))
             p.predicted += cycles
             p.activity += act
         p.ops = ops
+        return moved
 
     def _schedule(self, q: QLayer, xs, dataflow: str | None = None) -> LayerSchedule:
         """The passes that compute layer q on its input tensors xs (a list in q.inputs'

@@ -329,7 +329,12 @@ class System:
         dtile, dap, drow, dcol, _ = dest_decode(w)
         src, dst = self.tiles[h.tile], self.tiles[dtile]
         c = self.counters
-        if h.type == PT.COPY:
+        if h.type == PT.COPY and hasattr(src, "host_read_field") and \
+                hasattr(dst, "host_write_field"):    # the fast tiles: one array move
+            dst.host_write_field(dap, drow, dcol, h.width,
+                                 src.host_read_field(h.ap, h.row, h.count, h.col, h.width))
+            c["copy_words"] += h.count
+        elif h.type == PT.COPY:
             fmask = (1 << h.width) - 1
             for k in range(h.count):
                 v = (src.host_read(h.ap, h.row + k) >> h.col) & fmask
