@@ -104,6 +104,9 @@ class LayerResidency:
     evict: list[Lanes] = field(default_factory=list)   # resident tensors read to the host
     #                                                    before this layer
     dataflow: str | None = None                        # conv, fc: the one it runs
+    spill: list[tuple[int, int]] = field(default_factory=list)   # pos: (MAP, column) of
+    #                                       each accumulator field that waits in a MAP at
+    #                                       requantisation (Scheduler.spill_layout)
 
 
 RESIDENT_TYPES = ("conv", "fc", "maxpool", "avgpool", "gap", "add", "concat", "flatten")
@@ -189,6 +192,13 @@ def plan_residency(qnet: QNet, cfg: Config, n_images: int,
                 else:
                     out = trial_alloc.take(q.name, size[q.name], width[q.name])
                     ok = out is not None
+            spill: list[tuple[int, int]] = []
+            need = sch.spill_need(q) if ok and flow == "pos" else None
+            if need is not None:      # lanes for the layer only, given back after it
+                got = trial_alloc.take(f"{q.name}.spill", need[0] * trial_alloc.rows, need[1])
+                if got is not None:
+                    spill = list(zip(got.ap, got.col, strict=True))
+                    trial_alloc.give(got)
             if ok:
                 if wmap is not None:
                     trial_alloc.used[wmap[0], :wmap[1]] = False
@@ -200,6 +210,7 @@ def plan_residency(qnet: QNet, cfg: Config, n_images: int,
                 alloc = trial_alloc
                 entry.resident, entry.inputs, entry.load, entry.out = True, list(ins), load, out
                 entry.dataflow = flow
+                entry.spill = spill
                 for name, lanes in zip(q.inputs, ins, strict=True):
                     live[name] = lanes
                 if out is not None:

@@ -845,10 +845,25 @@ class Scheduler:
         Wm = self._weight_matrix(q)
         N = len(x)
         total = N * P
-        R = self.R
-        while R > 1 and self._field(q, np.arange(min(R, total)), P, index, valid_of,
-                                    np.arange(min(T, q.layer.kernel ** 2))).size > capacity:
-            R //= 2                   # one input channel's field must fit the MAPs
+
+        def rows_for(cap: int) -> int:
+            r = self.R
+            while r > 1 and self._field(q, np.arange(min(r, total)), P, index, valid_of,
+                                        np.arange(min(T, q.layer.kernel ** 2))).size > cap:
+                r //= 2               # one input channel's field must fit the MAPs
+            return r
+
+        R = rows_for(capacity)
+        spill = self.spill_layout(q, pb, min(R, total))
+        if spill is not None and not self._resident:   # its MAP columns are not staging
+            less = self._capacity_without(q.in_bits, spill[2])   # space: only when
+            if less > 0 and rows_for(less) == R:            # passes keep their rows
+                capacity = less
+            else:
+                spill = None
+        if spill is not None:        # more accumulators; some wait in a MAP at requant
+            G = spill[0]
+            xc, pc = G * ab, ab
         chunks = [(r0, min(total, r0 + R)) for r0 in range(0, total, R)]
         groups = [list(range(j0, min(K, j0 + G))) for j0 in range(0, K, G)]
         parts = max(1, min(self.cfg.system.tiles // len(chunks), len(groups)))
@@ -872,7 +887,8 @@ class Scheduler:
             for bundle in bundles:
                 p = self._new_pass(passes, r1 - r0)
                 self._pos_pass(q, p, flat, img, pos, bundle, Wm, index, valid_of, capacity,
-                               G, xc, pc, pb, mac_cyc, shared)
+                               G, xc, pc, pb, mac_cyc, shared,
+                               None if spill is None else spill[1:])
         return passes, len(chunks)
 
     def _field(self, q, rows, P, index, valid_of, taps) -> np.ndarray:
@@ -921,7 +937,7 @@ class Scheduler:
         return 1 + m, r % rows, (r // rows) * width
 
     def _pos_pass(self, q, p, flat, img, pos, bundle, Wm, index, valid_of, capacity, G, xc,
-                  pc, pb, mac_cyc, shared_cache):
+                  pc, pb, mac_cyc, shared_cache, spill=None):
         ab, ib = q.acc_bits, q.in_bits
         nb, ks = self.tap_widths(q, Wm.shape[1])     # each tap's input bits and k
         em = Emitter(self.cfg, count_only=self.predict)
@@ -1051,16 +1067,78 @@ class Scheduler:
                         wv = int(Wm[j, t])
                         if wv:
                             em(Opc.MAC, d=g * ab + k_t, a=xc, imm=wv, n=n_t, m=ab - k_t)
-            for g, j in enumerate(js):
+            order = [(g, g) for g in range(len(js))]      # (accumulator, where it is)
+            if spill is not None:    # accumulators in the product field's way wait in a
+                spilled, at = spill  # MAP; each comes back to accumulator 0's columns
+                out = [g for g in spilled if g < len(js)]
+                for g, (ap, col) in zip(out, at, strict=False):
+                    em(Opc.XROWS, srow=0, drow=0, stride=1)
+                    em(Opc.MOVW, sap=0, dap=ap, a=g * ab, d=col, n=ab, count=n)
+                order = [(g, g) for g in range(len(js)) if g not in out] + \
+                    [(g, 0) for g in out]
+            for g, at_g in order:
+                j = js[g]
+                if at_g != g:           # back from the MAP
+                    ap, col = spill[1][spill[0].index(g)]
+                    em(Opc.XROWS, srow=0, drow=0, stride=1)
+                    em(Opc.MOVW, sap=ap, dap=0, a=col, d=0, n=ab, count=n)
                 bj, cj, ob = int(q.b[j]), int(q.c[j]), out_bits(q, j)
                 col_, width = em.block(
-                    ("requant", g * ab, ab, pc, pb, bj, cj, q.layer.relu, ob),
-                    lambda sub, g=g, bj=bj, cj=cj, ob=ob: sub.requant(
+                    ("requant", at_g * ab, ab, pc, pb, bj, cj, q.layer.relu, ob),
+                    lambda sub, g=at_g, bj=bj, cj=cj, ob=ob: sub.requant(
                         g * ab, ab, pc, pb, bj, cj, q.layer.relu, ob))
                 self._finish(p, em)
                 where = None if self._no_where else targets(
                     img, j, np.stack(divmod(pos, max(1, q.layer.out_shape[2])), axis=1))
                 p.ops.append(("read", 0, n, col_, width, q.out_signed, where))
+
+    def spill_layout(self, q: QLayer, pb: int, rows: int):
+        """The pos dataflow with more accumulators than the product field leaves room
+        for: G = (usable - input bits) // acc bits accumulators while the taps are
+        accumulated; at requantisation those in the product field's way (it lies at
+        [ab, ab + pb), beside accumulator 0) wait in a MAP (XROWS + MOVW out and back,
+        count + 1 cycles each) while accumulator 0 and those above the field are
+        requantised, then each comes back to accumulator 0's columns. None when it gives
+        no more accumulators or does not fit: (G, spilled accumulators, their (MAP,
+        column)) otherwise. The MAP columns are the top of the last MAP (staged layers)
+        or the residency plan's (resident ones)."""
+        ab, ib = q.acc_bits, q.in_bits
+        g_old = (self.usable - max(ib, pb)) // ab
+        G = (self.usable - ib) // ab
+        mc = self.mp.cols
+        if (G <= g_old or self.K < 1 or ab > 32 or ab > mc or ab + pb > self.usable
+                or rows > self.mp.rows):
+            return None
+        while G > g_old:
+            spilled = [g for g in range(1, G) if g * ab < ab + pb]
+            if self._resident:
+                at = list(self.res.spill) if self.res is not None else []
+            else:
+                at = [(self.K, mc - (k + 1) * ab) for k in range(len(spilled))]
+                if len(spilled) * ab > mc:
+                    at = []
+            if len(at) >= len(spilled):
+                return G, spilled, at[:len(spilled)]
+            G -= 1
+        return None
+
+    def spill_need(self, q: QLayer) -> tuple[int, int] | None:
+        """(lanes, bits) the spill layout of a pos layer needs in the MAPs (the residency
+        plan reserves them), or None."""
+        assert q.b is not None
+        pb = q.acc_bits + max(int(b).bit_length() for b in q.b) + 1
+        ab, ib = q.acc_bits, q.in_bits
+        if (self.usable - ib) // ab <= (self.usable - max(ib, pb)) // ab:
+            return None
+        G = (self.usable - ib) // ab
+        return len([g for g in range(1, G) if g * ab < ab + pb]), ab
+
+    def _capacity_without(self, width: int, at: list) -> int:
+        """Staging capacity (values of `width` bits) with the columns of `at` (MAP,
+        column) of the last MAP taken: its slots below the lowest of them."""
+        lo = min(col for _, col in at)
+        return (self.K - 1) * self.mp.rows * (self.mp.cols // width) + \
+            self.mp.rows * (lo // width)
 
     def _gather_costs(self, em: Emitter, taps: list, field: np.ndarray, fkey, img, pos,
                       index, valid_of, xc: int, ib: int,

@@ -99,7 +99,7 @@ CODE_FILES = ("golden/__init__.py", "golden/host/__init__.py", "golden/host/prog
               "golden/spec/layout.py", "golden/spec/microcode.py", "golden/spec/regs.py",
               "golden/spec/schema.py", "golden/spec/tech.py", "golden/spec/uops.py",
               "golden/spec/luts.json", "sched/__init__.py", "sched/schedule.py", "sched/run.py",
-              "sched/evaluate.py")
+              "sched/evaluate.py", "sched/resident.py")
 # the totals of sched/evaluate.py Evaluation.total written to results.csv, in this order
 TOTALS = ("latency_cycles", "latency_s", "energy_j", "energy_per_frame_j", "edp_js",
           "frames_per_s", "gops", "tops_per_w", "power_w", "area_mm2", "host_words", "macs",
