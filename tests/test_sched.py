@@ -204,3 +204,33 @@ def test_gather_runs_follow_the_rule(seed):
         got_runs, got_rows = run_counts(arr[..., 0], arr[..., 1], arr[..., 2], valid)
         for k, c in enumerate(cases):
             assert (int(got_runs[k]), int(got_rows[k])) == (c[2], int(c[1].sum())), c[3]
+
+
+@pytest.mark.parametrize("resident", [False, True])
+def test_accumulators_wait_in_a_map_at_requantisation(resident, seed):
+    """The pos dataflow with twice the accumulators its product field leaves room for
+    (digits int8 on the default configuration: G 1 -> 2): accumulator 1 moves into a MAP
+    while accumulator 0 is requantised, then back. Every layer bit-exact, counted =
+    predicted, activity = the schedule's, on the bit-level tile (one image; staged) and
+    the fast one (three images, where conv2 runs pos too), staged and resident."""
+    from bfimna.sched.schedule import Scheduler
+    cfg = load_config(CONFIG_DIR / "default.yaml")
+    net = load_network(DIGITS / "network.yaml")
+    q = quantize(net, load_plan(DIGITS / "int8.yaml", net))
+    conv1 = q.layers[0]
+    assert conv1.b is not None
+    pb = conv1.acc_bits + max(int(b).bit_length() for b in conv1.b) + 1
+    assert Scheduler(cfg).spill_layout(conv1, pb, 3 * 64)[:2] == (2, [1])
+    x, _ = net.test_set()
+    idx = np.random.default_rng(seed).choice(len(x), 3, replace=False)
+    print(f"seed {seed}: images {idx.tolist()}")
+    xi = q.quantize_input(x[idx])
+    runs = [(xi, True)] + ([(xi[:1], False)] if not resident else [])
+    for images, fast in runs:
+        rep = run_network(q, images, cfg, backend("golden", cfg, fast=fast),
+                          resident=resident)
+        assert all(layer.bit_exact for layer in rep.layers)
+        assert rep.layers[0].dataflow == "pos"
+        pred = predict_network(q, len(images), cfg, resident=resident)
+        assert [p.predicted for p in pred.layers] == [r.predicted for r in rep.layers]
+    assert rep.layers[0].residency == ("chip" if resident else "host")
