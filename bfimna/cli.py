@@ -448,9 +448,11 @@ def cmd_evaluate(args) -> int:
             print(f"evaluate: running {net.name} on the golden backend, {what}", file=log,
                   flush=True)
             rep = run_network(qnet, qnet.quantize_input(x), cfg,
-                              backend("golden", cfg, fast=True), progress=progress)
+                              backend("golden", cfg, fast=True), progress=progress,
+                              resident=args.on_chip)
         else:
-            rep = predict_network(qnet, args.batch, cfg, progress=progress)
+            rep = predict_network(qnet, args.batch, cfg, progress=progress,
+                                  resident=args.on_chip)
     except (ScheduleError, Mismatch) as exc:
         print(f"\nbfimna: {exc}", file=sys.stderr)
         return 1
@@ -1073,6 +1075,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "1: every enabled row, the exact upper bound; the "
                                       "bit-level golden tile measures about 0.08 on the "
                                       "digits CNN, docs/energy.md)")
+    ev.add_argument("--on-chip", action="store_true",
+                    help="activations stay in the MAPs between layers where they fit "
+                         "(as bfimna run --on-chip)")
     ev.add_argument("--seed", type=SEED, default=0, help="seed of synthetic images")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)

@@ -64,14 +64,17 @@ def static_power_w(cfg: Config, point) -> float:
 
 
 def dynamic_energy_j(activity: dict[str, int], host_words: int, point,
-                     cap_cols: int, tagged_share: float = 1.0) -> dict[str, float]:
-    """Energy by kind (J) of the activity of some tiles and the host words they got."""
+                     cap_cols: int, tagged_share: float = 1.0,
+                     copy_bits: int = 0) -> dict[str, float]:
+    """Energy by kind (J) of the activity of some tiles, the host words they got and the
+    row bits copied between them (COPY packets: each word read from one AP's row port
+    and written to another's)."""
     e = point.energy
     return {"compare": activity["cmp_cells"] * e["cam.search"]
             + activity["match_rows"] * e["cam.match"] * cap_cols / point.match_cols,
             "write": activity["wr_cells"] * tagged_share * e["cam.write"],
             "transfers": activity["col_cells"] * e["cam.column"]
-            + activity["row_bits"] * e["cam.row"],
+            + (activity["row_bits"] + copy_bits) * e["cam.row"],
             "host": host_words * e["host.word"],
             "controller": (activity["cycles"] + (point.write_cycles - 1) * activity["wr_ops"])
             * e["controller.cycle"]}
@@ -80,12 +83,13 @@ def dynamic_energy_j(activity: dict[str, int], host_words: int, point,
 def latency_cycles(layer: LayerResult, write_cycles: int = 1) -> int:
     """A layer's cycles from first host word to last result: its busiest tile (each WR
     micro-op taking `write_cycles`) plus its host words (one per cycle, not overlapped
-    with compute)."""
+    with compute) plus the bus cycles of its tile-to-tile copies (a COPY waits until both
+    tiles are idle; on-chip residency)."""
     busiest = layer.busiest_tile
     if write_cycles > 1 and layer.tile_cycles:
         busiest = max(c + (write_cycles - 1) * w
                       for c, w in zip(layer.tile_cycles, layer.tile_wr_ops, strict=True))
-    return busiest + layer.host_words
+    return busiest + layer.host_words + layer.copy_cycles
 
 
 @dataclass
@@ -135,13 +139,16 @@ def evaluate(report: RunReport, cfg: Config, point, batch: int, *, network: str 
         stall = (point.write_cycles - 1) * act["wr_ops"]
         idle = cfg.system.tiles * cyc - act["cycles"] - stall   # tile cycles with no work
         t = cyc / f
-        en = dynamic_energy_j(act, layer.host_words, point, cfg.ap.cols, tagged_share)
+        en = dynamic_energy_j(act, layer.host_words, point, cfg.ap.cols, tagged_share,
+                              layer.copy_bits)
         en["leakage"] = p_static * t
         e_tot = sum(en.values())
         ev.layers.append({"name": layer.name, "type": layer.type, "dataflow": layer.dataflow,
                           "latency_cycles": cyc, "busiest_tile_cycles": layer.busiest_tile,
                           "tile_cycles": act["cycles"], "stall_cycles": stall,
                           "idle_tile_cycles": idle, "host_words": layer.host_words,
+                          "host_out": layer.host_out, "acts": layer.residency,
+                          "copy_words": layer.copy_words, "copy_cycles": layer.copy_cycles,
                           "latency_s": t, "energy_j": e_tot,
                           **{f"energy_{k}_j": v for k, v in en.items()},
                           "macs": layer.macs, **{f"act_{k}": v for k, v in act.items()}})

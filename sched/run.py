@@ -14,6 +14,7 @@ from bfimna.golden.host.program import MAX_COUNT as _MAX_COUNT
 from bfimna.golden.host.program import HostProgram
 from bfimna.golden.nn.network import QNet, layer_forward
 from bfimna.golden.spec.config import Config
+from bfimna.golden.spec.isa import movw_cycles
 from bfimna.golden.spec.uops import ACTIVITY_KEYS
 from bfimna.sched.resident import Lanes, LayerResidency, load_copies, plan_residency
 from bfimna.sched.schedule import LayerSchedule, Scheduler, pass_words
@@ -48,6 +49,7 @@ class LayerResult:
     segment: int | None = None   # resident runs: the program (segment) it ran in
     copy_words: int = 0          # words copied tile to tile over the bus (COPY packets)
     copy_cycles: int = 0         # their bus cycles (count + 1 each), beside the tiles'
+    copy_bits: int = 0           # row bits they read and write (2 x words x width)
 
     @property
     def vs_bound(self) -> float | None:
@@ -133,9 +135,10 @@ def tile_loads(sched: LayerSchedule, tiles: int) -> tuple[list[int], list[int]]:
 
 def copy_facts(sched: LayerSchedule, r: LayerResidency | None, tiles: int) -> dict:
     """The bus copies of a layer (its resident output's and its loads')."""
-    loads = residency_copies(r, tiles)
-    return {"copy_words": sched.copy_words + sum(c[3] for c in loads),
-            "copy_cycles": sched.copy_cycles + sum(c[3] + 1 for c in loads)}
+    copies = sched.copies + residency_copies(r, tiles)
+    return {"copy_words": sum(c[3] for c in copies),
+            "copy_cycles": sum(movw_cycles(c[3]) for c in copies),
+            "copy_bits": sum(2 * c[3] * c[5] for c in copies)}
 
 
 def layer_facts(sch: Scheduler, sched: LayerSchedule, n_images: int) -> dict:
