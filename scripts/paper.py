@@ -163,7 +163,9 @@ def write_report(rows, out: Path, figs: Path, published, hawq_top1, walls) -> li
         "4096x256 MAPs). Technologies: " + ", ".join(f"`{t}`" for t in techs) +
         " (configs/tech/, every number sourced in docs/tech.md). Cost model: docs/energy.md "
         "(latency counts host words as not overlapped with compute; layers run one after "
-        "another; no activation stays on chip between layers, so host traffic is large).",
+        "another; staged runs: no activation stays on chip between layers, so host traffic "
+        "is large; `--on-chip` in `bfimna run` and `bfimna evaluate` keeps them where they "
+        "fit, docs/scheduler.md).",
         ""]
     nominal = [r for r in rows if r["nominal"]]
     shared = {(r["model"], r["plan"], r["tech"]): r for r in rows if r["tagged_share"] != 1}
