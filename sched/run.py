@@ -220,28 +220,9 @@ def run_layer(sched: LayerSchedule, backend, cfg: Config, out_shape: tuple[int, 
     t0 = time.perf_counter()
     res = backend.run(prog)
     wall = time.perf_counter() - t0
-    y = np.zeros(out_shape, dtype=np.int64)
-    is_fc = len(out_shape) == 2
-    # every output beat is accounted for: exactly the frames asked for, each of its length
-    if len(res.responses) != len(prog.responses):
-        raise Mismatch(f"{len(res.responses)} response frames, {len(prog.responses)} asked for")
-    for i, (got, want) in enumerate(zip(res.responses, prog.responses, strict=True)):
-        if len(got) != want.count:
-            raise Mismatch(f"response {i} ({want.kind}) has {len(got)} words, "
-                           f"{want.count} asked for")
+    _check_frames(res, prog)
     res.extra["reads"] = reads            # for a failure: which response carried an output
-    for idx, width, signed, where in reads:
-        vals = np.array(res.responses[idx], dtype=np.int64)
-        if signed:
-            vals = np.where(vals >> (width - 1) & 1, vals - (1 << width), vals)
-        # every word of a read lands in y, and y is then compared in full with the reference
-        img, ch, oy, ox = where
-        if len(vals) < len(img):
-            raise Mismatch(f"read {idx}: {len(vals)} words for {len(img)} outputs")
-        if is_fc:
-            y[img, ch] = vals[:len(img)]
-        else:
-            y[img, ch, oy, ox] = vals[:len(img)]
+    y = _decode_reads(res, reads, out_shape)
     counted = [t["cycles"] for t in res.tile_counters]
     busy = tile_loads(sched, cfg.system.tiles)[0]
     return y, counted, busy, prog.n_words, wall, res
@@ -425,15 +406,8 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
                                              host_out=host_out(sched) + residency_words(
                                                  r, cfg.system.tiles)[1],
                                              **layer_facts(sch, sched, n)))
-            report.outputs.append(y)
-            if dump is not None:
-                dump.mkdir(parents=True, exist_ok=True)
-                np.save(dump / f"{li:02d}_{q.name}.npy", y)
-            if check and not exact:
-                bad = tuple(int(i) for i in np.argwhere(y != want)[0])
-                raise Mismatch(f"{q.name}: output differs from the golden reference at "
-                               f"{bad}: {y[bad]} != {want[bad]}"
-                               + (_where(res, bad, backend) if res is not None else ""))
+            _keep(report, q, li, y, want, dump, check,
+                  lambda bad, res=res: _where(res, bad, backend) if res is not None else "")
             if check and not cycles_agree:
                 raise Mismatch(f"{q.name}: the tiles counted {counted_t} cycles, the cost "
                                f"model predicts {predicted_t} (counters wrap at "
@@ -453,6 +427,50 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
     return report
 
 
+def _keep(report: RunReport, q, li: int, y: np.ndarray, want: np.ndarray, dump,
+          check: bool, where) -> None:
+    """A layer's output into the report (and `dump`); with `check`, Mismatch where it
+    differs from `want` (`where(index)`: what to add to the message)."""
+    report.outputs.append(y)
+    if dump is not None:
+        dump.mkdir(parents=True, exist_ok=True)
+        np.save(dump / f"{li:02d}_{q.name}.npy", y)
+    if check and not np.array_equal(y, want):
+        bad = tuple(int(i) for i in np.argwhere(y != want)[0])
+        raise Mismatch(f"{q.name}: output differs from the golden reference at "
+                       f"{bad}: {y[bad]} != {want[bad]}" + where(bad))
+
+
+def _check_frames(res, prog: HostProgram) -> None:
+    """Every output beat is accounted for: exactly the frames asked for, each of its
+    length."""
+    if len(res.responses) != len(prog.responses):
+        raise Mismatch(f"{len(res.responses)} response frames, {len(prog.responses)} asked for")
+    for i, (got, want) in enumerate(zip(res.responses, prog.responses, strict=True)):
+        if len(got) != want.count:
+            raise Mismatch(f"response {i} ({want.kind}) has {len(got)} words, "
+                           f"{want.count} asked for")
+
+
+def _decode_reads(res, reads, shape: tuple[int, ...]) -> np.ndarray:
+    """A layer's output from the responses of its result READs (sign-extended where
+    signed, each word to its (image, channel, y, x) target; fc: (image, channel))."""
+    y = np.zeros(shape, dtype=np.int64)
+    for idx, width, signed, where in reads:
+        vals = np.array(res.responses[idx], dtype=np.int64)
+        if signed:
+            vals = np.where(vals >> (width - 1) & 1, vals - (1 << width), vals)
+        # every word of a read lands in y, and y is then compared in full with the reference
+        img, ch, oy, ox = where
+        if len(vals) < len(img):
+            raise Mismatch(f"read {idx}: {len(vals)} words for {len(img)} outputs")
+        if len(shape) == 2:
+            y[img, ch] = vals[:len(img)]
+        else:
+            y[img, ch, oy, ox] = vals[:len(img)]
+    return y
+
+
 def _out_shape_of(qnet: QNet, name: str, n: int) -> tuple[int, ...]:
     if name == "input":
         return (n,) + tuple(qnet.net.input_shape)
@@ -468,9 +486,7 @@ def _run_segment(seg: _Resident, backend, cfg: Config, report: RunReport, env: d
     t0 = time.perf_counter()
     res = backend.run(seg.prog)
     wall = time.perf_counter() - t0
-    if len(res.responses) != len(seg.prog.responses):
-        raise Mismatch(f"{len(res.responses)} response frames, "
-                       f"{len(seg.prog.responses)} asked for")
+    _check_frames(res, seg.prog)
     tiles = cfg.system.tiles
     predicted_t = [0] * tiles
     activity: dict[str, int] = {}
@@ -490,18 +506,7 @@ def _run_segment(seg: _Resident, backend, cfg: Config, report: RunReport, env: d
         if q.layer.type == "flatten":
             y = xs[0].reshape(shape)
         elif item["reads"]:
-            y = np.zeros(shape, dtype=np.int64)
-            for idx, width, signed, where in item["reads"]:
-                vals = np.array(res.responses[idx], dtype=np.int64)
-                if signed:
-                    vals = np.where(vals >> (width - 1) & 1, vals - (1 << width), vals)
-                img, ch, oy, ox = where
-                if len(vals) < len(img):
-                    raise Mismatch(f"read {idx}: {len(vals)} words for {len(img)} outputs")
-                if len(shape) == 2:
-                    y[img, ch] = vals[:len(img)]
-                else:
-                    y[img, ch, oy, ox] = vals[:len(img)]
+            y = _decode_reads(res, item["reads"], shape)
         else:
             y = _lane_values(res, item["check"], signed_of[q.name],
                              int(np.prod(shape))).reshape(shape)
@@ -527,14 +532,7 @@ def _run_segment(seg: _Resident, backend, cfg: Config, report: RunReport, env: d
         names.append(q.name)
         host += item["words"]
         check_words += item["check_words"]
-        report.outputs.append(y)
-        if dump is not None:
-            dump.mkdir(parents=True, exist_ok=True)
-            np.save(dump / f"{li:02d}_{q.name}.npy", y)
-        if check and not exact:
-            bad = tuple(int(i) for i in np.argwhere(y != want)[0])
-            raise Mismatch(f"{q.name} (on chip): output differs from the golden reference "
-                           f"at {bad}: {y[bad]} != {want[bad]}")
+        _keep(report, q, li, y, want, dump, check, lambda bad: " (on chip)")
         env[q.name] = y
         if bar is not None:
             bar.update(1)
