@@ -319,8 +319,9 @@ def cmd_run(args) -> int:
              "for every layer run alone and every on-chip segment")
           + "; every layer bit-exact against the golden CNN reference")
     for k, seg in enumerate(rep.segments):
-        print(f"on-chip segment {k}: {seg.layers[0]}..{seg.layers[-1]} "
-              f"({len(seg.layers)} layers, one program): predicted {seg.predicted:,} = "
+        span = seg.layers[0] if len(seg.layers) == 1 else \
+            f"{seg.layers[0]}..{seg.layers[-1]} ({len(seg.layers)} layers)"
+        print(f"on-chip segment {k}: {span}, one program: predicted {seg.predicted:,} = "
               f"counted {sum(seg.counted):,} cycles; {seg.host_words:,} host words, plus "
               f"{seg.check_words:,} READ headers that only check the intermediate layers")
     if y is not None:
