@@ -85,6 +85,25 @@ def test_energy_by_hand():
     assert all(tot[f"energy_{k}_j"] > 0 for k in KINDS)
 
 
+def test_copies_on_chip_by_hand():
+    """On-chip residency on two tiles: a layer's latency adds the bus cycles of its
+    COPYs, its transfer energy the row bits they read and write (2 x words x width)."""
+    cfg = load_config(CONFIG_DIR / "sys_t2k2.yaml")
+    net = load_network(DIGITS / "network.yaml")
+    q = quantize(net, load_plan(DIGITS / "int4.yaml", net))
+    rep = predict_network(q, 1, cfg, resident=True)
+    ev = evaluate(rep, cfg, POINT, 1, network=net.name, plan="int4")
+    copied = [layer for layer in rep.layers if layer.copy_words]
+    assert copied and all(layer.copy_bits == 2 * 4 * layer.copy_words for layer in copied)
+    for layer, row in zip(rep.layers, ev.layers, strict=True):
+        a = layer.activity
+        assert row["latency_cycles"] == layer.busiest_tile + layer.host_words + \
+            layer.copy_cycles
+        assert row["energy_transfers_j"] == pytest.approx(
+            a["col_cells"] * 1e-12 + (a["row_bits"] + layer.copy_bits) * 1e-11, rel=1e-12)
+        assert (row["copy_words"], row["acts"]) == (layer.copy_words, layer.residency)
+
+
 def test_slow_writes_stall():
     """A technology whose write takes 3 cycles: each tile's cycles grow by 2 per WR
     micro-op, the layer waits for its slowest tile, the controller pays those cycles."""
