@@ -116,8 +116,8 @@ def predictions(todo, cache: Path, n_jobs: int) -> tuple[dict[tuple, RunReport],
                 bar.set_description_str(f"{job[0]} {job[1]} b{job[2]}: {wall:.0f} s")
                 bar.update(1)
             bar.close()
-    return ({job: RunReport(layers=[LayerResult(**d) for d in layers])
-             for job, layers in out.items()}, walls)
+    return ({job: RunReport(layers=[LayerResult(**d) for d in out[job]])
+             for job in todo}, walls)        # in todo's order, whatever finished first
 
 
 def evaluations(preds, cfg) -> list[dict]:
