@@ -323,3 +323,97 @@ def test_scheduler_gather_pairs_equal_generic_emitter(seed):
             except ScheduleError as exc:
                 results.append(str(exc))
         assert results[0] == results[1], f"seed {seed}, trial {trial}"
+
+
+def _tap_loops(rng, cfg, MR):
+    """Tap loops as the scheduler emits them (per tap: a CLEAR of the operand field F
+    when it reads padding, gather pairs into F, MACs of F into a few accumulators),
+    mixed with words that do not conform (FastTile._bulk_run): CLEARs and ADDIs of the
+    accumulators, a requantisation MAC reading one, MACs into overlapping fields, MOVWs
+    that break a row rule, into another field or from the CAP, XROWS with reserved bits
+    set or without their MOVW, illegal words, ROWS changes (also to no rows)."""
+    R = cfg.ap.rows
+    F = (int(rng.choice([0, 3, 56])), int(rng.integers(1, 17)))
+    accs = [(F[0] + F[1] + 1, 20), (84, 24), (108, 20)]       # apart from F and each other
+    words = [encode(Instr(op=Opc.ROWS, lo=int(rng.integers(0, 4)), hi=R))]
+    for _ in range(int(rng.integers(20, 60))):
+        if rng.random() < 0.3:
+            words.append(encode(Instr(op=Opc.CLEAR, d=F[0], n=F[1])))
+        r0 = int(rng.integers(0, 3))
+        while r0 < R:
+            k = min(int(rng.integers(1, 12)), R - r0)
+            stride = int(rng.choice([0, 1, 2]))
+            x = Instr(op=Opc.XROWS, srow=int(rng.integers(0, MR - (k - 1) * stride)),
+                      drow=r0, stride=stride)
+            m = Instr(op=Opc.MOVW, sap=int(rng.integers(1, 3)), dap=0,
+                      a=int(rng.integers(0, 100)), d=F[0], n=F[1], count=k)
+            odd = rng.random()
+            if odd < 0.003:
+                m = Instr(op=Opc.MOVW, sap=1, dap=0, a=3, d=F[0], n=F[1], count=R + 1)
+            elif odd < 0.006:
+                m = Instr(op=Opc.MOVW, sap=1, dap=0, a=3, d=F[0] + 1, n=F[1], count=k)
+            elif odd < 0.009:
+                x = Instr(op=Opc.XROWS, srow=x.srow, drow=x.drow, stride=x.stride, rsv=1 << 63)
+            elif odd < 0.012:
+                words.append(encode(x))                        # an XROWS without a MOVW
+            words += [encode(x), encode(m)]
+            r0 += k + int(rng.integers(0, 2))
+        s = bool(rng.random() < 0.3)
+        for _ in range(int(rng.integers(1, 5))):
+            d, mm = accs[int(rng.integers(len(accs)))]
+            words.append(encode(Instr(op=Opc.MAC, s=s, d=d, a=F[0], n=F[1], m=mm,
+                                      imm=int(rng.integers(-(1 << 15), 1 << 15)))))
+        what = rng.random() * 2      # half the taps: nothing else
+        d, mm = accs[int(rng.integers(len(accs)))]
+        if what < 0.04:
+            words.append(encode(Instr(op=Opc.CLEAR, d=d, n=mm)))
+        elif what < 0.07:
+            words.append(encode(Instr(op=Opc.ADDI, d=d, n=mm, imm=7)))
+        elif what < 0.1:      # a requantisation: reads an accumulator
+            words.append(encode(Instr(op=Opc.MAC, s=True, d=0, a=d, n=mm, m=20, imm=-5)))
+        elif what < 0.12:     # a field overlapping an accumulator
+            words.append(encode(Instr(op=Opc.MAC, d=d + 2, a=F[0], n=F[1], m=8, imm=9)))
+        elif what < 0.14:
+            words += [encode(Instr(op=Opc.XROWS, srow=0, drow=0, stride=1)),
+                      encode(Instr(op=Opc.MOVW, sap=0, dap=1, a=d, d=3, n=mm, count=R))]
+        elif what < 0.16:
+            words.append(encode(Instr(op=Opc.MAC, d=F[0], a=F[0] + 1, n=4, m=8, imm=3)))
+        elif what < 0.19:
+            lo = int(rng.integers(0, R))
+            words.append(encode(Instr(op=Opc.ROWS, lo=lo,
+                                      hi=lo if rng.random() < 0.3 else R)))
+    return words
+
+
+@pytest.mark.parametrize("bulk_min,cells", [(48, 1 << 22), (4, 50)])
+def test_tap_loops_equal_bit_level(seed, bulk_min, cells, monkeypatch):
+    """FastTile runs tap loops at once (_bulk_run, _taps): against the bit-level tile on
+    tap loops with words that do not conform among them; (4, 50): short stretches taken
+    too, and F's contents held a few at a time (_taps splits the words)."""
+    import bfimna.golden.model.fast as fast_mod
+
+    monkeypatch.setattr(fast_mod, "BULK_MIN", bulk_min)
+    monkeypatch.setattr(fast_mod, "BULK_CELLS", cells)
+    cfg = WIDE
+    MR = cfg.tile.map_rows
+    for s in range(seed, seed + 3):
+        print(f"seed {s}")
+        rng = np.random.default_rng(s)
+        slow, fast = Tile(cfg), FastTile(cfg)
+        for k in range(cfg.tile.maps + 1):
+            for r in range(cfg.ap_of(k).rows):
+                v = int.from_bytes(rng.bytes(17), "little") & ((1 << 129) - 1)
+                slow.host_write(k, r, v, (1 << 129) - 1)
+                fast.host_write(k, r, v, (1 << 129) - 1)
+        words = _tap_loops(rng, cfg, MR)
+        for part in np.array_split(np.array(words, dtype=np.uint64), 3):
+            slow.run(part.tolist())
+            fast.run(part if s % 2 else part.tolist())    # an array or a list of ints
+        _same_aps(fast, slow, cfg, f"seed {s}")
+        assert fast.counters == slow.counters, f"seed {s}"
+        assert fast.activity == {k: v for k, v in slow.activity.items() if k != "wr_tagged"}
+        assert (fast.error, fast.last_error) == (slow.error, slow.ctl.last_error), f"seed {s}"
+        assert fast.xrows == slow.xrows, f"seed {s}"
+        print(f"{fast.bulk_words} of {len(words)} words together")
+        assert fast.bulk_words > len(words) // 2, f"seed {s}"
+

@@ -231,7 +231,14 @@ class System:
             return False
         c = self.counters
         if h.type == PT.INSTR:
-            words = [int(w) for w in f[1:]]
+            words: np.ndarray | list[int] | None = None
+            if hasattr(self.tiles[0], "bulk_words"):    # FastTile: the words as an array
+                try:
+                    words = np.array(f[1:], dtype=np.uint64)
+                except (TypeError, ValueError, OverflowError):
+                    words = None                 # a word outside 64 bits: word by word
+            if words is None:
+                words = [int(w) for w in f[1:]]
             for tile in self.tiles if h.tile == BROADCAST else [self.tiles[h.tile]]:
                 tile.run(words)          # tiles share nothing: tile after tile is the same
             c["instr_words"] += h.count
