@@ -417,3 +417,64 @@ def test_tap_loops_equal_bit_level(seed, bulk_min, cells, monkeypatch):
         print(f"{fast.bulk_words} of {len(words)} words together")
         assert fast.bulk_words > len(words) // 2, f"seed {s}"
 
+
+def test_scheduler_tap_loop_equals_word_by_word(seed):
+    """Emitter.tap_loop (the pos pass's taps as arrays, sched/schedule.py) against the
+    same loop through Emitter.block and the validating Emitter call: the same words,
+    cycles, activity and transfer rows; zero weights, several accumulators, taps of
+    different widths and bits k, a layout reused from the cache; an imm outside 16 bits
+    raises the same error."""
+    from bfimna.sched.schedule import Emitter, ScheduleError
+
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    cfg = WIDE
+    R, MR = cfg.ap.rows, cfg.tile.map_rows
+    ab, xc = 24, 100
+
+    def gather(sub, t):              # a tap's block: CLEAR (some taps), gather pairs
+        r = np.random.default_rng(t)
+        if t % 3 == 0:
+            sub(Opc.CLEAR, d=xc, n=8)
+        runs, ap, row, col = [], *(np.zeros(R, dtype=np.int64) for _ in range(3))
+        r0 = int(r.integers(0, 3))
+        while r0 < R:
+            k = min(int(r.integers(1, 9)), R - r0)
+            ap[r0], row[r0], col[r0] = int(r.integers(1, 3)), int(r.integers(0, MR - k)), \
+                int(r.integers(0, 100))
+            runs.append((r0, k, 1))
+            r0 += k
+        sub.gather_runs(xc, 8 - t % 2, ap, row, col, runs)
+
+    for trial in range(6):
+        T, G = int(rng.integers(1, 40)), int(rng.integers(1, 4))
+        taps = sorted(rng.choice(200, size=T, replace=False).tolist())
+        W = rng.integers(-128, 128, size=(G, T)) * (rng.random((G, T)) < 0.7)
+        if trial == 5:
+            W[-1, -1] = 1 << 16                       # illegal imm
+        nbits = np.array([8 - t % 2 for t in taps])
+        kbits = np.array([int(rng.integers(0, 3)) for _ in taps])
+        results = []
+        for bulk in (True, False):
+            em = Emitter(cfg)
+            em(Opc.ROWS, lo=1, hi=R)
+            try:
+                for _ in range(2):                    # the second from the layout cache
+                    if bulk:
+                        em.tap_loop(("g",), taps, lambda t: (("gather", t),
+                                                              lambda sub, t=t: gather(sub, t)),
+                                    W, nbits, kbits, xc, ab)
+                    else:
+                        for i, t in enumerate(taps):
+                            em.block(("gather", t), lambda sub, t=t: gather(sub, t))
+                            for g in range(G):
+                                if W[g, i]:
+                                    em(Opc.MAC, d=g * ab + int(kbits[i]), a=xc,
+                                       imm=int(W[g, i]), n=int(nbits[i]),
+                                       m=ab - int(kbits[i]))
+                words, cycles, act = em.take()
+                results.append((words, cycles, act.tolist(), em.xrows))
+            except ScheduleError as exc:
+                results.append(str(exc))
+        assert results[0] == results[1], f"seed {seed}, trial {trial}"
+        assert isinstance(results[0], str) == (trial == 5)
