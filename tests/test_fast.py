@@ -357,6 +357,11 @@ def _tap_loops(rng, cfg, MR):
             elif odd < 0.012:
                 words.append(encode(x))                        # an XROWS without a MOVW
             words += [encode(x), encode(m)]
+            if rng.random() < 0.05:                            # rows written twice
+                words += [encode(Instr(op=Opc.XROWS, srow=0, drow=max(0, r0 - 2),
+                                       stride=1)),
+                          encode(Instr(op=Opc.MOVW, sap=2, dap=0, a=7, d=F[0], n=F[1],
+                                       count=min(4, R - max(0, r0 - 2))))]
             r0 += k + int(rng.integers(0, 2))
         s = bool(rng.random() < 0.3)
         for _ in range(int(rng.integers(1, 5))):
@@ -385,15 +390,17 @@ def _tap_loops(rng, cfg, MR):
     return words
 
 
-@pytest.mark.parametrize("bulk_min,cells", [(48, 1 << 22), (4, 50)])
-def test_tap_loops_equal_bit_level(seed, bulk_min, cells, monkeypatch):
+@pytest.mark.parametrize("bulk_min,cells,f64", [(48, 1 << 22, 53), (4, 50, 0)])
+def test_tap_loops_equal_bit_level(seed, bulk_min, cells, f64, monkeypatch):
     """FastTile runs tap loops at once (_bulk_run, _taps): against the bit-level tile on
-    tap loops with words that do not conform among them; (4, 50): short stretches taken
-    too, and F's contents held a few at a time (_taps splits the words)."""
+    tap loops with words that do not conform among them; (4, 50, 0): short stretches
+    taken too, F's contents held a few at a time (_taps splits the words) and the
+    products in int64 rather than float64."""
     import bfimna.golden.model.fast as fast_mod
 
     monkeypatch.setattr(fast_mod, "BULK_MIN", bulk_min)
     monkeypatch.setattr(fast_mod, "BULK_CELLS", cells)
+    monkeypatch.setattr(fast_mod, "F64_BITS", f64)
     cfg = WIDE
     MR = cfg.tile.map_rows
     for s in range(seed, seed + 3):

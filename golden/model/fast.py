@@ -56,7 +56,8 @@ from bfimna.golden.spec.uops import ACTIVITY_KEYS, COUNTER_KEYS
 
 _M64 = (1 << 64) - 1
 _OP_MASK = OP_FIELD.mask
-_XROWS_OP, _MOVW_OP = (int(op) << OP_FIELD.lsb for op in (Opc.XROWS, Opc.MOVW))
+_XROWS_OP, _MOVW_OP, _MAC_OP = (int(op) << OP_FIELD.lsb
+                                for op in (Opc.XROWS, Opc.MOVW, Opc.MAC))
 _XROWS_GAPS = XROWS_FORMAT.gap_mask
 _SROW, _DROW, _STRIDE = ((XROWS_FORMAT[f].lsb, (1 << XROWS_FORMAT[f].width) - 1)
                          for f in ("srow", "drow", "stride"))
@@ -66,8 +67,10 @@ _ONES = np.ones(1 << 16, dtype=bool)       # the enabled rows of a slice (read o
 _ONES.flags.writeable = False
 _U = np.uint64
 BULK_MIN = 48              # MAC / XROWS / MOVW / CLEAR words taken together (_bulk_run)
+BULK_RATIO = 24            # at most this many rows gathered per word taken together
 BULK_CELLS = 1 << 22       # operand contents x enabled rows held at once by _taps
 _K_MOVW, _K_CLEAR, _K_MAC, _K_XROWS = 1, 2, 3, 4      # conforming words' kinds (_bulk_info)
+F64_BITS = 53              # integers below 2^this are exact in float64 (_taps' product)
 MAC_BATCH = 256            # deferred MAC operands held at most (rows x this int64 values)
 _PLANS_MAX = 1 << 14       # cached gather plans (cleared when more)
 # MOVW's rules that read the transfer row registers (the rest depend on the word only)
@@ -265,7 +268,7 @@ class FastTile:
         arr = None
         if isinstance(program, np.ndarray):
             arr = program.astype(np.uint64, copy=False)
-            words = arr.tolist()
+            words = arr if arr.ndim == 1 else arr.tolist()   # (_run_words: to ints)
         else:
             words = program if isinstance(program, list) else list(program)
             if len(words) >= BULK_MIN:
@@ -290,8 +293,11 @@ class FastTile:
         self._run_words(words, pos, n)
         return self
 
-    def _run_words(self, words: list, i: int, n: int) -> None:
-        """words[i:n] one by one (gather stretches together)."""
+    def _run_words(self, words, i: int, n: int) -> None:
+        """words[i:n] (a list, or a uint64 array) one by one (gather stretches
+        together)."""
+        if isinstance(words, np.ndarray):
+            words, i, n = words[i:n].tolist(), 0, n - i
         while i < n:
             w = words[i]
             if (type(w) is int and w & _OP_MASK == _XROWS_OP and i + 3 < n
@@ -301,7 +307,7 @@ class FastTile:
             self.execute(w)
             i += 1
 
-    def _bulk_run(self, words: list, arr: np.ndarray, ops: np.ndarray, s: int,
+    def _bulk_run(self, words, arr: np.ndarray, ops: np.ndarray, s: int,
                   e: int) -> None:
         """Run words[s:e], MAC, XROWS, MOVW and CLEAR words only: its tap loops (each
         stretch of at least BULK_MIN words that conform, below) by _taps, the rest word
@@ -320,21 +326,25 @@ class FastTile:
         for w in uw.tolist():
             hit = seen.get(w)
             ents.append(hit if hit is not None else self._entry(w))
+        uidx = np.full(L, len(ents), dtype=np.int64)      # XROWS: past the entries
+        uidx[nx] = inv
         F = None
-        for j in np.argsort(np.flatnonzero(nx)[np.unique(inv, return_index=True)[1]],
-                            kind="stable").tolist():   # distinct words, first seen first
-            ins = ents[j][0]
-            if ents[j][1] is None and ins.op == Opc.MOVW and ins.dap == 0 and ins.sap:
-                F = (ins.d, ins.n)
+        for op, pick in ((_MOVW_OP, lambda i: i.dap == 0 and i.sap), (_MAC_OP, None)):
+            tried = set()
+            for j in uidx[o == _U(op)].tolist():          # the first that fits, in order
+                if j in tried:
+                    continue
+                tried.add(j)
+                ins = ents[j][0]
+                if ents[j][1] is None and (pick is None or pick(ins)):
+                    F = (ins.d, ins.n) if pick else (ins.a, ins.n)
+                    break
+            if F is not None:
                 break
-            if F is None and ents[j][1] is None and ins.op == Opc.MAC:
-                F = (ins.a, ins.n)
         if F is None:
             self._run_words(words, s, e)
             return
         info = self._bulk_info(ents, F)
-        uidx = np.full(L, len(ents), dtype=np.int64)      # XROWS: info's last entry
-        uidx[nx] = inv
         ok = info[0][uidx] > 0
         # MOVW: after an XROWS with zero reserved bits, its row rules met
         xg = is_x & ((sub & _U(_XROWS_GAPS)) == 0)
@@ -362,6 +372,8 @@ class FastTile:
             if any(d0 < d1 + m1 and d1 < d0 + m0
                    for i, (d0, m0) in enumerate(spans) for d1, m1 in spans[i + 1:]):
                 continue            # destinations overlapping other ones: word by word
+            if int(info[1][u].sum()) > BULK_RATIO * (b - a):
+                continue            # long gathers: their cached plans (_gather) are faster
             self._run_words(words, s + pos, s + a)
             self._taps(sub[a:b], u, info, ents, F)
             self.bulk_words += b - a
@@ -404,12 +416,14 @@ class FastTile:
         for k in kinds:
             sel = np.flatnonzero(sap == k) if len(kinds) > 1 else slice(None)
             words = self.maps[k - 1].words
-            c, r = col[sel], rows[sel]
-            w, b = c >> 6, (c & 63).astype(np.uint64)
-            v = words[r, w] >> b
+            flat = words.reshape(-1)
+            c = col[sel]
+            lin = rows[sel] * words.shape[1] + (c >> 6)
+            b = (c & 63).astype(np.uint64)
+            v = flat[lin] >> b
             over = np.flatnonzero((c & 63) + n > 64)      # fields across two words
             if len(over):
-                v[over] |= words[r[over], w[over] + 1] << (_U(64) - b[over])
+                v[over] |= flat[lin[over] + 1] << (_U(64) - b[over])
             if n < 64:
                 v &= _U((1 << n) - 1)
             out[sel] = v
@@ -431,7 +445,7 @@ class FastTile:
         A = self._cap
         lo, hi = A.lo, A.hi
         nR = max(0, hi - lo)
-        if len(U) > 1 and len(U) * nR > BULK_CELLS:
+        if len(U) > 1 and (len(U) + 2) * nR > BULK_CELLS:
             cut = int(mpos[np.searchsorted(ucol, len(U) // 2)])
             self._taps(seg[:cut], u[:cut], info, ents, F)
             self._taps(seg[cut:], u[cut:], info, ents, F)
@@ -439,35 +453,52 @@ class FastTile:
         self._settle()
         self._x_key = None
         Fd, Fn = F
-        # the writes of F: element = (write, row, value); MOVW rows from its XROWS
+        nU = len(U)
+        # F's writes in order, each given slots (a MOVW one per word, a CLEAR one 0);
+        # the MOVWs' elements (word k: slot, CAP row, value) from their XROWS before
         wpos = np.flatnonzero(is_w)
-        wu = u[wpos]
         wm = kind[wpos] == _K_MOVW
-        srow, drow, stride = _xrows_fields(seg[np.maximum(wpos - 1, 0)])
-        cnt = np.where(wm, info[1][wu], nR)
-        start = np.where(wm, drow, lo)
+        mw = wpos[wm]
+        mu = u[mw]
+        srow, drow, stride = _xrows_fields(seg[mw - 1])
+        cnt = info[1][mu]
+        size = np.ones(len(wpos), dtype=np.int64)
+        size[wm] = cnt
+        base = np.cumsum(size) - size
         E = int(cnt.sum())
-        wid = np.repeat(np.arange(len(wpos)), cnt)
         offs = np.arange(E) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        rows = start[wid] + offs
-        vals = np.zeros(E, dtype=np.uint64)
-        if wm.any():
-            sel = np.flatnonzero(wm[wid])                 # the elements MOVWs write
-            ws = wid[sel]
-            vals[sel] = self._map_fields(info[2][wu][ws], info[3][wu][ws], Fn,
-                                         srow[ws] + offs[sel] * stride[ws])
-            self.xrows = (int(srow[wm][-1]), int(drow[wm][-1]), int(stride[wm][-1]))
+        slot = np.repeat(base[wm], cnt) + offs
+        rows = np.repeat(drow, cnt) + offs
+        vals = np.zeros(int(size.sum()), dtype=np.uint64)
+        if E:
+            vals[slot] = self._map_fields(np.repeat(info[2][mu], cnt),
+                                          np.repeat(info[3][mu], cnt), Fn,
+                                          np.repeat(srow, cnt) + offs * np.repeat(stride, cnt))
+            self.xrows = (int(srow[-1]), int(drow[-1]), int(stride[-1]))
+        # F's contents over the enabled rows as indices into `content` (0..nR-1: before
+        # the words, nR + slot: a write's): row 0 before the words, 1..nU what the MACs
+        # read, nU + 1 after the words; each the last write of each row, forward filled
+        # (slots rise with time, so the last is the largest)
+        jw = np.searchsorted(U, np.arange(len(wpos)), side="right") + 1  # first row showing
+        last = np.full((nU + 2, nR), -1, dtype=np.int64)                # each write
+        last[0] = np.arange(nR)
+        inside = (rows >= lo) & (rows < hi)
+        ei = np.flatnonzero(inside)
+        key = np.repeat(jw[wm], cnt)[ei] * nR + (rows[ei] - lo)
+        idx = slot[ei] + nR
+        flat = last.reshape(-1)
+        flat[key] = idx
+        if not (flat[key] >= idx).all():     # a row written twice for the same content:
+            np.maximum.at(flat, key, idx)    # the later write
+        if not wm.all():                     # CLEARs: every enabled row
+            cl = np.full(nU + 2, -1, dtype=np.int64)
+            np.maximum.at(cl, jw[~wm], base[~wm] + nR)
+            np.maximum(last, cl[:, None], out=last)
+        np.maximum.accumulate(last, axis=0, out=last)
+        content = np.concatenate([A.get(Fd, Fn, slice(lo, hi)), vals])
+        rs = slice(lo, hi)
         if len(mpos) and nR:
-            nU = len(U)
-            j0 = np.searchsorted(U, np.arange(len(wpos)), side="right")[wid]  # the first
-            # content with the write
-            vis = np.flatnonzero((j0 < nU) & (rows >= lo) & (rows < hi))
-            last = np.full((nU + 1, nR), -1, dtype=np.int64)
-            last[0] = np.arange(nR)                     # F's content before the words
-            np.maximum.at(last, (j0[vis] + 1, rows[vis] - lo), vis + nR)
-            np.maximum.accumulate(last, axis=0, out=last)
-            content = np.concatenate([A.get(Fd, Fn, slice(lo, hi)), vals])
-            X = content[last[1:]].astype(np.int64)     # (contents, rows)
+            X = content[last[1:nU + 1]].astype(np.int64)     # (contents, rows)
             mu = u[mpos]
             dk, dcol = np.unique(info[6][mu], return_inverse=True)
             sg, imm = info[4][mu], info[7][mu]
@@ -484,22 +515,29 @@ class FastTile:
                 Xv = spec.effect(unit, {"d": np.zeros_like(X), "a": X}, _ONES[:nR])["d"]
                 W = np.zeros((nU, len(dk)), dtype=np.int64)
                 np.add.at(W, (ucol[sel], dcol[sel]), imm[sel])
-                Y += Xv.T @ W            # int64: wraps mod 2^64, a multiple of every 2^m
-            rs = slice(lo, hi)
+                if Fn < F64_BITS and int(np.abs(W).sum(axis=0).max()) < 1 << (F64_BITS - Fn):
+                    # |Xv| < 2^Fn: every partial sum is an integer below 2^53, exact
+                    # in float64 (a BLAS product)
+                    Y += (Xv.T.astype(np.float64) @ W.astype(np.float64)).astype(np.int64)
+                else:
+                    Y += Xv.T @ W        # int64: wraps mod 2^64, a multiple of every 2^m
             for j, k in enumerate(dk.tolist()):
                 d, m = k >> 8, k & 255
                 A.put(d, m, A.get(d, m, rs).astype(np.int64) + Y[:, j], rs)
-        if E:                                           # F's final content
-            last_w = np.full(self.cfg.ap.rows, -1, dtype=np.int64)
-            np.maximum.at(last_w, rows, np.arange(E))
-            r = np.flatnonzero(last_w >= 0)
-            A.put(Fd, Fn, vals[last_w[r]], r)
+        if nR:                                          # F's final content
+            A.put(Fd, Fn, content[last[-1]], rs)
+        out = np.flatnonzero(~inside)
+        if len(out):                         # rows a MOVW writes outside the enabled ones
+            lw = np.full(self.cfg.ap.rows, -1, dtype=np.int64)
+            np.maximum.at(lw, rows[out], slot[out])
+            r = np.flatnonzero(lw >= 0)
+            A.put(Fd, Fn, vals[lw[r]], r)
         en = self.enabled                               # the counters
         per = np.bincount(u, minlength=len(ents) + 1)
         if per[-1]:
             xe = self._xrows_entry
             if xe is None:
-                xe = self._xrows_entry = self._entry(int(seg[wpos[wm][0] - 1]), cache=False)
+                xe = self._xrows_entry = self._entry(int(seg[mw[0] - 1]), cache=False)
             ents_x = [(xe, int(per[-1]))]
         else:
             ents_x = []
