@@ -390,7 +390,7 @@ def _tap_loops(rng, cfg, MR):
     return words
 
 
-@pytest.mark.parametrize("bulk_min,cells,f64", [(48, 1 << 22, 53), (4, 50, 0)])
+@pytest.mark.parametrize("bulk_min,cells,f64", [(48, 1 << 21, 53), (4, 50, 0)])
 def test_tap_loops_equal_bit_level(seed, bulk_min, cells, f64, monkeypatch):
     """FastTile runs tap loops at once (_bulk_run, _taps): against the bit-level tile on
     tap loops with words that do not conform among them; (4, 50, 0): short stretches

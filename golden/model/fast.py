@@ -31,6 +31,16 @@ Two more shortcuts, both exact (tests/test_fast.py compares them with the bit-le
 - gather stretches (_gather): the XROWS + MOVW words of a stretch are the key of its
   cached plan (index arrays and counter tallies), as the scheduler repeats the gather of
   a tap for every group of accumulators.
+- tap loops (run -> _bulk_run -> _taps): a packet is a uint64 array; in its runs of MAC,
+  XROWS, MOVW and CLEAR words, the stretches of words that conform (_bulk_run: legal, one
+  operand field F that gathers from the MAPs and CLEARs write and MACs read, into
+  destinations apart from F and from each other) are applied at once: F's contents over
+  the enabled rows as indices of the writes (the last write of each row before each MAC,
+  forward filled), every MAC's product summed into its destination by one matrix
+  product (float64 when every partial sum is an exact integer, else int64), F's final
+  content, the transfer rows, counters per distinct word. Everything else, and
+  stretches that gather more rows per word than BULK_RATIO (the cached plans are faster
+  there), runs word by word.
 """
 
 from __future__ import annotations
@@ -68,7 +78,7 @@ _ONES.flags.writeable = False
 _U = np.uint64
 BULK_MIN = 48              # MAC / XROWS / MOVW / CLEAR words taken together (_bulk_run)
 BULK_RATIO = 24            # at most this many rows gathered per word taken together
-BULK_CELLS = 1 << 22       # operand contents x enabled rows held at once by _taps
+BULK_CELLS = 1 << 21       # operand contents x enabled rows held at once by _taps
 _K_MOVW, _K_CLEAR, _K_MAC, _K_XROWS = 1, 2, 3, 4      # conforming words' kinds (_bulk_info)
 F64_BITS = 53              # integers below 2^this are exact in float64 (_taps' product)
 MAC_BATCH = 256            # deferred MAC operands held at most (rows x this int64 values)

@@ -213,9 +213,10 @@ class System:
         with the same responses, counters and errors, faster: a well-formed WRITE or
         READ moves its whole field in one array operation (on tiles that have
         host_write_field / host_read_field, golden/model/fast.py), a well-formed INSTR
-        packet's words go straight to its tile(s). Every other frame (a bad header, a
-        length that is not the header's, COPY, COPYCOL, SYNC, a frame that does not
-        start a packet) goes beat by beat through beat(), the reference."""
+        packet's words go straight to its tile(s) (to FastTile as one uint64 array).
+        Every other frame (a bad header, a length that is not the header's, COPY,
+        COPYCOL, SYNC, a frame that does not start a packet) goes beat by beat through
+        beat(), the reference."""
         start = len(self.out)
         for f in frames:
             if self._state != "hdr" or not f or not self._whole_packet(f):
