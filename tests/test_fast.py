@@ -443,7 +443,8 @@ def test_scheduler_tap_loop_equals_word_by_word(seed):
         r = np.random.default_rng(t)
         if t % 3 == 0:
             sub(Opc.CLEAR, d=xc, n=8)
-        runs, ap, row, col = [], *(np.zeros(R, dtype=np.int64) for _ in range(3))
+        runs: list[tuple[int, int, int]] = []
+        ap, row, col = (np.zeros(R, dtype=np.int64) for _ in range(3))
         r0 = int(r.integers(0, 3))
         while r0 < R:
             k = min(int(r.integers(1, 9)), R - r0)
