@@ -251,6 +251,24 @@ class Emitter:
             self.n_words += 1                                         # (execution)
             self.cycles += _transfer_cycles(op, kw)
             return
+        hit = self._checked(op, kw)
+        if op == Opc.XROWS:
+            self.xrows = (kw["srow"], kw["drow"], kw["stride"])
+        elif op == Opc.ROWS:
+            self._flush()
+            self.rows = kw["hi"] - kw["lo"]
+        if not self.count_only:
+            self.words.append(hit[0])
+        self.n_words += 1
+        self.cycles += hit[1]
+        if hit[2] is not None:
+            self._per += hit[2]
+        if hit[3] is not None:
+            self.act += hit[3]
+
+    def _checked(self, op: Opc, kw: dict) -> tuple:
+        """(word, cycles, activity per enabled row or None, fixed activity but cycles or
+        None) of a legal instruction; ScheduleError if it is illegal."""
         key = (op, tuple(kw.items()), self.xrows if op == Opc.MOVW else None)
         hit = self.cache.get(key)
         if hit is None:   # validate + encode cost ~40 us; passes repeat instructions a lot
@@ -265,19 +283,74 @@ class Emitter:
             hit = self.cache[key] = (word, fixed[_CYC],
                                      np.array(per, dtype=np.int64) if any(per) else None,
                                      rest if rest.any() else None)
-        if op == Opc.XROWS:
-            self.xrows = (kw["srow"], kw["drow"], kw["stride"])
-        elif op == Opc.ROWS:
-            self._flush()
-            self.rows = kw["hi"] - kw["lo"]
-        if not self.count_only:
-            self.words.append(hit[0])
-        self.n_words += 1
-        self.cycles += hit[1]
-        if hit[2] is not None:
-            self._per += hit[2]
-        if hit[3] is not None:
-            self.act += hit[3]
+        return hit
+
+    def tap_loop(self, key, taps: list, block_of: Callable, W: np.ndarray,
+                 nbits: np.ndarray, kbits: np.ndarray, a: int, ab: int) -> None:
+        """For each tap i of `taps`: the block `block_of(taps[i])` names ((key, make), as
+        `block` takes them), then `MAC d=g*ab+kbits[i], a, imm=W[g, i], n=nbits[i],
+        m=ab-kbits[i]` for every g with W[g, i] != 0, g rising. The same words, cycles
+        and activity as that loop through `block` and __call__ (tests/test_fast.py),
+        built as arrays: each distinct MAC checked once (its cached word and costs), the
+        blocks' words laid out once per key, taps and rows (in self.blocks)."""
+        T = len(taps)
+        if not T:
+            return
+        W = np.asarray(W, dtype=np.int64).reshape(-1, T)
+        nbits, kbits = np.asarray(nbits, dtype=np.int64), np.asarray(kbits, dtype=np.int64)
+        lay = None
+        if not self.count_only and int(np.abs(W).max(initial=0)) < 1 << 31:
+            lkey = ("tap-loop", key, np.asarray(taps, dtype=np.int64).tobytes(), self.rows)
+            lay = self.blocks.get(lkey)
+            if lay is None:
+                parts = [self.block_cost(*block_of(t)) for t in taps]
+                if all(p[4] == self.rows and not isinstance(p[0], int) for p in parts):
+                    lens = np.array([len(p[0]) for p in parts], dtype=np.int64)
+                    lay = self.blocks[lkey] = (
+                        lens, np.array([w for p in parts for w in p[0]], dtype=np.uint64),
+                        sum(p[1] for p in parts), np.sum([p[2] for p in parts], axis=0),
+                        parts[-1][3])
+        if lay is not None:
+            tt, gg = np.nonzero(W.T != 0)                 # tap-major, g rising
+            kk, nn, ww = kbits[tt], nbits[tt], W[gg, tt]
+            code, inv = np.unique((((gg << 6 | kk) << 6 | nn) << 32) + ww + (1 << 31),
+                                  return_inverse=True)
+            try:
+                hits = []
+                for c in code.tolist():
+                    w, c = (c & 0xFFFFFFFF) - (1 << 31), c >> 32
+                    k, n, g = (c >> 6) & 63, c & 63, c >> 12
+                    hits.append(self._checked(Opc.MAC, dict(d=g * ab + k, a=a, imm=w, n=n,
+                                                            m=ab - k)))
+            except ScheduleError:
+                lay = None                  # the loop below says which MAC, in order
+        if lay is None:
+            for i, t in enumerate(taps):
+                self.block(*block_of(t))
+                k, n = int(kbits[i]), int(nbits[i])
+                for g in range(W.shape[0]):
+                    wv = int(W[g, i])
+                    if wv:
+                        self(Opc.MAC, d=g * ab + k, a=a, imm=wv, n=n, m=ab - k)
+            return
+        lens, gw, cycles, act, xrows = lay
+        per_tap = np.bincount(tt, minlength=T)
+        tot = lens + per_tap
+        start = np.cumsum(tot) - tot
+        out = np.empty(int(tot.sum()), dtype=np.uint64)
+        out[np.repeat(start, lens) + np.arange(len(gw))
+            - np.repeat(np.cumsum(lens) - lens, lens)] = gw
+        out[(start + lens)[tt] + np.arange(len(tt))
+            - np.repeat(np.cumsum(per_tap) - per_tap, per_tap)] = np.array(
+            [h[0] for h in hits], dtype=np.uint64)[inv]
+        cnt = np.bincount(inv, minlength=len(hits))
+        zero = np.zeros(N_ACT, dtype=np.int64)
+        self.words.extend(out.tolist())
+        self.n_words += len(out)
+        self.cycles += cycles + int(cnt @ np.array([h[1] for h in hits], dtype=np.int64))
+        self.act += act + cnt @ np.array([zero if h[3] is None else h[3] for h in hits])
+        self._per += cnt @ np.array([zero if h[2] is None else h[2] for h in hits])
+        self.xrows = xrows
 
     def block_cost(self, key, make) -> tuple:
         """(words or their number, cycles, activity, xrows after, rows after, what make
@@ -1060,13 +1133,12 @@ class Scheduler:
                             per_row += hist @ per_of
                         em.add(words, cycles, act, per_row)
                     continue
-                for t in taps:
-                    em.block(("gather", t, xc, fkey), lambda sub, t=t: gather(sub, t))
-                    n_t, k_t = int(nb[t]), int(ks[t])    # added at bit k of the accumulator
-                    for g, j in enumerate(js):
-                        wv = int(Wm[j, t])
-                        if wv:
-                            em(Opc.MAC, d=g * ab + k_t, a=xc, imm=wv, n=n_t, m=ab - k_t)
+                # per tap: its gather, then a MAC per nonzero weight (at bit k of the
+                # accumulator)
+                em.tap_loop(("gathers", xc, fkey), taps,
+                            lambda t, fkey=fkey, gather=gather: (
+                                ("gather", t, xc, fkey), lambda sub: gather(sub, t)),
+                            Wm[np.ix_(js, taps)], nb[taps], ks[taps], xc, ab)
             order = [(g, g) for g in range(len(js))]      # (accumulator, where it is)
             if spill is not None:    # accumulators in the product field's way wait in a
                 spilled, at = spill  # MAP; each comes back to accumulator 0's columns

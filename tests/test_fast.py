@@ -323,3 +323,175 @@ def test_scheduler_gather_pairs_equal_generic_emitter(seed):
             except ScheduleError as exc:
                 results.append(str(exc))
         assert results[0] == results[1], f"seed {seed}, trial {trial}"
+
+
+def _tap_loops(rng, cfg, MR):
+    """Tap loops as the scheduler emits them (per tap: a CLEAR of the operand field F
+    when it reads padding, gather pairs into F, MACs of F into a few accumulators),
+    mixed with words that do not conform (FastTile._bulk_run): CLEARs and ADDIs of the
+    accumulators, a requantisation MAC reading one, MACs into overlapping fields, MOVWs
+    that break a row rule, into another field or from the CAP, XROWS with reserved bits
+    set or without their MOVW, illegal words, ROWS changes (also to no rows)."""
+    R = cfg.ap.rows
+    F = (int(rng.choice([0, 3, 56])), int(rng.integers(1, 17)))
+    accs, c = [], 0                                         # apart from F and each other
+    for m in (20, 24, 20):
+        if c < F[0] + F[1] and F[0] < c + m:
+            c = F[0] + F[1] + 1
+        accs.append((c, m))
+        c += m
+    words = [encode(Instr(op=Opc.ROWS, lo=int(rng.integers(0, 4)), hi=R))]
+    for _ in range(int(rng.integers(40, 80))):
+        if rng.random() < 0.3:
+            words.append(encode(Instr(op=Opc.CLEAR, d=F[0], n=F[1])))
+        r0 = int(rng.integers(0, 3))
+        while r0 < R:
+            k = min(int(rng.integers(1, 12)), R - r0)
+            stride = int(rng.choice([0, 1, 2]))
+            x = Instr(op=Opc.XROWS, srow=int(rng.integers(0, MR - (k - 1) * stride)),
+                      drow=r0, stride=stride)
+            m = Instr(op=Opc.MOVW, sap=int(rng.integers(1, 3)), dap=0,
+                      a=int(rng.integers(0, 100)), d=F[0], n=F[1], count=k)
+            odd = rng.random()
+            if odd < 0.003:
+                m = Instr(op=Opc.MOVW, sap=1, dap=0, a=3, d=F[0], n=F[1], count=R + 1)
+            elif odd < 0.006:
+                m = Instr(op=Opc.MOVW, sap=1, dap=0, a=3, d=F[0] + 1, n=F[1], count=k)
+            elif odd < 0.009:
+                x = Instr(op=Opc.XROWS, srow=x.srow, drow=x.drow, stride=x.stride, rsv=1 << 63)
+            elif odd < 0.012:
+                words.append(encode(x))                        # an XROWS without a MOVW
+            words += [encode(x), encode(m)]
+            if rng.random() < 0.05:                            # rows written twice
+                words += [encode(Instr(op=Opc.XROWS, srow=0, drow=max(0, r0 - 2),
+                                       stride=1)),
+                          encode(Instr(op=Opc.MOVW, sap=2, dap=0, a=7, d=F[0], n=F[1],
+                                       count=min(4, R - max(0, r0 - 2))))]
+            r0 += k + int(rng.integers(0, 2))
+        s = bool(rng.random() < 0.3)
+        for _ in range(int(rng.integers(1, 5))):
+            d, mm = accs[int(rng.integers(len(accs)))]
+            words.append(encode(Instr(op=Opc.MAC, s=s, d=d, a=F[0], n=F[1], m=mm,
+                                      imm=int(rng.integers(-(1 << 15), 1 << 15)))))
+        what = rng.random() * 2      # half the taps: nothing else
+        d, mm = accs[int(rng.integers(len(accs)))]
+        if what < 0.04:
+            words.append(encode(Instr(op=Opc.CLEAR, d=d, n=mm)))
+        elif what < 0.07:
+            words.append(encode(Instr(op=Opc.ADDI, d=d, n=mm, imm=7)))
+        elif what < 0.1:      # a requantisation: reads an accumulator
+            words.append(encode(Instr(op=Opc.MAC, s=True, d=0, a=d, n=mm, m=20, imm=-5)))
+        elif what < 0.12:     # a field overlapping an accumulator
+            words.append(encode(Instr(op=Opc.MAC, d=d + 2, a=F[0], n=F[1], m=8, imm=9)))
+        elif what < 0.14:
+            words += [encode(Instr(op=Opc.XROWS, srow=0, drow=0, stride=1)),
+                      encode(Instr(op=Opc.MOVW, sap=0, dap=1, a=d, d=3, n=mm, count=R))]
+        elif what < 0.16:
+            words.append(encode(Instr(op=Opc.MAC, d=F[0], a=F[0] + 1, n=4, m=8, imm=3)))
+        elif what < 0.19:
+            lo = int(rng.integers(0, R))
+            words.append(encode(Instr(op=Opc.ROWS, lo=lo,
+                                      hi=lo if rng.random() < 0.3 else R)))
+    return words
+
+
+@pytest.mark.parametrize("bulk_min,cells,f64", [(48, 1 << 21, 53), (4, 50, 0)])
+def test_tap_loops_equal_bit_level(seed, bulk_min, cells, f64, monkeypatch):
+    """FastTile runs tap loops at once (_bulk_run, _taps): against the bit-level tile on
+    tap loops with words that do not conform among them; (4, 50, 0): short stretches
+    taken too, F's contents held a few at a time (_taps splits the words) and the
+    products in int64 rather than float64."""
+    import bfimna.golden.model.fast as fast_mod
+
+    monkeypatch.setattr(fast_mod, "BULK_MIN", bulk_min)
+    monkeypatch.setattr(fast_mod, "BULK_CELLS", cells)
+    monkeypatch.setattr(fast_mod, "F64_BITS", f64)
+    cfg = WIDE
+    MR = cfg.tile.map_rows
+    together = total = 0
+    for s in range(seed, seed + 3):
+        print(f"seed {s}")
+        rng = np.random.default_rng(s)
+        slow, fast = Tile(cfg), FastTile(cfg)
+        for k in range(cfg.tile.maps + 1):
+            for r in range(cfg.ap_of(k).rows):
+                v = int.from_bytes(rng.bytes(17), "little") & ((1 << 129) - 1)
+                slow.host_write(k, r, v, (1 << 129) - 1)
+                fast.host_write(k, r, v, (1 << 129) - 1)
+        words = _tap_loops(rng, cfg, MR)
+        for part in np.array_split(np.array(words, dtype=np.uint64), 3):
+            slow.run(part.tolist())
+            fast.run(part if s % 2 else part.tolist())    # an array or a list of ints
+        _same_aps(fast, slow, cfg, f"seed {s}")
+        assert fast.counters == slow.counters, f"seed {s}"
+        assert fast.activity == {k: v for k, v in slow.activity.items() if k != "wr_tagged"}
+        assert (fast.error, fast.last_error) == (slow.error, slow.ctl.last_error), f"seed {s}"
+        assert fast.xrows == slow.xrows, f"seed {s}"
+        print(f"{fast.bulk_words} of {len(words)} words together")
+        assert fast.bulk_words > 0, f"seed {s}"
+        together += fast.bulk_words
+        total += len(words)
+    assert together > total // 2
+
+
+def test_scheduler_tap_loop_equals_word_by_word(seed):
+    """Emitter.tap_loop (the pos pass's taps as arrays, sched/schedule.py) against the
+    same loop through Emitter.block and the validating Emitter call: the same words,
+    cycles, activity and transfer rows; zero weights, several accumulators, taps of
+    different widths and bits k, a layout reused from the cache; an imm outside 16 bits
+    raises the same error."""
+    from bfimna.sched.schedule import Emitter, ScheduleError
+
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    cfg = WIDE
+    R, MR = cfg.ap.rows, cfg.tile.map_rows
+    ab, xc = 24, 100
+
+    def gather(sub, t):              # a tap's block: CLEAR (some taps), gather pairs
+        r = np.random.default_rng(t)
+        if t % 3 == 0:
+            sub(Opc.CLEAR, d=xc, n=8)
+        runs: list[tuple[int, int, int]] = []
+        ap, row, col = (np.zeros(R, dtype=np.int64) for _ in range(3))
+        r0 = int(r.integers(0, 3))
+        while r0 < R:
+            k = min(int(r.integers(1, 9)), R - r0)
+            ap[r0], row[r0], col[r0] = int(r.integers(1, 3)), int(r.integers(0, MR - k)), \
+                int(r.integers(0, 100))
+            runs.append((r0, k, 1))
+            r0 += k
+        sub.gather_runs(xc, 8 - t % 2, ap, row, col, runs)
+
+    for trial in range(6):
+        T, G = int(rng.integers(1, 40)), int(rng.integers(1, 4))
+        taps = sorted(rng.choice(200, size=T, replace=False).tolist())
+        W = rng.integers(-128, 128, size=(G, T)) * (rng.random((G, T)) < 0.7)
+        if trial == 5:
+            W[-1, -1] = 1 << 16                       # illegal imm
+        nbits = np.array([8 - t % 2 for t in taps])
+        kbits = np.array([int(rng.integers(0, 3)) for _ in taps])
+        results = []
+        for bulk in (True, False):
+            em = Emitter(cfg)
+            em(Opc.ROWS, lo=1, hi=R)
+            try:
+                for _ in range(2):                    # the second from the layout cache
+                    if bulk:
+                        em.tap_loop(("g",), taps, lambda t: (("gather", t),
+                                                              lambda sub, t=t: gather(sub, t)),
+                                    W, nbits, kbits, xc, ab)
+                    else:
+                        for i, t in enumerate(taps):
+                            em.block(("gather", t), lambda sub, t=t: gather(sub, t))
+                            for g in range(G):
+                                if W[g, i]:
+                                    em(Opc.MAC, d=g * ab + int(kbits[i]), a=xc,
+                                       imm=int(W[g, i]), n=int(nbits[i]),
+                                       m=ab - int(kbits[i]))
+                words, cycles, act = em.take()
+                results.append((words, cycles, act.tolist(), em.xrows))
+            except ScheduleError as exc:
+                results.append(str(exc))
+        assert results[0] == results[1], f"seed {seed}, trial {trial}"
+        assert isinstance(results[0], str) == (trial == 5)

@@ -31,6 +31,16 @@ Two more shortcuts, both exact (tests/test_fast.py compares them with the bit-le
 - gather stretches (_gather): the XROWS + MOVW words of a stretch are the key of its
   cached plan (index arrays and counter tallies), as the scheduler repeats the gather of
   a tap for every group of accumulators.
+- tap loops (run -> _bulk_run -> _taps): a packet is a uint64 array; in its runs of MAC,
+  XROWS, MOVW and CLEAR words, the stretches of words that conform (_bulk_run: legal, one
+  operand field F that gathers from the MAPs and CLEARs write and MACs read, into
+  destinations apart from F and from each other) are applied at once: F's contents over
+  the enabled rows as indices of the writes (the last write of each row before each MAC,
+  forward filled), every MAC's product summed into its destination by one matrix
+  product (float64 when every partial sum is an exact integer, else int64), F's final
+  content, the transfer rows, counters per distinct word. Everything else, and
+  stretches that gather more rows per word than BULK_RATIO (the cached plans are faster
+  there), runs word by word.
 """
 
 from __future__ import annotations
@@ -56,13 +66,21 @@ from bfimna.golden.spec.uops import ACTIVITY_KEYS, COUNTER_KEYS
 
 _M64 = (1 << 64) - 1
 _OP_MASK = OP_FIELD.mask
-_XROWS_OP, _MOVW_OP = (int(op) << OP_FIELD.lsb for op in (Opc.XROWS, Opc.MOVW))
+_XROWS_OP, _MOVW_OP, _MAC_OP = (int(op) << OP_FIELD.lsb
+                                for op in (Opc.XROWS, Opc.MOVW, Opc.MAC))
 _XROWS_GAPS = XROWS_FORMAT.gap_mask
 _SROW, _DROW, _STRIDE = ((XROWS_FORMAT[f].lsb, (1 << XROWS_FORMAT[f].width) - 1)
                          for f in ("srow", "drow", "stride"))
+_BULK_OPS = np.array([int(op) << OP_FIELD.lsb for op in (Opc.MAC, Opc.CLEAR, Opc.XROWS,
+                                                       Opc.MOVW)], dtype=np.uint64)
 _ONES = np.ones(1 << 16, dtype=bool)       # the enabled rows of a slice (read only)
 _ONES.flags.writeable = False
 _U = np.uint64
+BULK_MIN = 48              # MAC / XROWS / MOVW / CLEAR words taken together (_bulk_run)
+BULK_RATIO = 24            # at most this many rows gathered per word taken together
+BULK_CELLS = 1 << 21       # operand contents x enabled rows held at once by _taps
+_K_MOVW, _K_CLEAR, _K_MAC, _K_XROWS = 1, 2, 3, 4      # conforming words' kinds (_bulk_info)
+F64_BITS = 53              # integers below 2^this are exact in float64 (_taps' product)
 MAC_BATCH = 256            # deferred MAC operands held at most (rows x this int64 values)
 _PLANS_MAX = 1 << 14       # cached gather plans (cleared when more)
 # MOVW's rules that read the transfer row registers (the rest depend on the word only)
@@ -75,6 +93,12 @@ def _bits(value: int, n: int) -> np.ndarray:
     raw = (value & ((1 << n) - 1)).to_bytes((n + 7) // 8, "little")
     return np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=n,
                          bitorder="little").view(bool)
+
+
+def _xrows_fields(words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """srow, drow, stride of XROWS words (a uint64 array) as int64 arrays."""
+    return tuple((words >> _U(lsb)).astype(np.int64) & mask      # type: ignore[return-value]
+                 for lsb, mask in (_SROW, _DROW, _STRIDE))
 
 
 def _as_u64(values) -> np.ndarray:
@@ -183,6 +207,7 @@ class FastTile:
         self._x_key: tuple | None = None       # (a, n, s) of X's last column, if current
         self._unit: dict[tuple, tuple] = {}   # (a, n, s) -> (a MAC at imm=1, its spec)
         self._plans: dict[tuple, tuple] = {}  # gather stretch words -> its plan
+        self.bulk_words = 0                   # words run by _taps (tests look)
 
     @property
     def cap_ap(self) -> FastAP:
@@ -246,19 +271,291 @@ class FastTile:
 
     # -- instructions ------------------------------------------------------------------------
     def run(self, program) -> FastTile:
-        """Execute the words in order. A stretch of XROWS + MOVW pairs that gathers MAP
-        fields into CAP rows (_gather) moves all its words in a few array operations."""
-        words = program if isinstance(program, list) else list(program)
-        i, n = 0, len(words)
+        """Execute the words in order. Runs of MAC, XROWS, MOVW and CLEAR words that form
+        tap loops (_bulk) go through a few array operations per run; a stretch of XROWS +
+        MOVW pairs that gathers MAP fields into CAP rows (_gather) moves all its words
+        in a few array operations; the rest runs word by word."""
+        arr = None
+        if isinstance(program, np.ndarray):
+            arr = program.astype(np.uint64, copy=False)
+            words = arr if arr.ndim == 1 else arr.tolist()   # (_run_words: to ints)
+        else:
+            words = program if isinstance(program, list) else list(program)
+            if len(words) >= BULK_MIN:
+                try:
+                    arr = np.array(words, dtype=np.uint64)
+                except (TypeError, ValueError, OverflowError):
+                    arr = None                 # Instr objects, words outside 64 bits
+        n = len(words)
+        if arr is None or n < BULK_MIN or arr.ndim != 1:
+            self._run_words(words, 0, n)
+            return self
+        ops = arr & _U(_OP_MASK)
+        cand = np.isin(ops, _BULK_OPS)
+        edges = np.diff(cand.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+        pos = 0
+        for s, e in zip(np.flatnonzero(edges == 1).tolist(),
+                        np.flatnonzero(edges == -1).tolist(), strict=True):
+            if e - s >= BULK_MIN:
+                self._run_words(words, pos, s)
+                self._bulk_run(words, arr, ops, s, e)
+                pos = e
+        self._run_words(words, pos, n)
+        return self
+
+    def _run_words(self, words, i: int, n: int) -> None:
+        """words[i:n] (a list, or a uint64 array) one by one (gather stretches
+        together)."""
+        if isinstance(words, np.ndarray):
+            words, i, n = words[i:n].tolist(), 0, n - i
         while i < n:
             w = words[i]
             if (type(w) is int and w & _OP_MASK == _XROWS_OP and i + 3 < n
-                    and (j := self._gather(words, i)) > i):
+                    and (j := self._gather(words, i, n)) > i):
                 i = j
                 continue
             self.execute(w)
             i += 1
-        return self
+
+    def _bulk_run(self, words, arr: np.ndarray, ops: np.ndarray, s: int,
+                  e: int) -> None:
+        """Run words[s:e], MAC, XROWS, MOVW and CLEAR words only: its tap loops (each
+        stretch of at least BULK_MIN words that conform, below) by _taps, the rest word
+        by word. The operand field F = (start, width) is the destination of the run's
+        first legal MOVW from a MAP into the CAP (else the operand of its first legal
+        MAC). A word conforms when it is legal and: an XROWS (reserved bits zero) with
+        a conforming MOVW after it; a MOVW from a MAP into F of the CAP, right after an
+        XROWS, its row rules met with that XROWS's rows; a CLEAR of F; a MAC reading F
+        (its width, either signedness) into a destination apart from F."""
+        sub, o = arr[s:e], ops[s:e]
+        L = e - s
+        is_x, is_m = o == _U(_XROWS_OP), o == _U(_MOVW_OP)
+        nx = ~is_x
+        uw, inv = np.unique(sub[nx], return_inverse=True)
+        seen, ents = self._seen, []
+        for w in uw.tolist():
+            hit = seen.get(w)
+            ents.append(hit if hit is not None else self._entry(w))
+        uidx = np.full(L, len(ents), dtype=np.int64)      # XROWS: past the entries
+        uidx[nx] = inv
+        F = None
+        for op, pick in ((_MOVW_OP, lambda i: i.dap == 0 and i.sap), (_MAC_OP, None)):
+            tried = set()
+            for j in uidx[o == _U(op)].tolist():          # the first that fits, in order
+                if j in tried:
+                    continue
+                tried.add(j)
+                ins = ents[j][0]
+                if ents[j][1] is None and (pick is None or pick(ins)):
+                    F = (ins.d, ins.n) if pick else (ins.a, ins.n)
+                    break
+            if F is not None:
+                break
+        if F is None:
+            self._run_words(words, s, e)
+            return
+        info = self._bulk_info(ents, F)
+        ok = info[0][uidx] > 0
+        # MOVW: after an XROWS with zero reserved bits, its row rules met
+        xg = is_x & ((sub & _U(_XROWS_GAPS)) == 0)
+        mp = np.flatnonzero(ok & is_m)
+        mp = mp[(mp > 0) & xg[mp - 1]] if len(mp) else mp
+        good_m = np.zeros(L, dtype=bool)
+        if len(mp):
+            srow, drow, stride = _xrows_fields(sub[mp - 1])
+            um = uidx[mp]
+            rows_ok = (movw_src_rows_ok(srow, stride, info[1][um], info[5][um])
+                       & movw_dst_rows_ok(drow, info[1][um], self.cfg.ap.rows))
+            good_m[mp[rows_ok]] = True
+        ok &= ~is_m | good_m
+        ok &= nx
+        ok[:-1] |= is_x[:-1] & good_m[1:]
+        edges = np.diff(ok.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+        pos = 0
+        for a, b in zip(np.flatnonzero(edges == 1).tolist(),
+                        np.flatnonzero(edges == -1).tolist(), strict=True):
+            if b - a < BULK_MIN:
+                continue
+            u = uidx[a:b]
+            dk = np.unique(info[6][u[info[0][u] == _K_MAC]])
+            spans = [(int(k) >> 8, int(k) & 255) for k in dk.tolist()]
+            if any(d0 < d1 + m1 and d1 < d0 + m0
+                   for i, (d0, m0) in enumerate(spans) for d1, m1 in spans[i + 1:]):
+                continue            # destinations overlapping other ones: word by word
+            if int(info[1][u].sum()) > BULK_RATIO * (b - a):
+                continue            # long gathers: their cached plans (_gather) are faster
+            self._run_words(words, s + pos, s + a)
+            self._taps(sub[a:b], u, info, ents, F)
+            self.bulk_words += b - a
+            pos = b
+        self._run_words(words, s + pos, e)
+
+    def _bulk_info(self, ents: list, F: tuple[int, int]) -> tuple:
+        """Per distinct word (and a last entry for XROWS), as arrays: its kind (0: does
+        not conform, _K_*), MOVW's count, source AP and column, MAC's signedness and
+        imm, MOVW's source AP rows, MAC's destination (d << 8 | m)."""
+        Fd, Fn = F
+        fcols = ((1 << Fn) - 1) << Fd
+        n = len(ents) + 1
+        kind, cnt, sap, col, sg, imm, srows, dst = (np.zeros(n, dtype=np.int64)
+                                                    for _ in range(8))
+        kind[-1] = _K_XROWS
+        for j, e in enumerate(ents):
+            ins = e[0]
+            if e[1] is not None:
+                continue
+            op = ins.op
+            if op == Opc.MOVW:
+                if ins.dap == 0 and ins.sap and ins.d == Fd and ins.n == Fn:
+                    kind[j], cnt[j], sap[j], col[j], srows[j] = (
+                        _K_MOVW, ins.count, ins.sap, ins.a, e[8][0])
+            elif op == Opc.CLEAR:
+                if ins.d == Fd and ins.n == Fn:
+                    kind[j] = _K_CLEAR
+            elif op == Opc.MAC:
+                if ins.a == Fd and ins.n == Fn and not ((1 << ins.m) - 1) << ins.d & fcols:
+                    kind[j], sg[j], imm[j], dst[j] = _K_MAC, ins.s, ins.imm, ins.d << 8 | ins.m
+        return kind, cnt, sap, col, sg, srows, dst, imm
+
+    def _map_fields(self, sap: np.ndarray, col: np.ndarray, n: int,
+                    rows: np.ndarray) -> np.ndarray:
+        """Field [col[i], col[i] + n) of row rows[i] of MAP sap[i], for every i, as
+        uint64."""
+        out = np.empty(len(rows), dtype=np.uint64)
+        kinds = np.unique(sap).tolist()
+        for k in kinds:
+            sel = np.flatnonzero(sap == k) if len(kinds) > 1 else slice(None)
+            words = self.maps[k - 1].words
+            flat = words.reshape(-1)
+            c = col[sel]
+            lin = rows[sel] * words.shape[1] + (c >> 6)
+            b = (c & 63).astype(np.uint64)
+            v = flat[lin] >> b
+            over = np.flatnonzero((c & 63) + n > 64)      # fields across two words
+            if len(over):
+                v[over] |= flat[lin[over] + 1] << (_U(64) - b[over])
+            if n < 64:
+                v &= _U((1 << n) - 1)
+            out[sel] = v
+        return out
+
+    def _taps(self, seg: np.ndarray, u: np.ndarray, info: tuple, ents: list,
+              F: tuple[int, int]) -> None:
+        """Apply the conforming words `seg` (their distinct words' indices `u`) at once:
+        the operand field F's successive contents over the enabled rows (each MAC reads
+        the content after the writes before it: the last write of each row, forward
+        filled), every MAC's product summed into its destination by one matrix
+        product, F's final content, the transfer rows and the counters. Splits the words
+        (before a MAC) when the contents would exceed BULK_CELLS values."""
+        kind = info[0][u]
+        is_w = (kind == _K_MOVW) | (kind == _K_CLEAR)
+        mpos = np.flatnonzero(kind == _K_MAC)
+        cw = np.cumsum(is_w)
+        U, ucol = np.unique(cw[mpos], return_inverse=True)   # F's contents the MACs read
+        A = self._cap
+        lo, hi = A.lo, A.hi
+        nR = max(0, hi - lo)
+        if len(U) > 1 and (len(U) + 2) * nR > BULK_CELLS:
+            cut = int(mpos[np.searchsorted(ucol, len(U) // 2)])
+            self._taps(seg[:cut], u[:cut], info, ents, F)
+            self._taps(seg[cut:], u[cut:], info, ents, F)
+            return
+        self._settle()
+        self._x_key = None
+        Fd, Fn = F
+        nU = len(U)
+        # F's writes in order, each given slots (a MOVW one per word, a CLEAR one 0);
+        # the MOVWs' elements (word k: slot, CAP row, value) from their XROWS before
+        wpos = np.flatnonzero(is_w)
+        wm = kind[wpos] == _K_MOVW
+        mw = wpos[wm]
+        mu = u[mw]
+        srow, drow, stride = _xrows_fields(seg[mw - 1])
+        cnt = info[1][mu]
+        size = np.ones(len(wpos), dtype=np.int64)
+        size[wm] = cnt
+        base = np.cumsum(size) - size
+        E = int(cnt.sum())
+        offs = np.arange(E) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        slot = np.repeat(base[wm], cnt) + offs
+        rows = np.repeat(drow, cnt) + offs
+        vals = np.zeros(int(size.sum()), dtype=np.uint64)
+        if E:
+            vals[slot] = self._map_fields(np.repeat(info[2][mu], cnt),
+                                          np.repeat(info[3][mu], cnt), Fn,
+                                          np.repeat(srow, cnt) + offs * np.repeat(stride, cnt))
+            self.xrows = (int(srow[-1]), int(drow[-1]), int(stride[-1]))
+        # F's contents over the enabled rows as indices into `content` (0..nR-1: before
+        # the words, nR + slot: a write's): row 0 before the words, 1..nU what the MACs
+        # read, nU + 1 after the words; each the last write of each row, forward filled
+        # (slots rise with time, so the last is the largest)
+        jw = np.searchsorted(U, np.arange(len(wpos)), side="right") + 1  # first row showing
+        last = np.full((nU + 2, nR), -1, dtype=np.int64)                # each write
+        last[0] = np.arange(nR)
+        inside = (rows >= lo) & (rows < hi)
+        ei = np.flatnonzero(inside)
+        key = np.repeat(jw[wm], cnt)[ei] * nR + (rows[ei] - lo)
+        idx = slot[ei] + nR
+        flat = last.reshape(-1)
+        flat[key] = idx
+        if not (flat[key] >= idx).all():     # a row written twice for the same content:
+            np.maximum.at(flat, key, idx)    # the later write
+        if not wm.all():                     # CLEARs: every enabled row
+            cl = np.full(nU + 2, -1, dtype=np.int64)
+            np.maximum.at(cl, jw[~wm], base[~wm] + nR)
+            np.maximum(last, cl[:, None], out=last)
+        np.maximum.accumulate(last, axis=0, out=last)
+        content = np.concatenate([A.get(Fd, Fn, slice(lo, hi)), vals])
+        rs = slice(lo, hi)
+        if len(mpos) and nR:
+            X = content[last[1:nU + 1]].astype(np.int64)     # (contents, rows)
+            mu = u[mpos]
+            dk, dcol = np.unique(info[6][mu], return_inverse=True)
+            sg, imm = info[4][mu], info[7][mu]
+            Y = np.zeros((nR, len(dk)), dtype=np.int64)
+            for sflag in (0, 1):
+                sel = np.flatnonzero(sg == sflag)
+                if not len(sel):
+                    continue
+                xkey = (Fd, Fn, bool(sflag))
+                if xkey not in self._unit:
+                    self._unit[xkey] = (Instr(op=Opc.MAC, s=bool(sflag), d=0, a=Fd, n=Fn,
+                                              m=1, imm=1), OPCODES[Opc.MAC])
+                unit, spec = self._unit[xkey]
+                Xv = spec.effect(unit, {"d": np.zeros_like(X), "a": X}, _ONES[:nR])["d"]
+                W = np.zeros((nU, len(dk)), dtype=np.int64)
+                np.add.at(W, (ucol[sel], dcol[sel]), imm[sel])
+                if Fn < F64_BITS and int(np.abs(W).sum(axis=0).max()) < 1 << (F64_BITS - Fn):
+                    # |Xv| < 2^Fn: every partial sum is an integer below 2^53, exact
+                    # in float64 (a BLAS product)
+                    Y += (Xv.T.astype(np.float64) @ W.astype(np.float64)).astype(np.int64)
+                else:
+                    Y += Xv.T @ W        # int64: wraps mod 2^64, a multiple of every 2^m
+            for j, k in enumerate(dk.tolist()):
+                d, m = k >> 8, k & 255
+                A.put(d, m, A.get(d, m, rs).astype(np.int64) + Y[:, j], rs)
+        if nR:                                          # F's final content
+            A.put(Fd, Fn, content[last[-1]], rs)
+        out = np.flatnonzero(~inside)
+        if len(out):                         # rows a MOVW writes outside the enabled ones
+            lw = np.full(self.cfg.ap.rows, -1, dtype=np.int64)
+            np.maximum.at(lw, rows[out], slot[out])
+            r = np.flatnonzero(lw >= 0)
+            A.put(Fd, Fn, vals[lw[r]], r)
+        en = self.enabled                               # the counters
+        per = np.bincount(u, minlength=len(ents) + 1)
+        if per[-1]:
+            xe = self._xrows_entry
+            if xe is None:
+                xe = self._xrows_entry = self._entry(int(seg[mw[0] - 1]), cache=False)
+            ents_x = [(xe, int(per[-1]))]
+        else:
+            ents_x = []
+        for e, c in ents_x + [(ents[j], int(per[j])) for j in np.flatnonzero(per[:-1])]:
+            if not e[4]:
+                self._dirty.append(e)
+            e[4] += c
+            e[5] += en * c
 
     def _xrows(self, word: int) -> bool:
         """An XROWS word: set the transfer rows and tally it (True), or False if its
@@ -277,14 +574,14 @@ class FastTile:
         e[5] += self.enabled
         return True
 
-    def _gather(self, words: list, i: int) -> int:
+    def _gather(self, words: list, i: int, n: int) -> int:
         """Run the XROWS + MOVW pairs from words[i] on that move MAP fields into the CAP,
         every one legal, no two of them writing the same cell (the stretch ends before
         a pair that would), as a few fancy-index copies per field: the same result as
         one pair after the other, as no pair reads what another writes. Returns the
-        index after them (i: none run). The plan of a stretch depends on its words
-        only (and the configuration): it is cached under them."""
-        k, n = i, len(words)
+        index after them (i: none run), words[n:] not looked at. The plan of a stretch
+        depends on its words only (and the configuration): it is cached under them."""
+        k = i
         while (k + 1 < n and type(words[k]) is int and words[k] & _OP_MASK == _XROWS_OP
                and type(words[k + 1]) is int and words[k + 1] & _OP_MASK == _MOVW_OP):
             k += 2

@@ -213,9 +213,10 @@ class System:
         with the same responses, counters and errors, faster: a well-formed WRITE or
         READ moves its whole field in one array operation (on tiles that have
         host_write_field / host_read_field, golden/model/fast.py), a well-formed INSTR
-        packet's words go straight to its tile(s). Every other frame (a bad header, a
-        length that is not the header's, COPY, COPYCOL, SYNC, a frame that does not
-        start a packet) goes beat by beat through beat(), the reference."""
+        packet's words go straight to its tile(s) (to FastTile as one uint64 array).
+        Every other frame (a bad header, a length that is not the header's, COPY,
+        COPYCOL, SYNC, a frame that does not start a packet) goes beat by beat through
+        beat(), the reference."""
         start = len(self.out)
         for f in frames:
             if self._state != "hdr" or not f or not self._whole_packet(f):
@@ -231,7 +232,14 @@ class System:
             return False
         c = self.counters
         if h.type == PT.INSTR:
-            words = [int(w) for w in f[1:]]
+            words: np.ndarray | list[int] | None = None
+            if hasattr(self.tiles[0], "bulk_words"):    # FastTile: the words as an array
+                try:
+                    words = np.array(f[1:], dtype=np.uint64)
+                except (TypeError, ValueError, OverflowError):
+                    words = None                 # a word outside 64 bits: word by word
+            if words is None:
+                words = [int(w) for w in f[1:]]
             for tile in self.tiles if h.tile == BROADCAST else [self.tiles[h.tile]]:
                 tile.run(words)          # tiles share nothing: tile after tile is the same
             c["instr_words"] += h.count
