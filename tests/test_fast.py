@@ -183,6 +183,17 @@ def test_gathers_equal_bit_level(seed):
     assert (fast.error, fast.last_error) == (slow.error, slow.ctl.last_error)
 
 
+def _twin_tiles(rng, cfg) -> tuple[Tile, FastTile]:
+    """A bit-level and a fast tile whose APs hold the same random 129-bit rows."""
+    slow, fast = Tile(cfg), FastTile(cfg)
+    for k in range(cfg.tile.maps + 1):
+        for r in range(cfg.ap_of(k).rows):
+            v = int.from_bytes(rng.bytes(17), "little") & ((1 << 129) - 1)
+            slow.host_write(k, r, v, (1 << 129) - 1)
+            fast.host_write(k, r, v, (1 << 129) - 1)
+    return slow, fast
+
+
 def _mac_program(rng, cfg, MR):
     """Taps as the scheduler emits them (a gather into the operand field, then MACs into
     a few accumulators), mixed with what must apply the deferred MACs first: an operand
@@ -252,12 +263,7 @@ def test_deferred_macs_equal_bit_level(seed, batch, monkeypatch):
     rng = np.random.default_rng(seed)
     cfg = WIDE
     R, MR = cfg.ap.rows, cfg.tile.map_rows
-    slow, fast = Tile(cfg), FastTile(cfg)
-    for k in range(cfg.tile.maps + 1):
-        for r in range(cfg.ap_of(k).rows):
-            v = int.from_bytes(rng.bytes(17), "little") & ((1 << 129) - 1)
-            slow.host_write(k, r, v, (1 << 129) - 1)
-            fast.host_write(k, r, v, (1 << 129) - 1)
+    slow, fast = _twin_tiles(rng, cfg)
     macs = 0
     for words in _mac_program(rng, cfg, MR):
         macs += sum(1 for w in words if (w & OP_FIELD.mask) >> OP_FIELD.lsb == Opc.MAC)
@@ -412,12 +418,7 @@ def test_tap_loops_equal_bit_level(seed, bulk_min, cells, f64, monkeypatch):
     for s in range(seed, seed + 3):
         print(f"seed {s}")
         rng = np.random.default_rng(s)
-        slow, fast = Tile(cfg), FastTile(cfg)
-        for k in range(cfg.tile.maps + 1):
-            for r in range(cfg.ap_of(k).rows):
-                v = int.from_bytes(rng.bytes(17), "little") & ((1 << 129) - 1)
-                slow.host_write(k, r, v, (1 << 129) - 1)
-                fast.host_write(k, r, v, (1 << 129) - 1)
+        slow, fast = _twin_tiles(rng, cfg)
         words = _tap_loops(rng, cfg, MR)
         for part in np.array_split(np.array(words, dtype=np.uint64), 3):
             slow.run(part.tolist())
