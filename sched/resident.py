@@ -162,8 +162,9 @@ def plan_residency(qnet: QNet, cfg: Config, n_images: int,
                   for ap, col in zip(lanes.ap, lanes.col, strict=True))))
         if ok and q.name != final:       # the output's width: what its readers read,
             w_out = width.get(q.name, -1)   # held by the layer's result field
-            p = producer[q.name]
-            ok = w_out > 0 and (t == "flatten" or w_out <= p.out_bits)
+            p = producer[q.name]      # (under activation blocks a channel's result
+            ok = (w_out > 0 and (t == "flatten" or w_out <= p.out_bits)   # field can be
+                  and p.out_ch_bits is None)                 # narrower than the lanes)
         entry = plan[q.name]
         if ok:
             trial_alloc = LaneAllocator(cfg)

@@ -38,6 +38,21 @@ def _same_as_prediction(q, xi, cfg, rep) -> None:
              b.copy_words, b.copy_cycles)
 
 
+def test_activation_blocks_are_read_to_the_host(seed):
+    """Under activation blocks a channel's result field can be narrower than the lanes:
+    such a layer's output is not kept on chip (the layer is staged); the run is
+    bit-exact and prediction = execution."""
+    net, q = _net("digits", "act_blocks")
+    cfg = load_config(CONFIG_DIR / "default.yaml")
+    plan = plan_residency(q, cfg, 2)
+    blocked = [ql.name for ql in q.layers if ql.out_ch_bits is not None]
+    assert blocked and all(plan[name].out is None for name in blocked)
+    xi = _images(net, q, 2, seed)
+    rep = run_network(q, xi, cfg, backend("golden", cfg, fast=True), resident=True)
+    assert all(layer.bit_exact for layer in rep.layers)
+    _same_as_prediction(q, xi, cfg, rep)
+
+
 @pytest.mark.parametrize("plan", ["int8", "mixed"])
 def test_digits_stays_on_chip(plan, seed):
     """Two images of the digits CNN on the default configuration: every activation fits
