@@ -64,13 +64,16 @@ class LaneAllocator:
         self.maps, self.cols, self.rows = cfg.tile.maps, cfg.tile.map_cols, cfg.tile.map_rows
         self.used = np.zeros((self.maps, self.cols), dtype=bool)
 
-    def lanes_for(self, size: int, width: int) -> int:
-        return -(-size // self.rows)
+    def copy(self) -> LaneAllocator:
+        other = LaneAllocator.__new__(LaneAllocator)
+        other.maps, other.cols, other.rows = self.maps, self.cols, self.rows
+        other.used = self.used.copy()
+        return other
 
     def take(self, name: str, size: int, width: int) -> Lanes | None:
         """Lanes for `size` elements of `width` bits, first fit over the MAPs and their
         columns; None (and nothing taken) when they do not fit."""
-        need = self.lanes_for(size, width)
+        need = -(-size // self.rows)
         got: list[tuple[int, int]] = []
         trial = self.used.copy()
         for m in range(self.maps):
@@ -104,6 +107,7 @@ class LayerResidency:
     evict: list[Lanes] = field(default_factory=list)   # resident tensors read to the host
     #                                                    before this layer
     dataflow: str | None = None                        # conv, fc: the one it runs
+    #                                                    (resident or staged)
     spill: list[tuple[int, int]] = field(default_factory=list)   # pos: (MAP, column) of
     #                                       each accumulator field that waits in a MAP at
     #                                       requantisation (Scheduler.spill_layout)
@@ -148,9 +152,10 @@ def plan_residency(qnet: QNet, cfg: Config, n_images: int,
         t = q.layer.type
         flow = None
         wmap = None            # chan: MAP K's columns [0, weight bits) take the weights
-        if t in ("conv", "fc"):   # the dataflow the layer would run staged
-            flow = flows.get(q.name) or sch.schedule(
-                q, [np.zeros((n_images,) + tuple(q.layer.in_shape), dtype=np.int64)]).dataflow
+        if t in ("conv", "fc"):   # the dataflow it runs, staged or resident (the plan
+            flow = flows.get(q.name) or sch.choose_dataflow(   # keeps it: no second trial)
+                q, np.zeros((n_images,) + tuple(q.layer.in_shape), dtype=np.int64))
+            plan[q.name].dataflow = flow
             if flow == "chan":
                 wmap = (cfg.tile.maps - 1, max(q.w_bits))
         ok = (t in RESIDENT_TYPES
@@ -167,8 +172,7 @@ def plan_residency(qnet: QNet, cfg: Config, n_images: int,
                   and p.out_ch_bits is None)                 # narrower than the lanes)
         entry = plan[q.name]
         if ok:
-            trial_alloc = LaneAllocator(cfg)
-            trial_alloc.used = alloc.used.copy()
+            trial_alloc = alloc.copy()
             if wmap is not None:
                 trial_alloc.used[wmap[0], :wmap[1]] = True
             ins: list[Lanes] = []
@@ -210,7 +214,6 @@ def plan_residency(qnet: QNet, cfg: Config, n_images: int,
                                     trial_alloc.used[wmap[0], col:col + lanes.width] = True
                 alloc = trial_alloc
                 entry.resident, entry.inputs, entry.load, entry.out = True, list(ins), load, out
-                entry.dataflow = flow
                 entry.spill = spill
                 for name, lanes in zip(q.inputs, ins, strict=True):
                     live[name] = lanes

@@ -324,7 +324,7 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
         if seg is None:
             return
         done, seg = seg, None
-        _run_segment(done, backend, cfg, report, env, signed_of, check, dump, bar)
+        _run_segment(done, backend, sch, report, env, signed_of, check, dump, bar)
 
     try:
         for li, q in enumerate(qnet.layers):
@@ -372,7 +372,7 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
                 seg.items.append({"evict": [(lanes, seg.read_lanes(lanes))
                                             for lanes in r.evict], "li": li})
             flush()
-            sch.res = None
+            sch.res = r                       # (staged: the plan's dataflow, if any)
             xs = [env[name] for name in q.inputs]
             sched = sch.schedule(q, xs, flows.get(q.name))
             if bar is not None:
@@ -396,15 +396,14 @@ def run_network(qnet: QNet, x_int: np.ndarray, cfg: Config, backend, check: bool
             if layer.type == "fc":
                 want = want.reshape(n, -1)
             exact = bool(np.array_equal(y, want))
+            sent, back = residency_words(r, cfg.system.tiles)
             report.layers.append(LayerResult(q.name, sched.dataflow, len(sched.passes),
                                              sched.predicted, counted, max(predicted_t),
-                                             words + residency_words(r, cfg.system.tiles)[0],
-                                             exact, wall,
+                                             words + sent, exact, wall,
                                              res.sim_cycles if res is not None else None,
                                              activity=sched.activity,
                                              activity_counted=counted_act,
-                                             host_out=host_out(sched) + residency_words(
-                                                 r, cfg.system.tiles)[1],
+                                             host_out=host_out(sched) + back,
                                              **layer_facts(sch, sched, n)))
             _keep(report, q, li, y, want, dump, check,
                   lambda bad, res=res: _where(res, bad, backend) if res is not None else "")
@@ -477,12 +476,13 @@ def _out_shape_of(qnet: QNet, name: str, n: int) -> tuple[int, ...]:
     return _out_shape(next(q for q in qnet.layers if q.name == name), n)
 
 
-def _run_segment(seg: _Resident, backend, cfg: Config, report: RunReport, env: dict,
+def _run_segment(seg: _Resident, backend, sch: Scheduler, report: RunReport, env: dict,
                  signed_of: dict, check: bool, dump, bar) -> None:
     """Run a resident segment's program, then check every layer of it in order: its
     output (from its result READs, or from the READs of its lanes) against the golden
     reference on the outputs before it; the tiles' cycles and activity against the sum
     of the layers' predictions."""
+    cfg = sch.cfg
     t0 = time.perf_counter()
     res = backend.run(seg.prog)
     wall = time.perf_counter() - t0
@@ -519,7 +519,7 @@ def _run_segment(seg: _Resident, backend, cfg: Config, report: RunReport, env: d
             predicted_t[t] += busy[t]
         for k, v in sched.activity.items():
             activity[k] = activity.get(k, 0) + v
-        sent, back = residency_words(r, tiles)
+        back = residency_words(r, tiles)[1]
         facts = copy_facts(sched, r, tiles)
         copy_words += facts["copy_words"]
         copy_cycles += facts["copy_cycles"]
@@ -528,7 +528,7 @@ def _run_segment(seg: _Resident, backend, cfg: Config, report: RunReport, env: d
             item["words"], exact, 0.0, None, activity=sched.activity,
             host_out=host_out(sched) + back, residency="chip",
             segment=len(report.segments), **facts,
-            **layer_facts(Scheduler(cfg), sched, len(y))))
+            **layer_facts(sch, sched, len(y))))
         names.append(q.name)
         host += item["words"]
         check_words += item["check_words"]

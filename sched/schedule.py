@@ -520,14 +520,6 @@ class LayerSchedule:
     # width, dst tile) that put every tile's results into the same lanes of the others
 
     @property
-    def copy_words(self) -> int:
-        return sum(c[3] for c in self.copies)
-
-    @property
-    def copy_cycles(self) -> int:
-        return sum(movw_cycles(c[3]) for c in self.copies)
-
-    @property
     def predicted(self) -> int:
         return sum(p.predicted for p in self.passes)
 
@@ -592,12 +584,16 @@ class Scheduler:
     def _resident(self) -> bool:
         return self.res is not None and self.res.resident
 
+    @staticmethod
+    def product_bits(q: QLayer) -> int:
+        """Bits of a conv or fc layer's requantisation product field (acc x b)."""
+        assert q.b is not None   # conv and fc layers have requantisation multipliers
+        return q.acc_bits + max(int(b).bit_length() for b in q.b) + 1
+
     def pos_fits(self, q: QLayer) -> bool:
         """Whether the pos dataflow's fields fit the CAP's columns (an accumulator and
         the work field), whatever the MAPs hold."""
-        assert q.b is not None
-        pb = q.acc_bits + max(int(b).bit_length() for b in q.b) + 1
-        return (self.usable - max(q.in_bits, pb)) // q.acc_bits >= 1
+        return (self.usable - max(q.in_bits, self.product_bits(q))) // q.acc_bits >= 1
 
     def _src(self, field, index: np.ndarray, ok: np.ndarray, width: int, operand: int = 0):
         """(ap, row, col) of the inputs `index` (flat; rows where not ok read nothing):
@@ -701,43 +697,53 @@ class Scheduler:
                                      host=lambda *x: np.concatenate(x, axis=1))
             return LayerSchedule(q, "pos", self._concat(q, xs))
         x = xs[0]
-        if self.res is not None and self.res.resident:
+        if self.res is not None and self.res.dataflow is not None:
             dataflow = self.res.dataflow      # the plan's (sched/resident.py)
-        if dataflow is None:   # the latency each dataflow's first row chunk suggests: its
-            trial, whole = {}, {}  # passes' mean cycles x rounds of passes over the tiles,
-            #                        plus their host words (one port, one word per cycle)
-            tiles = self.cfg.system.tiles
-            live = int(np.count_nonzero(np.any(self._weight_matrix(q) != 0, axis=0)))
-            for f in DATAFLOWS:
-                try:
-                    if live > 2 * TRIAL_TAPS:     # cost of 0 and of TRIAL_TAPS taps,
-                        cyc, wds = [], []         # extrapolated to all live taps
-                        for limit in (0, TRIAL_TAPS):
-                            self._tap_limit = limit
-                            first, n_chunks = self._weighted(q, x, f, sample=True)
-                            cyc.append(sum(p.predicted for p in first))
-                            wds.append(sum(pass_words(p) for p in first))
-                        total = cyc[0] + (cyc[1] - cyc[0]) * live / TRIAL_TAPS
-                        words = wds[0] + (wds[1] - wds[0]) * live / TRIAL_TAPS
-                    else:
-                        first, n_chunks = self._weighted(q, x, f, sample=True)
-                        total = sum(p.predicted for p in first)
-                        words = sum(pass_words(p) for p in first)
-                        if n_chunks == 1:          # the sample is the whole layer
-                            whole[f] = first
-                except ScheduleError:
-                    continue
-                finally:
-                    self._tap_limit = None
-                mean = total / max(1, len(first))
-                rounds = -(-len(first) * n_chunks // tiles)
-                trial[f] = (mean * rounds + words * n_chunks, mean * len(first) * n_chunks)
-            if not trial:
-                self._weighted(q, x[:1], "pos")    # raises the reason
-            dataflow = min(trial, key=trial.__getitem__)
+        whole: dict = {}
+        if dataflow is None:
+            dataflow = self.choose_dataflow(q, x, whole)
             if dataflow in whole:
                 return LayerSchedule(q, dataflow, whole[dataflow])
         return LayerSchedule(q, dataflow, self._weighted(q, x, dataflow)[0])
+
+    def choose_dataflow(self, q: QLayer, x: np.ndarray, whole: dict | None = None) -> str:
+        """The dataflow of a conv or fc layer with the shorter estimated latency (module
+        docstring), from trials of each dataflow's first row chunk. `whole` receives a
+        dataflow's passes where its trial was the whole layer."""
+        whole = {} if whole is None else whole
+        # the latency each dataflow's first row chunk suggests: its passes' mean
+        # cycles x rounds of passes over the tiles, plus their host words (one port,
+        # one word per cycle)
+        trial: dict[str, tuple[float, float]] = {}
+        tiles = self.cfg.system.tiles
+        live = int(np.count_nonzero(np.any(self._weight_matrix(q) != 0, axis=0)))
+        for f in DATAFLOWS:
+            try:
+                if live > 2 * TRIAL_TAPS:     # cost of 0 and of TRIAL_TAPS taps,
+                    cyc, wds = [], []         # extrapolated to all live taps
+                    for limit in (0, TRIAL_TAPS):
+                        self._tap_limit = limit
+                        first, n_chunks = self._weighted(q, x, f, sample=True)
+                        cyc.append(sum(p.predicted for p in first))
+                        wds.append(sum(pass_words(p) for p in first))
+                    total = cyc[0] + (cyc[1] - cyc[0]) * live / TRIAL_TAPS
+                    words = wds[0] + (wds[1] - wds[0]) * live / TRIAL_TAPS
+                else:
+                    first, n_chunks = self._weighted(q, x, f, sample=True)
+                    total = sum(p.predicted for p in first)
+                    words = sum(pass_words(p) for p in first)
+                    if n_chunks == 1:          # the sample is the whole layer
+                        whole[f] = first
+            except ScheduleError:
+                continue
+            finally:
+                self._tap_limit = None
+            mean = total / max(1, len(first))
+            rounds = -(-len(first) * n_chunks // tiles)
+            trial[f] = (mean * rounds + words * n_chunks, mean * len(first) * n_chunks)
+        if not trial:
+            self._weighted(q, x[:1], "pos")    # raises the reason
+        return min(trial, key=trial.__getitem__)
 
     def _runs(self, ap, row, col, valid):
         """A gather's runs (execution), or only (runs, rows) (prediction: run_count)."""
@@ -753,7 +759,8 @@ class Scheduler:
         relative to its receptive field as an earlier pass's (`key`: its row count and
         where its first row sits in the input's period) costs what that pass cost, as
         every word of it depends only on that layout; append the copy and say so."""
-        if not self.predict or key not in memo or self.res is not None:
+        if (not self.predict or key not in memo or self.res is not None
+                and (self.res.resident or self.res.out is not None)):
             return False          # (resident tensors: every pass has its own addresses)
         src = memo[key]
         p = self._new_pass(passes, src.rows)
@@ -815,9 +822,7 @@ class Scheduler:
         if self._resident:            # the whole input is in its lanes: nothing is staged
             capacity = 1 << 62
         Kout = q.layer.out_channels
-        assert q.b is not None   # conv and fc layers have requantisation multipliers
-        mb = max(int(b).bit_length() for b in q.b)
-        pb = q.acc_bits + mb + 1
+        pb = self.product_bits(q)
         passes: list[Pass] = []
         n_img = len(x)
         if flow == "pos":
@@ -1174,15 +1179,14 @@ class Scheduler:
         no more accumulators or does not fit: (G, spilled accumulators, their (MAP,
         column)) otherwise. The MAP columns are the top of the last MAP (staged layers)
         or the residency plan's (resident ones)."""
-        ab, ib = q.acc_bits, q.in_bits
-        g_old = (self.usable - max(ib, pb)) // ab
-        G = (self.usable - ib) // ab
+        ab = q.acc_bits
+        g_old, G = self._accumulators(q, pb)
         mc = self.mp.cols
         if (G <= g_old or self.K < 1 or ab > 32 or ab > mc or ab + pb > self.usable
                 or rows > self.mp.rows):
             return None
         while G > g_old:
-            spilled = [g for g in range(1, G) if g * ab < ab + pb]
+            spilled = self._in_the_way(G, ab, pb)
             if self._resident:
                 at = list(self.res.spill) if self.res is not None else []
             else:
@@ -1194,16 +1198,25 @@ class Scheduler:
             G -= 1
         return None
 
+    def _accumulators(self, q: QLayer, pb: int) -> tuple[int, int]:
+        """Accumulators of the pos dataflow beside the product field, and beside the
+        input field alone."""
+        ab = q.acc_bits
+        return (self.usable - max(q.in_bits, pb)) // ab, (self.usable - q.in_bits) // ab
+
+    @staticmethod
+    def _in_the_way(G: int, ab: int, pb: int) -> list[int]:
+        """The accumulators (of G) where the product field goes, [ab, ab + pb)."""
+        return [g for g in range(1, G) if g * ab < ab + pb]
+
     def spill_need(self, q: QLayer) -> tuple[int, int] | None:
         """(lanes, bits) the spill layout of a pos layer needs in the MAPs (the residency
         plan reserves them), or None."""
-        assert q.b is not None
-        pb = q.acc_bits + max(int(b).bit_length() for b in q.b) + 1
-        ab, ib = q.acc_bits, q.in_bits
-        if (self.usable - ib) // ab <= (self.usable - max(ib, pb)) // ab:
+        pb = self.product_bits(q)
+        g_old, G = self._accumulators(q, pb)
+        if G <= g_old:
             return None
-        G = (self.usable - ib) // ab
-        return len([g for g in range(1, G) if g * ab < ab + pb]), ab
+        return len(self._in_the_way(G, q.acc_bits, pb)), q.acc_bits
 
     def _capacity_without(self, width: int, at: list) -> int:
         """Staging capacity (values of `width` bits) with the columns of `at` (MAP,
