@@ -94,14 +94,32 @@ class APCore(wiring.Component):
         for o, s in is_op.items():
             m.d.comb += s.eq(legal & (op == o))
 
+        # The array is built the way an FPGA's fabric wants it (docs/fpga.md, "How the CAM
+        # maps to the FPGA"): every per-bit function has at most four inputs, and anything
+        # that depends on the row alone or on the column alone is computed once per row or
+        # once per column, not once per bit.
+
         # -- compare: tag <- match (CMP) or tag | match (CMPA) ------------------------
-        cmp_mask = Const((1 << C) - 1, C) if fault == "cmp_ignores_mask" else self.mask
-        match = Signal(R)
+        # The same network reads a column (RDCOL, MVCOL's source): with the key all ones
+        # and the mask only that column, a row matches when its bit there is 1. So a 2D
+        # core has no column multiplexer per row.
+        cmp_key, cmp_mask = self.key, self.mask
+        if fault == "cmp_ignores_mask":
+            cmp_mask = Const((1 << C) - 1, C)
+        if ap.two_d:
+            col_read = Signal()                  # RDCOL or MVCOL: the network reads a column
+            csel = Signal.like(self.col)         # which: col for RDCOL, col2 for MVCOL
+            m.d.comb += [
+                col_read.eq((op == Op.RDCOL) | (op == Op.MVCOL)),
+                csel.eq(Mux(op == Op.MVCOL, self.col2, self.col)),
+            ]
+            cmp_key = Mux(col_read, Const((1 << C) - 1, C), cmp_key)
+            cmp_mask = Mux(col_read, (Const(1, 1) << csel)[:C], cmp_mask)
+        hit = Signal(R)                          # the masked compare alone
+        match = Signal(R)                        # ... in enabled rows
         for r in range(R):
-            hit = ((rows[r] ^ self.key) & cmp_mask) == 0
-            if fault != "cmp_ignores_rowen":
-                hit = hit & rowen[r]
-            m.d.comb += match[r].eq(hit)
+            m.d.comb += hit[r].eq(((rows[r] ^ cmp_key) & cmp_mask) == 0)
+        m.d.comb += match.eq(hit if fault == "cmp_ignores_rowen" else hit & rowen)
         with m.If(is_op[Op.CMP]):
             m.d.sync += tag.eq(match)
         with m.If(is_op[Op.CMPA]):
@@ -111,42 +129,59 @@ class APCore(wiring.Component):
         with m.If(is_op[Op.ROWEN]):
             m.d.sync += rowen.eq(Cat((self.addr <= r) & (self.addr2 > r) for r in range(R)))
 
-        # -- row port: registered read, masked write ----------------------------------
+        # -- row port: registered read (an AND-OR over a one-hot row decode), masked write
+        row_hit = Signal(R)                      # addr decoded; shared by RDROW and WRROW
+        m.d.comb += row_hit.eq(Cat(self.addr == r for r in range(R)))
+        rd_or = Const(0, C)
+        for r in range(R):
+            rd_or = rd_or | Mux(row_hit[r], rows[r], 0)
         m.d.sync += self.rd_valid.eq(is_op[Op.RDROW])
         with m.If(is_op[Op.RDROW]):
-            m.d.sync += self.rdata.eq(Array(rows)[self.addr])
+            m.d.sync += self.rdata.eq(rd_or)
         row_mask = Const((1 << C) - 1, C) if fault == "wrrow_ignores_mask" else self.mask
-        row_sel = Signal(R)
-        m.d.comb += row_sel.eq(Mux(is_op[Op.WRROW], Const(1, 1) << self.addr, 0))
 
         # -- column port (2D): registered read, write and move with a row shift -------
+        col_op = Signal()                        # a legal WRCOL or MVCOL this cycle
+        col_data = Signal(R)                     # the column it writes, row by row
+        col_onehot = Signal(C)
         if ap.two_d:
             m.d.sync += self.rcol_valid.eq(is_op[Op.RDCOL])
             with m.If(is_op[Op.RDCOL]):
-                m.d.sync += self.rcol.eq(Cat(row.bit_select(self.col, 1) for row in rows))
-            src_col = Cat(row.bit_select(self.col2, 1) for row in rows)
-            if fault != "move_ignores_rowen":
-                src_col = src_col & rowen
-            col_src = Mux(is_op[Op.MVCOL], src_col, self.vec)
+                m.d.sync += self.rcol.eq(hit)
+            src_col = hit if fault == "move_ignores_rowen" else hit & rowen
+            col_src = Mux(op == Op.MVCOL, src_col, self.vec)
             shift = self.shift + 1 if fault == "shift_off_by_one" else self.shift
-            col_data = Signal(R)
-            m.d.comb += col_data.eq(col_src >> shift)
-            col_onehot = Signal(C)
-            m.d.comb += col_onehot.eq(Const(1, 1) << self.col)
-            col_wr = Signal(R)
-            m.d.comb += col_wr.eq(Mux(is_op[Op.WRCOL] | is_op[Op.MVCOL], rowen, 0))
+            m.d.comb += [
+                col_data.eq(col_src >> shift),
+                col_onehot.eq(Const(1, 1) << self.col),
+                col_op.eq(is_op[Op.WRCOL] | is_op[Op.MVCOL]),
+            ]
 
         # -- the one write each row can take per cycle --------------------------------
+        # Row r is written this cycle (`row_we`, the flip-flops' clock enable, one per row)
+        # in the columns `col_we` with `row_d`, from per-row and per-column terms only:
+        #   WR           rows tagged,       columns in mask,   data key
+        #   WRROW        row addr,          columns in mask,   data data
+        #   WRCOL/MVCOL  rows enabled,      column col,        data col_data[r]
+        # so each bit's next value is col_we[c] ? (bit_r[r] | bit_c[c]) : bit, four inputs.
         wr_sel = Const((1 << R) - 1, R) if fault == "wr_ignores_tag" else tag
+        row_we = Signal(R)
+        m.d.comb += row_we.eq(Mux(is_op[Op.WR], wr_sel, 0)
+                              | Mux(is_op[Op.WRROW], row_hit, 0)
+                              | Mux(col_op, rowen, 0))
+        col_we = Signal(C)
+        m.d.comb += col_we.eq(Mux(op == Op.WR, self.mask,
+                                  Mux(op == Op.WRROW, row_mask, col_onehot)))
+        bit_c = Signal(C)                        # the data of a row write, by column
+        bit_r = Signal(R)                        # the data of a column write, by row
+        m.d.comb += [
+            bit_c.eq(Mux(col_op, 0, Mux(op == Op.WR, self.key, self.data))),
+            bit_r.eq(Mux(col_op, col_data, 0)),
+        ]
         for r in range(R):
             row = rows[r]
-            with m.If(is_op[Op.WR] & wr_sel[r]):
-                m.d.sync += row.eq((row & ~self.mask) | (self.key & self.mask))
-            with m.If(row_sel[r]):
-                m.d.sync += row.eq((row & ~row_mask) | (self.data & row_mask))
-            if ap.two_d:
-                with m.If(col_wr[r]):
-                    m.d.sync += row.eq((row & ~col_onehot) | Mux(col_data[r], col_onehot, 0))
+            with m.If(row_we[r]):
+                m.d.sync += row.eq((row & ~col_we) | ((bit_c | bit_r[r].replicate(C)) & col_we))
 
         # -- tag utilities --------------------------------------------------------------
         m.d.comb += self.tag_any.eq(tag.any())
