@@ -159,7 +159,8 @@ class APCore(wiring.Component):
 
         # -- the one write each row can take per cycle --------------------------------
         # Row r is written this cycle (`row_we`, the flip-flops' clock enable, one per row)
-        # in the columns `col_we` with `row_d`, from per-row and per-column terms only:
+        # in the columns `col_we`, with `bit_c` (by column) or `bit_r` (by row), all of
+        # them per-row or per-column terms:
         #   WR           rows tagged,       columns in mask,   data key
         #   WRROW        row addr,          columns in mask,   data data
         #   WRCOL/MVCOL  rows enabled,      column col,        data col_data[r]
