@@ -463,9 +463,12 @@ def _outside(v: Value, B: int):
 
 
 def _and(*xs):
-    """AND of the values that are not None (1 when none is)."""
     xs = [x for x in xs if x is not None]
-    out = xs[0] if xs else Const(1, 1)
+    return _and_all(xs) if xs else Const(1, 1)
+
+
+def _and_all(xs):
+    out = xs[0]
     for x in xs[1:]:
         out = out & x
     return out
@@ -491,11 +494,9 @@ def col_atleast(v, C: int) -> Value:
     ge_lo = [lo <= t if t < (1 << L) - 1 else Const(1, 1) for t in range(1 << L)]
     gt, eq = [], []
     for h in range(((C - 1) >> L) + 1):
-        # k >= v for every k of this high part: v < 0, or v's high part below it
-        above = (_and(None if big is None else ~big, hi < h) if (B > L and h > 0)
-                 else None)
-        terms = [x for x in (neg, above) if x is not None]
-        gt.append(_or(terms) if terms else Const(0, 1))
+        above = (hi < h) if (B > L and h > 0) else None      # the high half alone decides
+        gt.append(_or([x for x in (neg, None if above is None else _and(
+            None if big is None else ~big, above)) if x is not None] or [Const(0, 1)]))
         eq.append(inside & (hi == h) if B > L else inside)
     return Cat(*(gt[k >> L] | (eq[k >> L] & ge_lo[k & ((1 << L) - 1)]) for k in range(C)))
 
