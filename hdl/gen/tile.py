@@ -38,7 +38,7 @@ by golden/model/tile.py.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -436,6 +436,76 @@ def _or(values):
     return out
 
 
+# -- column decoders: the sequencer builds every key and mask from them ---------------------
+# A decoder written as C comparisons of a 10-bit column number with a constant costs about
+# three LUT4 per output bit, and one `k >= v` about as much; the sequencer has a dozen
+# of them per micro_op() call, which made it about 80 LUTs per AP column. Split into a
+# low part of LO_BITS and a high part, each decoded once, every output bit is one LUT of
+# three inputs. Exact for every value, negative and too large ones included
+# (tests/test_tile_parts.py compares them with the plain comparisons).
+LO_BITS = 3
+
+
+def _halves(v: Value, C: int):
+    """(low bits, high bits, bit count B, low bit count L) of v, with B the bits of the
+    column numbers."""
+    B = max(1, (C - 1).bit_length())
+    L = min(LO_BITS, B)
+    return v[:L], v[L:B], B, L
+
+
+def _outside(v: Value, B: int):
+    """(v < 0, v >= 2**B), each None where v's shape rules it out (so that no comparison
+    is constant: Verilator's lint refuses those)."""
+    sh = v.shape()
+    top = (1 << (sh.width - 1)) - 1 if sh.signed else (1 << sh.width) - 1
+    return (v < 0 if sh.signed else None), (v >= (1 << B) if top >= (1 << B) else None)
+
+
+def _and(*xs):
+    """AND of the values that are not None (1 when none is)."""
+    xs = [x for x in xs if x is not None]
+    out = xs[0] if xs else Const(1, 1)
+    for x in xs[1:]:
+        out = out & x
+    return out
+
+
+def col_onehot(v, C: int) -> Value:
+    """C bits, bit k = (v == k), for any integer value v (signed, wide or a constant)."""
+    v = Value.cast(v)
+    lo, hi, B, L = _halves(v, C)
+    neg, big = _outside(v, B)
+    ok = _and(None if neg is None else ~neg, None if big is None else ~big)
+    eq_lo = [lo == t for t in range(1 << L)]
+    eq_hi = [ok & (hi == h) if B > L else ok for h in range(((C - 1) >> L) + 1)]
+    return Cat(*(eq_hi[k >> L] & eq_lo[k & ((1 << L) - 1)] for k in range(C)))
+
+
+def col_atleast(v, C: int) -> Value:
+    """C bits, bit k = (k >= v), for any integer value v (a thermometer code of v)."""
+    v = Value.cast(v)
+    lo, hi, B, L = _halves(v, C)
+    neg, big = _outside(v, B)
+    inside = _and(None if neg is None else ~neg, None if big is None else ~big)
+    ge_lo = [lo <= t if t < (1 << L) - 1 else Const(1, 1) for t in range(1 << L)]
+    gt, eq = [], []
+    for h in range(((C - 1) >> L) + 1):
+        # k >= v for every k of this high part: v < 0, or v's high part below it
+        above = (_and(None if big is None else ~big, hi < h) if (B > L and h > 0)
+                 else None)
+        terms = [x for x in (neg, above) if x is not None]
+        gt.append(_or(terms) if terms else Const(0, 1))
+        eq.append(inside & (hi == h) if B > L else inside)
+    return Cat(*(gt[k >> L] | (eq[k >> L] & ge_lo[k & ((1 << L) - 1)]) for k in range(C)))
+
+
+def col_range(start, width, C: int) -> Value:
+    """C bits, bit k = (start <= k < start + width)."""
+    start, width = Value.cast(start), Value.cast(width)
+    return col_atleast(start, C) & ~col_atleast(start + width, C)
+
+
 # -- part 2: the sequencer and its microcode ROM ------------------------------------------
 class Sequencer(wiring.Component):
     """The instruction register and the sequencer state (phase, step, p, i, j, the MAC
@@ -502,11 +572,11 @@ class Sequencer(wiring.Component):
 
         def onehot(col):
             """C-bit one-hot of a column number (a decoder, not a wide shifter)."""
-            return Cat(*((col == k) for k in range(C)))
+            return col_onehot(col, C)
 
         def rng_mask(start, width):
             """C-bit mask of columns [start, start + width)."""
-            return Cat(*((start <= k) & (start + width > k) for k in range(C)))
+            return col_range(start, width, C)
 
         def micro_op(iw_, ph, step, p, i, j, illegal, dsign):
             """The micro-op of a sequencer state (a pure function of it), as signals:
