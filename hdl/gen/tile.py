@@ -116,6 +116,10 @@ class Phase(enum.Enum, shape=4):  # type: ignore[call-arg]  # Amaranth's EnumTyp
     XFER = 10    # MOVW: the transfer unit runs
 
 
+# the phases an instruction starts in (the sequencer's load: the head's first state)
+FIRST_PHASES = frozenset({Phase.ONE, Phase.CLR0, Phase.RELU, Phase.CLAMPC, Phase.MV,
+                          Phase.XFER})
+
 # the phases by their former constant names (hdl/gen/controller.py's readers)
 (PH_ONE, PH_CLR0, PH_CLR1, PH_LUT, PH_COPYB, PH_CLAMPC, PH_CLAMPW, PH_RELU, PH_SHRR,
  PH_MV, PH_XFER) = (int(p.value) for p in Phase.__members__.values())
@@ -511,8 +515,16 @@ class Sequencer(wiring.Component):
     """The instruction register and the sequencer state (phase, step, p, i, j, the MAC
     digits still to add) with the microcode ROM: it pops the queue head (`head.pop`) when
     idle or in an instruction's last cycle, steps through the phases of golden `expand`,
-    and holds in `uop` the micro-op of the state it is in, computed for the state it
-    moves to and registered with it (no added cycle). `fault`: one of FAULTS."""
+    and holds in `uop` the micro-op issuing this cycle, straight from flip-flops.
+
+    It is a two-stage pipeline that adds no cycle (golden's cycle model is unchanged): the
+    issue stage (U) holds the micro-op issuing now and whether it ends its instruction;
+    the state stage (S) holds the sequencer state of the micro-op after it. Each cycle U
+    takes the micro-op of S and S takes S's successor, two functions of S computed side by
+    side, so neither the next-state decision nor the microcode ROM lies on the other's
+    path (docs/fpga.md, "Critical paths"). A loaded instruction fills both stages at
+    once, from its first state (U) and that state's successor (S). `fault`: one of
+    FAULTS."""
 
     def __init__(self, cfg: Config, fault: str | None = None):
         assert fault is None or fault in FAULTS, fault
@@ -536,28 +548,12 @@ class Sequencer(wiring.Component):
         h_op, h_m, h_imm = head.op, head.m, head.imm
         h_legal = self.head.legal
 
-        # -- instruction register: the word in progress, seen through its formats -------
+        # -- instruction register: the word in progress -----------------------------------
         iw = Signal(WORD_BITS)
-        ins = view(GENERIC, iw, op=Opcode)
-        op, s, n, mm = ins.op, ins.s, ins.n, ins.m
         illegal = Signal()
+        active = Signal()          # U holds a micro-op: it issues this cycle
 
-        active = Signal()
-        ph = Signal(Phase)
-        step = Signal(3)
-        p = Signal(range(len(ROM_WORDS) + 1))
-        i = Signal(7)
-        j = Signal(7)
-        digits_pos, digits_neg = Signal(18, name="digits_pos"), Signal(18, name="digits_neg")
-        dsign = Signal()   # sign of the MAC digit in progress (1: subtract)
-
-        # -- the micro-op this cycle: registers, loaded one cycle ahead ------------------
-        # micro_op() is a pure function of the sequencer state (the instruction word, ph,
-        # step, p, i, j, illegal, dsign). Below, the sequencer computes it for the state
-        # it moves to and registers it with that state, so the arrays see a micro-op
-        # straight from flip-flops, in the same cycle as before (no added cycle: golden's
-        # cycle model is unchanged), and the sequencer's next-state logic reads the
-        # registered last_pass / cnt instead of decoding the ROM itself.
+        # -- U: the micro-op issuing this cycle, its phase, whether it is the last -------
         pw = port_widths(ap)
         u_op, u_key, u_mask = (Signal(4, name="u_op"), Signal(C, name="u_key"),
                                Signal(C, name="u_mask"))
@@ -566,9 +562,20 @@ class Sequencer(wiring.Component):
                                   Signal(pw["shift"] if two_d else 1, name="u_shift"))
         u_addr, u_addr2 = (Signal(addr_bits(R), name="u_addr"),
                            Signal(addr_bits(R), name="u_addr2"))
-        u_last_pass = Signal()  # PH_LUT: this micro-op is the last pass of the LUT
-        u_cnt = Signal(7)       # PH_LUT: bits the LUT loop runs over
-        last = Signal()   # this micro-op is the last of the instruction
+        u_ph = Signal(Phase, name="u_ph")
+        u_xfer = Signal(name="u_xfer")   # u_ph == XFER, kept as its own flip-flop
+        u_last = Signal(name="u_last")   # U ends its instruction (an XFER: see `last`)
+        u_regs = {"op": u_op, "key": u_key, "mask": u_mask, "addr": u_addr, "addr2": u_addr2,
+                  "col": u_col, "col2": u_col2, "shift": u_shift}
+
+        # -- S: the state of the micro-op after U (meaningful while U is not the last) -----
+        s_st = {"iw": iw, "illegal": illegal,
+                "ph": Signal(Phase, name="s_ph"), "step": Signal(3, name="s_step"),
+                "p": Signal(range(len(ROM_WORDS) + 1), name="s_p"),
+                "i": Signal(7, name="s_i"), "j": Signal(7, name="s_j"),
+                "dpos": Signal(18, name="s_dpos"), "dneg": Signal(18, name="s_dneg"),
+                "dsign": Signal(name="s_dsign")}
+        NEXT = ("ph", "step", "p", "i", "j", "dpos", "dneg", "dsign")
 
         def onehot(col):
             """C-bit one-hot of a column number (a decoder, not a wide shifter)."""
@@ -578,22 +585,13 @@ class Sequencer(wiring.Component):
             """C-bit mask of columns [start, start + width)."""
             return col_range(start, width, C)
 
-        def micro_op(iw_, ph, step, p, i, j, illegal, dsign):
-            """The micro-op of a sequencer state (a pure function of it), as signals:
-            op, key, mask, addr, addr2, col, col2, shift, last_pass, cnt."""
-            ins_, rows_ = view(GENERIC, iw_, op=Opcode), view(ROWS_FORMAT, iw_)
+        def lut_select(st):
+            """The LUT of a state in the LUT phase, the bits its loop runs over (`cnt`),
+            and the role columns x, y, k."""
+            ins_ = view(GENERIC, st["iw"], op=Opcode)
             op, s, n, mm, d, a, b, imm = (ins_.op, ins_.s, ins_.n, ins_.m, ins_.d, ins_.a,
                                           ins_.b, ins_.imm)
-            lo, hi = rows_.lo, rows_.hi
-            g_op, g_key, g_mask = Signal(4, name="g_op"), Signal(C, name="g_key"), \
-                Signal(C, name="g_mask")
-            g_col, g_col2, g_shift = (Signal.like(u_col, name="g_col"),
-                                      Signal.like(u_col2, name="g_col2"),
-                                      Signal.like(u_shift, name="g_shift"))
-            g_addr, g_addr2 = Signal.like(u_addr, name="g_addr"), \
-                Signal.like(u_addr2, name="g_addr2")
-
-            # LUT selection and role columns for (op, step, i, j)
+            i, j, dsign = st["i"], st["j"], st["dsign"]
             lut = Signal(range(len(LUT_NAMES)))
             cnt = Signal(7)
             xcol, ycol, kcol = Signal(10), Signal(10), Signal(10)
@@ -627,7 +625,7 @@ class Sequencer(wiring.Component):
                         m.d.comb += lut.eq(Mux(dsign, LUT_ID["dec"], LUT_ID["inc"]))
                 with m.Case(Opcode.MAX, Opcode.MIN):
                     m.d.comb += cnt.eq(n)
-                    with m.If(step == 1):
+                    with m.If(st["step"] == 1):
                         m.d.comb += lut.eq(Mux(s & (i == n - 1), LUT_ID["borrow_top"],
                                                LUT_ID["borrow"]))
                         with m.If(op == Opcode.MAX):
@@ -641,19 +639,47 @@ class Sequencer(wiring.Component):
                 with m.Case(Opcode.REDUCE):
                     m.d.comb += [lut.eq(LUT_ID["add"]), cnt.eq(n), xcol.eq(a + i),
                                  ycol.eq(d + i)]
+            return {"lut": lut, "cnt": cnt, "x": xcol, "y": ycol, "k": kcol}
 
-            rom = Array(Const(wd, ROM_ENTRY.size) for wd in ROM_WORDS)
-            starts = Array(Const(x, p.shape()) for x in LUT_START)
-            entry = Signal(ROM_ENTRY.size)
-            m.d.comb += entry.eq(rom[starts[lut] + p])
-            e = data.View(ROM_ENTRY, entry)
-            role_col = {"c": Const(CY, 10), "x": xcol, "y": ycol, "k": kcol}
-            lut_key, lut_mask = Signal(C), Signal(C)
-            m.d.comb += [
-                lut_mask.eq(_or([Mux(e[f"use_{r}"], onehot(role_col[r]), 0) for r in ROLES])),
-                lut_key.eq(_or([Mux(e[f"use_{r}"] & e[f"bit_{r}"], onehot(role_col[r]), 0)
-                                for r in ROLES])),
-            ]
+        def micro_op(st, sel, first=False):
+            """The micro-op of a sequencer state (a pure function of it), as signals:
+            op, key, mask, addr, addr2, col, col2, shift. `first`: `st` is an
+            instruction's first state, so only FIRST_PHASES' logic is built (no ROM)."""
+            ins_, rows_ = view(GENERIC, st["iw"], op=Opcode), view(ROWS_FORMAT, st["iw"])
+            op, s, n, mm, d, a = ins_.op, ins_.s, ins_.n, ins_.m, ins_.d, ins_.a
+            ph, step, p, i, j = st["ph"], st["step"], st["p"], st["i"], st["j"]
+            lo, hi = rows_.lo, rows_.hi
+            g_op, g_key, g_mask = Signal(4, name="g_op"), Signal(C, name="g_key"), \
+                Signal(C, name="g_mask")
+            g_col, g_col2, g_shift = (Signal.like(u_col, name="g_col"),
+                                      Signal.like(u_col2, name="g_col2"),
+                                      Signal.like(u_shift, name="g_shift"))
+            g_addr, g_addr2 = Signal.like(u_addr, name="g_addr"), \
+                Signal.like(u_addr2, name="g_addr2")
+
+            if not first:
+                rom = Array(Const(wd, ROM_ENTRY.size) for wd in ROM_WORDS)
+                starts = Array(Const(x, p.shape()) for x in LUT_START)
+                entry = Signal(ROM_ENTRY.size)
+                m.d.comb += entry.eq(rom[starts[sel["lut"]] + p])
+                e = data.View(ROM_ENTRY, entry)
+                role_col = {"c": Const(CY, 10), "x": sel["x"], "y": sel["y"], "k": sel["k"]}
+                lut_key, lut_mask = Signal(C), Signal(C)
+                m.d.comb += [
+                    lut_mask.eq(_or([Mux(e[f"use_{r}"], onehot(role_col[r]), 0)
+                                     for r in ROLES])),
+                    lut_key.eq(_or([Mux(e[f"use_{r}"] & e[f"bit_{r}"], onehot(role_col[r]), 0)
+                                    for r in ROLES])),
+                ]
+
+            else:   # a first state is never in the LUT phase: no ROM
+                e = data.View(ROM_ENTRY, Const(0, ROM_ENTRY.size))
+                lut_key = lut_mask = Const(0, C)
+
+            def _case(phase):
+                """m.Case(phase), or for a first state a case that never matches (so no
+                logic) when `phase` cannot be first."""
+                return m.Case(phase) if not first or phase in FIRST_PHASES else m.Case()
 
             # clear masks and CLAMP ranges
             clr_mask = Signal(C)
@@ -670,27 +696,27 @@ class Sequencer(wiring.Component):
             clamp_t0 = Mux(s, mm - 1, mm)   # CLAMP loop index t runs over i (+ this)
 
             with m.Switch(ph):
-                with m.Case(Phase.ONE):
-                    with m.If(~illegal & (op == Opcode.ROWS)):
+                with _case(Phase.ONE):
+                    with m.If(~st["illegal"] & (op == Opcode.ROWS)):
                         m.d.comb += [g_op.eq(Op.ROWEN), g_addr.eq(lo), g_addr2.eq(hi)]
                     with m.Else():  # NOP, XROWS, MAC by 0, an illegal word
                         m.d.comb += g_op.eq(Op.NOP)
-                with m.Case(Phase.CLR0):
+                with _case(Phase.CLR0):
                     m.d.comb += g_op.eq(Op.CMP)
-                with m.Case(Phase.CLR1):
+                with _case(Phase.CLR1):
                     m.d.comb += [g_op.eq(Op.WR), g_mask.eq(clr_mask)]
-                with m.Case(Phase.LUT):
+                with _case(Phase.LUT):
                     m.d.comb += [g_op.eq(Mux(e.kind == KIND_WR, Op.WR,
                                              Mux(e.kind == KIND_CMPA, Op.CMPA, Op.CMP))),
                                  g_key.eq(lut_key), g_mask.eq(lut_mask)]
-                with m.Case(Phase.COPYB):
+                with _case(Phase.COPYB):
                     with m.If(p == 0):
                         m.d.comb += [g_op.eq(Op.CMP), g_key.eq(onehot(a + i)),
                                      g_mask.eq(onehot(a + i))]
                     with m.Else():
                         m.d.comb += [g_op.eq(Op.WR), g_key.eq(onehot(d + i)),
                                      g_mask.eq(onehot(d + i))]
-                with m.Case(Phase.CLAMPC):
+                with _case(Phase.CLAMPC):
                     t = clamp_t0 + i
                     m.d.comb += [g_op.eq(Mux(i == 0, Op.CMP, Op.CMPA))]
                     with m.If(~s):
@@ -701,7 +727,7 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.d.comb += [g_key.eq(onehot(sign_col)),
                                      g_mask.eq(onehot(sign_col) | onehot(d + t))]
-                with m.Case(Phase.CLAMPW):
+                with _case(Phase.CLAMPW):
                     m.d.comb += [g_op.eq(Op.WR), g_mask.eq(rng_mask(d, n))]
                     with m.If(~s):
                         m.d.comb += g_key.eq(rng_mask(d, mm))
@@ -709,13 +735,13 @@ class Sequencer(wiring.Component):
                         m.d.comb += g_key.eq(rng_mask(d, mm - 1))
                     with m.Else():
                         m.d.comb += g_key.eq(rng_mask(d + mm - 1, n - mm + 1))
-                with m.Case(Phase.RELU):
+                with _case(Phase.RELU):
                     with m.If(p == 0):
                         m.d.comb += [g_op.eq(Op.CMP), g_key.eq(onehot(sign_col)),
                                      g_mask.eq(onehot(sign_col))]
                     with m.Else():
                         m.d.comb += [g_op.eq(Op.WR), g_mask.eq(rng_mask(d, n))]
-                with m.Case(Phase.SHRR):
+                with _case(Phase.SHRR):
                     with m.If(p == 0):
                         m.d.comb += [g_op.eq(Op.CMP), g_key.eq(onehot(d + mm - 1)),
                                      g_mask.eq(onehot(d + mm - 1))]
@@ -723,16 +749,11 @@ class Sequencer(wiring.Component):
                         m.d.comb += [g_op.eq(Op.WR), g_key.eq(onehot(CY)),
                                      g_mask.eq(onehot(CY))]
                 if two_d:
-                    with m.Case(Phase.MV):
+                    with _case(Phase.MV):
                         m.d.comb += [g_op.eq(Op.MVCOL), g_col.eq(a + i), g_col2.eq(d + i),
                                      g_shift.eq(Const(1, 1) << j)]
             return {"op": g_op, "key": g_key, "mask": g_mask, "addr": g_addr,
-                    "addr2": g_addr2, "col": g_col, "col2": g_col2, "shift": g_shift,
-                    "last_pass": e.last, "cnt": cnt}
-
-        # CLAMP loop bounds of the current instruction (the phase logic below)
-        clamp_t0 = Mux(s, mm - 1, mm)
-        clamp_tn = Mux(s, n - 1, n)
+                    "addr2": g_addr2, "col": g_col, "col2": g_col2, "shift": g_shift}
 
         # -- MAC digits: the lowest nonzero CSD digit below m, and taking it ------------
         def lowest_digit(pos, neg, limit, name):
@@ -743,151 +764,172 @@ class Sequencer(wiring.Component):
                     m.d.comb += [found.eq(1), k_out.eq(k)]
             return found, k_out
 
-        def take_digit(pos, neg, k):
-            """Remove digit k from the remaining digits; its sign (digit_sign) decides add
-            or sub."""
-            bit = (Const(1, 1) << k)[:18]
-            return [digits_pos.eq(pos & ~bit), digits_neg.eq(neg & ~bit)]
+        def without_digit(v, k):
+            """Digits `v` without digit k (taken: its sign decides add or sub)."""
+            return v & ~(Const(1, 1) << k)[:18]
 
         def digit_sign(neg, k):
             return (neg >> k)[0]
 
-        dig_any, dig_pos = lowest_digit(digits_pos, digits_neg, mm, "dig")
+        # the number of passes of each LUT, less one: a LUT-phase state is its LUT's last
+        # pass when p equals it (the ROM's `last` flag, without reading the ROM)
+        ends = [nxt - 1 for nxt in LUT_START[1:] + [len(ROM_WORDS)]]
+        assert all((ROM_WORDS[e] >> ROM_ENTRY["last"].offset) & 1 for e in ends), \
+            "the ROM's `last` marks each LUT's final pass"
+        lut_last_p = Array(Const(e - start, s_st["p"].shape())
+                           for start, e in zip(LUT_START, ends, strict=True))
 
-        # -- next state ------------------------------------------------------------------
-        # what happens when the current phase ends: the next phase of this instruction
-        # (through `goto`) or the end of the instruction (`last`)
-        nxt_ph, nxt_step, nxt_i, nxt_p, nxt_j = (Signal(Phase), Signal(3), Signal(7),
-                                                 Signal.like(p), Signal(7))
-        phase_end = Signal()
-        m.d.comb += [nxt_ph.eq(ph), nxt_step.eq(step), nxt_i.eq(i), nxt_p.eq(p), nxt_j.eq(j)]
+        def next_state(st, sel, first=False):
+            """The state after `st` in its instruction (a pure function of it) and whether
+            `st`'s micro-op is the instruction's last (`last`; an XFER's is never: the
+            transfer unit ends it). Mirrors golden _expand. `first`: `st` is an
+            instruction's first state (only FIRST_PHASES' logic; no MAC digit to take)."""
+            ins_ = view(GENERIC, st["iw"], op=Opcode)
+            op, s, n, mm = ins_.op, ins_.s, ins_.n, ins_.m
+            ph, step, p, i, j = st["ph"], st["step"], st["p"], st["i"], st["j"]
+            nx = {k: Signal.like(s_st[k], name=f"nx_{k}") for k in NEXT}
+            last, phase_end = Signal(name="nx_last"), Signal(name="nx_phase_end")
+            m.d.comb += [nx[k].eq(st[k]) for k in NEXT]
+            clamp_t0, clamp_tn = Mux(s, mm - 1, mm), Mux(s, n - 1, n)
+            dig_any, dig_pos = ((Const(0, 1), Const(0, 5)) if first else
+                                lowest_digit(st["dpos"], st["dneg"], mm, "dig"))
 
-        def goto(phase, step_=None, j_=None):
-            stmts = [nxt_ph.eq(phase), nxt_i.eq(0), nxt_p.eq(0)]
-            if step_ is not None:
-                stmts.append(nxt_step.eq(step_))
-            if j_ is not None:
-                stmts.append(nxt_j.eq(j_))
-            return stmts
+            def _case(*phases):
+                ps = [q for q in phases if not first or q in FIRST_PHASES]
+                return m.Case(*ps)      # no phase: a case that never matches (no logic)
 
-        def finish():  # the micro-op this cycle ends the instruction
-            return [last.eq(1)]
+            def goto(phase, step_=None, j_=None):
+                stmts = [nx["ph"].eq(phase), nx["i"].eq(0), nx["p"].eq(0)]
+                if step_ is not None:
+                    stmts.append(nx["step"].eq(step_))
+                if j_ is not None:
+                    stmts.append(nx["j"].eq(j_))
+                return stmts
 
-        with m.Switch(ph):
-            with m.Case(Phase.ONE):
-                m.d.comb += phase_end.eq(1)
-            with m.Case(Phase.CLR0):
-                m.d.comb += goto(Phase.CLR1)
-            with m.Case(Phase.CLR1, Phase.CLAMPW):
-                m.d.comb += phase_end.eq(1)
-            with m.Case(Phase.LUT):
-                with m.If(u_last_pass):
-                    with m.If(i + 1 == u_cnt - (1 if self.fault == "last_bit_skipped" else 0)):
+            def finish():  # this micro-op ends the instruction
+                return [last.eq(1)]
+
+            with m.Switch(ph):
+                with _case(Phase.ONE):
+                    m.d.comb += phase_end.eq(1)
+                with _case(Phase.CLR0):
+                    m.d.comb += goto(Phase.CLR1)
+                with _case(Phase.CLR1, Phase.CLAMPW):
+                    m.d.comb += phase_end.eq(1)
+                with _case(Phase.LUT):
+                    with m.If(p == lut_last_p[sel["lut"]]):
+                        with m.If(i + 1 == sel["cnt"] - (1 if self.fault == "last_bit_skipped"
+                                                         else 0)):
+                            m.d.comb += phase_end.eq(1)
+                        with m.Else():
+                            m.d.comb += [nx["i"].eq(i + 1), nx["p"].eq(0)]
+                    with m.Else():
+                        m.d.comb += nx["p"].eq(p + 1)
+                with _case(Phase.COPYB):
+                    with m.If(p == 1):
+                        with m.If(i + 1 == n):
+                            m.d.comb += phase_end.eq(1)
+                        with m.Else():
+                            m.d.comb += [nx["i"].eq(i + 1), nx["p"].eq(0)]
+                    with m.Else():
+                        m.d.comb += nx["p"].eq(1)
+                with _case(Phase.RELU, Phase.SHRR):
+                    with m.If(p == 1):
                         m.d.comb += phase_end.eq(1)
                     with m.Else():
-                        m.d.comb += [nxt_i.eq(i + 1), nxt_p.eq(0)]
-                with m.Else():
-                    m.d.comb += nxt_p.eq(p + 1)
-            with m.Case(Phase.COPYB):
-                with m.If(p == 1):
+                        m.d.comb += nx["p"].eq(1)
+                with _case(Phase.CLAMPC):
+                    with m.If(clamp_t0 + i + 1 == clamp_tn):
+                        m.d.comb += phase_end.eq(1)
+                    with m.Else():
+                        m.d.comb += nx["i"].eq(i + 1)
+                with _case(Phase.MV):
                     with m.If(i + 1 == n):
                         m.d.comb += phase_end.eq(1)
                     with m.Else():
-                        m.d.comb += [nxt_i.eq(i + 1), nxt_p.eq(0)]
-                with m.Else():
-                    m.d.comb += nxt_p.eq(1)
-            with m.Case(Phase.RELU, Phase.SHRR):
-                with m.If(p == 1):
-                    m.d.comb += phase_end.eq(1)
-                with m.Else():
-                    m.d.comb += nxt_p.eq(1)
-            with m.Case(Phase.CLAMPC):
-                with m.If(clamp_t0 + i + 1 == clamp_tn):
-                    m.d.comb += phase_end.eq(1)
-                with m.Else():
-                    m.d.comb += nxt_i.eq(i + 1)
-            with m.Case(Phase.MV):
-                with m.If(i + 1 == n):
-                    m.d.comb += phase_end.eq(1)
-                with m.Else():
-                    m.d.comb += nxt_i.eq(i + 1)
-            with m.Case(Phase.XFER):
-                m.d.comb += phase_end.eq(self.xfer.done)   # the transfer unit's count
+                        m.d.comb += nx["i"].eq(i + 1)
+                # XFER: the state holds; the transfer unit's `done` ends it
 
-        # per-opcode phase sequences (mirror golden _expand)
-        with m.If(phase_end):
-            with m.If(illegal | (ph == Phase.ONE)):
-                m.d.comb += finish()
-            with m.Else():
-                with m.Switch(op):
-                    with m.Case(Opcode.CLEAR, Opcode.RELU):
-                        m.d.comb += finish()
-                    with m.Case(Opcode.COPY):
-                        with m.If(ph == Phase.CLR1):
-                            m.d.comb += goto(Phase.COPYB)
-                        with m.Else():
+            # per-opcode phase sequences (mirror golden _expand)
+            with m.If(phase_end):
+                with m.If(st["illegal"] | (ph == Phase.ONE)):
+                    m.d.comb += finish()
+                with m.Else():
+                    with m.Switch(op):
+                        with m.Case(Opcode.CLEAR, Opcode.RELU):
                             m.d.comb += finish()
-                    with m.Case(Opcode.ADD, Opcode.SUB, Opcode.ADDI, Opcode.SUBI):
-                        with m.If(ph == Phase.CLR1):
-                            m.d.comb += goto(Phase.LUT)
-                        with m.Else():
+                        with m.Case(Opcode.COPY):
+                            with m.If(ph == Phase.CLR1):
+                                m.d.comb += goto(Phase.COPYB)
+                            with m.Else():
+                                m.d.comb += finish()
+                        with m.Case(Opcode.ADD, Opcode.SUB, Opcode.ADDI, Opcode.SUBI):
+                            with m.If(ph == Phase.CLR1):
+                                m.d.comb += goto(Phase.LUT)
+                            with m.Else():
+                                m.d.comb += finish()
+                        with m.Case(Opcode.MUL):
+                            with m.If(ph == Phase.CLR1):
+                                m.d.comb += goto(Phase.LUT, step_=1)
+                            with m.Elif(j + 1 == mm):
+                                m.d.comb += finish()
+                            with m.Elif(s):
+                                m.d.comb += goto(Phase.CLR0, j_=j + 1)
+                            with m.Else():
+                                m.d.comb += goto(Phase.LUT, j_=j + 1)
+                        with m.Case(Opcode.MAC):
+                            with m.If(ph == Phase.CLR1):
+                                m.d.comb += goto(Phase.LUT)
+                            with m.Elif(dig_any):
+                                m.d.comb += goto(Phase.CLR0, j_=dig_pos)
+                            with m.Else():
+                                m.d.comb += finish()
+                        with m.Case(Opcode.MAX, Opcode.MIN):
+                            with m.If(ph == Phase.CLR1):
+                                m.d.comb += goto(Phase.LUT, step_=1)
+                            with m.Elif(step == 1):
+                                m.d.comb += goto(Phase.LUT, step_=2)
+                            with m.Else():
+                                m.d.comb += finish()
+                        with m.Case(Opcode.CLAMP):
+                            with m.If(ph == Phase.CLAMPC):
+                                m.d.comb += goto(Phase.CLAMPW)
+                            with m.Elif(s & (step == 0)):
+                                m.d.comb += goto(Phase.CLAMPC, step_=1)
+                            with m.Else():
+                                m.d.comb += finish()
+                        with m.Case(Opcode.SHR):
+                            with m.If(ph == Phase.CLR1):
+                                m.d.comb += goto(Phase.SHRR)
+                            with m.Elif(ph == Phase.SHRR):
+                                m.d.comb += goto(Phase.LUT)
+                            with m.Else():
+                                m.d.comb += finish()
+                        with m.Case(Opcode.REDUCE):
+                            with m.If(ph == Phase.MV):
+                                m.d.comb += goto(Phase.CLR0)
+                            with m.Elif(ph == Phase.CLR1):
+                                m.d.comb += goto(Phase.LUT)
+                            with m.Elif(j + 1 == mm):
+                                m.d.comb += finish()
+                            with m.Else():
+                                m.d.comb += goto(Phase.MV, j_=j + 1)
+                        with m.Default():
                             m.d.comb += finish()
-                    with m.Case(Opcode.MUL):
-                        with m.If(ph == Phase.CLR1):
-                            m.d.comb += goto(Phase.LUT, step_=1)
-                        with m.Elif(j + 1 == mm):
-                            m.d.comb += finish()
-                        with m.Elif(s):
-                            m.d.comb += goto(Phase.CLR0, j_=j + 1)
-                        with m.Else():
-                            m.d.comb += goto(Phase.LUT, j_=j + 1)
-                    with m.Case(Opcode.MAC):
-                        with m.If(ph == Phase.CLR1):
-                            m.d.comb += goto(Phase.LUT)
-                        with m.Elif(dig_any):
-                            m.d.comb += goto(Phase.CLR0, j_=dig_pos)
-                        with m.Else():
-                            m.d.comb += finish()
-                    with m.Case(Opcode.MAX, Opcode.MIN):
-                        with m.If(ph == Phase.CLR1):
-                            m.d.comb += goto(Phase.LUT, step_=1)
-                        with m.Elif(step == 1):
-                            m.d.comb += goto(Phase.LUT, step_=2)
-                        with m.Else():
-                            m.d.comb += finish()
-                    with m.Case(Opcode.CLAMP):
-                        with m.If(ph == Phase.CLAMPC):
-                            m.d.comb += goto(Phase.CLAMPW)
-                        with m.Elif(s & (step == 0)):
-                            m.d.comb += goto(Phase.CLAMPC, step_=1)
-                        with m.Else():
-                            m.d.comb += finish()
-                    with m.Case(Opcode.SHR):
-                        with m.If(ph == Phase.CLR1):
-                            m.d.comb += goto(Phase.SHRR)
-                        with m.Elif(ph == Phase.SHRR):
-                            m.d.comb += goto(Phase.LUT)
-                        with m.Else():
-                            m.d.comb += finish()
-                    with m.Case(Opcode.REDUCE):
-                        with m.If(ph == Phase.MV):
-                            m.d.comb += goto(Phase.CLR0)
-                        with m.Elif(ph == Phase.CLR1):
-                            m.d.comb += goto(Phase.LUT)
-                        with m.Elif(j + 1 == mm):
-                            m.d.comb += finish()
-                        with m.Else():
-                            m.d.comb += goto(Phase.MV, j_=j + 1)
-                    with m.Default():
-                        m.d.comb += finish()
 
-        # -- load: the next instruction starts right after the last micro-op ------------
-        load = Signal()
-        m.d.comb += load.eq(self.head.valid & (~active | last))
-        m.d.comb += self.head.pop.eq(load)
+            # a MAC moving on to its next digit takes it (its sign: add or sub)
+            take_next = Signal(name="nx_take")
+            m.d.comb += take_next.eq((op == Opcode.MAC) & (nx["ph"] == Phase.CLR0)
+                                     & (ph != Phase.CLR0))
+            with m.If(take_next):
+                m.d.comb += [nx["dsign"].eq(digit_sign(st["dneg"], dig_pos)),
+                             nx["dpos"].eq(without_digit(st["dpos"], dig_pos)),
+                             nx["dneg"].eq(without_digit(st["dneg"], dig_pos))]
+            return nx, last
 
-        # initial phase of the head instruction (h_ph0: as if it were legal)
-        h_ph, h_ph0, h_j = Signal(Phase), Signal(Phase), Signal(7)
+        # -- the head instruction's first state (as if legal: the validator only turns it
+        # into the one NOP of an illegal word, at the end, off the paths below) ----------
+        h_ph0, h_j = Signal(Phase), Signal(7)
         h_dpos, h_dneg = Signal(18), Signal(18)
         x = Signal(signed(19))
         xh = Signal(signed(19))
@@ -912,50 +954,46 @@ class Sequencer(wiring.Component):
                              h_j.eq(h_first)]
             with m.Default():
                 m.d.comb += h_ph0.eq(Phase.CLR0)
-        m.d.comb += h_ph.eq(Mux(h_legal, h_ph0, Phase.ONE))
+        is_mac = h_op == Opcode.MAC
+        h_st = {"iw": w, "illegal": Const(0, 1), "ph": h_ph0,
+                "step": Const(0, 3), "p": Const(0, s_st["p"].shape()), "i": Const(0, 7),
+                "j": h_j,   # a MAC's first digit is taken when the word is loaded
+                "dpos": Mux(is_mac, without_digit(h_dpos, h_first), 0),
+                "dneg": Mux(is_mac, without_digit(h_dneg, h_first), 0),
+                "dsign": is_mac & digit_sign(h_dneg, h_first)}
 
-        # dsign after a load (h_dsign) or a step of this instruction (c_dsign)
-        h_dsign, c_dsign = Signal(), Signal()
-        take_next = Signal()    # a MAC moves on to its next digit
-        m.d.comb += [take_next.eq((op == Opcode.MAC) & (nxt_ph == Phase.CLR0)
-                                  & (ph != Phase.CLR0)),
-                     h_dsign.eq(Mux(h_op == Opcode.MAC, digit_sign(h_dneg, h_first), dsign)),
-                     c_dsign.eq(Mux(take_next, digit_sign(digits_neg, dig_pos), dsign))]
+        # -- the two stages' next values: from the head (a load) or from S ---------------
+        h_sel, s_sel = lut_select(h_st), lut_select(s_st)
+        g_head, g_cont = micro_op(h_st, h_sel, first=True), micro_op(s_st, s_sel)
+        (h_nx, h_last), (s_nx, s_last) = next_state(h_st, h_sel, first=True), \
+            next_state(s_st, s_sel)
+
+        # `last`: U's micro-op ends its instruction (a MOVW's: the transfer unit's count)
+        last = Signal()
+        m.d.comb += last.eq(active & Mux(u_xfer, self.xfer.done, u_last))
+        load = Signal()
+        m.d.comb += load.eq(self.head.valid & (~active | last))
+        m.d.comb += self.head.pop.eq(load)
 
         with m.If(load):
-            m.d.sync += [active.eq(1), iw.eq(w), illegal.eq(~h_legal), ph.eq(h_ph),
-                         step.eq(0), i.eq(0), p.eq(0), j.eq(h_j), digits_pos.eq(h_dpos),
-                         digits_neg.eq(h_dneg), dsign.eq(h_dsign)]
-            with m.If(h_op == Opcode.MAC):
-                # the first digit is consumed now
-                m.d.sync += take_digit(h_dpos, h_dneg, h_first)
+            m.d.sync += [active.eq(1), iw.eq(w), illegal.eq(~h_legal),
+                         u_ph.eq(Mux(h_legal, h_ph0, Phase.ONE)),
+                         u_xfer.eq(h_legal & (h_ph0 == Phase.XFER)),
+                         u_last.eq(~h_legal | h_last)]
+            m.d.sync += [r.eq(Mux(h_legal, g_head[k], 0)) for k, r in u_regs.items()]
+            m.d.sync += [s_st[k].eq(h_nx[k]) for k in NEXT]
         with m.Elif(last):
             m.d.sync += active.eq(0)
         with m.Elif(active):
-            m.d.sync += [ph.eq(nxt_ph), step.eq(nxt_step), i.eq(nxt_i), p.eq(nxt_p),
-                         j.eq(nxt_j), dsign.eq(c_dsign)]
-            with m.If(take_next):
-                m.d.sync += take_digit(digits_pos, digits_neg, dig_pos)
-
-        # ... and the micro-op of the next state, registered with it: that of the head
-        # instruction's first state (as if legal, in parallel with the validator, which
-        # only turns it into the NOP of an illegal word) or of this instruction's next
-        # state (a micro-op register nobody reads when the tile goes idle)
-        g_head = micro_op(w, h_ph0, Const(0, step.shape()), Const(0, p.shape()),
-                          Const(0, i.shape()), h_j, Const(0, 1), h_dsign)
-        g_cont = micro_op(iw, nxt_ph, nxt_step, nxt_p, nxt_i, nxt_j, illegal, c_dsign)
-        u_regs = {"op": u_op, "key": u_key, "mask": u_mask, "addr": u_addr, "addr2": u_addr2,
-                  "col": u_col, "col2": u_col2, "shift": u_shift, "last_pass": u_last_pass,
-                  "cnt": u_cnt}
-        with m.If(load):
-            m.d.sync += [r.eq(Mux(h_legal, g_head[k], 0)) for k, r in u_regs.items()]
-        with m.Else():
+            m.d.sync += [u_ph.eq(s_st["ph"]), u_xfer.eq(s_st["ph"] == Phase.XFER),
+                         u_last.eq(s_last)]
             m.d.sync += [r.eq(g_cont[k]) for k, r in u_regs.items()]
+            m.d.sync += [s_st[k].eq(s_nx[k]) for k in NEXT]
 
         # -- outputs ---------------------------------------------------------------------
         run = Signal()    # a MOVW runs: the transfer unit drives the APs' row ports
-        m.d.comb += [run.eq(active & (ph == Phase.XFER)),
-                     self.active.eq(active), self.illegal.eq(illegal), self.phase.eq(ph),
+        m.d.comb += [run.eq(active & u_xfer),
+                     self.active.eq(active), self.illegal.eq(illegal), self.phase.eq(u_ph),
                      self.xfer.load.eq(load), self.xfer.run.eq(run), self.xfer.last.eq(last),
                      self.xfer.ins.eq(iw)]
         m.d.comb += [self.uop[k].eq(u_regs[k]) for k in uop_layout(ap).members]
