@@ -14,7 +14,7 @@ from bfimna.golden.host.program import MAX_COUNT as _MAX_COUNT
 from bfimna.golden.host.program import HostProgram
 from bfimna.golden.nn.network import QNet, layer_forward
 from bfimna.golden.spec.config import Config
-from bfimna.golden.spec.isa import movw_cycles
+from bfimna.golden.spec.isa import copy_cycles
 from bfimna.golden.spec.uops import ACTIVITY_KEYS
 from bfimna.sched.resident import Lanes, LayerResidency, load_copies, plan_residency
 from bfimna.sched.schedule import LayerSchedule, Scheduler, pass_words
@@ -48,7 +48,7 @@ class LayerResult:
     #                              inputs gathered from lanes (sched/resident.py)
     segment: int | None = None   # resident runs: the program (segment) it ran in
     copy_words: int = 0          # words copied tile to tile over the bus (COPY packets)
-    copy_cycles: int = 0         # their bus cycles (count + 1 each), beside the tiles'
+    copy_cycles: int = 0         # their bus cycles (golden/spec/isa.py: copy_cycles)
     copy_bits: int = 0           # row bits they read and write (2 x words x width)
 
     @property
@@ -133,11 +133,11 @@ def tile_loads(sched: LayerSchedule, tiles: int) -> tuple[list[int], list[int]]:
     return busy, wr
 
 
-def copy_facts(sched: LayerSchedule, r: LayerResidency | None, tiles: int) -> dict:
+def copy_facts(sched: LayerSchedule, r: LayerResidency | None, cfg: Config) -> dict:
     """The bus copies of a layer (its resident output's and its loads')."""
-    copies = sched.copies + residency_copies(r, tiles)
+    copies = sched.copies + residency_copies(r, cfg.system.tiles)
     return {"copy_words": sum(c[3] for c in copies),
-            "copy_cycles": sum(movw_cycles(c[3]) for c in copies),
+            "copy_cycles": sum(copy_cycles(c[3], cfg.tile.port_register) for c in copies),
             "copy_bits": sum(2 * c[3] * c[5] for c in copies)}
 
 
@@ -187,7 +187,7 @@ def predict_network(qnet: QNet, n_images: int, cfg: Config, progress: bool = Fal
                                              activity=sched.activity,
                                              host_out=host_out(sched) + back,
                                              residency="chip" if r and r.resident else "host",
-                                             **copy_facts(sched, r, cfg.system.tiles),
+                                             **copy_facts(sched, r, cfg),
                                              **layer_facts(sch, sched, n_images)))
             shapes[q.name] = ((n_images, q.layer.out_channels) if q.layer.type == "fc"
                               else (n_images,) + tuple(q.layer.out_shape))
@@ -491,7 +491,7 @@ def _run_segment(seg: _Resident, backend, sch: Scheduler, report: RunReport, env
     predicted_t = [0] * tiles
     activity: dict[str, int] = {}
     names, host, check_words = [], 0, 0
-    copy_words = copy_cycles = 0
+    copy_words = n_copy_cycles = 0
     for item in seg.items:
         if "evict" in item:           # the READs before a staged layer: the same values
             for lanes, reads in item["evict"]:   # the check read of the tensor gave
@@ -520,9 +520,9 @@ def _run_segment(seg: _Resident, backend, sch: Scheduler, report: RunReport, env
         for k, v in sched.activity.items():
             activity[k] = activity.get(k, 0) + v
         back = residency_words(r, tiles)[1]
-        facts = copy_facts(sched, r, tiles)
+        facts = copy_facts(sched, r, cfg)
         copy_words += facts["copy_words"]
-        copy_cycles += facts["copy_cycles"]
+        n_copy_cycles += facts["copy_cycles"]
         report.layers.append(LayerResult(
             q.name, sched.dataflow, len(sched.passes), sched.predicted, None, max(busy),
             item["words"], exact, 0.0, None, activity=sched.activity,
@@ -544,9 +544,9 @@ def _run_segment(seg: _Resident, backend, sch: Scheduler, report: RunReport, env
         raise Mismatch(f"segment {names[0]}..{names[-1]}: the tiles counted {counted_t} "
                        f"cycles, the cost model predicts {predicted_t}")
     copied = (res.global_counters.get("copy_words"), res.global_counters.get("copy_cycles"))
-    if check and copied != (copy_words % mod, copy_cycles % mod):
+    if check and copied != (copy_words % mod, n_copy_cycles % mod):
         raise Mismatch(f"segment {names[0]}..{names[-1]}: the system counted (copy words, "
-                       f"copy cycles) {copied}, the schedule has {(copy_words, copy_cycles)}")
+                       f"copy cycles) {copied}, the schedule has {(copy_words, n_copy_cycles)}")
     if check and res.tile_activity is not None:
         counted_act = {k: sum(t[k] for t in res.tile_activity) for k in activity}
         if counted_act != activity:

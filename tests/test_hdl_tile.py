@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from hdl_host import host_load
+from hdl_host import host_load, host_read
 from test_hdl_controller import read_counters
 
 from bfimna.golden.host.stimulus import random_tile_program
@@ -30,6 +30,14 @@ CFGS = {
     "k2_bram": config_from_dict({"name": "k2b", "ap": {"rows": 9, "cols": 20, "dims": 2},
                                  "tile": {"maps": 2, "map_rows": 13, "map_cols": 11,
                                           "map_memory": "bram"}}),
+    # the APs' port inputs registered (the FPGA configurations): every micro-op
+    # executes a cycle after it issues, host reads answer a cycle later
+    "k2_preg": config_from_dict({"name": "k2p", "ap": {"rows": 9, "cols": 20, "dims": 2},
+                                 "tile": {"maps": 2, "map_rows": 13, "map_cols": 11,
+                                          "port_register": True}}),
+    "k1_1d_preg": config_from_dict({"name": "k1p", "ap": {"rows": 6, "cols": 14, "dims": 1},
+                                    "tile": {"maps": 1, "map_rows": 4, "map_cols": 24,
+                                             "port_register": True}}),
 }
 
 
@@ -67,28 +75,15 @@ def run_rtl(cfg, words, init, seed):
             idle = idle + 1 if not pending and not busy else 0
         ctx.set(dut.s_valid, 0)
         for k in init:
-            res["aps"][k] = []
-            for r in range(cfg.ap_of(k).rows):
-                ctx.set(dut.host_op, HOST_READ)
-                ctx.set(dut.host_ap, k)
-                ctx.set(dut.host_addr, r)
-                await ctx.tick()
-                assert ctx.get(dut.host_rvalid)
-                res["aps"][k].append(ctx.get(dut.host_rdata))
+            res["aps"][k] = [await host_read(ctx, dut, cfg, HOST_READ, k, r)
+                             for r in range(cfg.ap_of(k).rows)]
         if cfg.ap.two_d:   # column port: read column 0, write it back inverted to column 1
-            ctx.set(dut.host_ap, 0)
-            ctx.set(dut.host_op, HOST_READ_COL)
-            ctx.set(dut.host_addr, 0)
-            await ctx.tick()
-            assert ctx.get(dut.host_rvalid)
-            col = ctx.get(dut.host_rdata)
+            col = await host_read(ctx, dut, cfg, HOST_READ_COL, 0, 0)
             ctx.set(dut.host_op, HOST_WRITE_COL)
             ctx.set(dut.host_addr, 1)
             ctx.set(dut.host_wdata, ~col & ((1 << cfg.ap.rows) - 1))
             await ctx.tick()
-            ctx.set(dut.host_op, HOST_READ_COL)
-            await ctx.tick()
-            res["cols"] = [col, ctx.get(dut.host_rdata)]
+            res["cols"] = [col, await host_read(ctx, dut, cfg, HOST_READ_COL, 0, 1)]
         ctx.set(dut.host_op, 0)
         res["counters"] = await read_counters(ctx, dut)
         res["error"] = ctx.get(dut.error)

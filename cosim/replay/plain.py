@@ -48,7 +48,7 @@ import numpy as np
 
 from bfimna.cosim.replay.build import ReplayBuild, build_replay, run_replay, seed_state
 from bfimna.golden.spec.config import Config
-from bfimna.golden.spec.isa import RESERVED_COLS
+from bfimna.golden.spec.isa import RESERVED_COLS, host_read_latency
 from bfimna.golden.spec.uops import COUNTER_KEYS, N_COUNTERS, Op, addr_bits, col_bits
 from bfimna.hdl.gen.controller import HOST_READ, HOST_WRITE
 
@@ -202,6 +202,7 @@ def tile_plain_text(cfg: Config, depth: int) -> str:
     ports = _ports(controller_signature(cfg))
     mw, cw = _width(ports, "host_mask"), _width(ports, "csr_data")
     R, C, K = cfg.ap.rows, cfg.ap.cols, cfg.tile.maps
+    L = host_read_latency(cfg.tile.port_register)   # a host read's data: edges after
     MR, MC = cfg.map_ap.rows, cfg.map_ap.cols
     W = max(64, C, MC if K else 0)          # a memory entry: a row or an instruction word
     RW = max(C, MC if K else 0)             # the readback checksum
@@ -223,7 +224,7 @@ def tile_plain_text(cfg: Config, depth: int) -> str:
   integer csr_i, missing, i;
   reg [63:0] cyc, t0, budget, work;
   reg [{RW - 1}:0] acc;
-  reg p0, p1, p0_map, p1_map;
+  reg [{L}:0] pv, pm;   // a host read asked i edges ago (pv[i]), of a MAP (pm[i])
 
   initial begin
     if (!$value$plusargs("mem=%s", mem_name) || !$value$plusargs("words=%d", n_words)) begin
@@ -233,7 +234,7 @@ def tile_plain_text(cfg: Config, depth: int) -> str:
     if (!$value$plusargs("budget=%d", budget)) budget = 64'd1000000000;
     $readmemh(mem_name, mem);
     cyc = 0; phase = 1; wait_n = {TILE_RESET_CYCLES}; acc = 0; missing = 0;
-    p0 = 0; p1 = 0; p0_map = 0; p1_map = 0; idx = 0; load_ap = 0; load_row = 0;
+    pv = 0; pm = 0; idx = 0; load_ap = 0; load_row = 0;
   end
 
   always @(posedge clk) begin
@@ -269,21 +270,21 @@ def tile_plain_text(cfg: Config, depth: int) -> str:
           $display("PLAIN timeout=1 cycles=%0d", cyc); $finish;
         end
       end
-      5: begin     // every row of every AP, pipelined: data two edges after the request
-        if (p1) begin
+      5: begin     // every row of every AP, pipelined: data {L + 1} edges after the request
+        if (pv[{L}]) begin
           if (!host_rvalid) missing = missing + 1;
-          else if (!p1_map)
+          else if (!pm[{L}])
             acc = {{acc[{RW - 2}:0], acc[{RW - 1}]}} ^ host_rdata[{C - 1}:0];{map_row}
         end
-        p1 = p0; p1_map = p0_map;
+        pv = pv << 1; pm = pm << 1;
         if (rd_ap <= {K}) begin
           host_op <= {HOST_READ}; host_ap <= rd_ap; host_addr <= rd_row;
-          p0 = 1; p0_map = (rd_ap != 0);
+          pv[0] = 1; pm[0] = (rd_ap != 0);
           rd_row = rd_row + 1;
           if (rd_row == (rd_ap == 0 ? {R} : {MR})) begin rd_row = 0; rd_ap = rd_ap + 1; end
         end else begin
-          host_op <= 0; p0 = 0;
-          if (!p1) begin csr_i = 0; phase = 6; end
+          host_op <= 0;
+          if (pv == 0) begin csr_i = 0; phase = 6; end
         end
       end
       6: begin     // counters and the status word: data one edge after csr_sel

@@ -65,7 +65,7 @@ from bfimna.cosim.replay.build import (
     threshold,
 )
 from bfimna.golden.spec.config import Config
-from bfimna.golden.spec.isa import RESERVED_COLS
+from bfimna.golden.spec.isa import RESERVED_COLS, host_read_latency
 from bfimna.golden.spec.uops import COUNTER_KEYS
 from bfimna.hdl.gen.controller import HOST_READ, HOST_WRITE
 
@@ -132,6 +132,7 @@ def harness_text(cfg: Config, verify: bool = False) -> str:
     ports = _ports(controller_signature(cfg))
     dw, mw = _width(ports, "host_wdata"), _width(ports, "host_mask")
     R, C, K = cfg.ap.rows, cfg.ap.cols, cfg.tile.maps
+    L = host_read_latency(cfg.tile.port_register)   # a host read's data: edges after
     MR, MC = cfg.map_ap.rows, cfg.map_ap.cols
     nctr = len(COUNTER_KEYS)          # csr_sel 0..nctr-1 counters, nctr the status word
     map_row = f"""
@@ -156,7 +157,8 @@ def harness_text(cfg: Config, verify: bool = False) -> str:
   integer rd_ap, rd_row, csr_i;
   reg [63:0] cyc, t0, budget;
   reg [31:0] ra;
-  reg have_next, p0, p1, p0_map, p1_map;
+  reg have_next;
+  reg [{L}:0] pv, pm;   // a host read asked i edges ago (pv[i]), of a MAP (pm[i])
   reg [63:0] nxt_word;
   reg [{dw - 1}:0] tmp_row;
   reg [{mw - 1}:0] blk_mask;
@@ -183,7 +185,7 @@ def harness_text(cfg: Config, verify: bool = False) -> str:
     if (fin == 0 || fout == 0) begin
       $display("replay: cannot open the stimulus or output file"); $finish;
     end
-    cyc = 0; phase = 0; job = 0; have_next = 0; p0 = 0; p1 = 0; p0_map = 0; p1_map = 0;
+    cyc = 0; phase = 0; job = 0; have_next = 0; pv = 0; pm = 0;
   end
 
   always @(posedge clk) begin
@@ -227,7 +229,7 @@ def harness_text(cfg: Config, verify: bool = False) -> str:
           end else if (!have_next && (!s_valid || s_ready)) phase = 4;
         end else if (!busy) begin
           $fwrite(fout, "I %0d\\n", cyc - t0);
-          rd_ap = 0; rd_row = 0; p0 = 0; p1 = 0; phase = 5;
+          rd_ap = 0; rd_row = 0; pv = 0; phase = 5;
         end
         if (phase != 5 && cyc - t0 >= budget) begin   // watchdog: drop the job
           while (words_left > 0) begin
@@ -238,20 +240,20 @@ def harness_text(cfg: Config, verify: bool = False) -> str:
           job = job + 1; phase = 0;
         end
       end
-      5: begin     // every row of every AP, pipelined: data two edges after the request
-        if (p1) begin
+      5: begin     // every row of every AP, pipelined: data {L + 1} edges after the request
+        if (pv[{L}]) begin
           if (!host_rvalid) $fwrite(fout, "N\\n");
-          else if (!p1_map) $fwrite(fout, "R %h\\n", host_rdata[{C - 1}:0]);{map_row}
+          else if (!pm[{L}]) $fwrite(fout, "R %h\\n", host_rdata[{C - 1}:0]);{map_row}
         end
-        p1 = p0; p1_map = p0_map;
+        pv = pv << 1; pm = pm << 1;
         if (rd_ap <= {K}) begin
           host_op <= {HOST_READ}; host_ap <= rd_ap; host_addr <= rd_row;
-          p0 = 1; p0_map = (rd_ap != 0);
+          pv[0] = 1; pm[0] = (rd_ap != 0);
           rd_row = rd_row + 1;
           if (rd_row == (rd_ap == 0 ? {R} : {MR})) begin rd_row = 0; rd_ap = rd_ap + 1; end
         end else begin
-          host_op <= 0; p0 = 0;
-          if (!p1) begin csr_i = 0; phase = 6; end
+          host_op <= 0;
+          if (pv == 0) begin csr_i = 0; phase = 6; end
         end
       end
       6: begin     // counters and the status word: data one edge after csr_sel

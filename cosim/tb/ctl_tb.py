@@ -29,7 +29,7 @@ from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, Timer, wit
 from bfimna.cosim.tb.values import unsigned
 from bfimna.golden.model.ap import bits_to_int
 from bfimna.golden.spec.config import load_config
-from bfimna.golden.spec.isa import RESERVED_COLS
+from bfimna.golden.spec.isa import RESERVED_COLS, host_read_latency
 from bfimna.golden.spec.uops import COUNTER_KEYS
 from bfimna.hdl.gen.controller import HOST_READ, HOST_WRITE
 
@@ -102,6 +102,9 @@ async def run_program(dut):
         dut.host_op.value = HOST_READ
         dut.host_addr.value = r
         await FallingEdge(dut.clk)
+        dut.host_op.value = 0
+        for _ in range(host_read_latency(cfg.tile.port_register) - 1):
+            await FallingEdge(dut.clk)
         assert unsigned(dut.host_rvalid.value), f"host read of row {r} gave no data"
         try:
             rows.append(unsigned(dut.host_rdata.value))

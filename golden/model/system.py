@@ -32,8 +32,9 @@ from __future__ import annotations
 import numpy as np
 
 from bfimna.golden.model.controller import COUNTER_KEYS
-from bfimna.golden.model.tile import Tile, movw_cycles
+from bfimna.golden.model.tile import Tile
 from bfimna.golden.spec.config import Config
+from bfimna.golden.spec.isa import copy_cycles
 from bfimna.golden.spec.regs import (
     BROADCAST,
     CONFIG_WORD,
@@ -352,4 +353,4 @@ class System:
             for k in range(h.count):
                 dst.host_write_col(drow + k, src.host_read_col(h.row + k))
             c["copy_cols"] += h.count
-        c["copy_cycles"] += movw_cycles(h.count)
+        c["copy_cycles"] += copy_cycles(h.count, self.cfg.tile.port_register)

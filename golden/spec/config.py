@@ -20,6 +20,7 @@ from typing import Any
 
 from bfimna.golden.spec.schema import (
     OMIT,
+    Bool,
     Int,
     Name,
     OneOf,
@@ -56,6 +57,11 @@ SCHEMA = Record({
                             doc="how the RTL builds each MAP: cam (an AP core of flip-flop "
                                 "rows, cleared by reset) or bram (a memory with the same row "
                                 "port, for block RAM on an FPGA; keeps its rows over a reset)"),
+        "port_register": Bool(default=False,
+                              doc="register every AP's port inputs after the tile's port "
+                                  "multiplexer (for FPGA timing, docs/fpga.md): a host read's "
+                                  "data comes a cycle later and a COPY between tiles takes a "
+                                  "cycle more; instruction cycles are unchanged"),
     }),
     "system": Record({
         "tiles": Int(1, 16, default=1,
@@ -89,6 +95,7 @@ class TileConfig:
     map_rows: int = 0     # 0 only in a Config built without a tile section: see Config
     map_cols: int = 0
     map_memory: str = "cam"   # cam | bram (hdl/gen/mapmem.py)
+    port_register: bool = False   # the APs' port inputs registered (hdl/gen/tile.py: Tile)
 
     def map_ap(self, ap: APConfig) -> APConfig:
         """The configuration of each MAP: a 1D AP."""
@@ -115,7 +122,8 @@ class Config:
         if not self.tile.map_rows or not self.tile.map_cols:  # MAPs default to the CAP's size
             object.__setattr__(self, "tile", TileConfig(
                 self.tile.maps, self.tile.map_rows or self.ap.rows,
-                self.tile.map_cols or self.ap.cols, self.tile.map_memory))
+                self.tile.map_cols or self.ap.cols, self.tile.map_memory,
+                self.tile.port_register))
 
     @property
     def map_ap(self) -> APConfig:
@@ -136,7 +144,8 @@ class Config:
                          # directories it names) of every configuration before the field
                          # stays the same
                          **({"map_memory": self.tile.map_memory}
-                            if self.tile.map_memory != "cam" else {})},
+                            if self.tile.map_memory != "cam" else {}),
+                         **({"port_register": True} if self.tile.port_register else {})},
                 "system": {"tiles": self.system.tiles, "topology": self.system.topology}}
 
     @property

@@ -228,6 +228,20 @@ def movw_cycles(count: int) -> int:
     return count + 1
 
 
+def host_read_latency(port_register: bool) -> int:
+    """Cycles from a read request on a tile's host port to its data (`host_rvalid`): the
+    AP answers the cycle after it executes, and with the tile's port register
+    (`tile.port_register`) the request waits one cycle in that register first."""
+    return 1 + int(port_register)
+
+
+def copy_cycles(count: int, port_register: bool) -> int:
+    """Bus cycles of one COPY / COPYCOL of `count` words between tiles: in cycle k it
+    reads word k from the source and writes the word read host_read_latency cycles
+    earlier into the destination."""
+    return count + host_read_latency(port_register)
+
+
 def _far(n: int) -> int:
     return 4 * n + 8   # operands this far apart: positions do not change the cost
 

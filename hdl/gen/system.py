@@ -29,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from bfimna.golden.model.controller import COUNTER_KEYS
 from bfimna.golden.spec.config import Config
+from bfimna.golden.spec.isa import host_read_latency
 from bfimna.golden.spec.regs import (
     BROADCAST,
     CONFIG_WORD,
@@ -264,18 +265,22 @@ class System(wiring.Component):
         d = Signal(data_layout(DEST), name="d")                      # COPY's destination
         k = Signal(17)        # payload words taken / reads or bus cycles issued
         kr = Signal(17)       # READ responses received
-        inflight = Signal()   # a READ issued last cycle
+        lat = host_read_latency(cfg.tile.port_register)   # a host read's data: cycles after
+        inflight = Signal(lat)   # bit i: a READ issued i + 1 cycles ago (its data not back yet)
+        issued = Signal()        # a READ issued this cycle
         # kept with k, so that no adder or comparator of k sits between the packet's state
         # and a tile's host port (the board's critical path ran through them):
         ra = Signal(16)       # h.row + k: the row (COPYCOL: column) of word k at the source
-        wa = Signal(16)       # d.row + k - 1: COPY's destination row of word k - 1
+        wa = Signal(16)       # d.row + k - lat: COPY's destination row of word k - lat
         more = Signal()       # k < h.count
-        nz = Signal()         # k != 0
+        wr_on = Signal()      # k >= lat: COPY writes word k - lat
+        fin = Signal()        # k == h.count + lat - 1: COPY's last cycle
 
         def step():
             """Word k done: k + 1, and what is kept with it."""
             m.d.sync += [k.eq(k + 1), ra.eq(ra + 1), wa.eq(wa + 1),
-                         more.eq(k + 1 < h.count), nz.eq(1)]
+                         more.eq(k + 1 < h.count), wr_on.eq(k + 1 >= lat),
+                         fin.eq(k + 2 == h.count + lat)]
 
         # destination word checks (golden check_dest), against the latched header
         dw = view(DEST, w)                          # the incoming word as a destination
@@ -354,8 +359,9 @@ class System(wiring.Component):
 
         # -- the global controller -----------------------------------------------------------
         ofifo_room = Signal()
-        m.d.comb += ofifo_room.eq(ofifo.level + inflight < OUT_FIFO_DEPTH)
-        m.d.sync += inflight.eq(0)
+        m.d.comb += ofifo_room.eq(ofifo.level + sum(inflight[i] for i in range(lat))
+                                  < OUT_FIFO_DEPTH)
+        m.d.sync += inflight.eq(Cat(issued, inflight[:-1]))
         sync_word = Signal(data_layout(SYNC_WORD))
         m.d.comb += [sync_word.tag.eq(h.row), sync_word.proto_error.eq(proto_err),
                      sync_word.tile_errors.eq(tile_err)]
@@ -373,7 +379,8 @@ class System(wiring.Component):
                         bad(1)
                     with m.Else():
                         m.d.sync += [h.eq(w), h_width.eq(i_width), k.eq(0), kr.eq(0),
-                                     ra.eq(hdr.row), more.eq(hdr.count != 0), nz.eq(0)]
+                                     ra.eq(hdr.row), more.eq(hdr.count != 0),
+                                     wr_on.eq(0), fin.eq(hdr.count + lat == 1)]
                         with m.Switch(hdr.type):
                             with m.Case(PacketType.INSTR):
                                 m.next = "INSTR"
@@ -394,7 +401,7 @@ class System(wiring.Component):
                     with m.Elif(~dest_ok):
                         bad(0)
                     with m.Else():
-                        m.d.sync += [d.eq(w), wa.eq(dw.row - 1)]
+                        m.d.sync += [d.eq(w), wa.eq(dw.row - lat)]
                         m.next = "WAITC"
             with m.State("INSTR"):
                 # instruction words into the tile's queue (every queue, for a broadcast)
@@ -429,7 +436,8 @@ class System(wiring.Component):
                 with m.If(more & ofifo_room):
                     m.d.comb += [rd_now.eq(1), rd_op.eq(HOST_READ), rd_ap.eq(h.ap),
                                  rd_addr.eq(ra)]
-                    m.d.sync += [inflight.eq(1), inc("host_reads")]
+                    m.d.comb += issued.eq(1)
+                    m.d.sync += inc("host_reads")
                     step()
                 with m.If(src_rvalid):
                     m.d.comb += [out_w.valid.eq(1),
@@ -444,14 +452,15 @@ class System(wiring.Component):
                 with m.If(idle_src & idle_dst):
                     m.next = "COPY"
             with m.State("COPY"):
-                # read word (column) k from the source, write word k-1 into the destination
+                # read word (column) k from the source, write word k - lat (the one whose
+                # data comes back now) into the destination: count + lat cycles
                 m.d.sync += inc("copy_cycles")
                 step()
                 with m.If(more):
                     m.d.comb += [rd_now.eq(1), rd_ap.eq(Mux(is_col, 0, h.ap)),
                                  rd_op.eq(Mux(is_col, HOST_READ_COL, HOST_READ)),
                                  rd_addr.eq(ra)]
-                with m.If(nz):
+                with m.If(wr_on):
                     m.d.comb += [wr_now.eq(1), wr_tile.eq(d.tile),
                                  wr_ap.eq(Mux(is_col, 0, d.ap)),
                                  wr_op.eq(Mux(is_col, HOST_WRITE_COL, HOST_WRITE)),
@@ -463,7 +472,7 @@ class System(wiring.Component):
                         m.d.comb += [wr_data.eq(((src_rdata >> h.col) & fmask) << d.col),
                                      wr_mask.eq(fmask << d.col)]
                         m.d.sync += inc("copy_words")
-                with m.If(~more):                 # k == h.count
+                with m.If(fin):
                     m.d.sync += inc("packets")
                     m.next = "HDR"
             with m.State("WAITS"):

@@ -56,6 +56,7 @@ from bfimna.golden.spec.isa import (
     XROWS_FORMAT,
     Opc,
     OpSpec,
+    host_read_latency,
     rule_names,
     usable_cols,
 )
@@ -1006,11 +1007,15 @@ class TransferUnit(wiring.Component):
     source AP (row srow + xi * stride, while xi < count) and writes word xi - 1 into the
     destination (row drow + xi - 1, bits [d, d + n) from the source's [a, a + n), when
     xi >= 1): count + 1 cycles, `done` in the last (golden/model/tile.py: Tile._movw).
+    `data` is the word to write: with the tile's port register (`tile.port_register`) a
+    write executes the cycle after it issues, and `data` is then the word for the write
+    issued the cycle before, shifted from the source's read of this cycle.
     `fault`: one of MOVW_FAULTS, or VERIFY (every one behind `tb_fault`)."""
 
     def __init__(self, cfg: Config, fault: str | None = None):
         assert fault is None or fault in MOVW_FAULTS or fault == VERIFY, fault
         self.cfg, self.fault = cfg, fault
+        self.late = cfg.tile.port_register
         self.width = max(a.cols for a in _ap_cfgs(cfg))
         aw = 16   # the row pointers: XROWS' 16-bit rows, stepped by up to the stride
         super().__init__({
@@ -1058,8 +1063,12 @@ class TransferUnit(wiring.Component):
         m.d.comb += [x_rd.eq(run & rd_left), x_wr.eq(run & wr_on)]
         sap = mut.pick("movw_swapped", movw.sap, movw.dap)
         dap = mut.pick("movw_swapped", movw.dap, movw.sap)
+        # the source, shift and mask of the write data: this cycle's, or with the port
+        # register the previous cycle's (the load of the next instruction may change
+        # them in the cycle the last write waits in the register)
+        d_sap = Signal(len(sap), name="d_sap")
         src_word = Signal(wmax)
-        with m.Switch(sap):
+        with m.Switch(d_sap):
             for k in range(1 + cfg.tile.maps):
                 with m.Case(k):
                     m.d.comb += src_word.eq(getattr(self, f"rdata{k}"))
@@ -1083,8 +1092,11 @@ class TransferUnit(wiring.Component):
         sh_h, mask_h = movw_shift(w)    # the head's, registered when it is loaded
         with m.If(load):
             m.d.sync += [x_sh.eq(sh_h), x_mask.eq(mask_h)]
+        d_sh, d_mask = Signal.like(x_sh, name="d_sh"), Signal.like(x_mask, name="d_mask")
+        m.d["sync" if self.late else "comb"] += [d_sap.eq(sap), d_sh.eq(x_sh),
+                                                 d_mask.eq(x_mask)]
         x_data = Signal(wmax)
-        m.d.comb += x_data.eq((Cat(Const(0, wmax), src_word) >> x_sh)[:wmax] & x_mask)
+        m.d.comb += x_data.eq((Cat(Const(0, wmax), src_word) >> d_sh)[:wmax] & d_mask)
         m.d.comb += [self.rd.eq(x_rd), self.sap.eq(sap), self.src_addr.eq(src_ptr),
                      self.wr.eq(x_wr), self.dap.eq(dap), self.dst_addr.eq(dst_ptr),
                      self.data.eq(x_data), self.mask.eq(x_mask)]
@@ -1096,8 +1108,9 @@ class HostPort(wiring.Component):
     """The host's access to the arrays while the tile is idle (`idle`: nothing runs,
     nothing queued): HOST_READ / HOST_WRITE a row of AP `host_ap`, HOST_READ_COL /
     HOST_WRITE_COL a column of the CAP (2D). `req` is the micro-op it asks of that AP
-    this cycle (op NOP: none); a read's data comes back the cycle after on `host_rdata`
-    with `host_rvalid` (golden/model/tile.py: Tile.host_*)."""
+    this cycle (op NOP: none); a read's data comes back host_read_latency cycles after
+    on `host_rdata` with `host_rvalid`: the cycle after, or two with the tile's port
+    register (golden/model/tile.py: Tile.host_*; golden/spec/isa.py: host_read_latency)."""
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -1114,9 +1127,17 @@ class HostPort(wiring.Component):
         cfg = self.cfg
         n_aps = 1 + cfg.tile.maps
         req = self.req
+        # the read asked for this cycle (`rq_*`), delayed to the cycle its data comes back
+        rq_pending, rq_col, rq_ap = Signal(name="rq_pending"), Signal(name="rq_col"), Signal(3)
         host_rd_pending, host_rd_col = Signal(name="host_rd_pending"), Signal(name="host_rd_col")
         host_rd_ap = Signal(3)
-        m.d.sync += host_rd_pending.eq(0)
+        lat = host_read_latency(cfg.tile.port_register)
+        stage = (rq_pending, rq_col, rq_ap)
+        for n in range(lat):
+            nxt = ((host_rd_pending, host_rd_col, host_rd_ap) if n == lat - 1
+                   else tuple(Signal.like(v, name=f"rd{n}_{i}") for i, v in enumerate(stage)))
+            m.d.sync += [a.eq(b) for a, b in zip(nxt, stage, strict=True)]
+            stage = nxt
         with m.If(host_rd_col):
             if cfg.ap.two_d:
                 m.d.comb += [self.host_rdata.eq(self.rcol),
@@ -1135,8 +1156,7 @@ class HostPort(wiring.Component):
                 with m.Case(HOST_READ):
                     with m.If(self.host_ap < n_aps):
                         m.d.comb += [req.op.eq(UOpcode.RDROW), req.addr.eq(self.host_addr)]
-                        m.d.sync += [host_rd_pending.eq(1), host_rd_ap.eq(self.host_ap),
-                                     host_rd_col.eq(0)]
+                        m.d.comb += [rq_pending.eq(1), rq_ap.eq(self.host_ap)]
                 with m.Case(HOST_WRITE):
                     with m.If(self.host_ap < n_aps):
                         m.d.comb += [req.op.eq(UOpcode.WRROW), req.addr.eq(self.host_addr),
@@ -1146,7 +1166,7 @@ class HostPort(wiring.Component):
                     with m.Case(HOST_READ_COL):
                         with m.If(self.host_ap == 0):
                             m.d.comb += [req.op.eq(UOpcode.RDCOL), req.col.eq(self.host_addr)]
-                            m.d.sync += [host_rd_pending.eq(1), host_rd_col.eq(1)]
+                            m.d.comb += [rq_pending.eq(1), rq_col.eq(1)]
                     with m.Case(HOST_WRITE_COL):
                         with m.If(self.host_ap == 0):
                             m.d.comb += [req.op.eq(UOpcode.WRCOL), req.col.eq(self.host_addr),
@@ -1293,25 +1313,38 @@ class Tile(wiring.Component):
                      self.host_rvalid.eq(host.host_rvalid)]
 
         # -- drive the APs: MOVW, the sequencer's micro-op, or the host port when idle -----
+        # `drv[k]`: what AP k is asked this cycle; with the port register
+        # (tile.port_register) AP k executes it the cycle after, from flip-flops, so that
+        # no path runs from the sources' selects through the multiplexer into the arrays
+        # (docs/fpga.md, "Critical paths"). The sources never meet in the register: the
+        # sequencer issues only the cycle after it loads, when the host port was not idle.
+        # A MOVW write's data bypasses the register: it is the source's read, which comes
+        # back only in the cycle the write executes (TransferUnit.data).
         u, req = seq.uop, host.req
         for k, a_ in enumerate(aps):
+            names = list(port_widths(cfg.ap_of(k)))
+            drv = {n: Signal.like(getattr(a_, n), name=f"drv{k}_{n}") for n in names}
+            drv["xw"] = Signal(name=f"drv{k}_xw")    # a MOVW write: data from the transfer
             with m.If(xfer.rd & (xfer.sap == k)):
-                m.d.comb += [a_.op.eq(Op.RDROW), a_.addr.eq(xfer.src_addr)]
+                m.d.comb += [drv["op"].eq(Op.RDROW), drv["addr"].eq(xfer.src_addr)]
             with m.Elif(xfer.wr & (xfer.dap == k)):
-                m.d.comb += [a_.op.eq(Op.WRROW), a_.addr.eq(xfer.dst_addr),
-                             a_.data.eq(xfer.data), a_.mask.eq(xfer.mask)]
+                m.d.comb += [drv["op"].eq(Op.WRROW), drv["addr"].eq(xfer.dst_addr),
+                             drv["mask"].eq(xfer.mask), drv["xw"].eq(1)]
             if k == 0:
                 with m.Elif(seq.active & ~seq.xfer.run):
-                    m.d.comb += [core.op.eq(u.op), core.key.eq(u.key), core.mask.eq(u.mask),
-                                 core.addr.eq(u.addr), core.addr2.eq(u.addr2)]
+                    m.d.comb += [drv[n].eq(u[n]) for n in ("op", "key", "mask", "addr", "addr2")]
                     if ap.two_d:
-                        m.d.comb += [core.col.eq(u.col), core.col2.eq(u.col2),
-                                     core.shift.eq(u.shift)]
+                        m.d.comb += [drv[n].eq(u[n]) for n in ("col", "col2", "shift")]
             with m.Elif((req.op != UOpcode.NOP) & (req.ap == k)):
-                m.d.comb += [a_.op.eq(req.op), a_.addr.eq(req.addr), a_.data.eq(req.data),
-                             a_.mask.eq(req.mask)]
+                m.d.comb += [drv[n].eq(req[n]) for n in ("op", "addr", "data", "mask")]
                 if k == 0 and ap.two_d:
-                    m.d.comb += [core.col.eq(req.col), core.vec.eq(req.vec)]
+                    m.d.comb += [drv[n].eq(req[n]) for n in ("col", "vec")]
+            if cfg.tile.port_register:
+                reg = {n: Signal.like(v, name=f"port{k}_{n}") for n, v in drv.items()}
+                m.d.sync += [reg[n].eq(v) for n, v in drv.items()]
+                drv = reg
+            m.d.comb += [getattr(a_, n).eq(drv[n]) for n in names if n != "data"]
+            m.d.comb += a_.data.eq(Mux(drv["xw"], xfer.data, drv["data"]))
 
         # -- counters and status ------------------------------------------------------------
         m.d.comb += [ctr.active.eq(seq.active), ctr.last.eq(seq.xfer.last),
