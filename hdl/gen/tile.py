@@ -117,9 +117,13 @@ class Phase(enum.Enum, shape=4):  # type: ignore[call-arg]  # Amaranth's EnumTyp
     XFER = 10    # MOVW: the transfer unit runs
 
 
-# the phases an instruction starts in (the sequencer's load: the head's first state)
-FIRST_PHASES = frozenset({Phase.ONE, Phase.CLR0, Phase.RELU, Phase.CLAMPC, Phase.MV,
-                          Phase.XFER})
+# the phase an instruction starts in (the sequencer's load: the head's first state), by
+# opcode; a MAC starts in CLR0, or in ONE when its immediate has no digit, and every other
+# opcode in CLR0. FIRST_PHASES: all of them, the only phases built for the head's state
+START_PHASE = {Opc.NOP: Phase.ONE, Opc.ROWS: Phase.ONE, Opc.XROWS: Phase.ONE,
+               Opc.MOVW: Phase.XFER, Opc.RELU: Phase.RELU, Opc.CLAMP: Phase.CLAMPC,
+               Opc.REDUCE: Phase.MV}
+FIRST_PHASES = frozenset(START_PHASE.values()) | {Phase.ONE, Phase.CLR0}
 
 # the phases by their former constant names (hdl/gen/controller.py's readers)
 (PH_ONE, PH_CLR0, PH_CLR1, PH_LUT, PH_COPYB, PH_CLAMPC, PH_CLAMPW, PH_RELU, PH_SHRR,
@@ -818,14 +822,15 @@ class Sequencer(wiring.Component):
                 with _case(Phase.CLR1, Phase.CLAMPW):
                     m.d.comb += phase_end.eq(1)
                 with _case(Phase.LUT):
-                    with m.If(p == lut_last_p[sel["lut"]]):
-                        with m.If(i + 1 == sel["cnt"] - (1 if self.fault == "last_bit_skipped"
-                                                         else 0)):
-                            m.d.comb += phase_end.eq(1)
+                    if sel is not None:     # none for a first state (no LUT selection)
+                        with m.If(p == lut_last_p[sel["lut"]]):
+                            with m.If(i + 1 == sel["cnt"] - (
+                                    1 if self.fault == "last_bit_skipped" else 0)):
+                                m.d.comb += phase_end.eq(1)
+                            with m.Else():
+                                m.d.comb += [nx["i"].eq(i + 1), nx["p"].eq(0)]
                         with m.Else():
-                            m.d.comb += [nx["i"].eq(i + 1), nx["p"].eq(0)]
-                    with m.Else():
-                        m.d.comb += nx["p"].eq(p + 1)
+                            m.d.comb += nx["p"].eq(p + 1)
                 with _case(Phase.COPYB):
                     with m.If(p == 1):
                         with m.If(i + 1 == n):
@@ -940,16 +945,9 @@ class Sequencer(wiring.Component):
                      h_dpos.eq((x3 & c3)[:18]), h_dneg.eq((xh & c3)[:18])]
         h_first_any, h_first = lowest_digit(h_dpos, h_dneg, h_m, "h_first")
         with m.Switch(h_op):
-            with m.Case(Opcode.NOP, Opcode.ROWS, Opcode.XROWS):
-                m.d.comb += h_ph0.eq(Phase.ONE)
-            with m.Case(Opcode.MOVW):
-                m.d.comb += h_ph0.eq(Phase.XFER)
-            with m.Case(Opcode.RELU):
-                m.d.comb += h_ph0.eq(Phase.RELU)
-            with m.Case(Opcode.CLAMP):
-                m.d.comb += h_ph0.eq(Phase.CLAMPC)
-            with m.Case(Opcode.REDUCE):
-                m.d.comb += h_ph0.eq(Phase.MV)
+            for phase in sorted(set(START_PHASE.values()), key=lambda q: q.value):
+                with m.Case(*(Opcode[o.name] for o, q in START_PHASE.items() if q == phase)):
+                    m.d.comb += h_ph0.eq(phase)
             with m.Case(Opcode.MAC):
                 m.d.comb += [h_ph0.eq(Mux(h_first_any, Phase.CLR0, Phase.ONE)),
                              h_j.eq(h_first)]
@@ -964,9 +962,10 @@ class Sequencer(wiring.Component):
                 "dsign": is_mac & digit_sign(h_dneg, h_first)}
 
         # -- the two stages' next values: from the head (a load) or from S ---------------
-        h_sel, s_sel = lut_select(h_st), lut_select(s_st)
-        g_head, g_cont = micro_op(h_st, h_sel, first=True), micro_op(s_st, s_sel)
-        (h_nx, h_last), (s_nx, s_last) = next_state(h_st, h_sel, first=True), \
+        # (no instruction starts in the LUT phase: the head's state needs no LUT selection)
+        s_sel = lut_select(s_st)
+        g_head, g_cont = micro_op(h_st, None, first=True), micro_op(s_st, s_sel)
+        (h_nx, h_last), (s_nx, s_last) = next_state(h_st, None, first=True), \
             next_state(s_st, s_sel)
 
         # `last`: U's micro-op ends its instruction (a MOVW's: the transfer unit's count)
