@@ -980,7 +980,9 @@ class Sequencer(wiring.Component):
                          u_ph.eq(Mux(h_legal, h_ph0, Phase.ONE)),
                          u_xfer.eq(h_legal & (h_ph0 == Phase.XFER)),
                          u_last.eq(~h_legal | h_last)]
-            m.d.sync += [r.eq(Mux(h_legal, g_head[k], 0)) for k, r in u_regs.items()]
+            # the head's micro-op even for an illegal word: its one NOP is made at the
+            # output, from `illegal`, so the validator stays off these registers' inputs
+            m.d.sync += [r.eq(g_head[k]) for k, r in u_regs.items()]
             m.d.sync += [s_st[k].eq(h_nx[k]) for k in NEXT]
         with m.Elif(last):
             m.d.sync += active.eq(0)
@@ -996,7 +998,8 @@ class Sequencer(wiring.Component):
                      self.active.eq(active), self.illegal.eq(illegal), self.phase.eq(u_ph),
                      self.xfer.load.eq(load), self.xfer.run.eq(run), self.xfer.last.eq(last),
                      self.xfer.ins.eq(iw)]
-        m.d.comb += [self.uop[k].eq(u_regs[k]) for k in uop_layout(ap).members]
+        # an illegal word issues one NOP (op NOP = 0 and every operand 0, as golden's)
+        m.d.comb += [self.uop[k].eq(Mux(illegal, 0, u_regs[k])) for k in uop_layout(ap).members]
         return m
 
 
