@@ -38,6 +38,9 @@ CFGS = {
     "k1_1d_preg": config_from_dict({"name": "k1p", "ap": {"rows": 6, "cols": 14, "dims": 1},
                                     "tile": {"maps": 1, "map_rows": 4, "map_cols": 24,
                                              "port_register": True}}),
+    "k2_bram_preg": config_from_dict({"name": "k2bp", "ap": {"rows": 9, "cols": 20, "dims": 2},
+                                      "tile": {"maps": 2, "map_rows": 13, "map_cols": 11,
+                                               "map_memory": "bram", "port_register": True}}),
 }
 
 

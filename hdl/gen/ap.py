@@ -53,12 +53,18 @@ def ap_signature(ap: APConfig) -> wiring.Signature:
 
 
 class APCore(wiring.Component):
-    def __init__(self, ap: APConfig, fault: str | None = None):
+    """One AP core. `registered` (the tile's port register, `tile.port_register`): the
+    core decodes its port inputs and registers what they decode to (per row, per column),
+    and executes the micro-op the cycle after, all but `data`, which it takes in the cycle
+    it executes (a MOVW's write data comes back from the source only then)."""
+
+    def __init__(self, ap: APConfig, fault: str | None = None, registered: bool = False):
         if fault is not None and fault not in FAULTS:
             self._MustUse__silence = True  # never elaborated: no "unused" warning
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         self.ap = ap
         self.fault = fault
+        self.registered = registered
         super().__init__(ap_signature(ap))
 
     def elaborate(self, platform):
@@ -71,6 +77,18 @@ class APCore(wiring.Component):
         tag = Signal(R)
         rowen = Signal(R, init=(1 << R) - 1)
         m.d.comb += self.tag.eq(tag)
+
+        # The array is built the way an FPGA's fabric wants it (docs/fpga.md, "How the CAM
+        # maps to the FPGA"): every per-bit function has at most four inputs, and anything
+        # that depends on the row alone or on the column alone is computed once per row or
+        # once per column, not once per bit. First the port inputs are decoded into those
+        # per-row and per-column terms (`dec`); `registered` registers them, so the array
+        # runs from flip-flops a cycle later.
+        dec = {}
+
+        def term(name, shape, value):
+            dec[name] = Signal(shape, name=f"d_{name}")
+            m.d.comb += dec[name].eq(value)
 
         # -- legality: an illegal micro-op is executed as a NOP and sets err ----------
         legal = Signal()
@@ -88,16 +106,9 @@ class APCore(wiring.Component):
                     m.d.comb += legal.eq((self.col < C) & (self.shift < R))
                 with m.Case(Op.MVCOL):
                     m.d.comb += legal.eq((self.col < C) & (self.col2 < C) & (self.shift < R))
-        with m.If(~legal):
-            m.d.sync += self.err.eq(1)
-        is_op = {o: Signal(name=f"is_{o.name.lower()}") for o in Op}
-        for o, s in is_op.items():
-            m.d.comb += s.eq(legal & (op == o))
-
-        # The array is built the way an FPGA's fabric wants it (docs/fpga.md, "How the CAM
-        # maps to the FPGA"): every per-bit function has at most four inputs, and anything
-        # that depends on the row alone or on the column alone is computed once per row or
-        # once per column, not once per bit.
+        term("legal", 1, legal)
+        for o in Op:
+            term(f"is_{o.name.lower()}", 1, legal & (op == o))
 
         # -- compare: tag <- match (CMP) or tag | match (CMPA) ------------------------
         # The same network reads a column (RDCOL, MVCOL's source): with the key all ones
@@ -115,10 +126,53 @@ class APCore(wiring.Component):
             ]
             cmp_key = Mux(col_read, Const((1 << C) - 1, C), cmp_key)
             cmp_mask = Mux(col_read, (Const(1, 1) << csel)[:C], cmp_mask)
+        term("cmp_key", C, cmp_key)
+        term("cmp_mask", C, cmp_mask)
+
+        # -- row terms: the row port's decoded address, ROWEN's new enables -------------
+        row_hit = Signal(R)                      # addr decoded; shared by RDROW and WRROW
+        m.d.comb += row_hit.eq(Cat(self.addr == r for r in range(R)))
+        term("row_hit", R, row_hit)
+        term("wrrow_rows", R, Mux(dec["is_wrrow"], row_hit, 0))
+        term("rowen_set", R, Cat((self.addr <= r) & (self.addr2 > r) for r in range(R)))
+
+        # -- the write's column terms ----------------------------------------------------
+        # Row r is written (`row_we`, the flip-flops' clock enable, one per row) in the
+        # columns `col_we`, with `bit_c` (by column) or `bit_r` (by row):
+        #   WR           rows tagged,       columns in mask,   data key
+        #   WRROW        row addr,          columns in mask,   data data
+        #   WRCOL/MVCOL  rows enabled,      column col,        data col_data[r]
+        # so each bit's next value is col_we[c] ? (bit_r[r] | bit_c[c]) : bit, four inputs.
+        row_mask = Const((1 << C) - 1, C) if fault == "wrrow_ignores_mask" else self.mask
+        col_onehot = Signal(C)
+        if ap.two_d:
+            m.d.comb += col_onehot.eq(Const(1, 1) << self.col)
+            term("col_op", 1, dec["is_wrcol"] | dec["is_mvcol"])   # a legal WRCOL or MVCOL
+            term("is_mv", 1, op == Op.MVCOL)
+            term("vec", R, self.vec)
+            shift = self.shift + 1 if fault == "shift_off_by_one" else self.shift
+            term("shift", len(self.shift) + 1, shift)
+        else:
+            term("col_op", 1, 0)
+        term("col_we", C, Mux(op == Op.WR, self.mask, Mux(op == Op.WRROW, row_mask, col_onehot)))
+        # bit_c: the key for WR, `data` for a row write (taken in the cycle it executes)
+        term("take_data", 1, ~dec["col_op"] & (op != Op.WR))
+        term("key_bits", C, Mux(~dec["col_op"] & (op == Op.WR), self.key, 0))
+
+        if self.registered:
+            q = {k: Signal.like(v, name=f"q_{k}") for k, v in dec.items()}
+            m.d.sync += [q[k].eq(v) for k, v in dec.items()]
+        else:
+            q = dec
+        is_op = {o: q[f"is_{o.name.lower()}"] for o in Op}
+
+        with m.If(~q["legal"]):
+            m.d.sync += self.err.eq(1)
+
         hit = Signal(R)                          # the masked compare alone
         match = Signal(R)                        # ... in enabled rows
         for r in range(R):
-            m.d.comb += hit[r].eq(((rows[r] ^ cmp_key) & cmp_mask) == 0)
+            m.d.comb += hit[r].eq(((rows[r] ^ q["cmp_key"]) & q["cmp_mask"]) == 0)
         m.d.comb += match.eq(hit if fault == "cmp_ignores_rowen" else hit & rowen)
         with m.If(is_op[Op.CMP]):
             m.d.sync += tag.eq(match)
@@ -127,57 +181,37 @@ class APCore(wiring.Component):
 
         # -- row enable -------------------------------------------------------------------
         with m.If(is_op[Op.ROWEN]):
-            m.d.sync += rowen.eq(Cat((self.addr <= r) & (self.addr2 > r) for r in range(R)))
+            m.d.sync += rowen.eq(q["rowen_set"])
 
         # -- row port: registered read (an AND-OR over a one-hot row decode), masked write
-        row_hit = Signal(R)                      # addr decoded; shared by RDROW and WRROW
-        m.d.comb += row_hit.eq(Cat(self.addr == r for r in range(R)))
         rd_or = Const(0, C)
         for r in range(R):
-            rd_or = rd_or | Mux(row_hit[r], rows[r], 0)
+            rd_or = rd_or | Mux(q["row_hit"][r], rows[r], 0)
         m.d.sync += self.rd_valid.eq(is_op[Op.RDROW])
         with m.If(is_op[Op.RDROW]):
             m.d.sync += self.rdata.eq(rd_or)
-        row_mask = Const((1 << C) - 1, C) if fault == "wrrow_ignores_mask" else self.mask
 
         # -- column port (2D): registered read, write and move with a row shift -------
-        col_op = Signal()                        # a legal WRCOL or MVCOL this cycle
         col_data = Signal(R)                     # the column it writes, row by row
-        col_onehot = Signal(C)
         if ap.two_d:
             m.d.sync += self.rcol_valid.eq(is_op[Op.RDCOL])
             with m.If(is_op[Op.RDCOL]):
                 m.d.sync += self.rcol.eq(hit)
             src_col = hit if fault == "move_ignores_rowen" else hit & rowen
-            col_src = Mux(op == Op.MVCOL, src_col, self.vec)
-            shift = self.shift + 1 if fault == "shift_off_by_one" else self.shift
-            m.d.comb += [
-                col_data.eq(col_src >> shift),
-                col_onehot.eq(Const(1, 1) << self.col),
-                col_op.eq(is_op[Op.WRCOL] | is_op[Op.MVCOL]),
-            ]
+            col_src = Mux(q["is_mv"], src_col, q["vec"])
+            m.d.comb += col_data.eq(col_src >> q["shift"])
 
         # -- the one write each row can take per cycle --------------------------------
-        # Row r is written this cycle (`row_we`, the flip-flops' clock enable, one per row)
-        # in the columns `col_we`, with `bit_c` (by column) or `bit_r` (by row), all of
-        # them per-row or per-column terms:
-        #   WR           rows tagged,       columns in mask,   data key
-        #   WRROW        row addr,          columns in mask,   data data
-        #   WRCOL/MVCOL  rows enabled,      column col,        data col_data[r]
-        # so each bit's next value is col_we[c] ? (bit_r[r] | bit_c[c]) : bit, four inputs.
         wr_sel = Const((1 << R) - 1, R) if fault == "wr_ignores_tag" else tag
         row_we = Signal(R)
-        m.d.comb += row_we.eq(Mux(is_op[Op.WR], wr_sel, 0)
-                              | Mux(is_op[Op.WRROW], row_hit, 0)
-                              | Mux(col_op, rowen, 0))
-        col_we = Signal(C)
-        m.d.comb += col_we.eq(Mux(op == Op.WR, self.mask,
-                                  Mux(op == Op.WRROW, row_mask, col_onehot)))
+        m.d.comb += row_we.eq(Mux(is_op[Op.WR], wr_sel, 0) | q["wrrow_rows"]
+                              | Mux(q["col_op"], rowen, 0))
+        col_we = q["col_we"]
         bit_c = Signal(C)                        # the data of a row write, by column
         bit_r = Signal(R)                        # the data of a column write, by row
         m.d.comb += [
-            bit_c.eq(Mux(col_op, 0, Mux(op == Op.WR, self.key, self.data))),
-            bit_r.eq(Mux(col_op, col_data, 0)),
+            bit_c.eq(Mux(q["take_data"], self.data, q["key_bits"])),
+            bit_r.eq(Mux(q["col_op"], col_data, 0)),
         ]
         for r in range(R):
             row = rows[r]
@@ -193,7 +227,7 @@ class APCore(wiring.Component):
         # -- counters -------------------------------------------------------------------
         counters = [Signal(ap.counter_bits, name=f"cnt_{i}") for i in range(N_COUNTERS)]
         m.d.sync += counters[CNT_CYCLES].eq(counters[CNT_CYCLES] + 1)
-        with m.If(~legal):
+        with m.If(~q["legal"]):
             m.d.sync += counters[CNT_ILLEGAL].eq(counters[CNT_ILLEGAL] + 1)
         for o in Op:
             if fault == "wr_not_counted" and o == Op.WR:

@@ -1278,11 +1278,12 @@ class Tile(wiring.Component):
         cfg, ap = self.cfg, self.cfg.ap
         verify = self.fault == VERIFY
 
-        m.submodules.core = core = APCore(ap)
+        preg = cfg.tile.port_register
+        m.submodules.core = core = APCore(ap, registered=preg)
         maps = []
         for k in range(cfg.tile.maps):
             maps.append(MapMemory(cfg.map_ap) if cfg.tile.map_memory == "bram"
-                        else APCore(cfg.map_ap))
+                        else APCore(cfg.map_ap, registered=preg))
             m.submodules[f"map{k + 1}"] = maps[-1]
         aps = [core] + maps
         m.submodules.queue = queue = InstrQueue(cfg, _dropped(self.fault))
@@ -1316,9 +1317,11 @@ class Tile(wiring.Component):
 
         # -- drive the APs: MOVW, the sequencer's micro-op, or the host port when idle -----
         # `drv[k]`: what AP k is asked this cycle; with the port register
-        # (tile.port_register) AP k executes it the cycle after, from flip-flops, so that
-        # no path runs from the sources' selects through the multiplexer into the arrays
-        # (docs/fpga.md, "Critical paths"). The sources never meet in the register: the
+        # (tile.port_register) AP k executes it the cycle after, from flip-flops (an AP
+        # core registers the per-row and per-column terms its inputs decode to, a MAP in
+        # block RAM the inputs), so that no path runs from the sources' selects through
+        # the multiplexer and the decoders into the arrays (docs/fpga.md, "Critical
+        # paths"). The sources never meet in the register: the
         # sequencer issues only the cycle after it loads, when the host port was not idle.
         # A MOVW write's data bypasses the register: it is the source's read, which comes
         # back only in the cycle the write executes (TransferUnit.data).
@@ -1341,10 +1344,14 @@ class Tile(wiring.Component):
                 m.d.comb += [drv[n].eq(req[n]) for n in ("op", "addr", "data", "mask")]
                 if k == 0 and ap.two_d:
                     m.d.comb += [drv[n].eq(req[n]) for n in ("col", "vec")]
-            if cfg.tile.port_register:
-                reg = {n: Signal.like(v, name=f"port{k}_{n}") for n, v in drv.items()}
-                m.d.sync += [reg[n].eq(v) for n, v in drv.items()]
-                drv = reg
+            if preg:
+                # an AP core registers what its inputs decode to (APCore `registered`)
+                # and takes `data` in the cycle it executes; a MapMemory takes its inputs
+                # from this register
+                late = ("data", "xw") if isinstance(a_, APCore) else tuple(drv)
+                reg = {n: Signal.like(drv[n], name=f"port{k}_{n}") for n in late}
+                m.d.sync += [reg[n].eq(drv[n]) for n in late]
+                drv = {**drv, **reg}
             m.d.comb += [getattr(a_, n).eq(drv[n]) for n in names if n != "data"]
             m.d.comb += a_.data.eq(Mux(drv["xw"], xfer.data, drv["data"]))
 
