@@ -1042,14 +1042,22 @@ class TransferUnit(wiring.Component):
         src_ptr, dst_ptr = Signal(16, name="src_ptr"), Signal(16, name="dst_ptr")
         x_stride = self.xrows.stride
 
-        m.d.comb += self.ctl.done.eq(mut.pick(
-            "movw_last_word_lost",
-            mut.pick("movw_one_more", xi == movw.count, xi == movw.count + 1),
-            xi + 1 == movw.count))
+        def done_at(x, count):
+            """MOVW's last cycle: xi == count (count + 1 cycles), under the mutants."""
+            return mut.pick("movw_last_word_lost",
+                            mut.pick("movw_one_more", x == count, x == count + 1),
+                            x + 1 == count)
+
+        # `done` is kept with xi (loaded and stepped with it, like rd_left below), so no
+        # comparator lies between xi and the sequencer's load, which selects every
+        # sequencer register
+        x_done = Signal(name="x_done")
+        m.d.comb += self.ctl.done.eq(x_done)
         with m.If(load):
-            m.d.sync += [xi.eq(0), src_ptr.eq(self.xrows.srow), dst_ptr.eq(self.xrows.drow)]
+            m.d.sync += [xi.eq(0), src_ptr.eq(self.xrows.srow), dst_ptr.eq(self.xrows.drow),
+                         x_done.eq(done_at(Const(0, 17), view(MOVW_FORMAT, w).count))]
         with m.Elif(run & ~last):
-            m.d.sync += [xi.eq(xi + 1), src_ptr.eq(
+            m.d.sync += [xi.eq(xi + 1), x_done.eq(done_at(xi + 1, movw.count)), src_ptr.eq(
                 src_ptr + mut.pick("movw_stride_ignored", x_stride, 1))]
             with m.If(mut.pick("movw_first_dst_skipped", xi != 0, 1)):
                 m.d.sync += dst_ptr.eq(dst_ptr + mut.pick("movw_dst_strided", 1, x_stride))
