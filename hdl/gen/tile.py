@@ -1329,8 +1329,8 @@ class Tile(wiring.Component):
         # core registers the per-row and per-column terms its inputs decode to, a MAP in
         # block RAM the inputs), so that no path runs from the sources' selects through
         # the multiplexer and the decoders into the arrays (docs/fpga.md, "Critical
-        # paths"). The sources never meet in the register: the
-        # sequencer issues only the cycle after it loads, when the host port was not idle.
+        # paths"). The sources never meet in the register: the sequencer issues only the
+        # cycle after it loads, when the host port was not idle.
         # A MOVW write's data bypasses the register: it is the source's read, which comes
         # back only in the cycle the write executes (TransferUnit.data).
         u, req = seq.uop, host.req
@@ -1356,9 +1356,9 @@ class Tile(wiring.Component):
                 # an AP core registers what its inputs decode to (APCore `registered`)
                 # and takes `data` in the cycle it executes; a MapMemory takes its inputs
                 # from this register
-                late = ("data", "xw") if isinstance(a_, APCore) else tuple(drv)
-                reg = {n: Signal.like(drv[n], name=f"port{k}_{n}") for n in late}
-                m.d.sync += [reg[n].eq(drv[n]) for n in late]
+                here = ("data", "xw") if isinstance(a_, APCore) else tuple(drv)
+                reg = {n: Signal.like(drv[n], name=f"port{k}_{n}") for n in here}
+                m.d.sync += [reg[n].eq(drv[n]) for n in here]
                 drv = {**drv, **reg}
             m.d.comb += [getattr(a_, n).eq(drv[n]) for n in names if n != "data"]
             m.d.comb += a_.data.eq(Mux(drv["xw"], xfer.data, drv["data"]))
