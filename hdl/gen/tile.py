@@ -760,14 +760,25 @@ class Sequencer(wiring.Component):
             return {"op": g_op, "key": g_key, "mask": g_mask, "addr": g_addr,
                     "addr2": g_addr2, "col": g_col, "col2": g_col2, "shift": g_shift}
 
-        # -- MAC digits: the lowest nonzero CSD digit below m, and taking it ------------
-        def lowest_digit(pos, neg, limit, name):
+        # -- MAC digits: the lowest nonzero CSD digit, and taking it ---------------------
+        def lowest_digit(pos, neg, name):
+            """Whether `pos | neg` holds a digit, and the position of the lowest."""
             found, k_out = Signal(name=f"{name}_any"), Signal(5, name=f"{name}_pos")
-            rem = (pos | neg) & ((Const(1, 1) << limit) - 1)[:18]
+            rem = pos | neg
             for k in reversed(range(18)):
                 with m.If(rem[k]):
                     m.d.comb += [found.eq(1), k_out.eq(k)]
             return found, k_out
+
+        # S's next digit, registered one cycle behind S's digits. They change only when a
+        # MAC loads (S then holds CLR1) or takes a digit (S then holds CLR0), and the
+        # digit is read only at the end of a LUT phase, two cycles or more after either,
+        # so the register holds the lowest of S's digits whenever it is read. The
+        # priority encoder is then off the path into the sequencer's state (docs/fpga.md,
+        # "Critical paths"); the digits are masked below m at the load.
+        nd_any, nd_pos = Signal(name="nd_any"), Signal(5, name="nd_pos")
+        s_any, s_pos = lowest_digit(s_st["dpos"], s_st["dneg"], "s_dig")
+        m.d.sync += [nd_any.eq(s_any), nd_pos.eq(s_pos)]
 
         def without_digit(v, k):
             """Digits `v` without digit k (taken: its sign decides add or sub)."""
@@ -796,8 +807,7 @@ class Sequencer(wiring.Component):
             last, phase_end = Signal(name="nx_last"), Signal(name="nx_phase_end")
             m.d.comb += [nx[k].eq(st[k]) for k in NEXT]
             clamp_t0, clamp_tn = Mux(s, mm - 1, mm), Mux(s, n - 1, n)
-            dig_any, dig_pos = ((Const(0, 1), Const(0, 5)) if first else
-                                lowest_digit(st["dpos"], st["dneg"], mm, "dig"))
+            dig_any, dig_pos = (Const(0, 1), Const(0, 5)) if first else (nd_any, nd_pos)
 
             def _case(*phases):
                 ps = [q for q in phases if not first or q in FIRST_PHASES]
@@ -941,9 +951,10 @@ class Sequencer(wiring.Component):
         xh = Signal(signed(19))
         x3 = Signal(signed(19))
         c3 = Signal(19)
+        below_m = ((Const(1, 1) << h_m) - 1)[:18]   # digits at or above m add 0 mod 2^m
         m.d.comb += [x.eq(h_imm), xh.eq(x >> 1), x3.eq(x + xh), c3.eq(xh ^ x3),
-                     h_dpos.eq((x3 & c3)[:18]), h_dneg.eq((xh & c3)[:18])]
-        h_first_any, h_first = lowest_digit(h_dpos, h_dneg, h_m, "h_first")
+                     h_dpos.eq(x3 & c3 & below_m), h_dneg.eq(xh & c3 & below_m)]
+        h_first_any, h_first = lowest_digit(h_dpos, h_dneg, "h_first")
         with m.Switch(h_op):
             for phase in sorted(set(START_PHASE.values()), key=lambda q: q.value):
                 with m.Case(*(Opcode[o.name] for o, q in START_PHASE.items() if q == phase)):
@@ -1138,9 +1149,10 @@ class HostPort(wiring.Component):
         n_aps = 1 + cfg.tile.maps
         req = self.req
         # the read asked for this cycle (`rq_*`), delayed to the cycle its data comes back
-        rq_pending, rq_col, rq_ap = Signal(name="rq_pending"), Signal(name="rq_col"), Signal(3)
+        rq_pending, rq_col, rq_ap = (Signal(name="rq_pending"), Signal(name="rq_col"),
+                                 Signal(3, name="rq_ap"))
         host_rd_pending, host_rd_col = Signal(name="host_rd_pending"), Signal(name="host_rd_col")
-        host_rd_ap = Signal(3)
+        host_rd_ap = Signal(3, name="host_rd_ap")
         lat = host_read_latency(cfg.tile.port_register)
         stage = (rq_pending, rq_col, rq_ap)
         for n in range(lat):
