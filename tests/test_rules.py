@@ -2,8 +2,8 @@
 on golden, on the tile in Amaranth's simulator (word by word: the RTL flags exactly the
 words golden flags, keeps running the legal words around them and counts them), on the
 emitted Verilog under Verilator and Icarus (one program per simulator), and against the
-validator's mutants (`drop_rule:<opcode>:<rule>`, hdl/gen/controller.py): each must be
-caught.
+validator's mutants (`drop_rule:<opcode>:<rule>`, hdl/gen/controller.py), each run on the
+tile's decoder, the one part it changes: each must be caught.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from bfimna.golden.spec.config import Config
 from bfimna.golden.spec.isa import UNKNOWN_OPCODE, Opc, decode, failing_checks, validate
 from bfimna.golden.spec.uops import COUNTER_KEYS
 from bfimna.hdl.gen.controller import HOST_READ, APController, validator_faults
+from bfimna.hdl.gen.tile import InstrQueue, _dropped
 
 from conftest import ROOT
 
@@ -69,12 +70,11 @@ def test_rules_table_on_golden():
         assert check in ("imm_range", "apart", "needs_tile"), (op, check)
 
 
-def run_tile(cfg: Config, words: list[int], init, budgets: list[int],
-             fault: str | None = None):
+def run_tile(cfg: Config, words: list[int], init, budgets: list[int]):
     """The tile in Amaranth's simulator, one word at a time (offered, accepted, run to
     idle, within `budgets` cycles each): the errors counter after each word, then every
     AP's rows and the counters."""
-    dut = APController(cfg, fault=fault)
+    dut = APController(cfg)
     sim = Simulator(dut)
     res: dict = {"flags": [], "aps": {}, "counters": {}}
 
@@ -118,13 +118,13 @@ def run_tile(cfg: Config, words: list[int], init, budgets: list[int],
     return res
 
 
-def mismatches(cfg: Config, rows: list[Row], seed: int, fault: str | None = None) -> list:
-    """Where the RTL (with `fault`) differs from golden on the rows' program."""
+def mismatches(cfg: Config, rows: list[Row], seed: int) -> list:
+    """Where the RTL differs from golden on the rows' program."""
     rng = np.random.default_rng(seed)
     words = program(cfg, rows, seed)
     init = initial(cfg, rng)
     want, gold, spent = golden_flags(cfg, words, init)
-    got = run_tile(cfg, words, init, [2 * c + SLACK for c in spent], fault)
+    got = run_tile(cfg, words, init, [2 * c + SLACK for c in spent])
     if "hung" in got:
         return [f"still busy past twice golden's cycles + {SLACK} after word {got['hung']}"]
     out: list = [(k, hex(w), g, x) for k, (w, g, x) in
@@ -169,17 +169,59 @@ def _fault_rows(fault: str) -> tuple[Config, list[Row]] | None:
 MUTANTS = validator_faults()
 
 
+def decoder_verdicts(cfg: Config, words: list[int], drop=None) -> list[bool]:
+    """The tile's decoder (hdl/gen/tile.py: InstrQueue, validator without `drop`) alone
+    in Amaranth's simulator: `legal` of each word at the queue's head, popped in order
+    (its XROWS registers follow the legal XROWS words, as in the tile)."""
+    dut = InstrQueue(cfg, drop)
+    out: list[bool] = []
+
+    async def bench(ctx):
+        for w in words:
+            ctx.set(dut.s_valid, 1)
+            ctx.set(dut.s_data, w)
+            await ctx.tick()
+            ctx.set(dut.s_valid, 0)
+            while not ctx.get(dut.head.valid):
+                await ctx.tick()
+            out.append(bool(ctx.get(dut.head.legal)))
+            ctx.set(dut.head.pop, 1)
+            await ctx.tick()
+            ctx.set(dut.head.pop, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return out
+
+
 @pytest.mark.parametrize("fault", MUTANTS)
 def test_validator_mutant_is_caught(fault, seed):
     """Mutation: the validator without one check must disagree with golden on the rows
     of its opcode. A check with no exclusive violating word is a known equivalent mutant
-    (vacuous: `apart` of one operand; redundant on RTL: MOVW's `needs_tile`)."""
+    (vacuous: `apart` of one operand; redundant on RTL: MOVW's `needs_tile`).
+
+    The mutant runs on the tile's decoder alone, the one part a `drop_rule:` fault changes
+    (hdl/gen/tile.py: Tile builds InstrQueue(cfg, _dropped(fault)) and nothing else reads
+    the fault): a word the mutant judges otherwise than golden is one the tile would count
+    or run otherwise, and the tile counting and running exactly what the decoder says is
+    test_rules_table_on_amaranth_tile's (and the tile's own tests'). The unmutated decoder
+    agreeing with golden on the same words shows the disagreement is the mutant's."""
     found = _fault_rows(fault)
     if found is None:
         assert fault.endswith((":apart", ":needs_tile")), fault
         pytest.skip(f"{fault}: equivalent mutant, no word violates that check alone")
     cfg, rows = found
-    assert mismatches(cfg, rows, seed, fault), f"{fault} went unnoticed (seed {seed})"
+    words = program(cfg, rows, seed)
+    flags, _gold, _spent = golden_flags(cfg, words, initial(cfg, np.random.default_rng(seed)))
+    want = [f == before for f, before in zip(flags, [0, *flags[:-1]], strict=True)]
+    assert decoder_verdicts(cfg, words) == want, f"seed {seed}"
+    got = decoder_verdicts(cfg, words, _dropped(fault))
+    wrong = [hex(w) for w, g, x in zip(words, got, want, strict=True) if g != x]
+    assert wrong, f"{fault} went unnoticed (seed {seed})"
+    print(f"\n[mutation] {fault}: {len(wrong)} of {len(words)} words judged otherwise, "
+          f"e.g. {wrong[0]}")
 
 
 def test_mutation_score_is_complete():
