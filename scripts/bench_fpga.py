@@ -4,15 +4,22 @@ resource estimate of hdl/flow/fpga/estimate.py is, and Fmax after place and rout
     python scripts/bench_fpga.py --out build/fpga/bench            # about an hour
     python scripts/bench_fpga.py --out build/fpga/bench --quick    # ~5 min
     python scripts/bench_fpga.py --out build/fpga/core --core      # the AP core alone
+    python scripts/bench_fpga.py --fit                             # the fits, no synthesis
 
 1. Synthesis sweep for ECP5-85k over CAP rows x columns (one MAP sized like the CAP,
    as in configs/ap2d_37x16.yaml) with one tile, and a smaller grid with two tiles:
    LUTs and FFs, the estimate next to each (fitted to hdl/flow/fpga/calibration.csv) and
    the leave-one-out error (the model refitted without the point predicts it). The
    sweep's CSVs (sweep-t1/sweep.csv, sweep-t2/sweep.csv) are in the format of
-   hdl/flow/fpga/calibration.csv: concatenate them there to recalibrate.
+   hdl/flow/fpga/calibration.csv: concatenate them there to recalibrate (the
+   `port_register` column keeps designs with and without the tile's port register
+   apart: each is fitted to its own points).
 2. Place and route on ECP5-25k over a small grid: utilisation and Fmax against the
    ULX3S's 25 MHz.
+
+With --fit, nothing is synthesised: the fit of calibration.csv (with and without the
+port register) is printed per term, with the largest CAP (one MAP shaped like it, one
+tile) whose estimate fits each ECP5 part.
 
 With --core, only the AP core (hdl/gen/ap.py) is synthesised for ECP5, alone, for a few
 shapes (CORE_SHAPES): its LUTs, FFs and LUTs per CAM bit, without the controller and the
@@ -84,12 +91,54 @@ def core_bench(out: Path) -> None:
               f"{time.perf_counter() - t0:.0f} |", flush=True)
 
 
+def largest(model: dict, luts: int, rows=None, cols=None) -> tuple[int, int, float]:
+    """The largest CAP (rows x cols, one MAP shaped like it, one tile) the fitted model
+    puts within `luts`: square unless rows or cols is fixed. (rows, cols, its LUTs)."""
+    def cost(r: int, c: int) -> float:
+        return sum(a * b for a, b in zip(model["luts"], features(r, c, 1, r, c, 1),
+                                         strict=True))
+    best = (0, 0, 0.0)
+    for n in range(1, 2049):
+        r, c = rows or n, cols or n
+        if cost(r, c) > luts:
+            break
+        best = (r, c, cost(r, c))
+    return best
+
+
+def fit_report() -> None:
+    """calibration.csv's fits, per term, and the largest CAPs they put in each part."""
+    from bfimna.hdl.flow.fpga.targets import TARGETS
+    terms = ("constant", "per tile", "per CAM bit", "per AP column", "per AP row")
+    for preg in (False, True):
+        pts = calibration_points(preg)
+        m = fit_model(pts)
+        print(f"\nport_register {preg}: {len(pts)} points, max error "
+              f"{m['max_error_pct']:.1f}%")
+        for k in ("luts", "ffs"):
+            print(f"  {k}: " + ", ".join(f"{v:,.1f} {t}" for v, t in
+                                         zip(m[k], terms, strict=True)))
+        loo = leave_one_out(pts)
+        print(f"  leave-one-out LUT error: {min(loo):+.1f}% to {max(loo):+.1f}%")
+        for name in ("ecp5-25k", "ecp5-85k"):
+            cap = TARGETS[name].capacity["luts"]
+            sq = largest(m, cap)
+            c16, c32 = largest(m, cap, cols=16), largest(m, cap, cols=32)
+            print(f"  {name} ({cap:,} LUTs): square {sq[0]} x {sq[1]} ({sq[2]:,.0f}); "
+                  f"16 columns: {c16[0]} rows; 32 columns: {c32[0]} rows")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "fpga" / "bench")
     ap.add_argument("--quick", action="store_true", help="a 2 x 1 grid of each kind")
     ap.add_argument("--core", action="store_true", help="only the AP core alone, a few shapes")
+    ap.add_argument("--fit", action="store_true",
+                    help="only calibration.csv's fits and the largest CAPs (no synthesis)")
     args = ap.parse_args()
+    if args.fit:
+        fit_report()
+        return 0
     if args.core:
         core_bench(args.out)
         return 0
@@ -112,8 +161,9 @@ def main() -> int:
         loo_s = f"{e:+.1f}%" if e == e else "-"          # nan: too few points to refit
         print(f"| {p['rows']}x{p['cols']} | {p['tiles']} | {p['cam_bits']:,} | {p['luts']:,} | "
               f"{p['ffs']:,} | {p['est_luts']:,} | {err:+.1f}% | {loo_s} |")
-    ncal = len(calibration_points())
-    print(f"(estimate fitted to the {ncal} points of {CALIBRATION_FILE.name})")
+    ncal = len(calibration_points(base.tile.port_register))
+    print(f"(estimate fitted to the {ncal} points of {CALIBRATION_FILE.name} with "
+          f"port_register {base.tile.port_register})")
 
     rows, cols = ([8, 16], [16]) if args.quick else ([8, 16, 32], [16, 32])
     print(f"\nplace and route, ecp5-25k: rows {rows} x cols {cols} x tiles [1]", flush=True)

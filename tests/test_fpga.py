@@ -78,6 +78,31 @@ def test_the_estimate_fits_its_calibration_and_grows_with_the_arrays():
     assert big["ffs"] > big["cam_bits"]          # one flip-flop per CAM bit, plus control
 
 
+def test_the_port_register_has_its_own_fit(tmp_path, monkeypatch):
+    """A design with the tile's port register is estimated from the calibration points
+    measured with it (more flip-flops: the register and the cores' decode), one without
+    from the others; a calibration without points of a kind fails naming the file."""
+    from bfimna.hdl.flow.fpga import estimate as est_mod
+    d = load_config(CONFIG_DIR / "ap2d_37x16.yaml").as_dict()
+    assert d["tile"]["port_register"] is True
+    with_reg = config_from_dict(d)
+    d["tile"]["port_register"] = False
+    without = config_from_dict(d)
+    pts = {flag: est_mod.calibration_points(flag) for flag in (False, True)}
+    assert len(pts[False]) >= 10 and len(pts[True]) >= 10
+    a, b = estimate(with_reg), estimate(without)
+    assert (a["calibration_points"], b["calibration_points"]) == (len(pts[True]),
+                                                                  len(pts[False]))
+    assert a["max_error_pct"] < 15 and a["ffs"] > b["ffs"]
+    only = tmp_path / "calibration.csv"
+    text = est_mod.CALIBRATION_FILE.read_text().splitlines()
+    only.write_text("\n".join(ln for ln in text if not ln.split(",")[5:6] == ["True"]) + "\n")
+    monkeypatch.setattr(est_mod, "CALIBRATION_FILE", only)
+    monkeypatch.setattr(est_mod, "_MODELS", {})
+    with pytest.raises(ValueError, match=r"calibration.csv: 0 rows with port_register True"):
+        estimate(with_reg)
+
+
 def test_sweep_tables_and_plots_every_point(tmp_path, monkeypatch):
     """The sweep's bookkeeping with the tools replaced (the real sweep is a benchmark)."""
     calls = []
@@ -92,8 +117,9 @@ def test_sweep_tables_and_plots_every_point(tmp_path, monkeypatch):
     rows = sweep(TINY, "ecp5-25k", [8, 16], [12], [1, 2], tmp_path, progress=lambda s: None)
     assert calls == [(8, 12, 8, 1), (16, 12, 16, 1), (8, 12, 8, 2), (16, 12, 16, 2)]
     lines = (tmp_path / "sweep.csv").read_text().splitlines()
-    assert lines[0].split(",")[:6] == ["rows", "cols", "tiles", "maps", "counter_bits",
-                                       "cam_bits"]
+    assert lines[0].split(",")[:7] == ["rows", "cols", "tiles", "maps", "counter_bits",
+                                       "port_register", "cam_bits"]
+    assert all(ln.split(",")[5] == "False" for ln in lines[1:])   # TINY has no register
     assert len(lines) == 5 and rows[3]["cam_bits"] == 2 * (16 * 12 + 16 * 12)
     assert all(r["est_luts"] > 0 for r in rows)
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"

@@ -7,6 +7,10 @@ says how it was made and reports the estimate's error). The model: LUTs and FFs 
 the CAM bits, the columns and the rows of every AP, the tiles and a constant. It decides
 only whether synthesis is worth running: designs beyond REFUSE_FACTOR x the part are
 refused at once; every report carries the estimate next to the measured count.
+
+The tile's port register (`tile.port_register`) changes how the array maps (the AP cores
+run from registered decode terms, docs/fpga.md), so designs with it and without it are
+fitted apart, each to the calibration points of its kind (the `port_register` column).
 """
 
 from __future__ import annotations
@@ -74,26 +78,35 @@ def predict(model: dict[str, Any], cfg: Config) -> dict[str, int]:
             for k in ("luts", "ffs")}
 
 
-def calibration_points() -> list[dict[str, str]]:
-    """The rows of the calibration table (comment lines skipped)."""
+def calibration_points(port_register: bool | None = None) -> list[dict[str, str]]:
+    """The rows of the calibration table (comment lines skipped); with `port_register`,
+    only the rows measured with (True) or without (False) the tile's port register."""
     with CALIBRATION_FILE.open() as fh:
-        return list(csv.DictReader(ln for ln in fh if not ln.startswith("#")))
+        rows = list(csv.DictReader(ln for ln in fh if not ln.startswith("#")))
+    if port_register is None:
+        return rows
+    return [r for r in rows if (r["port_register"] == "True") == port_register]
 
 
-_MODEL: dict[str, Any] | None = None
+_MODELS: dict[bool, dict[str, Any]] = {}
 
 
-def _model() -> dict[str, Any]:
-    global _MODEL
-    if _MODEL is None:
-        _MODEL = fit_model(calibration_points())
-    return _MODEL
+def _model(port_register: bool) -> dict[str, Any]:
+    if port_register not in _MODELS:
+        points = calibration_points(port_register)
+        if len(points) < len(features(1, 1, 0, 1, 1, 1)):
+            raise ValueError(f"{CALIBRATION_FILE}: {len(points)} rows with port_register "
+                             f"{port_register}; the fit needs at least "
+                             f"{len(features(1, 1, 0, 1, 1, 1))} (bfimna fpga-sweep makes them)")
+        _MODELS[port_register] = fit_model(points)
+    return _MODELS[port_register]
 
 
 def estimate(cfg: Config, family: str = "ecp5") -> dict[str, Any]:
     """LUTs and FFs the board top of `cfg` should need after synthesis for an ECP5 or
-    iCE40 part, and how good the fit is on its (ECP5) calibration points."""
-    m = _model()
+    iCE40 part, and how good the fit is on its (ECP5) calibration points (those with the
+    port register when `cfg` has it, else those without)."""
+    m = _model(cfg.tile.port_register)
     pred = predict(m, cfg)
     return {**{k: int(round(v * FAMILY_SCALE[family][k])) for k, v in pred.items()},
             "cam_bits": cam_bits(cfg), "calibration_points": m["points"],

@@ -33,7 +33,9 @@ def sweep(base: Config, target: str, rows: list[int], cols: list[int], tiles: li
         d["system"]["tiles"] = t
         cfg = config_from_dict(d)
         row: dict[str, Any] = {"rows": r, "cols": c, "tiles": t, "maps": cfg.tile.maps,
-                               "counter_bits": cfg.ap.counter_bits, "cam_bits": cam_bits(cfg)}
+                               "counter_bits": cfg.ap.counter_bits,
+                               "port_register": cfg.tile.port_register,
+                               "cam_bits": cam_bits(cfg)}
         # flow.run_flow, flow.synthesis_only: looked up at each call (tests replace them)
         if pnr:
             rep: dict[str, Any] | None
