@@ -7,7 +7,7 @@
     bfimna run --network NET.yaml --plan PLAN.yaml --backend {golden,verilator,icarus,board}
     (RTL runs: [--path {replay,cocotb}] [--waves-from A --waves-to B])
     bfimna fpga --config FILE --target {ecp5-25k,ecp5-85k,ice40-up5k} --out DIR [--bitstream]
-                [--clock-mhz F] [--force]
+                [--clock-mhz F] [--abc9-delay-ns D] [--force]
     bfimna fpga-sweep --target T --rows R.. --cols C.. --tiles T.. --out DIR [--pnr]
     bfimna board --config FILE (--port DEV | --emulate) [--runs N]
     bfimna isa / exec   (the instruction set's costs; run one program on a controller)
@@ -68,6 +68,7 @@ SEED = _number(int, 0, 2**31 - 1, what="a seed (an integer 0..2^31-1)")
 FRACTION = _number(float, 0.0, 0.95, what="a share of cycles in 0..0.95")
 SECONDS = _number(float, 0.0, lo_open=True, what="a positive number of seconds")
 MHZ = _number(float, 0.0, lo_open=True, what="a positive frequency in MHz")
+NS = _number(float, 0.0, lo_open=True, what="a positive delay in ns")
 BITS = _number(int, 1, 32, what="a width 1..32")
 
 
@@ -723,7 +724,8 @@ def cmd_fpga(args) -> int:
     t0 = time.perf_counter()
     try:
         r = run_flow(cfg, args.target, args.out, bitstream=args.bitstream, seed=args.seed,
-                     force=args.force, clock_mhz=args.clock_mhz, baud=args.baud)
+                     force=args.force, clock_mhz=args.clock_mhz, baud=args.baud,
+                     abc9_delay_ns=args.abc9_delay_ns)
     except FpgaError as exc:
         print(f"bfimna: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, FpgaUsage) else 1
@@ -1002,6 +1004,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the UART's rate (default %(default)s); the clock must make it "
                         "within half the receiver's margin (2%% at 8 cycles a bit, 1.3%% at "
                         "4; 3000000, the FT231X's top rate: --clock-mhz 15 or 30 on ECP5)")
+    f.add_argument("--abc9-delay-ns", type=NS, default=None,
+                   help="ECP5: the delay target of synthesis' ABC9 mapping (logic only, "
+                        "no routing); without it ABC maps for the least depth and keeps "
+                        "that depth everywhere, a looser target (10) gives fewer LUTs")
     f.add_argument("--force", action="store_true",
                    help="synthesise even when the estimate puts the design far beyond the part")
     f.set_defaults(func=cmd_fpga)

@@ -16,7 +16,7 @@ from bfimna.hdl.flow.fpga.estimate import REFUSE_FACTOR, cam_bits, estimate
 from bfimna.hdl.flow.fpga.flow import run_flow
 from bfimna.hdl.flow.fpga.report import pnr_overuse
 from bfimna.hdl.flow.fpga.sweep import sweep
-from bfimna.hdl.flow.fpga.targets import TARGETS, FpgaError, constraints
+from bfimna.hdl.flow.fpga.targets import TARGETS, FpgaError, FpgaUsage, constraints
 from bfimna.hdl.gen.board import ecp5_pll
 
 from conftest import CONFIG_DIR
@@ -164,6 +164,40 @@ def test_ecp5_pll_dividers():
 def test_a_pll_clock_on_ice40_is_refused(tmp_path):
     with pytest.raises(FpgaError, match="needs a PLL, which the flow supports on ECP5 only"):
         run_flow(TINY, "ice40-up5k", tmp_path, clock_mhz=10)
+
+
+def test_abc9_delay_target_reaches_yosys_and_the_report(tmp_path, monkeypatch, capsys):
+    """--abc9-delay-ns sets ABC9's `abc9.D` (ps) before synth_ecp5 and is recorded in
+    report.json and summary.md; without it the script sets nothing; on iCE40 (no ABC9 in
+    synth_ice40) and for a non-positive value the command refuses before any tool runs."""
+    from bfimna.cli import main
+    from bfimna.hdl.flow.fpga.flow import synthesis_script
+    assert synthesis_script("top", "ecp5", True, 10).startswith(
+        "scratchpad -set abc9.D 10000; read_verilog top.v; synth_ecp5 -top top -json top.json")
+    assert "scratchpad" not in synthesis_script("top", "ecp5", True)
+    seen = []
+
+    def stop(cmd, log, what, timeout=None):      # the first tool call: yosys
+        seen.append(cmd)
+        raise FpgaError("stopped by the test")
+
+    monkeypatch.setattr(flow, "_run", stop)
+    with pytest.raises(FpgaError, match="stopped by the test"):
+        run_flow(TINY, "ecp5-25k", tmp_path / "a", abc9_delay_ns=12.5)
+    assert seen[0][seen[0].index("-p") + 1].startswith("scratchpad -set abc9.D 12500; ")
+    from bfimna.hdl.flow.fpga.report import write_report
+    write_report(tmp_path, {"config": "t", "part": "p", "board": "b", "target": "ecp5-25k",
+                            "abc9_delay_ns": 12.5, "wall_s": {}})
+    assert "ABC9's delay target 12.5 ns" in (tmp_path / "summary.md").read_text()
+    with pytest.raises(FpgaUsage, match="synth_ice40, which does not use ABC9"):
+        run_flow(TINY, "ice40-up5k", tmp_path / "b", abc9_delay_ns=10)
+    assert len(seen) == 1
+    for bad in ("0", "-3", "x"):
+        with pytest.raises(SystemExit):
+            main(["fpga", "--config", str(CONFIG_DIR / "ap2d_37x16.yaml"), "--out",
+                  str(tmp_path / "c"), "--abc9-delay-ns", bad])
+        assert "a positive delay in ns" in capsys.readouterr().err
+    assert len(seen) == 1
 
 
 def test_timing_verdict_on_empty_and_partial_fmax():

@@ -75,21 +75,34 @@ def _run(cmd: list[str], log: Path, what: str, timeout: float | None = None) -> 
     return time.perf_counter() - t0
 
 
+def synthesis_script(top: str, family: str, netlist: bool,
+                     abc9_delay_ns: float | None = None) -> str:
+    """Yosys' script for the board top `top`. `abc9_delay_ns` (ECP5): ABC9's delay
+    target (the `abc9.D` scratchpad variable, in ps): without it ABC maps for the least
+    logic depth it can reach and recovers area only under that depth; with a looser
+    target it recovers area wherever the target allows (docs/fpga.md, "ABC's delay
+    target")."""
+    synth = "synth_ecp5" if family == "ecp5" else "synth_ice40"
+    pre = (f"scratchpad -set abc9.D {round(abc9_delay_ns * 1000)}; "
+           if abc9_delay_ns is not None else "")
+    return (pre + f"read_verilog {top}.v; {synth} -top {top}"
+            + (f" -json {top}.json" if netlist else "") + "; tee -q -o stat.json stat -json")
+
+
 def _synthesise(cfg: Config, t: Target, out: Path, netlist: bool,
-                pll: dict[str, Any] | None = None, divisor: int | None = None
+                pll: dict[str, Any] | None = None, divisor: int | None = None,
+                abc9_delay_ns: float | None = None
                 ) -> tuple[dict[str, int], dict[str, int], float]:
     """Yosys on the board top of `cfg`: (cell counts, resources used, wall seconds); with
     `netlist`, also the JSON netlist place and route reads; with `pll`, clocked from it;
-    `divisor`: the UART's (default: uart_divisor's for BAUD)."""
+    `divisor`: the UART's (default: uart_divisor's for BAUD); `abc9_delay_ns`: see
+    synthesis_script."""
     top = board_module_name(cfg)
     f_mhz = pll["fout_mhz"] if pll else t.clk_hz / 1e6
     div = divisor or uart_divisor(f_mhz * 1e6, BAUD)[0]
     (out / f"{top}.v").write_text(board_verilog(cfg, div, t.led_invert,
                                                 pll, t.clk_hz / 1e6))
-    synth = "synth_ecp5" if t.family == "ecp5" else "synth_ice40"
-    script = (f"read_verilog {top}.v; {synth} -top {top}" + (f" -json {top}.json" if netlist
-                                                              else "")
-              + "; tee -q -o stat.json stat -json")
+    script = synthesis_script(top, t.family, netlist, abc9_delay_ns)
     wall = _run([tool("yosys"), "-p", script], out / "yosys.log", "synthesis")
     cells = yosys_cells(json.loads((out / "stat.json").read_text()))
     return cells, resources_from_cells(t.family, cells), wall
@@ -97,17 +110,23 @@ def _synthesise(cfg: Config, t: Target, out: Path, netlist: bool,
 
 def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = False,
              seed: int = 1, force: bool = False,
-             clock_mhz: float | None = None, baud: int = BAUD) -> dict[str, Any]:
+             clock_mhz: float | None = None, baud: int = BAUD,
+             abc9_delay_ns: float | None = None) -> dict[str, Any]:
     """Synthesise, place and route the board-level top of `cfg` for `target`; write the
     logs, report.json and summary.md into out_dir; return the report. Unless `force`, a
     design the estimate puts far beyond the part (REFUSE_FACTOR) is refused before
     synthesis, which would take long only to say it does not fit. `clock_mhz` (ECP5):
     clock the design from a PLL at that frequency instead of the board's clock. `baud`:
     the UART's rate; the clock must make it within the link's tolerance
-    (golden/spec/link.py: uart_divisor), else FpgaUsage before anything runs."""
+    (golden/spec/link.py: uart_divisor), else FpgaUsage before anything runs.
+    `abc9_delay_ns` (ECP5): ABC9's delay target in synthesis (synthesis_script)."""
     if target not in TARGETS:
         raise FpgaError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
     t = TARGETS[target]
+    if abc9_delay_ns is not None and t.family != "ecp5":
+        raise FpgaUsage(f"--abc9-delay-ns sets the delay target of synth_ecp5's ABC9 "
+                        f"mapping; {target} is synthesised by synth_ice40, which does not "
+                        f"use ABC9")
     pll = None
     if clock_mhz is not None and clock_mhz != t.clk_hz / 1e6:
         if t.family != "ecp5":
@@ -132,7 +151,7 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
         "config_sha256": cfg.hash, "top": top, "board_clock_mhz": t.clk_hz / 1e6,
         "clock_mhz": f_mhz, "pll": pll, "uart_baud": baud, "uart_divisor": divisor,
         "uart_rate_error": round(rate_error, 5), "cam_bits": est["cam_bits"],
-        "estimate": est, "wall_s": {}}
+        "abc9_delay_ns": abc9_delay_ns, "estimate": est, "wall_s": {}}
     far = [k for k in ("luts", "ffs") if est[k] > REFUSE_FACTOR * t.capacity[k]]
     if far and not force:
         problems = [f"{k}: needs about {est[k]:,} by the estimate, the {t.part} has "
@@ -146,7 +165,8 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
                         f"{est['calibration_points']} synthesised designs, each within "
                         f"{est['max_error_pct']:.0f}%) is beyond {REFUSE_FACTOR}x the part; "
                         f"--force runs it anyway")
-    cells, used, wall = _synthesise(cfg, t, out, netlist=True, pll=pll, divisor=divisor)
+    cells, used, wall = _synthesise(cfg, t, out, netlist=True, pll=pll, divisor=divisor,
+                                    abc9_delay_ns=abc9_delay_ns)
     report["wall_s"]["synthesis"] = round(wall, 1)
     report["synthesis_cells"] = cells
     problems = fit_problems(t, used)

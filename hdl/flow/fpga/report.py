@@ -242,6 +242,9 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
         lines.append("\nFmax: none reported (timing NOT met)")
     for p in report.get("problems", []):
         lines.append(f"\nDoes not fit: {p}")
+    if report.get("abc9_delay_ns") is not None:
+        lines.append(f"\nSynthesis: ABC9's delay target {report['abc9_delay_ns']:g} ns "
+                     f"(--abc9-delay-ns)")
     if report["wall_s"]:
         lines.append("\nWall time: " + ", ".join(f"{k.replace('_', ' ')} {v} s"
                                                for k, v in report["wall_s"].items()))
