@@ -44,6 +44,7 @@ from bfimna.hdl.flow.fpga.estimate import (
     estimate,
     features,
     fit_model,
+    model_value,
 )
 from bfimna.hdl.flow.fpga.flow import tool
 from bfimna.hdl.flow.fpga.report import resources_from_cells
@@ -60,7 +61,7 @@ def leave_one_out(points: list[dict]) -> list[float]:
         m = fit_model(points[:i] + points[i + 1:])
         f = features(int(p["rows"]), int(p["cols"]), int(p["maps"]), int(p["rows"]),
                      int(p["cols"]), int(p["tiles"]))
-        pred = sum(a * b for a, b in zip(m["luts"], f, strict=True))
+        pred = model_value(m, "luts", f)
         out.append(100 * (pred - float(p["luts"])) / float(p["luts"]))
     return out
 
@@ -94,15 +95,13 @@ def core_bench(out: Path) -> None:
 def largest(model: dict, luts: int, rows=None, cols=None) -> tuple[int, int, float]:
     """The largest CAP (rows x cols, one MAP shaped like it, one tile) the fitted model
     puts within `luts`: square unless rows or cols is fixed. (rows, cols, its LUTs)."""
-    def cost(r: int, c: int) -> float:
-        return sum(a * b for a, b in zip(model["luts"], features(r, c, 1, r, c, 1),
-                                         strict=True))
     best = (0, 0, 0.0)
     for n in range(1, 2049):
         r, c = rows or n, cols or n
-        if cost(r, c) > luts:
+        need = model_value(model, "luts", features(r, c, 1, r, c, 1))
+        if need > luts:
             break
-        best = (r, c, cost(r, c))
+        best = (r, c, need)
     return best
 
 

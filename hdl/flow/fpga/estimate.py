@@ -70,12 +70,16 @@ def fit_model(points: list[dict[str, Any]]) -> dict[str, Any]:
     return model
 
 
+def model_value(model: dict[str, Any], key: str, f: list[float]) -> float:
+    """A fitted model's `key` ("luts" or "ffs") at the features `f`."""
+    return sum(a * b for a, b in zip(model[key], f, strict=True))
+
+
 def predict(model: dict[str, Any], cfg: Config) -> dict[str, int]:
     """ECP5 LUTs and FFs of the board top of `cfg` by a fitted model."""
     f = features(cfg.ap.rows, cfg.ap.cols, cam_maps(cfg), cfg.tile.map_rows,
                  cfg.tile.map_cols, cfg.system.tiles)
-    return {k: int(round(sum(a * b for a, b in zip(model[k], f, strict=True))))
-            for k in ("luts", "ffs")}
+    return {k: int(round(model_value(model, k, f))) for k in ("luts", "ffs")}
 
 
 def calibration_points(port_register: bool | None = None) -> list[dict[str, str]]:
@@ -94,10 +98,11 @@ _MODELS: dict[bool, dict[str, Any]] = {}
 def _model(port_register: bool) -> dict[str, Any]:
     if port_register not in _MODELS:
         points = calibration_points(port_register)
-        if len(points) < len(features(1, 1, 0, 1, 1, 1)):
+        need = len(features(1, 1, 0, 1, 1, 1))       # one point per coefficient at least
+        if len(points) < need:
             raise ValueError(f"{CALIBRATION_FILE}: {len(points)} rows with port_register "
-                             f"{port_register}; the fit needs at least "
-                             f"{len(features(1, 1, 0, 1, 1, 1))} (bfimna fpga-sweep makes them)")
+                             f"{port_register}; the fit needs at least {need} (bfimna "
+                             f"fpga-sweep makes them)")
         _MODELS[port_register] = fit_model(points)
     return _MODELS[port_register]
 
