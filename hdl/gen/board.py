@@ -195,6 +195,10 @@ class BoardTop(wiring.Component):
         idx = Signal(range(max_payload + 1))
         word = view(WORD.payload, payload[:WORD.payload.size])
         read = view(READ.payload, payload[:READ.payload.size])
+        # the beat 'W' pushes: its data straight from the payload register (AXI-Stream's
+        # tdata and tlast matter only with tvalid, which PUSH alone raises), so that no state
+        # decoding lies on the path into the tile's validator
+        m.d.comb += [sys.s_axis_tdata.eq(word.word), sys.s_axis_tlast.eq(word.tlast)]
         # a reply for the TX side: which frame, its 32-bit value; `resp_req` until taken
         resp_req, resp_val = Signal(), Signal(32)
         resp_kind = Signal(Reply, init=Reply.ACK)   # (unread until resp_req is set)
@@ -240,8 +244,7 @@ class BoardTop(wiring.Component):
                             m.next = ACTION[f.name]
             with m.State("PUSH"):
                 # 'W': the beat into the system, 'K' once it took it
-                m.d.comb += [sys.s_axis_tvalid.eq(1), sys.s_axis_tdata.eq(word.word),
-                             sys.s_axis_tlast.eq(word.tlast)]
+                m.d.comb += sys.s_axis_tvalid.eq(1)
                 with m.If(mut.pick("ack_not_waiting", sys.s_axis_tready, Const(1))):
                     reply(ACK)
                     m.next = "CMD"

@@ -3,9 +3,10 @@ APs (MAPs) around the tile controller, which is five sub-components, each a
 `wiring.Component` with its own signature and its own simulator test
 (tests/test_tile_parts.py) against the golden model:
 
-    InstrQueue   the instruction queue and the decoder/validator of its head: the head
-                 word seen through golden/spec/isa.py's formats, legal or not (golden
-                 validate()), and the transfer row registers XROWS sets
+    InstrQueue   the instruction queue and its decoder/validator: the head word seen
+                 through golden/spec/isa.py's formats, legal or not (golden validate(),
+                 computed as the word enters and stored with it), and the transfer row
+                 registers XROWS sets
     Sequencer    the instruction register, the sequencer state (phase, step, p, i, j, the
                  MAC digits) and the microcode ROM: the micro-op of each state,
                  registered one cycle ahead (golden/model/controller.py: expand)
@@ -346,55 +347,112 @@ def _readback_members(cfg: Config, rows: bool = True) -> dict:
     return out
 
 
-# -- part 1: the instruction queue and the decoder/validator of its head ------------------
+# -- part 1: the instruction queue and its decoder/validator ----------------------------------
 class InstrQueue(wiring.Component):
-    """The instruction queue (valid/ready in, the head out) and the decoder of its head:
-    the word through golden/spec/isa.py's formats, `legal` as golden `validate` (every
-    hardware rule of its OPCODES entry, no reserved bit set), and the XROWS transfer row
-    registers, loaded when a legal XROWS is popped. `drop` (a `drop_rule:` fault: opcode,
-    check) leaves that one check out."""
+    """The instruction queue (valid/ready in, the head out) and its decoder: the head word
+    through golden/spec/isa.py's formats, `legal` as golden `validate` (every hardware rule
+    of its OPCODES entry, no reserved bit set), and the XROWS transfer row registers,
+    loaded when a legal XROWS is popped. `drop` (a `drop_rule:` fault: opcode, check)
+    leaves that one check out.
+
+    The verdict is computed as a word enters, over two cycles, and stored with it in the
+    queue, so that the validator (MOVW's source rows check has a multiplier) lies neither
+    between the head and the sequencer nor, whole, between two registers:
+      - the cycle a word is taken, each opcode's rules are evaluated on it (`rules_hold`)
+        and registered with it in the input stage (`st_word`, `st_ok`);
+      - the cycle after, the stage's opcode picks its rules' verdict, the reserved bits
+        are checked, and the word goes into the queue with its verdict.
+    A word's verdict depends on the XROWS registers in force when it is popped: the last
+    legal XROWS popped before it. The queue pops in the order it takes, so that is the
+    last legal XROWS taken before it, which a copy of the registers at the input
+    (`t_srow`, `t_drow`, `t_stride`) follows (XROWS' own rules do not read them). The
+    stage delays a word's arrival at the head by one cycle; no count changes, since the
+    tile counts the cycles it issues micro-ops, and `pending` includes the stage."""
 
     def __init__(self, cfg: Config, drop: tuple[Opc, str] | None = None):
         self.cfg, self.drop = cfg, drop
         super().__init__({"s_valid": In(1), "s_data": In(WORD_BITS), "s_ready": Out(1),
                           "head": Out(queue_head_signature()),
-                          "pending": Out(1),      # a word in the queue or being written
+                          "pending": Out(1),      # a word in the stage or the queue
                           "xrows": Out(XROWS_REGS)})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = queue = SyncFIFOBuffered(width=WORD_BITS,
+        # each entry: the word and its verdict (bit WORD_BITS)
+        m.submodules.fifo = queue = SyncFIFOBuffered(width=WORD_BITS + 1,
                                                      depth=self.cfg.ctrl.queue_depth)
-        m.d.comb += [queue.w_data.eq(self.s_data), queue.w_en.eq(self.s_valid),
-                     self.s_ready.eq(queue.w_rdy), queue.r_en.eq(self.head.pop),
-                     self.head.word.eq(queue.r_data), self.head.valid.eq(queue.r_rdy),
+
+        def xrows_regs(prefix, word):
+            xr = view(XROWS_FORMAT, word)
+            return xr, tuple(Signal.like(getattr(xr, k), name=f"{prefix}_{k}")
+                             for k in ("srow", "drow", "stride"))
+
+        # -- the input stage: the word taken and its opcodes' rule verdicts --------------
+        st_valid = Signal()
+        st_word = Signal(WORD_BITS)
+        take = Signal()
+        m.d.comb += [self.s_ready.eq(~st_valid | queue.w_rdy),
+                     take.eq(self.s_valid & self.s_ready)]
+        with m.If(self.s_ready):
+            m.d.sync += [st_valid.eq(self.s_valid), st_word.eq(self.s_data)]
+        s_xr, t_regs = xrows_regs("t", self.s_data)
+        rules_ok = _rules_by_opcode(self.s_data, self.cfg, t_regs, self.drop)
+        st_ok = {op: Signal(name=f"st_ok_{op.name.lower()}") for op, ok in rules_ok.items()
+                 if not isinstance(ok, bool)}
+        with m.If(take):
+            m.d.sync += [st_ok[op].eq(rules_ok[op]) for op in st_ok]
+        # a legal XROWS taken: the registers the next words' rules read
+        xrows_ok = rules_ok.get(Opc.XROWS, False)
+        if xrows_ok is not False:
+            xrows_legal = ~reserved(XROWS_FORMAT, self.s_data) & xrows_ok
+            with m.If(take & (view(GENERIC, self.s_data).op == Opc.XROWS) & xrows_legal):
+                m.d.sync += [r.eq(v) for r, v in
+                             zip(t_regs, (s_xr.srow, s_xr.drow, s_xr.stride), strict=True)]
+
+        # -- into the queue: the stage's verdict ----------------------------------------
+        st_legal = Signal()
+        _verdict(m, st_legal, st_word, {op: st_ok.get(op, ok) for op, ok in rules_ok.items()},
+                 self.drop)
+        m.d.comb += [queue.w_data.eq(Cat(st_word, st_legal)), queue.w_en.eq(st_valid),
+                     queue.r_en.eq(self.head.pop), self.head.valid.eq(queue.r_rdy),
                      # w_level covers a word written this cycle that r_rdy shows only later
-                     self.pending.eq(queue.r_rdy | (queue.w_level != 0))]
-        w = queue.r_data
-        xr = view(XROWS_FORMAT, w)
-        x_srow, x_drow, x_stride = (Signal.like(xr.srow, name="x_srow"),
-                                    Signal.like(xr.drow, name="x_drow"),
-                                    Signal.like(xr.stride, name="x_stride"))
-        h_legal = Signal()
-        _validate(m, h_legal, w, self.cfg, (x_srow, x_drow, x_stride), self.drop)
-        m.d.comb += [self.head.legal.eq(h_legal), self.xrows.srow.eq(x_srow),
-                     self.xrows.drow.eq(x_drow), self.xrows.stride.eq(x_stride)]
+                     self.pending.eq(st_valid | queue.r_rdy | (queue.w_level != 0))]
+
+        # -- the head: the word, its stored verdict, the registers the transfer unit uses --
+        w, h_legal = queue.r_data[:WORD_BITS], queue.r_data[WORD_BITS]
+        xr, x_regs = xrows_regs("x", w)
+        m.d.comb += [self.head.word.eq(w), self.head.legal.eq(h_legal),
+                     self.xrows.srow.eq(x_regs[0]), self.xrows.drow.eq(x_regs[1]),
+                     self.xrows.stride.eq(x_regs[2])]
         with m.If(self.head.pop & h_legal & (view(GENERIC, w).op == Opc.XROWS)):
-            m.d.sync += [x_srow.eq(xr.srow), x_drow.eq(xr.drow), x_stride.eq(xr.stride)]
+            m.d.sync += [r.eq(v) for r, v in
+                         zip(x_regs, (xr.srow, xr.drow, xr.stride), strict=True)]
         return m
 
 
-def _validate(m, legal, w, cfg, xrows, drop=None):
-    """Combinational mirror of golden isa.validate(): per opcode, no reserved bit set
-    and every rule of its OPCODES entry, evaluated on a view of the word. `drop`
-    (a fault: opcode, check name) leaves that one check out."""
+def _rules_by_opcode(w, cfg, xrows, drop=None) -> dict:
+    """Per opcode, the AND of its OPCODES entry's hardware rules on a view of the word
+    `w` (golden isa.validate() without the reserved bits): an Amaranth value, or a Python
+    bool where the rules decide statically. `drop` (a fault: opcode, check name) leaves
+    that one check out."""
     t = _Target(cfg, xrows)
+    out = {}
+    for op, spec in OPCODES.items():
+        skip = drop[1] if drop is not None and drop[0] == op else None
+        out[op] = rules_hold(spec, view(spec.fmt, w), t, skip)
+    return out
+
+
+def _verdict(m, legal, w, rules_ok: dict, drop=None):
+    """`legal` = golden isa.validate() on `w`, given its rules' verdicts per opcode
+    (`rules_ok`, from `_rules_by_opcode`, registered or not): no reserved bit set, and
+    its opcode's rules hold. `drop` with RESERVED leaves the reserved bits unchecked."""
     with m.Switch(view(GENERIC, w).op):
         for op, spec in OPCODES.items():
-            skip = drop[1] if drop is not None and drop[0] == op else None
-            ok = rules_hold(spec, view(spec.fmt, w), t, skip)
+            ok = rules_ok[op]
             if ok is False:
                 continue                  # never legal on this tile: no case, illegal
+            skip = drop[1] if drop is not None and drop[0] == op else None
             with m.Case(op):
                 bad = Const(0, 1) if skip == RESERVED else reserved(spec.fmt, w)
                 m.d.comb += legal.eq(~bad if ok is True else ~bad & ok)
