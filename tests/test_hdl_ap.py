@@ -43,77 +43,34 @@ def with_noise(ap: APConfig, stream, seed: int):
         yield UOp(u.op, **fields)
 
 
-def hazard_uops(ap: APConfig, seed: int, n_ops: int):
-    """Column writes and moves over three columns, mixed with row writes, compares and
-    row-range changes: an MVCOL right after a column write into its source (illegal,
-    golden/spec/uops.py: is_legal's `written`), or after a row write into it (legal, read
-    ahead through that write in the registered core), comes every few micro-ops."""
-    rng = np.random.default_rng(seed)
-    R, C = ap.rows, ap.cols
-    cols = range(min(3, C))
-    for _ in range(n_ops):
-        kind = rng.choice(["wrcol", "mvcol", "mvcol", "wrrow", "wr", "cmp", "rowen", "nop"])
-        col, col2 = int(rng.choice(cols)), int(rng.choice(cols))
-        shift = int(rng.integers(0, R))
-        if kind == "wrcol":
-            yield UOp(Op.WRCOL, col=col, shift=shift, vec=int(rng.integers(1 << R)))
-        elif kind == "mvcol":
-            yield UOp(Op.MVCOL, col=col, col2=col2, shift=shift)
-        elif kind == "wrrow":
-            yield UOp(Op.WRROW, addr=int(rng.integers(R)), data=int(rng.integers(1 << C)),
-                      mask=int(rng.integers(1 << C)))
-        elif kind == "wr":
-            yield UOp(Op.WR, key=int(rng.integers(1 << C)), mask=int(rng.integers(1 << C)))
-        elif kind == "cmp":
-            yield UOp(Op.CMP, key=int(rng.integers(1 << C)), mask=int(rng.integers(1 << C)))
-        elif kind == "rowen":
-            lo = int(rng.integers(0, R))
-            yield UOp(Op.ROWEN, addr=lo, addr2=int(rng.integers(lo, R + 1)))
-        else:
-            yield UOp(Op.NOP)
-
-
 def simulate(ap: APConfig, seed: int, n_ops: int, fault: str | None = None,
-             noise: bool = False, registered: bool = False, stream=None) -> dict:
-    """Run a random stream (or `stream`) then a full read-back on the generated core,
-    comparing every output with the golden model each cycle. Returns the first mismatch
-    (or None). With `noise`, the fields a micro-op does not read carry random values.
-
-    `registered`: the core as a tile with `port_register` builds it, which executes each
-    micro-op the cycle after its port carries it (taking `data` in the cycle it executes);
-    the golden model is stepped with the micro-op executing, a NOP (the reset's) first."""
-    dut = APCore(ap, fault=fault, registered=registered)
+             noise: bool = False) -> dict:
+    """Run a random stream then a full read-back on the generated core, comparing every
+    output with the golden model each cycle. Returns the first mismatch (or None). With
+    `noise`, the fields a micro-op does not read carry random values."""
+    dut = APCore(ap, fault=fault)
     model = APModel(ap)
     fields = list(port_widths(ap))
-    outcome = {"mismatch": None, "cycles": 0, "hazards": 0}
+    outcome = {"mismatch": None, "cycles": 0}
 
     async def bench(ctx):
-        uops = stream if stream is not None else random_uops(model, seed, n_ops)
-        uops = itertools.chain(uops, readback_uops(ap), [UOp(Op.NOP)] if registered else [])
+        stream = itertools.chain(random_uops(model, seed, n_ops), readback_uops(ap))
         if noise:
-            uops = with_noise(ap, uops, seed)
-        executing = UOp(Op.NOP)
-        for cycle, u in enumerate(uops, start=1):
+            stream = with_noise(ap, stream, seed)
+        for cycle, u in enumerate(stream, start=1):
             sel = cycle % N_COUNTERS
             for f in fields:
-                ctx.set(getattr(dut, f), getattr(executing if registered and f == "data"
-                                                 else u, f))
+                ctx.set(getattr(dut, f), getattr(u, f))
             ctx.set(dut.cnt_sel, sel)
             await ctx.tick()
-            if u.op == Op.MVCOL and u.col2 == model.written and not registered:
-                outcome["hazards"] += 1
-            model.step(executing if registered else u)
-            if registered and u.op == Op.MVCOL and u.col2 == model.written:
-                outcome["hazards"] += 1
+            model.step(u)
             want = model.expected_outputs(sel)
             got = {port: ctx.get(getattr(dut, port)) for port in want}
             bad = {p: (got[p], want[p]) for p in want if got[p] != want[p]}
             if bad:
-                outcome["mismatch"] = (f"seed {seed}, cycle {cycle}, port {u}, executing "
-                                       f"{executing if registered else u}: (RTL, golden) {bad}")
+                outcome["mismatch"] = f"seed {seed}, cycle {cycle}, {u}: (RTL, golden) {bad}"
                 return
             outcome["cycles"] = cycle
-            executing = u
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -127,29 +84,6 @@ def test_generator_matches_golden(ap, seed):
     out = simulate(ap, seed, n_ops=400)
     assert out["mismatch"] is None, out["mismatch"]
     assert out["cycles"] == 400 + ap.rows + N_COUNTERS
-
-
-@pytest.mark.parametrize("ap", SIM_CONFIGS, ids=lambda a: f"{a.dims}d_{a.rows}x{a.cols}")
-def test_registered_core_matches_golden_a_cycle_later(ap, seed):
-    """The core of a tile with `port_register`: the same stream, each micro-op executed
-    (and checked) the cycle after its port carries it."""
-    out = simulate(ap, seed, n_ops=400, registered=True)
-    assert out["mismatch"] is None, out["mismatch"]
-    assert out["cycles"] == 400 + ap.rows + N_COUNTERS + 1
-
-
-@pytest.mark.parametrize("registered", [False, True], ids=["unregistered", "registered"])
-@pytest.mark.parametrize("ap", [a for a in SIM_CONFIGS if a.two_d],
-                         ids=lambda a: f"{a.dims}d_{a.rows}x{a.cols}")
-def test_move_hazard_matches_golden(ap, registered, seed):
-    """MVCOL right after a column write into its source is an illegal NOP, right after a
-    row write into it a legal move of the written bits (the registered core reads the
-    source a cycle ahead, through that write): both cores as golden, on streams where
-    both cases come every few micro-ops."""
-    out = simulate(ap, seed, n_ops=400, registered=registered,
-                   stream=hazard_uops(ap, seed, 400))
-    assert out["mismatch"] is None, out["mismatch"]
-    assert out["hazards"] >= 10, f"seed {seed}: only {out['hazards']} hazards in the stream"
 
 
 @pytest.mark.parametrize("ap", SIM_CONFIGS[:2], ids=lambda a: f"{a.dims}d_{a.rows}x{a.cols}")

@@ -18,7 +18,6 @@ from bfimna.golden.spec.uops import (
     N_COUNTERS,
     Op,
     UOp,
-    column_written,
     is_legal,
 )
 
@@ -54,7 +53,6 @@ class APModel:
         self.rcol = 0
         self.rcol_valid = False
         self.err = False
-        self.written: int | None = None   # the column the last micro-op column-wrote
         self.counters = [0] * N_COUNTERS
 
     # -- micro-operations (each is one clock cycle when called through step) ----------
@@ -110,9 +108,7 @@ class APModel:
         cnt[CNT_CYCLES] = (cnt[CNT_CYCLES] + 1) % self._cnt_mod
         self.rd_valid = False
         self.rcol_valid = False
-        legal = is_legal(self.cfg, u, self.written)
-        self.written = column_written(u, legal)
-        if not legal:
+        if not is_legal(self.cfg, u):
             self.err = True
             cnt[CNT_ILLEGAL] = (cnt[CNT_ILLEGAL] + 1) % self._cnt_mod
             return

@@ -37,8 +37,7 @@ class Op(enum.IntEnum):
     RDCOL = 7   # rcol <= cam[:, col] (2D only, valid the next cycle)
     WRCOL = 8   # rows with rowen: cam[r][col] = vec[r + shift] (0 past the last row) (2D)
     MVCOL = 9   # rows with rowen: cam[r][col] = cam[r + shift][col2] if row r + shift is
-    #             enabled, else 0 (also past the last row) (2D); illegal right after a
-    #             column write into col2 (is_legal)
+    #             enabled, else 0 (also past the last row) (2D)
 
 
 OP_BITS = 4
@@ -104,14 +103,8 @@ def fits_ports(ap: APConfig, u: UOp) -> bool:
     return True
 
 
-def is_legal(ap: APConfig, u: UOp, written: int | None = None) -> bool:
-    """Whether the AP core executes `u`; an illegal micro-op is a NOP that sets err.
-
-    `written`: the column the micro-op of the cycle before wrote with a column write
-    (`column_written`), None when it wrote none. An MVCOL whose source column (col2) it is
-    is illegal: the core reads MVCOL's source in the cycle before it executes, taking in
-    that cycle's row writes but not a column write (docs/ap_core.md, "The move's source").
-    The tile's microcode never issues one (REDUCE's fields are apart)."""
+def is_legal(ap: APConfig, u: UOp) -> bool:
+    """Whether the AP core executes `u`; an illegal micro-op is a NOP that sets err."""
     if u.op not in Op.__members__.values():
         return False
     op = Op(u.op)
@@ -120,19 +113,13 @@ def is_legal(ap: APConfig, u: UOp, written: int | None = None) -> bool:
             return False
         if op in (Op.WRCOL, Op.MVCOL) and u.shift >= ap.rows:
             return False
-        if op == Op.MVCOL and (u.col2 >= ap.cols or u.col2 == written):
+        if op == Op.MVCOL and u.col2 >= ap.cols:
             return False
     if op in (Op.RDROW, Op.WRROW) and u.addr >= ap.rows:
         return False
     if op == Op.ROWEN and not (u.addr <= u.addr2 <= ap.rows):
         return False
     return True
-
-
-def column_written(u: UOp, legal: bool) -> int | None:
-    """The column `u` writes with a column write (a legal WRCOL or MVCOL), else None:
-    what is_legal's `written` is for the micro-op of the next cycle."""
-    return u.col if legal and u.op in (Op.WRCOL, Op.MVCOL) else None
 
 
 # -- the tile controller's counters (csr_sel index = position; docs/system.md register map)

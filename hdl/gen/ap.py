@@ -117,19 +117,13 @@ class APCore(wiring.Component):
         cmp_key, cmp_mask = self.key, self.mask
         if fault == "cmp_ignores_mask":
             cmp_mask = Const((1 << C) - 1, C)
-        if ap.two_d and self.registered:
-            # the registered core reads MVCOL's source a cycle ahead (below), RDCOL here
-            col_read = Signal()
-            csel = self.col
-            m.d.comb += col_read.eq(op == Op.RDCOL)
-        elif ap.two_d:
+        if ap.two_d:
             col_read = Signal()                  # RDCOL or MVCOL: the network reads a column
             csel = Signal.like(self.col)         # which: col for RDCOL, col2 for MVCOL
             m.d.comb += [
                 col_read.eq((op == Op.RDCOL) | (op == Op.MVCOL)),
                 csel.eq(Mux(op == Op.MVCOL, self.col2, self.col)),
             ]
-        if ap.two_d:
             cmp_key = Mux(col_read, Const((1 << C) - 1, C), cmp_key)
             cmp_mask = Mux(col_read, (Const(1, 1) << csel)[:C], cmp_mask)
         term("cmp_key", C, cmp_key)
@@ -166,38 +160,13 @@ class APCore(wiring.Component):
         term("key_bits", C, Mux(~dec["col_op"] & (op == Op.WR), self.key, 0))
 
         if self.registered:
-            # from reset, the registered terms are those of a NOP (legal): the first cycle
-            # executes one, as the golden model does when the reset's NOP is stepped
-            q = {k: Signal.like(v, name=f"q_{k}", init=int(k in ("legal", "is_nop")))
-                 for k, v in dec.items()}
+            q = {k: Signal.like(v, name=f"q_{k}") for k, v in dec.items()}
             m.d.sync += [q[k].eq(v) for k, v in dec.items()]
         else:
             q = dec
-        # -- the move hazard (golden/spec/uops.py: is_legal's `written`): an MVCOL whose
-        # source column the micro-op of the cycle before wrote by a column write is illegal.
-        # `haz` is set in the cycle such an MVCOL executes; it turns it into an illegal NOP.
-        haz = Signal()
-        col2_hot = Signal(C)                     # the port's MVCOL source column, one-hot
-        if ap.two_d:
-            m.d.comb += col2_hot.eq((Const(1, 1) << self.col2)[:C])
-        col_op = Signal()                        # a legal WRCOL or MVCOL executes
-        m.d.comb += col_op.eq(q["col_op"] & ~haz)
-        legal_now = Signal()
-        m.d.comb += legal_now.eq(q["legal"] & ~haz)
         is_op = {o: q[f"is_{o.name.lower()}"] for o in Op}
-        is_op[Op.MVCOL] = q["is_mvcol"] & ~haz
-        port_mv = self.op == Op.MVCOL
-        if ap.two_d and self.registered:
-            # the port carries the next cycle's micro-op: a hazard if this cycle's column
-            # write goes into its source column
-            m.d.sync += haz.eq(port_mv & col_op & (q["col_we"] & col2_hot).any())
-        elif ap.two_d:
-            # the port's micro-op executes now: the column the last cycle's column write wrote
-            written = Signal(C)
-            m.d.sync += written.eq(Mux(col_op, q["col_we"], 0))
-            m.d.comb += haz.eq(port_mv & (written & col2_hot).any())
 
-        with m.If(~legal_now):
+        with m.If(~q["legal"]):
             m.d.sync += self.err.eq(1)
 
         hit = Signal(R)                          # the masked compare alone
@@ -224,38 +193,26 @@ class APCore(wiring.Component):
 
         # -- column port (2D): registered read, write and move with a row shift -------
         col_data = Signal(R)                     # the column it writes, row by row
-        mv_src = Signal(R)                       # registered core: MVCOL's source, read ahead
         if ap.two_d:
             m.d.sync += self.rcol_valid.eq(is_op[Op.RDCOL])
             with m.If(is_op[Op.RDCOL]):
                 m.d.sync += self.rcol.eq(hit)
-            mv_read = mv_src if self.registered else hit
-            src_col = mv_read if fault == "move_ignores_rowen" else mv_read & rowen
+            src_col = hit if fault == "move_ignores_rowen" else hit & rowen
             col_src = Mux(q["is_mv"], src_col, q["vec"])
             m.d.comb += col_data.eq(col_src >> q["shift"])
 
         # -- the one write each row can take per cycle --------------------------------
         wr_sel = Const((1 << R) - 1, R) if fault == "wr_ignores_tag" else tag
         row_we = Signal(R)
-        row_wr = Signal(R)                       # the rows a row write (WR, WRROW) writes
-        m.d.comb += row_wr.eq(Mux(is_op[Op.WR], wr_sel, 0) | q["wrrow_rows"])
-        m.d.comb += row_we.eq(row_wr | Mux(col_op, rowen, 0))
+        m.d.comb += row_we.eq(Mux(is_op[Op.WR], wr_sel, 0) | q["wrrow_rows"]
+                              | Mux(q["col_op"], rowen, 0))
         col_we = q["col_we"]
         bit_c = Signal(C)                        # the data of a row write, by column
         bit_r = Signal(R)                        # the data of a column write, by row
         m.d.comb += [
             bit_c.eq(Mux(q["take_data"], self.data, q["key_bits"])),
-            bit_r.eq(Mux(col_op, col_data, 0)),
+            bit_r.eq(Mux(q["col_op"], col_data, 0)),
         ]
-        if ap.two_d and self.registered:
-            # MVCOL's source, read in the cycle before it executes (when the port carries
-            # it) from the array as this cycle leaves it: a row write into that column is
-            # taken in; a column write into it makes the MVCOL illegal (`haz`). So the
-            # compare network is off the move's path, which is then shift and write alone.
-            fw = (col_we & col2_hot).any()       # this cycle writes the source column ...
-            fw_bit = (bit_c & col2_hot).any()    # ... with this bit, in the rows row_wr
-            m.d.sync += mv_src.eq(Cat(Mux(row_wr[r] & fw, fw_bit, (rows[r] & col2_hot).any())
-                                      for r in range(R)))
         for r in range(R):
             row = rows[r]
             with m.If(row_we[r]):
@@ -270,7 +227,7 @@ class APCore(wiring.Component):
         # -- counters -------------------------------------------------------------------
         counters = [Signal(ap.counter_bits, name=f"cnt_{i}") for i in range(N_COUNTERS)]
         m.d.sync += counters[CNT_CYCLES].eq(counters[CNT_CYCLES] + 1)
-        with m.If(~legal_now):
+        with m.If(~q["legal"]):
             m.d.sync += counters[CNT_ILLEGAL].eq(counters[CNT_ILLEGAL] + 1)
         for o in Op:
             if fault == "wr_not_counted" and o == Op.WR:
