@@ -44,33 +44,42 @@ def with_noise(ap: APConfig, stream, seed: int):
 
 
 def simulate(ap: APConfig, seed: int, n_ops: int, fault: str | None = None,
-             noise: bool = False) -> dict:
+             noise: bool = False, registered: bool = False) -> dict:
     """Run a random stream then a full read-back on the generated core, comparing every
     output with the golden model each cycle. Returns the first mismatch (or None). With
-    `noise`, the fields a micro-op does not read carry random values."""
-    dut = APCore(ap, fault=fault)
+    `noise`, the fields a micro-op does not read carry random values.
+
+    `registered`: the core as a tile with `port_register` builds it, which executes each
+    micro-op the cycle after its port carries it (taking `data` in the cycle it executes);
+    the golden model is stepped with the micro-op executing, a NOP (the reset's) first."""
+    dut = APCore(ap, fault=fault, registered=registered)
     model = APModel(ap)
     fields = list(port_widths(ap))
     outcome = {"mismatch": None, "cycles": 0}
 
     async def bench(ctx):
-        stream = itertools.chain(random_uops(model, seed, n_ops), readback_uops(ap))
+        stream = itertools.chain(random_uops(model, seed, n_ops), readback_uops(ap),
+                                 [UOp(Op.NOP)] if registered else [])
         if noise:
             stream = with_noise(ap, stream, seed)
+        executing = UOp(Op.NOP)
         for cycle, u in enumerate(stream, start=1):
             sel = cycle % N_COUNTERS
             for f in fields:
-                ctx.set(getattr(dut, f), getattr(u, f))
+                ctx.set(getattr(dut, f), getattr(executing if registered and f == "data"
+                                                 else u, f))
             ctx.set(dut.cnt_sel, sel)
             await ctx.tick()
-            model.step(u)
+            model.step(executing if registered else u)
             want = model.expected_outputs(sel)
             got = {port: ctx.get(getattr(dut, port)) for port in want}
             bad = {p: (got[p], want[p]) for p in want if got[p] != want[p]}
             if bad:
-                outcome["mismatch"] = f"seed {seed}, cycle {cycle}, {u}: (RTL, golden) {bad}"
+                outcome["mismatch"] = (f"seed {seed}, cycle {cycle}, port {u}, executing "
+                                       f"{executing if registered else u}: (RTL, golden) {bad}")
                 return
             outcome["cycles"] = cycle
+            executing = u
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -84,6 +93,21 @@ def test_generator_matches_golden(ap, seed):
     out = simulate(ap, seed, n_ops=400)
     assert out["mismatch"] is None, out["mismatch"]
     assert out["cycles"] == 400 + ap.rows + N_COUNTERS
+
+
+@pytest.mark.parametrize("ap", SIM_CONFIGS, ids=lambda a: f"{a.dims}d_{a.rows}x{a.cols}")
+def test_registered_core_matches_golden_a_cycle_later(ap, seed):
+    """The core of a tile with `port_register`: the same stream, each micro-op executed
+    (and checked) the cycle after its port carries it."""
+    out = simulate(ap, seed, n_ops=400, registered=True)
+    assert out["mismatch"] is None, out["mismatch"]
+    assert out["cycles"] == 400 + ap.rows + N_COUNTERS + 1
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_every_injected_fault_is_caught_in_the_registered_core(fault, seed):
+    out = simulate(SIM_CONFIGS[0], seed, n_ops=400, fault=fault, registered=True)
+    assert out["mismatch"] is not None, f"fault {fault!r} ({FAULTS[fault]}) went unnoticed"
 
 
 @pytest.mark.parametrize("ap", SIM_CONFIGS[:2], ids=lambda a: f"{a.dims}d_{a.rows}x{a.cols}")

@@ -160,7 +160,10 @@ class APCore(wiring.Component):
         term("key_bits", C, Mux(~dec["col_op"] & (op == Op.WR), self.key, 0))
 
         if self.registered:
-            q = {k: Signal.like(v, name=f"q_{k}") for k, v in dec.items()}
+            # from reset, the registered terms are those of a NOP (legal): the first cycle
+            # executes one, as the golden model does when the reset's NOP is stepped
+            q = {k: Signal.like(v, name=f"q_{k}", init=int(k in ("legal", "is_nop")))
+                 for k, v in dec.items()}
             m.d.sync += [q[k].eq(v) for k, v in dec.items()]
         else:
             q = dec
