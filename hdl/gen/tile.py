@@ -401,11 +401,14 @@ class InstrQueue(wiring.Component):
                  if not isinstance(ok, bool)}
         with m.If(take):
             m.d.sync += [st_ok[op].eq(rules_ok[op]) for op in st_ok]
-        # a legal XROWS taken: the registers the next words' rules read
+        # a legal XROWS taken (as `_verdict` will say, the same check dropped): the
+        # registers the next words' rules read
         xrows_ok = rules_ok.get(Opc.XROWS, False)
         if xrows_ok is not False:
-            xrows_legal = ~reserved(XROWS_FORMAT, self.s_data) & xrows_ok
-            with m.If(take & (view(GENERIC, self.s_data).op == Opc.XROWS) & xrows_legal):
+            xrows_legal = Signal()
+            _verdict(m, xrows_legal, self.s_data, {**dict.fromkeys(rules_ok, False),
+                                                   Opc.XROWS: xrows_ok}, self.drop)
+            with m.If(take & xrows_legal):
                 m.d.sync += [r.eq(v) for r, v in
                              zip(t_regs, (s_xr.srow, s_xr.drow, s_xr.stride), strict=True)]
 
