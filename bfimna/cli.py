@@ -725,10 +725,14 @@ def cmd_fpga(args) -> int:
     try:
         r = run_flow(cfg, args.target, args.out, bitstream=args.bitstream, seed=args.seed,
                      force=args.force, clock_mhz=args.clock_mhz, baud=args.baud,
-                     abc9_delay_ns=args.abc9_delay_ns)
+                     abc9_delay_ns=args.abc9_delay_ns, seed_tries=args.seed_tries,
+                     progress=lambda s: print("  " + s, flush=True))
     except FpgaError as exc:
         print(f"bfimna: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, FpgaUsage) else 1
+    if r["seeds_tried"]:
+        print(f"  placed and routed with seed {r['seed']} ({len(r['seeds_tried'])} seed(s) "
+              f"before it stopped: report.json's seeds_tried)")
     for k, v in r["utilisation"].items():
         pct = 100 * v["used"] / v["available"] if v["available"] else 0
         print(f"  {k:<5} {v['used']:>8,} / {v['available']:>8,}  {pct:5.1f}%")
@@ -997,6 +1001,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", type=Path, required=True, help="output directory")
     f.add_argument("--bitstream", action="store_true", help="also pack the bitstream")
     f.add_argument("--seed", type=SEED, default=1, help="placer seed")
+    f.add_argument("--seed-tries", type=POSITIVE, default=3,
+                   help="when router2 stops converging (its overused wires back at 2.5x "
+                        "their best), stop it and place and route again with the next "
+                        "seed, up to this many seeds (default %(default)s; 1: never)")
     f.add_argument("--clock-mhz", type=MHZ, default=None,
                    help="ECP5: clock the design from a PLL at this frequency (the UART "
                         "divisor follows) instead of the board's clock")

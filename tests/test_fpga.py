@@ -249,18 +249,118 @@ def test_a_report_without_fmax_is_not_timing_met(tmp_path, monkeypatch):
         if what == "synthesis":
             (log.parent / "stat.json").write_text(json.dumps(
                 {"design": {"num_cells_by_type": {"LUT4": 100, "TRELLIS_FF": 50}}}))
-        elif what == "place and route":
+        elif what.startswith("place and route"):
             (log.parent / "nextpnr_report.json").write_text(json.dumps(
                 {"utilization": {"TRELLIS_COMB": {"used": 100, "available": 24288}},
                  "fmax": {}}))
         return 0.1
 
     monkeypatch.setattr(flow, "_run", fake_run)
+    monkeypatch.setattr(flow, "_run_watched", fake_run)
     monkeypatch.setattr(flow, "tool", lambda name: name)
     rep = flow.run_flow(cfg, "ecp5-25k", tmp_path)
     assert rep["fits"] and rep["timing_met"] is False and rep["timing_problems"]
     assert json.loads((tmp_path / "report.json").read_text())["timing_met"] is False
     assert "none reported (timing NOT met)" in (tmp_path / "summary.md").read_text()
+
+
+def _router2_log(overused):
+    """nextpnr's log as router2 writes it, one line per iteration (iterations 1, 2, ...)."""
+    return "".join(f"Info:     iter={i} wires={300000 + 10 * i} overused={o} overuse={o} "
+                   f"archfail=NA\n" for i, o in enumerate(overused, 1))
+
+
+def test_router2_divergence_from_its_log():
+    """Converging runs, long tails near zero and bumps under 2.5x included, are never
+    taken for divergence; a count back at 2.5x its best, 10 iterations after it, is."""
+    from bfimna.hdl.flow.fpga.report import router2_divergence
+    falling = [15000, 9000, 4000, 1500, 600, 300, 150, 90, 60, 40, 30]
+    assert router2_divergence("Info: placing\n") is None
+    assert router2_divergence(_router2_log(falling + [2, 1] * 30 + [4, 0])) is None
+    assert router2_divergence(_router2_log(falling + [45] * 12 + [74] * 10 + [3, 0])) is None
+    over = falling + [25] + [40, 50, 61, 62]
+    assert router2_divergence(_router2_log(over)) is None        # 2.48x: not yet
+    # best 25 at iteration 12; 10 iterations later, 2.5x of it: diverging
+    why = router2_divergence(_router2_log(falling + [25] + [30] * 9 + [63]))
+    assert why == ("router2 is not converging: 63 overused wires at iteration 22, 2.5x its "
+                   "best (25, iteration 12)")
+    # the same rise before the best is 10 iterations old, or from a best under 20: not yet
+    assert router2_divergence(_router2_log(falling + [25] + [30] * 5 + [63])) is None
+    assert router2_divergence(_router2_log(falling + [19] + [30] * 9 + [60])) is None
+
+
+def test_place_and_route_stopped_when_router2_diverges(tmp_path):
+    """_run_watched stops a nextpnr whose log says router2 diverges, without waiting for
+    it to end, and raises Diverged; a tool that ends well is waited for."""
+    import sys
+    log = tmp_path / "nextpnr.log"
+    text = _router2_log([15000, 900, 100] + [120] * 9 + [300])
+    script = (f"import sys, time; sys.stdout.write({text!r}); sys.stdout.flush(); "
+              f"time.sleep(60)")
+    t0 = time.perf_counter()
+    with pytest.raises(flow.Diverged, match=r"route \(seed 4\): router2 is not converging: "
+                       r"300 overused wires at iteration 13, 3.0x its best \(100, "
+                       r"iteration 3\); stopped"):
+        flow._run_watched([sys.executable, "-c", script], log, "route (seed 4)", poll_s=0.2)
+    assert time.perf_counter() - t0 < 20                     # stopped, not waited for
+    ok = _router2_log([900, 100, 0])
+    flow._run_watched([sys.executable, "-c", f"print({ok!r})"], log, "route", poll_s=0.2)
+    assert log.read_text().startswith(ok)
+
+
+def _fake_tools(monkeypatch, diverging_seeds, seen):
+    """The flow's tools faked: synthesis writes a small design's statistics; place and
+    route on a seed of `diverging_seeds` diverges, on any other writes a report."""
+    def fake_run(cmd, log, what, timeout=None):
+        log.write_text(f"{what}: ok\n")
+        (log.parent / "stat.json").write_text(json.dumps(
+            {"design": {"num_cells_by_type": {"LUT4": 100, "TRELLIS_FF": 50}}}))
+        return 0.1
+
+    def fake_pnr(cmd, log, what, timeout=None):
+        s = int(cmd[cmd.index("--seed") + 1])
+        seen.append(s)
+        log.write_text(f"seed {s}\n")
+        if s in diverging_seeds:
+            raise flow.Diverged(f"{what}: router2 is not converging (fake); stopped")
+        (log.parent / "nextpnr_report.json").write_text(json.dumps(
+            {"utilization": {"TRELLIS_COMB": {"used": 100, "available": 24288}},
+             "fmax": {"clk": {"achieved": 40.0, "constraint": 25}}}))
+        return 0.1
+
+    monkeypatch.setattr(flow, "_run", fake_run)
+    monkeypatch.setattr(flow, "_run_watched", fake_pnr)
+    monkeypatch.setattr(flow, "tool", lambda name: name)
+
+
+def test_a_diverging_seed_gives_way_to_the_next(tmp_path, monkeypatch):
+    """With seed_tries, a seed on which router2 diverges is given up (its log kept, the
+    report says so) and the next is placed and routed; when every seed diverges, the
+    flow fails saying which, and writes a report that says it did not route."""
+    cfg = load_config(CONFIG_DIR / "ap2d_37x16.yaml")
+    seen, said = [], []
+    _fake_tools(monkeypatch, {3, 4}, seen)
+    rep = flow.run_flow(cfg, "ecp5-25k", tmp_path / "a", seed=3, seed_tries=3,
+                        progress=said.append)
+    assert seen == [3, 4, 5] and rep["seed"] == 5 and rep["timing_met"]
+    assert [d["seed"] for d in rep["seeds_tried"]] == [3, 4] and len(said) == 2
+    assert (tmp_path / "a" / "nextpnr-seed3.log").read_text() == "seed 3\n"
+    assert (tmp_path / "a" / "nextpnr.log").read_text() == "seed 5\n"
+    summary = (tmp_path / "a" / "summary.md").read_text()
+    assert "Place and route, seed 4: place and route (seed 4): router2 is not converging" \
+        in summary and "routed with seed 5" in summary
+
+    seen.clear()
+    with pytest.raises(FpgaError, match=r"did not converge on seeds 3 to 4 .*--seed-tries"):
+        flow.run_flow(cfg, "ecp5-25k", tmp_path / "b", seed=3, seed_tries=2)
+    assert seen == [3, 4]
+    rep = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert rep["routed"] is False and "seed" not in rep and len(rep["seeds_tried"]) == 2
+
+    seen.clear()       # the default: one seed, as before
+    with pytest.raises(FpgaError, match="did not converge on seeds 3 to 3"):
+        flow.run_flow(cfg, "ecp5-25k", tmp_path / "c", seed=3)
+    assert seen == [3]
 
 
 def _seg(kind, frm, to, delay, net=None, sources=None):

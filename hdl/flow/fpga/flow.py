@@ -23,6 +23,7 @@ from bfimna.hdl.flow.fpga.report import (
     pnr_utilisation,
     read_pnr_report,
     resources_from_cells,
+    router2_divergence,
     timing_verdict,
     write_report,
     yosys_cells,
@@ -75,6 +76,49 @@ def _run(cmd: list[str], log: Path, what: str, timeout: float | None = None) -> 
     return time.perf_counter() - t0
 
 
+class Diverged(FpgaError):
+    """Place and route stopped because router2 was not converging (router2_divergence)."""
+
+
+# how often the watched place and route reads its log
+WATCH_POLL_S = 5.0
+
+
+def _run_watched(cmd: list[str], log: Path, what: str, timeout: float | None = None,
+                 poll_s: float = WATCH_POLL_S) -> float:
+    """_run for nextpnr: also reads its log every `poll_s` seconds and stops it, raising
+    Diverged, when router2_divergence says it is not converging."""
+    import os
+    if timeout is None:
+        timeout = float(os.environ.get("BFIMNA_TOOL_TIMEOUT", TOOL_TIMEOUT_S))
+    t0 = time.perf_counter()
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, text=True,
+                                cwd=log.parent)
+        try:
+            while True:
+                try:
+                    rc = proc.wait(timeout=poll_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                why = router2_divergence(log.read_text(errors="replace"))
+                if why is not None:
+                    raise Diverged(f"{what}: {why}; stopped (log {log})")
+                if time.perf_counter() - t0 > timeout:
+                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                    raise FpgaError(f"{what} stalled: no result after {timeout:g} s, "
+                                    f"stopped ({Path(cmd[0]).name}); log {log}:\n{tail}")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if rc != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise FpgaError(f"{what} failed ({Path(cmd[0]).name}); log {log}:\n{tail}")
+    return time.perf_counter() - t0
+
+
 def synthesis_script(top: str, family: str, netlist: bool,
                      abc9_delay_ns: float | None = None) -> str:
     """Yosys' script for the board top `top`. `abc9_delay_ns` (ECP5): ABC9's delay
@@ -111,7 +155,8 @@ def _synthesise(cfg: Config, t: Target, out: Path, netlist: bool,
 def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = False,
              seed: int = 1, force: bool = False,
              clock_mhz: float | None = None, baud: int = BAUD,
-             abc9_delay_ns: float | None = None) -> dict[str, Any]:
+             abc9_delay_ns: float | None = None, seed_tries: int = 1,
+             progress=None) -> dict[str, Any]:
     """Synthesise, place and route the board-level top of `cfg` for `target`; write the
     logs, report.json and summary.md into out_dir; return the report. Unless `force`, a
     design the estimate puts far beyond the part (REFUSE_FACTOR) is refused before
@@ -119,7 +164,11 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
     clock the design from a PLL at that frequency instead of the board's clock. `baud`:
     the UART's rate; the clock must make it within the link's tolerance
     (golden/spec/link.py: uart_divisor), else FpgaUsage before anything runs.
-    `abc9_delay_ns` (ECP5): ABC9's delay target in synthesis (synthesis_script)."""
+    `abc9_delay_ns` (ECP5): ABC9's delay target in synthesis (synthesis_script).
+    `seed_tries`: when router2 does not converge on placer seed `seed` (router2_divergence),
+    place and route again with seed + 1, up to this many seeds in all; each stopped run's
+    log is kept as nextpnr-seed<S>.log and listed in the report's `seeds_tried`.
+    `progress`: called with a line of text when a seed is given up."""
     if target not in TARGETS:
         raise FpgaError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
     t = TARGETS[target]
@@ -177,18 +226,29 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
         write_report(out, report)
         raise FpgaError(f"{cfg.name} does not fit the {t.part}: " + "; ".join(problems))
     (out / f"{top}.{'lpf' if t.family == 'ecp5' else 'pcf'}").write_text(constraints(t))
-    pnr = [tool(f"nextpnr-{t.family}"), t.device_flag, "--package", t.package,
-           "--json", f"{top}.json", "--freq", f"{f_mhz:g}", "--report",
-           "nextpnr_report.json", "--seed", str(seed),
-           "--timing-allow-fail",        # a missed clock is a number to report, not a crash
-           "--router", "router2"]        # router1 took hours on a 38k-LUT ECP5 design
-    if t.family == "ecp5":
-        pnr += ["--lpf", f"{top}.lpf", "--textcfg", f"{top}.config"]
-    else:
-        pnr += ["--pcf", f"{top}.pcf", "--asc", f"{top}.asc"]
+    def pnr(s: int) -> list[str]:
+        cmd = [tool(f"nextpnr-{t.family}"), t.device_flag, "--package", t.package,
+               "--json", f"{top}.json", "--freq", f"{f_mhz:g}", "--report",
+               "nextpnr_report.json", "--seed", str(s),
+               "--timing-allow-fail",    # a missed clock is a number to report, not a crash
+               "--router", "router2"]    # router1 took hours on a 38k-LUT ECP5 design
+        if t.family == "ecp5":
+            return cmd + ["--lpf", f"{top}.lpf", "--textcfg", f"{top}.config"]
+        return cmd + ["--pcf", f"{top}.pcf", "--asc", f"{top}.asc"]
+    report["seeds_tried"] = []
+    t_pnr = time.perf_counter()
     try:
-        report["wall_s"]["place_and_route"] = round(_run(pnr, out / "nextpnr.log",
-                                                         "place and route"), 1)
+        for s in range(seed, seed + max(1, seed_tries)):
+            try:
+                _run_watched(pnr(s), out / "nextpnr.log", f"place and route (seed {s})")
+                report["seed"] = s
+                break
+            except Diverged as exc:
+                kept = out / f"nextpnr-seed{s}.log"
+                (out / "nextpnr.log").replace(kept)
+                report["seeds_tried"].append({"seed": s, "stopped": str(exc), "log": kept.name})
+                if progress is not None:
+                    progress(f"seed {s}: {exc}")
     except FpgaError:
         over = pnr_overuse((out / "nextpnr.log").read_text(errors="replace"))
         if not over:
@@ -196,6 +256,13 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
         report.update(fits=False, problems=over)
         write_report(out, report)
         raise FpgaError(f"{cfg.name} does not fit the {t.part}: " + "; ".join(over)) from None
+    report["wall_s"]["place_and_route"] = round(time.perf_counter() - t_pnr, 1)
+    if "seed" not in report:        # every seed stopped
+        report["routed"] = False
+        write_report(out, report)
+        raise FpgaError(f"place and route of {cfg.name} did not converge on seeds {seed} to "
+                        f"{seed + max(1, seed_tries) - 1} (their logs: nextpnr-seed<S>.log in "
+                        f"{out}); --seed picks others, --seed-tries tries more")
     rep = read_pnr_report(out / "nextpnr_report.json")
     report["utilisation"] = pnr_utilisation(t, rep, used)
     report["nextpnr_utilisation"] = rep.get("utilization", {})

@@ -43,6 +43,32 @@ def pnr_overuse(log_text: str) -> list[str]:
     return out
 
 
+# router2's divergence (docs/fpga.md, "When router2 does not converge"): on this project's
+# 41 place-and-route logs of 2026-11-26/27, every run that converged kept its overused-wire
+# count below 2x its best so far once that best was 20 or more (the worst: 1.98x, then
+# 0), and the 4 that never converged rose to 2.8x-8.3x their best and stayed there.
+DIVERGE_RATIO = 2.5        # overused wires this many times the best so far
+DIVERGE_MIN_BEST = 20      # ... once the best is at least this (the tails near 0 jitter)
+DIVERGE_AFTER_ITERS = 10   # ... and the best is this many iterations old
+_ROUTER2_ITER = re.compile(r"^Info:\s+iter=(\d+) wires=(\d+) overused=(\d+)", re.M)
+
+
+def router2_divergence(log_text: str) -> str | None:
+    """Why router2 (nextpnr's log so far) is not converging, or None: its overused-wire
+    count has grown to DIVERGE_RATIO times its best, that best being at least
+    DIVERGE_MIN_BEST and DIVERGE_AFTER_ITERS iterations old."""
+    best, best_it = -1, 0
+    for mt in _ROUTER2_ITER.finditer(log_text):
+        it, over = int(mt.group(1)), int(mt.group(3))
+        if best < 0 or over < best:
+            best, best_it = over, it
+        elif (best >= DIVERGE_MIN_BEST and it - best_it >= DIVERGE_AFTER_ITERS
+              and over >= DIVERGE_RATIO * best):
+            return (f"router2 is not converging: {over:,} overused wires at iteration {it}, "
+                    f"{over / best:.1f}x its best ({best:,}, iteration {best_it})")
+    return None
+
+
 def pnr_utilisation(t: Target, rep: dict[str, Any],
                     synth_used: dict[str, int]) -> dict[str, dict[str, int]]:
     """{luts, ffs, bram, dsp, io: {used, available}} from nextpnr's JSON report `rep` (on
@@ -242,6 +268,10 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
         lines.append("\nFmax: none reported (timing NOT met)")
     for p in report.get("problems", []):
         lines.append(f"\nDoes not fit: {p}")
+    for d in report.get("seeds_tried", []):
+        lines.append(f"\nPlace and route, seed {d['seed']}: {d['stopped']} ({d['log']})")
+    if report.get("seeds_tried") and "seed" in report:
+        lines.append(f"\nPlace and route: routed with seed {report['seed']}")
     if report.get("abc9_delay_ns") is not None:
         lines.append(f"\nSynthesis: ABC9's delay target {report['abc9_delay_ns']:g} ns "
                      f"(--abc9-delay-ns)")
