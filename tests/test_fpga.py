@@ -344,6 +344,8 @@ def test_a_diverging_seed_gives_way_to_the_next(tmp_path, monkeypatch):
                         progress=said.append)
     assert seen == [3, 4, 5] and rep["seed"] == 5 and rep["timing_met"]
     assert [d["seed"] for d in rep["seeds_tried"]] == [3, 4] and len(said) == 2
+    assert said[0] == ("place and route (seed 3): router2 is not converging (fake); stopped "
+                       "(its log: nextpnr-seed3.log)")
     assert (tmp_path / "a" / "nextpnr-seed3.log").read_text() == "seed 3\n"
     assert (tmp_path / "a" / "nextpnr.log").read_text() == "seed 5\n"
     summary = (tmp_path / "a" / "summary.md").read_text()

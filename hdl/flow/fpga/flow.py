@@ -104,7 +104,7 @@ def _run_watched(cmd: list[str], log: Path, what: str, timeout: float | None = N
                     pass
                 why = router2_divergence(log.read_text(errors="replace"))
                 if why is not None:
-                    raise Diverged(f"{what}: {why}; stopped (log {log})")
+                    raise Diverged(f"{what}: {why}; stopped")
                 if time.perf_counter() - t0 > timeout:
                     tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
                     raise FpgaError(f"{what} stalled: no result after {timeout:g} s, "
@@ -248,7 +248,7 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
                 (out / "nextpnr.log").replace(kept)
                 report["seeds_tried"].append({"seed": s, "stopped": str(exc), "log": kept.name})
                 if progress is not None:
-                    progress(f"seed {s}: {exc}")
+                    progress(f"{exc} (its log: {kept.name})")
     except FpgaError:
         over = pnr_overuse((out / "nextpnr.log").read_text(errors="replace"))
         if not over:
