@@ -59,10 +59,9 @@ SCHEMA = Record({
                                 "port, for block RAM on an FPGA; keeps its rows over a reset)"),
         "port_register": Bool(default=False,
                               doc="register every AP's port inputs after the tile's port "
-                                  "multiplexer, and the host port's request before it (for "
-                                  "FPGA timing, docs/fpga.md): a host read's data comes two "
-                                  "cycles later and a COPY between tiles takes two cycles "
-                                  "more; instruction cycles are unchanged"),
+                                  "multiplexer (for FPGA timing, docs/fpga.md): a host read's "
+                                  "data comes a cycle later and a COPY between tiles takes a "
+                                  "cycle more; instruction cycles are unchanged"),
     }),
     "system": Record({
         "tiles": Int(1, 16, default=1,
