@@ -81,8 +81,9 @@ bench-fpga: setup
 # configs/ulx3s_85f.yaml, which holds the digits CNNs (from the PLL at 15 MHz, where it
 # meets timing with a margin (33 MHz), its UART at the FT231X's top rate, 3 Mbaud,
 # divisor 5; ABC9's delay target at 10 ns, which saves 28% of its LUTs for 2% of its
-# Fmax; placer seed 2, since with seed 1 router2 does not converge on this netlist;
-# 10 to 18 minutes on 2 cores), then the
+# Fmax; placer seed 2, since with seed 1 router2 does not converge on this netlist, and
+# should a later netlist not route on seed 2 either, the router watch stops it and tries
+# seeds 3 and 4 (--seed-tries, default 3); 10 to 18 minutes on 2 cores a seed), then the
 # report of the default configuration on that part (it does not fit: the report and the
 # message say by how much, so that step does not stop make).
 fpga: setup
