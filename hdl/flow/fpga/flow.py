@@ -53,41 +53,20 @@ def tool(name: str) -> str:
 TOOL_TIMEOUT_S = 6 * 3600.0
 
 
-def _run(cmd: list[str], log: Path, what: str, timeout: float | None = None) -> float:
-    """Run a tool in the log's directory; returns its wall time. A tool that fails, or
-    runs past `timeout` seconds (stalled: it is killed), raises FpgaError with the
-    end of its log."""
-    import os
-    if timeout is None:
-        timeout = float(os.environ.get("BFIMNA_TOOL_TIMEOUT", TOOL_TIMEOUT_S))
-    t0 = time.perf_counter()
-    with log.open("w") as fh:
-        try:
-            res = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, text=True,
-                                 cwd=log.parent, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-            raise FpgaError(f"{what} stalled: no result after {timeout:g} s, stopped "
-                            f"({Path(cmd[0]).name}); log {log}:\n{tail}") from None
-    if res.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-        raise FpgaError(f"{what} failed ({' '.join(Path(c).name for c in cmd[:1])}); "
-                        f"log {log}:\n{tail}")
-    return time.perf_counter() - t0
-
-
 class Diverged(FpgaError):
     """Place and route stopped because router2 was not converging (router2_divergence)."""
 
 
-# how often the watched place and route reads its log
+# how often a watched tool's log is read
 WATCH_POLL_S = 5.0
 
 
-def _run_watched(cmd: list[str], log: Path, what: str, timeout: float | None = None,
-                 poll_s: float = WATCH_POLL_S) -> float:
-    """_run for nextpnr: also reads its log every `poll_s` seconds and stops it, raising
-    Diverged, when router2_divergence says it is not converging."""
+def _run(cmd: list[str], log: Path, what: str, timeout: float | None = None,
+         watch=None, poll_s: float = WATCH_POLL_S) -> float:
+    """Run a tool in the log's directory; returns its wall time. A tool that fails, or
+    runs past `timeout` seconds (stalled: it is killed), raises FpgaError with the
+    end of its log. `watch` (log text -> a reason or None), read every `poll_s`
+    seconds: a reason stops the tool and raises Diverged."""
     import os
     if timeout is None:
         timeout = float(os.environ.get("BFIMNA_TOOL_TIMEOUT", TOOL_TIMEOUT_S))
@@ -97,15 +76,16 @@ def _run_watched(cmd: list[str], log: Path, what: str, timeout: float | None = N
                                 cwd=log.parent)
         try:
             while True:
+                left = timeout - (time.perf_counter() - t0)
                 try:
-                    rc = proc.wait(timeout=poll_s)
+                    rc = proc.wait(timeout=max(0.0, min(poll_s, left)))
                     break
                 except subprocess.TimeoutExpired:
                     pass
-                why = router2_divergence(log.read_text(errors="replace"))
+                why = watch(log.read_text(errors="replace")) if watch else None
                 if why is not None:
                     raise Diverged(f"{what}: {why}; stopped")
-                if time.perf_counter() - t0 > timeout:
+                if time.perf_counter() - t0 >= timeout:
                     tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
                     raise FpgaError(f"{what} stalled: no result after {timeout:g} s, "
                                     f"stopped ({Path(cmd[0]).name}); log {log}:\n{tail}")
@@ -117,6 +97,13 @@ def _run_watched(cmd: list[str], log: Path, what: str, timeout: float | None = N
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise FpgaError(f"{what} failed ({Path(cmd[0]).name}); log {log}:\n{tail}")
     return time.perf_counter() - t0
+
+
+def _run_watched(cmd: list[str], log: Path, what: str, timeout: float | None = None,
+                 poll_s: float = WATCH_POLL_S) -> float:
+    """_run for nextpnr: stopped, raising Diverged, when router2_divergence says router2
+    is not converging."""
+    return _run(cmd, log, what, timeout, watch=router2_divergence, poll_s=poll_s)
 
 
 def synthesis_script(top: str, family: str, netlist: bool,
