@@ -1,5 +1,5 @@
-"""Shared Amaranth-simulator steps for the tile testbenches (test_hdl_*, test_rules,
-test_widths): loading and reading APs through the tile's host port."""
+"""Shared Amaranth-simulator steps for the tile testbenches (test_hdl_*, test_rules):
+loading and reading APs through the tile's host port."""
 
 from __future__ import annotations
 
