@@ -25,11 +25,12 @@ and +preset (hex): every counter is loaded with the preset in the first cycle af
 reset, so that a short program makes them wrap (tests/test_counters.py) and one build
 serves every mutant (tests/test_mutation.py).
 
-With `resets=True` (the fuzz campaign, tests/test_fuzz_system.py) a stimulus line `2 0` is a
-reset: the harness raises TREADY, waits until the beat before it was taken and `busy`
-falls (at most +drain cycles), writes `X CYCLE BUSY PENDING` (PENDING: that beat was
-never taken), holds `rst` for 4 cycles and goes on with the next beat; output frames are
-counted again from there.
+A stimulus line `2 0` is a reset (the fuzz campaign, tests/test_fuzz_system.py): the
+harness raises TREADY, waits until the beat before it was taken and `busy` falls (at most
++drain cycles), writes `X CYCLE BUSY PENDING` (PENDING: that beat was never taken), holds
+`rst` for 4 cycles and goes on with the next beat; output frames are counted again from
+there. A program's own beats never set that bit, so one build serves both (until
+2026-11-27 the resets were a harness variant of their own: one more model to build).
 """
 
 from __future__ import annotations
@@ -72,10 +73,9 @@ def _width(ports: list[dict], name: str) -> int:
     return next(p["width"] for p in ports if p["name"] == name)
 
 
-def harness_text(cfg: Config, waves: bool = False, verify: bool = False,
-                 resets: bool = False) -> str:
-    """The Verilog harness around the system top of `cfg` (`verify`: its VERIFY build;
-    `resets`: `2 0` stimulus lines reset the system)."""
+def harness_text(cfg: Config, waves: bool = False, verify: bool = False) -> str:
+    """The Verilog harness around the system top of `cfg` (`verify`: its VERIFY build);
+    `2 0` stimulus lines reset the system."""
     from bfimna.hdl.flow.emit import _ports
     from bfimna.hdl.gen.system import system_module_name, system_signature
 
@@ -95,20 +95,19 @@ def harness_text(cfg: Config, waves: bool = False, verify: bool = False,
         v_load = f"""
     if (cyc == {RESET_CYCLES}) tb_load <= 1;          // the first cycle out of reset
     if (cyc == {RESET_CYCLES + 1}) tb_load <= 0;"""
-    r_send = r_phases = r_args = r_reg = r_take = r_first = r_decl = ""
-    if resets:
-        r_send = """ && !nxt_rst"""
-        r_reg = " nxt_rst,"
-        r_args = """
+    # reset lines (`2 0`): drain, reset, go on
+    r_send = """ && !nxt_rst"""
+    r_reg = " nxt_rst,"
+    r_args = """
     if (!$value$plusargs("drain=%d", drain)) drain = 100000;"""
-        r_decl = """
+    r_decl = """
   integer drain;"""
-        r_take = """
+    r_take = """
       nxt_rst = tmp_last[1];"""
-        r_first = """if (have_next && nxt_rst && !s_valid) begin   // a reset line: drain, reset
+    r_first = """if (have_next && nxt_rst && !s_valid) begin   // a reset line: drain, reset
            phase = 5; wait_n = drain;
          end else """
-        r_phases = f"""
+    r_phases = f"""
       5: if ((!s_valid && !busy) || wait_n == 0) begin   // the last beat taken, idle
            $fwrite(fout, "X %0d %0d %0d\\n", cyc, busy, s_valid);
            rst <= 1; s_valid <= 0; wait_n = {RESET_CYCLES}; phase = 6;
@@ -392,8 +391,8 @@ def run_system_replay(cfg: Config, sim: str, prog: HostProgram, max_cycles: int,
     verify = fault is not None or preset is not None
     resets = stim is not None
     dut = verify_system_verilog(cfg) if verify else system_verilog(cfg)
-    unit = "sys" + ("-verify" if verify else "") + ("-resets" if resets else "")
-    b = build_replay(cfg, sim, unit, dut, harness_text(cfg, bool(waves), verify, resets),
+    unit = "sys" + ("-verify" if verify else "")
+    b = build_replay(cfg, sim, unit, dut, harness_text(cfg, bool(waves), verify),
                      build_root, waves=bool(waves))
     n_frames = len(prog.responses) if frames is None else frames
     plus: dict[str, str | int] = {
@@ -402,8 +401,7 @@ def run_system_replay(cfg: Config, sim: str, prog: HostProgram, max_cycles: int,
         "max_cycles": max_cycles}
     if verify:
         plus.update(fault=fault or 0, preset=f"{preset or 0:x}")
-    if resets:
-        plus.update(drain=drain)
+    plus.update(drain=drain)
     if waves:
         plus.update(waves_from=waves[0], waves_to=waves[1],
                     wave=str(b.bdir / f"waves-{waves[0]}-{waves[1]}.fst"))
