@@ -181,7 +181,8 @@ def test_link_reset_on_verilator(cfg, seed):
     assert got.proto_error is False and got.responses == [[101, 102, 103, 44], [42]]
 
 
-def test_waves_window(cfg, tmp_path):
+def test_waves_window(tmp_path):
+    cfg = load_config(CONFIG_DIR / "ap2d_37x16.yaml")   # the smallest board: a quick build
     plan = plan_script(cfg, [("send", stats_bytes())])
     ok, s, run = run_board_replay(cfg, "icarus", plan.script, [], DIVISOR, 100_000,
                                   tmp_path, waves=(10, 200))
