@@ -21,6 +21,7 @@ from test_controller import SWEEP_OPS, reference, sweep_instr
 from test_coverage import wide_config
 
 from bfimna.cosim.replay.tile import run_tile_replay
+from bfimna.golden.model.ap import int_to_bits
 from bfimna.golden.model.controller import cy_col
 from bfimna.golden.spec.isa import MAX_WIDTH, RESERVED_COLS, Instr, Opc, encode, operand_fields
 
@@ -63,8 +64,7 @@ def test_wide_widths_on_rtl_match_numpy(seed):
     cases = sweep_cases(cfg, seed)
     jobs = []
     for ins, rows, lo, hi in cases:
-        cam = np.array([[(r >> c) & 1 for c in range(cfg.ap.cols)] for r in rows],
-                       dtype=np.uint8)
+        cam = np.array([int_to_bits(r, cfg.ap.cols) for r in rows], dtype=np.uint8)
         jobs.append(([encode(Instr(op=Opc.ROWS, lo=lo, hi=hi)), encode(ins)], cam, None))
     got = run_tile_replay(cfg, "verilator", jobs, BUILD, seed=seed, keep=True)
     coverage: set[tuple[str, int, bool]] = set()
