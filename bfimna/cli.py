@@ -33,6 +33,7 @@ from pathlib import Path
 
 from bfimna.golden.spec.config import ConfigError, default_config_path, load_config
 from bfimna.golden.spec.link import BAUD
+from bfimna.hdl.flow.fpga.targets import PLACERS
 from bfimna.hdl.flow.tools import ToolError
 from bfimna.hdl.gen.ap import FAULTS
 
@@ -726,7 +727,7 @@ def cmd_fpga(args) -> int:
         r = run_flow(cfg, args.target, args.out, bitstream=args.bitstream, seed=args.seed,
                      force=args.force, clock_mhz=args.clock_mhz, baud=args.baud,
                      abc9_delay_ns=args.abc9_delay_ns, seed_tries=args.seed_tries,
-                     progress=lambda s: print("  " + s, flush=True))
+                     placer=args.placer, progress=lambda s: print("  " + s, flush=True))
     except FpgaError as exc:
         print(f"bfimna: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, FpgaUsage) else 1
@@ -1005,6 +1006,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when router2 stops converging (its overused wires back at 2.5x "
                         "their best), stop it and place and route again with the next "
                         "seed, up to this many seeds (default %(default)s; 1: never)")
+    f.add_argument("--placer", choices=PLACERS, default=PLACERS[0],
+                   help="nextpnr's placer (default %(default)s; docs/fpga.md, \"The placer\")")
     f.add_argument("--clock-mhz", type=MHZ, default=None,
                    help="ECP5: clock the design from a PLL at this frequency (the UART "
                         "divisor follows) instead of the board's clock")

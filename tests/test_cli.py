@@ -131,6 +131,8 @@ BAD_INPUTS: list[tuple[list, str]] = [
       "--config", NOPE + ".yaml"], NOPE),
     (["run", "--plan", DIGITS / "int8.yaml"], "required: --network"),
     (["fpga", "--target", "xc7a35t", "--out", "{tmp}/f"], "invalid choice: 'xc7a35t'"),
+    (["fpga", "--target", "ecp5-25k", "--out", "{tmp}/f", "--placer", "sa"],
+     "invalid choice: 'sa'"),
     (["fpga", "--target", "ecp5-25k", "--out", "{tmp}/f", "--clock-mhz", "0"],
      "0 is not a positive frequency in MHz"),
     (["fpga", "--target", "ecp5-25k", "--out", "{tmp}/f", "--config", NOPE + ".yaml"], NOPE),

@@ -365,6 +365,25 @@ def test_a_diverging_seed_gives_way_to_the_next(tmp_path, monkeypatch):
     assert seen == [3]
 
 
+
+def test_the_placer_reaches_nextpnr_the_report_and_the_summary(tmp_path, monkeypatch):
+    """--placer picks nextpnr's placer (static by default), recorded in report.json and
+    summary.md; an unknown one is refused before any tool runs."""
+    cfg = load_config(CONFIG_DIR / "ap2d_37x16.yaml")
+    cmds = []
+    _fake_tools(monkeypatch, set(), [])
+    watched = flow._run_watched
+    monkeypatch.setattr(flow, "_run_watched", lambda cmd, *a, **k: (cmds.append(cmd),
+                                                                     watched(cmd, *a, **k))[1])
+    for placer in ("static", "heap"):
+        kw = {} if placer == "static" else {"placer": "heap"}
+        rep = flow.run_flow(cfg, "ecp5-25k", tmp_path / placer, **kw)
+        assert cmds[-1][cmds[-1].index("--placer") + 1] == placer == rep["placer"]
+        assert f"nextpnr's {placer} placer" in (tmp_path / placer / "summary.md").read_text()
+    with pytest.raises(FpgaUsage, match="unknown placer 'sa': choose one of static, heap"):
+        flow.run_flow(cfg, "ecp5-25k", tmp_path / "sa", placer="sa")
+    assert len(cmds) == 2
+
 def _seg(kind, frm, to, delay, net=None, sources=None):
     seg = {"type": kind, "delay": delay, "from": {"cell": frm, "port": "Q", "loc": [1, 2]},
            "to": {"cell": to, "port": "D", "loc": [3, 4]}}

@@ -29,6 +29,7 @@ from bfimna.hdl.flow.fpga.report import (
     yosys_cells,
 )
 from bfimna.hdl.flow.fpga.targets import (
+    PLACERS,
     TARGETS,
     FpgaError,
     FpgaUsage,
@@ -143,7 +144,7 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
              seed: int = 1, force: bool = False,
              clock_mhz: float | None = None, baud: int = BAUD,
              abc9_delay_ns: float | None = None, seed_tries: int = 1,
-             progress=None) -> dict[str, Any]:
+             placer: str = PLACERS[0], progress=None) -> dict[str, Any]:
     """Synthesise, place and route the board-level top of `cfg` for `target`; write the
     logs, report.json and summary.md into out_dir; return the report. Unless `force`, a
     design the estimate puts far beyond the part (REFUSE_FACTOR) is refused before
@@ -155,10 +156,13 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
     `seed_tries`: when router2 does not converge on placer seed `seed` (router2_divergence),
     place and route again with seed + 1, up to this many seeds in all; each stopped run's
     log is kept as nextpnr-seed<S>.log and listed in the report's `seeds_tried`.
+    `placer`: nextpnr's placer, one of PLACERS (docs/fpga.md, "The placer").
     `progress`: called with a line of text when a seed is given up."""
     if target not in TARGETS:
         raise FpgaError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
     t = TARGETS[target]
+    if placer not in PLACERS:
+        raise FpgaUsage(f"unknown placer {placer!r}: choose one of {', '.join(PLACERS)}")
     if abc9_delay_ns is not None and t.family != "ecp5":
         raise FpgaUsage(f"--abc9-delay-ns sets the delay target of synth_ecp5's ABC9 "
                         f"mapping; {target} is synthesised by synth_ice40, which does not "
@@ -187,7 +191,7 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
         "config_sha256": cfg.hash, "top": top, "board_clock_mhz": t.clk_hz / 1e6,
         "clock_mhz": f_mhz, "pll": pll, "uart_baud": baud, "uart_divisor": divisor,
         "uart_rate_error": round(rate_error, 5), "cam_bits": est["cam_bits"],
-        "abc9_delay_ns": abc9_delay_ns, "estimate": est, "wall_s": {}}
+        "abc9_delay_ns": abc9_delay_ns, "placer": placer, "estimate": est, "wall_s": {}}
     far = [k for k in ("luts", "ffs") if est[k] > REFUSE_FACTOR * t.capacity[k]]
     if far and not force:
         problems = [f"{k}: needs about {est[k]:,} by the estimate, the {t.part} has "
@@ -218,7 +222,8 @@ def run_flow(cfg: Config, target: str, out_dir: str | Path, bitstream: bool = Fa
                "--json", f"{top}.json", "--freq", f"{f_mhz:g}", "--report",
                "nextpnr_report.json", "--seed", str(s),
                "--timing-allow-fail",    # a missed clock is a number to report, not a crash
-               "--router", "router2"]    # router1 took hours on a 38k-LUT ECP5 design
+               "--router", "router2",    # router1 took hours on a 38k-LUT ECP5 design
+               "--placer", placer]
         if t.family == "ecp5":
             return cmd + ["--lpf", f"{top}.lpf", "--textcfg", f"{top}.config"]
         return cmd + ["--pcf", f"{top}.pcf", "--asc", f"{top}.asc"]

@@ -270,8 +270,11 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
         lines.append(f"\nDoes not fit: {p}")
     for d in report.get("seeds_tried", []):
         lines.append(f"\nPlace and route, seed {d['seed']}: {d['stopped']} ({d['log']})")
-    if report.get("seeds_tried") and "seed" in report:
-        lines.append(f"\nPlace and route: routed with seed {report['seed']}")
+    if "seed" in report:
+        tried = " after " + ", ".join(str(d["seed"]) for d in report["seeds_tried"]) \
+            if report.get("seeds_tried") else ""
+        lines.append(f"\nPlace and route: routed with seed {report['seed']}{tried}, "
+                     f"nextpnr's {report.get('placer', 'heap')} placer (--placer)")
     if report.get("abc9_delay_ns") is not None:
         lines.append(f"\nSynthesis: ABC9's delay target {report['abc9_delay_ns']:g} ns "
                      f"(--abc9-delay-ns)")

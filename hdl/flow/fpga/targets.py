@@ -11,6 +11,12 @@ from dataclasses import dataclass
 
 from bfimna.golden.spec.link import BAUD as BAUD  # the UART's rate, declared with the link
 
+# nextpnr's placers the flow offers, the default first. `static` (nextpnr's electrostatic
+# placer) spreads the CAM's broadcast nets over more of the die than HeAP: on the CNN
+# configuration router2 converges from fewer overused wires, on more seeds, to a higher
+# Fmax (docs/fpga.md, "The placer").
+PLACERS = ("static", "heap")
+
 
 class FpgaError(RuntimeError):
     """A tool failed, or the design does not fit the part (the message says by how much)."""
