@@ -77,20 +77,21 @@ bench-fpga: setup
 	$(BIN)/python scripts/bench_fpga.py --out build/fpga/bench
 
 # FPGA flow (docs/fpga.md): bitstreams for the ULX3S 85F of ap2d_37x16 (at the board's
-# 25 MHz, which it meets with a margin (48 to 50 MHz); about 5 minutes) and of
+# 25 MHz, which it meets with a margin (47 to 51 MHz); about 3 minutes) and of
 # configs/ulx3s_85f.yaml, which holds the digits CNNs (from the PLL at 15 MHz, where it
-# meets timing with a margin (33 MHz), its UART at the FT231X's top rate, 3 Mbaud,
+# meets timing with a margin (36 to 38 MHz), its UART at the FT231X's top rate, 3 Mbaud,
 # divisor 5; ABC9's delay target at 10 ns, which saves 28% of its LUTs for 2% of its
-# Fmax; placer seed 2, since with seed 1 router2 does not converge on this netlist, and
-# should a later netlist not route on seed 2 either, the router watch stops it and tries
-# seeds 3 and 4 (--seed-tries, default 3); 10 to 18 minutes on 2 cores a seed), then the
+# Fmax; nextpnr's static placer, the flow's default, under which router2 converges on
+# every seed tried (under HeAP on one in three); should a later netlist not route on
+# seed 1, the router watch stops it and tries seeds 2 and 3 (--seed-tries, default 3);
+# about 5 minutes on 2 cores a seed), then the
 # report of the default configuration on that part (it does not fit: the report and the
 # message say by how much, so that step does not stop make).
 fpga: setup
 	$(BIN)/bfimna fpga --config configs/ap2d_37x16.yaml --target ecp5-85k \
 	    --out build/fpga/ulx3s --bitstream
 	$(BIN)/bfimna fpga --config configs/ulx3s_85f.yaml --target ecp5-85k --clock-mhz 15 \
-	    --baud 3000000 --abc9-delay-ns 10 --seed 2 --out build/fpga/ulx3s-cnn --bitstream
+	    --baud 3000000 --abc9-delay-ns 10 --out build/fpga/ulx3s-cnn --bitstream
 	-$(BIN)/bfimna fpga --config configs/default.yaml --target ecp5-85k \
 	    --out build/fpga/default-ecp5-85k
 
