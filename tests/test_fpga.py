@@ -350,7 +350,7 @@ def test_a_diverging_seed_gives_way_to_the_next(tmp_path, monkeypatch):
     assert (tmp_path / "a" / "nextpnr.log").read_text() == "seed 5\n"
     summary = (tmp_path / "a" / "summary.md").read_text()
     assert "Place and route, seed 4: place and route (seed 4): router2 is not converging" \
-        in summary and "routed with seed 5" in summary
+        in summary and "routed with seed 5 (stopped before it: 3, 4)" in summary
 
     seen.clear()
     with pytest.raises(FpgaError, match=r"did not converge on seeds 3 to 4 .*--seed-tries"):
@@ -363,7 +363,6 @@ def test_a_diverging_seed_gives_way_to_the_next(tmp_path, monkeypatch):
     with pytest.raises(FpgaError, match="did not converge on seeds 3 to 3"):
         flow.run_flow(cfg, "ecp5-25k", tmp_path / "c", seed=3)
     assert seen == [3]
-
 
 
 def test_the_placer_reaches_nextpnr_the_report_and_the_summary(tmp_path, monkeypatch):

@@ -271,7 +271,8 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     for d in report.get("seeds_tried", []):
         lines.append(f"\nPlace and route, seed {d['seed']}: {d['stopped']} ({d['log']})")
     if "seed" in report:
-        tried = " after " + ", ".join(str(d["seed"]) for d in report["seeds_tried"]) \
+        tried = " (stopped before it: " + ", ".join(str(d["seed"]) for d in
+                                                  report["seeds_tried"]) + ")" \
             if report.get("seeds_tried") else ""
         lines.append(f"\nPlace and route: routed with seed {report['seed']}{tried}, "
                      f"nextpnr's {report.get('placer', 'heap')} placer (--placer)")
