@@ -1004,8 +1004,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=SEED, default=1, help="placer seed")
     f.add_argument("--seed-tries", type=POSITIVE, default=3,
                    help="when router2 stops converging (its overused wires back at 2.5x "
-                        "their best), stop it and place and route again with the next "
-                        "seed, up to this many seeds (default %(default)s; 1: never)")
+                        "their best, or at the 10th iteration still 60%% of the 5th's), "
+                        "stop it and place and route again with the next seed, up to "
+                        "this many seeds (default %(default)s; 1: never)")
     f.add_argument("--placer", choices=PLACERS, default=PLACERS[0],
                    help="nextpnr's placer (default %(default)s; docs/fpga.md, \"The placer\")")
     f.add_argument("--clock-mhz", type=MHZ, default=None,

@@ -289,6 +289,27 @@ def test_router2_divergence_from_its_log():
     assert router2_divergence(_router2_log(falling + [19] + [30] * 9 + [60])) is None
 
 
+
+def test_router2_stall_from_its_log():
+    """A run whose overused count at iteration 10 is still 60% or more of its count at
+    iteration 5 (and at least 1,000 wires) is taken as stalled; the measured converging
+    starts are not. The sequences are router2's of 2026-11-27 (docs/fpga.md)."""
+    from bfimna.hdl.flow.fpga.report import router2_divergence
+    stalled = [25779, 18114, 12640, 9357, 7421, 6887, 6432, 6433, 6555, 6736, 7278]
+    assert router2_divergence(_router2_log(stalled[:9])) is None       # not at 10 yet
+    assert router2_divergence(_router2_log(stalled)) == (
+        "router2 is not converging: 6,736 overused wires at iteration 10, still 91% of "
+        "its 7,421 at iteration 5")
+    heap_seed2 = [24191, 16331, 10762, 7288, 5235, 3782, 2832, 2303, 1773, 1400, 1380, 1287]
+    tmg_ripup = [21079, 15251, 10642, 7860, 6142, 5046, 4032, 3746, 3124, 2709, 2520, 2334]
+    for converging in (heap_seed2, tmg_ripup):                          # 27%, 44%
+        assert router2_divergence(_router2_log(converging)) is None
+    start = [20000, 12000, 8000, 6000, 5000, 4000, 3500, 3200, 3100]
+    assert router2_divergence(_router2_log(start + [3000])) is not None  # 60%: stalled
+    assert router2_divergence(_router2_log(start + [2999])) is None      # under 60%
+    small = [2000, 1500, 1200, 1000, 900, 800, 700, 650, 600, 999]      # 111%, < 1,000
+    assert router2_divergence(_router2_log(small)) is None
+
 def test_place_and_route_stopped_when_router2_diverges(tmp_path):
     """_run_watched stops a nextpnr whose log says router2 diverges, without waiting for
     it to end, and raises Diverged; a tool that ends well is waited for."""

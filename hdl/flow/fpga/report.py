@@ -50,16 +50,33 @@ def pnr_overuse(log_text: str) -> list[str]:
 DIVERGE_RATIO = 2.5        # overused wires this many times the best so far
 DIVERGE_MIN_BEST = 20      # ... once the best is at least this (the tails near 0 jitter)
 DIVERGE_AFTER_ITERS = 10   # ... and the best is this many iterations old
+# router2 stalled from the start (docs/fpga.md, the same section): in the 15 distinct runs
+# of 2026-11-27 that converged or diverged late, the overused count at iteration 10 was 7%
+# to 44% of its count at iteration 5; the runs that never came near converging stayed
+# within about 15% of it (6,400 to 16,200 wires) until they were stopped by hand.
+STALL_ITERS = (5, 10)      # compare the overused count at these two iterations
+STALL_RATIO = 0.6          # stalled: the later count still this fraction of the earlier
+STALL_MIN = 1000           # ... and at least this many wires (heavy congestion only)
 _ROUTER2_ITER = re.compile(r"^Info:\s+iter=(\d+) wires=(\d+) overused=(\d+)", re.M)
 
 
 def router2_divergence(log_text: str) -> str | None:
     """Why router2 (nextpnr's log so far) is not converging, or None: its overused-wire
     count has grown to DIVERGE_RATIO times its best, that best being at least
-    DIVERGE_MIN_BEST and DIVERGE_AFTER_ITERS iterations old."""
+    DIVERGE_MIN_BEST and DIVERGE_AFTER_ITERS iterations old; or it has stalled: at
+    iteration STALL_ITERS[1] the count is still STALL_RATIO or more of its count at
+    STALL_ITERS[0], and at least STALL_MIN."""
     best, best_it = -1, 0
+    early = None                       # the overused count at STALL_ITERS[0]
     for mt in _ROUTER2_ITER.finditer(log_text):
         it, over = int(mt.group(1)), int(mt.group(3))
+        if it == STALL_ITERS[0]:
+            early = over
+        elif (it == STALL_ITERS[1] and early and over >= STALL_MIN
+              and over >= STALL_RATIO * early):
+            return (f"router2 is not converging: {over:,} overused wires at iteration {it}, "
+                    f"still {over / early:.0%} of its {early:,} at iteration "
+                    f"{STALL_ITERS[0]}")
         if best < 0 or over < best:
             best, best_it = over, it
         elif (best >= DIVERGE_MIN_BEST and it - best_it >= DIVERGE_AFTER_ITERS
