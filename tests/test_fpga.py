@@ -289,7 +289,6 @@ def test_router2_divergence_from_its_log():
     assert router2_divergence(_router2_log(falling + [19] + [30] * 9 + [60])) is None
 
 
-
 def test_router2_stall_from_its_log():
     """A run whose overused count at iteration 10 is still 60% or more of its count at
     iteration 5 (and at least 1,000 wires) is taken as stalled; the measured converging
@@ -309,6 +308,7 @@ def test_router2_stall_from_its_log():
     assert router2_divergence(_router2_log(start + [2999])) is None      # under 60%
     small = [2000, 1500, 1200, 1000, 900, 800, 700, 650, 600, 999]      # 111%, < 1,000
     assert router2_divergence(_router2_log(small)) is None
+
 
 def test_place_and_route_stopped_when_router2_diverges(tmp_path):
     """_run_watched stops a nextpnr whose log says router2 diverges, without waiting for
@@ -403,6 +403,7 @@ def test_the_placer_reaches_nextpnr_the_report_and_the_summary(tmp_path, monkeyp
     with pytest.raises(FpgaUsage, match="unknown placer 'sa': choose one of static, heap"):
         flow.run_flow(cfg, "ecp5-25k", tmp_path / "sa", placer="sa")
     assert len(cmds) == 2
+
 
 def _seg(kind, frm, to, delay, net=None, sources=None):
     seg = {"type": kind, "delay": delay, "from": {"cell": frm, "port": "Q", "loc": [1, 2]},
