@@ -393,8 +393,12 @@ def test_the_placer_reaches_nextpnr_the_report_and_the_summary(tmp_path, monkeyp
     cmds = []
     _fake_tools(monkeypatch, set(), [])
     watched = flow._run_watched
-    monkeypatch.setattr(flow, "_run_watched", lambda cmd, *a, **k: (cmds.append(cmd),
-                                                                     watched(cmd, *a, **k))[1])
+
+    def recorded(cmd, *args, **kwargs):
+        cmds.append(cmd)
+        return watched(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(flow, "_run_watched", recorded)
     for placer in ("static", "heap"):
         kw = {} if placer == "static" else {"placer": "heap"}
         rep = flow.run_flow(cfg, "ecp5-25k", tmp_path / placer, **kw)

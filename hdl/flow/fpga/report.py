@@ -288,11 +288,10 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     for d in report.get("seeds_tried", []):
         lines.append(f"\nPlace and route, seed {d['seed']}: {d['stopped']} ({d['log']})")
     if "seed" in report:
-        tried = " (stopped before it: " + ", ".join(str(d["seed"]) for d in
-                                                  report["seeds_tried"]) + ")" \
-            if report.get("seeds_tried") else ""
-        lines.append(f"\nPlace and route: routed with seed {report['seed']}{tried}, "
-                     f"nextpnr's {report.get('placer', 'heap')} placer (--placer)")
+        stopped = [str(d["seed"]) for d in report.get("seeds_tried", [])]
+        tried = f" (stopped before it: {', '.join(stopped)})" if stopped else ""
+        placer = f", nextpnr's {report['placer']} placer (--placer)" if "placer" in report else ""
+        lines.append(f"\nPlace and route: routed with seed {report['seed']}{tried}{placer}")
     if report.get("abc9_delay_ns") is not None:
         lines.append(f"\nSynthesis: ABC9's delay target {report['abc9_delay_ns']:g} ns "
                      f"(--abc9-delay-ns)")
