@@ -17,7 +17,12 @@ import pytest
 from amaranth.sim import Simulator
 from test_hdl_controller import same_uop
 
-from bfimna.golden.host.stimulus import random_program, random_tile_program, random_transfer
+from bfimna.golden.host.stimulus import (
+    random_instruction,
+    random_program,
+    random_tile_program,
+    random_transfer,
+)
 from bfimna.golden.model.ap import APModel
 from bfimna.golden.model.controller import COUNTER_KEYS, expand
 from bfimna.golden.model.tile import Tile as GoldenTile
@@ -141,16 +146,50 @@ def test_queue_decoder_matches_golden_validate(seed):
 
 
 # -- sequencer and microcode ROM -------------------------------------------------------------
+def every_lut_path(ap, rng) -> list[int]:
+    """Random legal words, one per kind of LUT-phase entry and exit the sequencer has
+    (its registered LUT selection: from CLR1 or SHRR, bit to bit, LUT phase to LUT
+    phase): every computing opcode, MUL with and without s over two digits or more,
+    ADDI / SUBI with both immediate signs."""
+    def kind(ins):
+        op = Opc(ins.op)
+        if op == Opc.MUL:
+            return (op, ins.s) if ins.m >= 2 and ins.n >= 2 else None
+        if op in (Opc.ADDI, Opc.SUBI):
+            return (op, ins.imm < 0) if ins.n >= 2 else None
+        return (op,) if op in LUT_OPCODES and ins.n >= 2 else None
+    want = {(o, s) for o in (Opc.MUL, Opc.ADDI, Opc.SUBI) for s in (False, True)}
+    want |= {(o,) for o in LUT_OPCODES if o not in (Opc.MUL, Opc.ADDI, Opc.SUBI)
+             and (ap.two_d or o != Opc.REDUCE)}
+    words, seen = [], set()
+    for _ in range(20000):
+        ins = random_instruction(ap, rng, 8)
+        k = kind(ins)
+        if k in want and k not in seen:
+            seen.add(k)
+            words.append(encode(ins))
+        if seen == want:
+            return words
+    raise AssertionError(f"no random word of {sorted(map(str, want - seen))}")
+
+
+# the opcodes that run a LUT phase (golden _expand's passes())
+LUT_OPCODES = (Opc.ADD, Opc.SUB, Opc.ADDI, Opc.SUBI, Opc.MUL, Opc.MAC, Opc.MAX, Opc.MIN,
+               Opc.SHR, Opc.REDUCE)
+
+
 @pytest.mark.parametrize("cfg", [CFG, CFG1], ids=["2d_k2", "1d"])
 def test_sequencer_issues_golden_stream(cfg, seed):
     """Sequencer alone (the queue head and the transfer unit's `done` played by the
     bench): per instruction, golden expand's micro-ops, one a cycle; an illegal word one
     NOP with `illegal`; a MOVW count + 1 cycles of `xfer.run`; no idle cycle while a word
-    waits."""
+    waits. Besides the random program, a word of every way into and out of a LUT phase
+    (`every_lut_path`), back to back."""
     rng = np.random.default_rng(seed)
     words = (random_tile_program(cfg, seed, 40, transfer_share=0.25, illegal_share=0.1,
                                  max_width=8) if cfg.tile.maps else
              random_program(cfg.ap, seed, 40, illegal_share=0.1, max_width=8))
+    words += every_lut_path(cfg.ap, rng)
     want, xrows = [], (0, 0, 0)
     for w in words:
         ins = decode(w)

@@ -724,17 +724,18 @@ class Sequencer(wiring.Component):
                 Signal.like(u_addr2, name="g_addr2")
 
             if not first:
+                # the LUT phase's micro-op: a ROM read at the registered address and an OR
+                # of the registered role columns' one-hots (`sel`, S's LUT selection)
                 rom = Array(Const(wd, ROM_ENTRY.size) for wd in ROM_WORDS)
-                starts = Array(Const(x, p.shape()) for x in LUT_START)
                 entry = Signal(ROM_ENTRY.size)
-                m.d.comb += entry.eq(rom[starts[sel["lut"]] + p])
+                m.d.comb += entry.eq(rom[sel["ra"]])
                 e = data.View(ROM_ENTRY, entry)
-                role_col = {"c": Const(CY, 10), "x": sel["x"], "y": sel["y"], "k": sel["k"]}
+                role_oh = {"c": onehot(Const(CY, 10)), "x": sel["oh_x"], "y": sel["oh_y"],
+                           "k": sel["oh_k"]}
                 lut_key, lut_mask = Signal(C), Signal(C)
                 m.d.comb += [
-                    lut_mask.eq(_or([Mux(e[f"use_{r}"], onehot(role_col[r]), 0)
-                                     for r in ROLES])),
-                    lut_key.eq(_or([Mux(e[f"use_{r}"] & e[f"bit_{r}"], onehot(role_col[r]), 0)
+                    lut_mask.eq(_or([Mux(e[f"use_{r}"], role_oh[r], 0) for r in ROLES])),
+                    lut_key.eq(_or([Mux(e[f"use_{r}"] & e[f"bit_{r}"], role_oh[r], 0)
                                     for r in ROLES])),
                 ]
 
@@ -848,13 +849,14 @@ class Sequencer(wiring.Component):
         def digit_sign(neg, k):
             return (neg >> k)[0]
 
-        # the number of passes of each LUT, less one: a LUT-phase state is its LUT's last
-        # pass when p equals it (the ROM's `last` flag, without reading the ROM)
+        # each LUT's last pass, by ROM address: a LUT-phase state is its LUT's last pass
+        # when the ROM address equals it (the ROM's `last` flag, without reading the ROM)
         ends = [nxt - 1 for nxt in LUT_START[1:] + [len(ROM_WORDS)]]
         assert all((ROM_WORDS[e] >> ROM_ENTRY["last"].offset) & 1 for e in ends), \
             "the ROM's `last` marks each LUT's final pass"
-        lut_last_p = Array(Const(e - start, s_st["p"].shape())
-                           for start, e in zip(LUT_START, ends, strict=True))
+        # S's LUT selection is read one cycle behind S (`nb`, `nj` below): every LUT must
+        # hold a bit for two passes or more
+        assert min(e + 1 - start for start, e in zip(LUT_START, ends, strict=True)) >= 2
 
         def next_state(st, sel, first=False):
             """The state after `st` in its instruction (a pure function of it) and whether
@@ -894,7 +896,7 @@ class Sequencer(wiring.Component):
                     m.d.comb += phase_end.eq(1)
                 with _case(Phase.LUT):
                     if sel is not None:     # none for a first state (no LUT selection)
-                        with m.If(p == lut_last_p[sel["lut"]]):
+                        with m.If(sel["ra"] == sel["ra_end"]):
                             with m.If(i + 1 == sel["cnt"] - (
                                     1 if self.fault == "last_bit_skipped" else 0)):
                                 m.d.comb += phase_end.eq(1)
@@ -1033,9 +1035,58 @@ class Sequencer(wiring.Component):
                 "dneg": Mux(is_mac, without_digit(h_dneg, h_first), 0),
                 "dsign": is_mac & digit_sign(h_dneg, h_first)}
 
+        # -- S's LUT selection, registered ----------------------------------------------
+        # In the LUT phase U's micro-op is a ROM read and an OR of role columns, and S's
+        # next state compares p and i with the LUT's bounds. Computed from S (the LUT of
+        # the opcode and bit, the role columns' adders, their decoders, the ROM address)
+        # they were the longest path into U (docs/fpga.md, "Critical paths", after 15).
+        # So S carries them as registers (`s_sel`), loaded when S moves:
+        #   the next pass of the same bit   the ROM address + 1
+        #   the next bit (i + 1)            `nb`, the selection of S with i + 1
+        #   a LUT phase right after one     `nj`, of S with i = 0, j + 1 and step 2 (MUL
+        #                                   without s: j + 1; MAX / MIN: step 2; neither
+        #                                   reads the other)
+        #   the LUT phase from another      `z`, of S with i = 0 and step 1 (the step a
+        #                                   LUT phase entered from CLR1 or SHRR has)
+        # `nb` and `nj` are registers one cycle behind S: they are read when S leaves a
+        # bit's last pass, and S was in the same bit (same i, j, step, word) the cycle
+        # before, since every LUT has two passes or more (asserted above). `z` is
+        # combinational: an instruction's first two states are never in the LUT phase,
+        # so the state before it is not known a cycle ahead.
+        ra_shape = s_st["p"].shape()
+        starts = Array(Const(x, ra_shape) for x in LUT_START)
+        last_ra = Array(Const(x, ra_shape) for x in ends)
+        s_sel = {"ra": Signal(ra_shape, name="sel_ra"), "ra_end": Signal(ra_shape, name="sel_ra_end"),
+                 "cnt": Signal(7, name="sel_cnt"),
+                 **{f"oh_{r}": Signal(C, name=f"sel_oh_{r}") for r in ("x", "y", "k")}}
+
+        def sel_of(raw):
+            """s_sel's value for a lut_select() result."""
+            return {"ra": starts[raw["lut"]], "ra_end": last_ra[raw["lut"]], "cnt": raw["cnt"],
+                    **{f"oh_{r}": onehot(raw[r]) for r in ("x", "y", "k")}}
+
+        def registered(raw, name):
+            q = {k: Signal.like(v, name=f"{name}_{k}") for k, v in raw.items()}
+            m.d.sync += [q[k].eq(v) for k, v in raw.items()]
+            return q
+
+        nb = registered(lut_select({**s_st, "i": s_st["i"] + 1}), "nb")
+        nj = registered(lut_select({**s_st, "i": Const(0, 7), "j": s_st["j"] + 1,
+                                    "step": Const(2, 3)}), "nj")
+        z = lut_select({**s_st, "i": Const(0, 7), "step": Const(1, 3)})
+        sel_next = {k: Signal.like(v, name=f"sel_next_{k}") for k, v in s_sel.items()}
+        with m.If(s_st["ph"] != Phase.LUT):
+            m.d.comb += [sel_next[k].eq(v) for k, v in sel_of(z).items()]
+        with m.Elif(s_sel["ra"] != s_sel["ra_end"]):
+            m.d.comb += [sel_next[k].eq(v) for k, v in s_sel.items()]
+            m.d.comb += sel_next["ra"].eq(s_sel["ra"] + 1)
+        with m.Elif(s_st["i"] + 1 != s_sel["cnt"]):
+            m.d.comb += [sel_next[k].eq(v) for k, v in sel_of(nb).items()]
+        with m.Else():
+            m.d.comb += [sel_next[k].eq(v) for k, v in sel_of(nj).items()]
+
         # -- the two stages' next values: from the head (a load) or from S ---------------
         # (no instruction starts in the LUT phase: the head's state needs no LUT selection)
-        s_sel = lut_select(s_st)
         g_head, g_cont = micro_op(h_st, None, first=True), micro_op(s_st, s_sel)
         (h_nx, h_last), (s_nx, s_last) = next_state(h_st, None, first=True), \
             next_state(s_st, s_sel)
@@ -1063,6 +1114,7 @@ class Sequencer(wiring.Component):
                          u_last.eq(s_last)]
             m.d.sync += [r.eq(g_cont[k]) for k, r in u_regs.items()]
             m.d.sync += [s_st[k].eq(s_nx[k]) for k in NEXT]
+            m.d.sync += [s_sel[k].eq(v) for k, v in sel_next.items()]
 
         # -- outputs ---------------------------------------------------------------------
         run = Signal()    # a MOVW runs: the transfer unit drives the APs' row ports
