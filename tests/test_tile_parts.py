@@ -28,7 +28,16 @@ from bfimna.golden.model.controller import COUNTER_KEYS, expand
 from bfimna.golden.model.tile import Tile as GoldenTile
 from bfimna.golden.model.tile import movw_cycles
 from bfimna.golden.spec.config import config_from_dict
-from bfimna.golden.spec.isa import TRANSFER_OPS, WORD_BITS, Instr, Opc, decode, encode, validate
+from bfimna.golden.spec.isa import (
+    TRANSFER_OPS,
+    WORD_BITS,
+    Instr,
+    Opc,
+    decode,
+    encode,
+    movw_src_rows_ok,
+    validate,
+)
 from bfimna.golden.spec.uops import Op, UOp
 from bfimna.hdl.gen.tile import (
     HOST_READ,
@@ -97,6 +106,47 @@ def test_queue_decoder_matches_golden_validate(seed):
     rng = np.random.default_rng(seed)
     words = edge_words(CFG, rng, 40)
     rng.shuffle(words)
+    seen = queue_verdicts(words, rng)
+    print(f"[queue] seed {seed}: {seen}")
+    assert seen["legal"] > 20 and seen["illegal"] > 20 and seen["full"] and seen["xrows"]
+
+
+def test_movw_source_rows_split_equals_golden(seed):
+    """MOVW's source rows check, split over the queue's two stages without a multiplier
+    (hdl/gen/tile.py, `_movw_src_rows_split`), says what golden's `src_rows` rule says
+    around each of its bounds: XROWS / MOVW pairs from every AP, with srow, stride and
+    count at 0, 1, the rows of either AP and one either side, the last row the MOVW may
+    reach and one past it, and the fields' largest values."""
+    rng = np.random.default_rng(seed)
+    rows = sorted({CFG.ap_of(k).rows for k in range(1 + CFG.tile.maps)})
+    near = sorted({v + d for v in (0, *rows) for d in (-1, 0, 1) if v + d >= 0})
+    # powers of two and one past them: a count - 1 or stride whose low bits are 0 or 1,
+    # so a product taken from the low bits alone would look small
+    wraps = [(1 << k) + d for k in range(3, 16) for d in (0, 1)]
+    words, cases = [], []
+    for sap in range(1 + CFG.tile.maps):
+        dap = (sap + 1) % (1 + CFG.tile.maps)
+        for _ in range(100):
+            srow = int(rng.choice(near + [0xFFFF]))
+            stride = int(rng.choice(near + [0xFF] + [w for w in wraps if w < 0x100]))
+            count = int(rng.choice(near + [2, 3, 0xFFFF] + wraps))
+            if rng.random() < 0.4 and stride:       # reach the source's last row, or one past
+                last = CFG.ap_of(sap).rows - 1 + int(rng.integers(2))
+                count = max(1, (last - srow) // stride + 1) if last >= srow else count
+            words += [encode(Instr(op=Opc.XROWS, srow=srow, drow=0, stride=stride)),
+                      encode(Instr(op=Opc.MOVW, sap=sap, dap=dap, a=0, d=0, n=1,
+                                   count=count))]
+            cases.append((sap, srow, stride, count))
+    seen = queue_verdicts(words, rng)
+    ok = sum(movw_src_rows_ok(srow, stride, count, CFG.ap_of(sap).rows)
+             for sap, srow, stride, count in cases)
+    print(f"[queue] seed {seed}: {len(cases)} MOVWs, {ok} within the source rows; {seen}")
+    assert ok > 30 and len(cases) - ok > 30     # both sides of the rule, each asserted above
+
+
+def queue_verdicts(words, rng) -> dict:
+    """Push `words` through an InstrQueue of CFG in random batches and pop them; assert
+    each head and its verdict (golden's, with the XROWS registers), and the registers."""
     dut = InstrQueue(CFG)
     seen = {"legal": 0, "illegal": 0, "full": 0, "xrows": 0}
 
@@ -141,8 +191,7 @@ def test_queue_decoder_matches_golden_validate(seed):
         assert not ctx.get(dut.head.valid) and not ctx.get(dut.pending)
 
     run(dut, bench)
-    print(f"[queue] seed {seed}: {seen}")
-    assert seen["legal"] > 20 and seen["illegal"] > 20 and seen["full"] and seen["xrows"]
+    return seen
 
 
 # -- sequencer and microcode ROM -------------------------------------------------------------

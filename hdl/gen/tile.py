@@ -396,7 +396,12 @@ class InstrQueue(wiring.Component):
         with m.If(self.s_ready):
             m.d.sync += [st_valid.eq(self.s_valid), st_word.eq(self.s_data)]
         s_xr, t_regs = xrows_regs("t", self.s_data)
-        rules_ok = _rules_by_opcode(self.s_data, self.cfg, t_regs, self.drop)
+        # MOVW's source rows check has a multiplier: it is split over the two stages
+        split = self.cfg.tile.maps > 0 and self.drop != (Opc.MOVW, "src_rows")
+        rules_ok = _rules_by_opcode(self.s_data, self.cfg, t_regs, self.drop,
+                                    defer={Opc.MOVW: "src_rows"} if split else None)
+        if split:
+            src_rows = _movw_src_rows_split(m, self.s_data, take, t_regs, self.cfg)
         st_ok = {op: Signal(name=f"st_ok_{op.name.lower()}") for op, ok in rules_ok.items()
                  if not isinstance(ok, bool)}
         with m.If(take):
@@ -414,8 +419,11 @@ class InstrQueue(wiring.Component):
 
         # -- into the queue: the stage's verdict ----------------------------------------
         st_legal = Signal()
-        _verdict(m, st_legal, st_word, {op: st_ok.get(op, ok) for op, ok in rules_ok.items()},
-                 self.drop)
+        st_rules = {op: st_ok.get(op, ok) for op, ok in rules_ok.items()}
+        if split:
+            st_rules[Opc.MOVW] = src_rows(st_word) if st_rules[Opc.MOVW] is True else \
+                st_rules[Opc.MOVW] & src_rows(st_word)
+        _verdict(m, st_legal, st_word, st_rules, self.drop)
         m.d.comb += [queue.w_data.eq(Cat(st_word, st_legal)), queue.w_en.eq(st_valid),
                      queue.r_en.eq(self.head.pop), self.head.valid.eq(queue.r_rdy),
                      # w_level covers a word written this cycle that r_rdy shows only later
@@ -433,17 +441,51 @@ class InstrQueue(wiring.Component):
         return m
 
 
-def _rules_by_opcode(w, cfg, xrows, drop=None) -> dict:
+def _rules_by_opcode(w, cfg, xrows, drop=None, defer=None) -> dict:
     """Per opcode, the AND of its OPCODES entry's hardware rules on a view of the word
     `w` (golden isa.validate() without the reserved bits): an Amaranth value, or a Python
     bool where the rules decide statically. `drop` (a fault: opcode, check name) leaves
-    that one check out."""
+    that one check out; `defer` (opcode -> check name) too, for a check evaluated
+    elsewhere."""
     t = _Target(cfg, xrows)
     out = {}
     for op, spec in OPCODES.items():
-        skip = drop[1] if drop is not None and drop[0] == op else None
+        skip = {drop[1]} if drop is not None and drop[0] == op else set()
+        if defer and op in defer:
+            skip.add(defer[op])
         out[op] = rules_hold(spec, view(spec.fmt, w), t, skip)
     return out
+
+
+def _movw_src_rows_split(m, word, take, xrows, cfg):
+    """MOVW's `src_rows` rule (golden isa.movw_src_rows_ok: srow + (count - 1) * stride
+    below the source AP's rows) over the queue's two stages, without its 16 x 8
+    multiplier. Every AP has fewer rows than RMAX (the larger AP's), so with c = count - 1
+    and stride both >= 1, the rule fails when c >= RMAX or stride >= RMAX; otherwise both
+    fit in B bits and the product is a B x B one. The input stage registers c's range
+    (-1, 0, too far) and that product from the word taken (`word`, when `take`) and the
+    XROWS copy (`xrows`); it returns a function of the stage's word that adds srow and
+    compares. The XROWS copy changes only after a legal XROWS is taken, so in the stage's
+    cycle it holds what it held when the MOVW was taken. Exact for every count and stride
+    (tests/test_tile_parts.py, test_movw_source_rows_split_equals_golden)."""
+    rmax = max(cfg.ap.rows, cfg.map_ap.rows)
+    B = max(1, (rmax - 1).bit_length())
+    srow, _, stride = xrows
+    count = view(MOVW_FORMAT, word).count
+    c = Signal(B, name="mvs_c")
+    m.d.comb += c.eq(count - 1)
+    q_neg, q_far = Signal(name="mvs_neg"), Signal(name="mvs_far")
+    s_low = stride[:min(B, len(stride))]
+    q_prod = Signal(B + len(s_low), name="mvs_prod")
+    with m.If(take):
+        m.d.sync += [q_neg.eq(count == 0),
+                     q_far.eq((count >= 2) & (stride != 0) & ((count > rmax) | (stride >= rmax))),
+                     q_prod.eq(c * s_low)]
+
+    def verdict(st_word):
+        rows = _Target(cfg, xrows).rows(view(MOVW_FORMAT, st_word).sap)
+        return Mux(q_neg, srow < rows + stride, ~q_far & (srow + q_prod < rows))
+    return verdict
 
 
 def _verdict(m, legal, w, rules_ok: dict, drop=None):
@@ -482,14 +524,15 @@ class _Target:
         return self._per_ap(index, lambda ap, _k: ap.rows)
 
 
-def rules_hold(spec: OpSpec, ins, t, skip: str | None = None):
+def rules_hold(spec: OpSpec, ins, t, skip: str | set[str] | None = None):
     """AND of the hardware-checked rules of `spec` on `ins` (a view of the word): an
     Amaranth value, or a Python bool when the rules decide statically. `skip`: the name
-    of a rule left out (a `drop_rule:` fault)."""
+    (or names) of rules left out (a `drop_rule:` fault, a rule evaluated elsewhere)."""
     cols = spec.columns(ins)
     out = True
+    skips = {skip} if isinstance(skip, str) else set(skip or ())
     for r in spec.rules:
-        if not r.hw or r.name == skip:
+        if not r.hw or r.name in skips:
             continue
         v = r.ok(ins, t, cols)
         if v is False:
