@@ -1099,8 +1099,8 @@ class Sequencer(wiring.Component):
         ra_shape = s_st["p"].shape()
         starts = Array(Const(x, ra_shape) for x in LUT_START)
         last_ra = Array(Const(x, ra_shape) for x in ends)
-        s_sel = {"ra": Signal(ra_shape, name="sel_ra"), "ra_end": Signal(ra_shape, name="sel_ra_end"),
-                 "cnt": Signal(7, name="sel_cnt"),
+        s_sel = {"ra": Signal(ra_shape, name="sel_ra"),
+                 "ra_end": Signal(ra_shape, name="sel_ra_end"), "cnt": Signal(7, name="sel_cnt"),
                  **{f"oh_{r}": Signal(C, name=f"sel_oh_{r}") for r in ("x", "y", "k")}}
 
         def sel_of(raw):
