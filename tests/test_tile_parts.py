@@ -207,7 +207,7 @@ def every_lut_path(ap, rng) -> list[int]:
         if op in (Opc.ADDI, Opc.SUBI):
             return (op, ins.imm < 0) if ins.n >= 2 else None
         return (op,) if op in LUT_OPCODES and ins.n >= 2 else None
-    want = {(o, s) for o in (Opc.MUL, Opc.ADDI, Opc.SUBI) for s in (False, True)}
+    want: set[tuple] = {(o, s) for o in (Opc.MUL, Opc.ADDI, Opc.SUBI) for s in (False, True)}
     want |= {(o,) for o in LUT_OPCODES if o not in (Opc.MUL, Opc.ADDI, Opc.SUBI)
              and (ap.two_d or o != Opc.REDUCE)}
     words, seen = [], set()
