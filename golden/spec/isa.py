@@ -230,9 +230,11 @@ def movw_cycles(count: int) -> int:
 
 def host_read_latency(port_register: bool) -> int:
     """Cycles from a read request on a tile's host port to its data (`host_rvalid`): the
-    AP answers the cycle after it executes, and with the tile's port register
-    (`tile.port_register`) the request waits one cycle in that register first."""
-    return 1 + int(port_register)
+    AP answers the cycle after it executes. With the tile's port registers
+    (`tile.port_register`) the request waits two cycles first: one in the host port's
+    request register, before the tile's port multiplexer, and one in the APs' port
+    register, after it (hdl/gen/tile.py: HostPort, Tile)."""
+    return 1 + 2 * int(port_register)
 
 
 def copy_cycles(count: int, port_register: bool) -> int:

@@ -1286,8 +1286,15 @@ class HostPort(wiring.Component):
     nothing queued): HOST_READ / HOST_WRITE a row of AP `host_ap`, HOST_READ_COL /
     HOST_WRITE_COL a column of the CAP (2D). `req` is the micro-op it asks of that AP
     this cycle (op NOP: none); a read's data comes back host_read_latency cycles after
-    on `host_rdata` with `host_rvalid`: the cycle after, or two with the tile's port
-    register (golden/model/tile.py: Tile.host_*; golden/spec/isa.py: host_read_latency)."""
+    on `host_rdata` with `host_rvalid`: the cycle after, or three with the tile's port
+    registers (golden/model/tile.py: Tile.host_*; golden/spec/isa.py: host_read_latency).
+
+    With the port registers (`tile.port_register`) `req` is registered: what the host
+    asks in a cycle, decoded and checked against `idle` in that cycle, reaches the port
+    multiplexer the cycle after. So no path runs from the system's packet engine (or the
+    board's link) through the multiplexer into the APs (docs/fpga.md, "Critical paths",
+    after 13). The sources still never meet: a request registered while idle leaves the
+    register in the cycle the sequencer loads, a cycle before it issues."""
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -1303,7 +1310,11 @@ class HostPort(wiring.Component):
         m = Module()
         cfg = self.cfg
         n_aps = 1 + cfg.tile.maps
-        req = self.req
+        if cfg.tile.port_register:     # the request register (reset: a NOP, op 0)
+            req = Signal(host_request_layout(cfg), name="req_in")
+            m.d.sync += self.req.eq(req)
+        else:
+            req = self.req
         # the read asked for this cycle (`rq_*`), delayed to the cycle its data comes back
         rq_pending, rq_col, rq_ap = (Signal(name="rq_pending"), Signal(name="rq_col"),
                                  Signal(3, name="rq_ap"))
@@ -1498,7 +1509,8 @@ class Tile(wiring.Component):
         # block RAM the inputs), so that no path runs from the sources' selects through
         # the multiplexer and the decoders into the arrays (docs/fpga.md, "Critical
         # paths"). The sources never meet in the register: the sequencer issues only the
-        # cycle after it loads, when the host port was not idle.
+        # cycle after it loads, when the host port was not idle (and the host port's
+        # request, registered too, comes from a cycle the tile was idle: HostPort).
         # A MOVW write's data bypasses the register: it is the source's read, which comes
         # back only in the cycle the write executes (TransferUnit.data).
         u, req = seq.uop, host.req
