@@ -37,9 +37,12 @@ class RefAP:
         self.rcol = 0
         self.err = False
         self.cnt = [0] * N_COUNTERS
+        self.after_mv = False        # the last micro-op was a legal MVCOL
 
     def legal(self, u: UOp) -> bool:
         R, C = self.R, self.C
+        if self.after_mv:            # MVCOL's second cycle: only a NOP
+            return u.op == 0
         if u.op in (0, 1, 2, 3):
             return True
         if u.op in (4, 5):
@@ -64,7 +67,9 @@ class RefAP:
     def step(self, u: UOp) -> None:
         mod = 1 << self.ap.counter_bits
         self.cnt[CNT_CYCLES] = (self.cnt[CNT_CYCLES] + 1) % mod
-        if not self.legal(u):
+        legal = self.legal(u)
+        self.after_mv = legal and u.op == 9
+        if not legal:
             self.err = True
             self.cnt[CNT_ILLEGAL] = (self.cnt[CNT_ILLEGAL] + 1) % mod
             return
@@ -141,7 +146,7 @@ def test_model_matches_plain_reference(prog):
     model, ref = APModel(ap), RefAP(ap)
     for i, u in enumerate(uops):
         assert fits_ports(ap, u)
-        assert is_legal(ap, u) == ref.legal(u), f"legality of {u}"
+        assert is_legal(ap, u, model.mv_pending) == ref.legal(u), f"legality of {u}"
         model.step(u)
         ref.step(u)
         assert_same(model, ref, f"after uop {i} {u}")
@@ -198,6 +203,7 @@ def test_column_move_with_shift_is_a_reduction_step():
     m.step(UOp(Op.RDCOL, col=0))
     assert m.rcol == 1 << 6 and m.rcol_valid
     m.step(UOp(Op.MVCOL, col=1, col2=0, shift=2))
+    m.step(UOp(Op.NOP))      # MVCOL's second cycle
     m.step(UOp(Op.RDCOL, col=1))
     assert m.rcol == 1 << 4  # row 4 received row 6's bit; rows 6, 7 received zeros
     m.step(UOp(Op.WRCOL, col=2, vec=0b1000_0001, shift=7))
@@ -213,6 +219,26 @@ def test_column_move_with_shift_is_a_reduction_step():
 ])
 def test_legality_examples(u, legal):
     assert is_legal(AP2, u) == legal
+
+
+def test_only_a_nop_may_follow_an_mvcol():
+    """MVCOL takes two cycles (golden/spec/uops.py): the micro-op after a legal one must
+    be a NOP; another is illegal (a NOP that sets err), and the move still happens.
+    After an illegal MVCOL, or after the NOP, anything legal is."""
+    m = APModel(AP2)
+    m.step(UOp(Op.WRROW, addr=3, data=1, mask=1))
+    m.step(UOp(Op.MVCOL, col=1, col2=0, shift=1))
+    m.step(UOp(Op.RDCOL, col=1))                       # too early: illegal
+    assert m.err and not m.rcol_valid and m.counter_dict()["illegal"] == 1
+    assert m.row(2) == 0b10                            # the move happened
+    m.step(UOp(Op.RDCOL, col=1))                       # the cycle after: legal
+    assert m.rcol_valid and m.rcol == 1 << 2
+    m.step(UOp(Op.MVCOL, col=1, col2=0, shift=8))     # illegal (shift 8 of 8 rows) ...
+    m.step(UOp(Op.RDCOL, col=1))                       # ... so nothing to wait for
+    assert m.rcol_valid and m.counter_dict()["illegal"] == 2
+    for nxt in (UOp(Op.NOP), UOp(Op.CMP), UOp(Op.MVCOL, col=1, col2=0)):
+        assert is_legal(AP2, nxt, after_mvcol=False)
+        assert is_legal(AP2, nxt, after_mvcol=True) == (nxt.op == Op.NOP)
 
 
 def test_illegal_uop_is_a_nop_that_sets_err():

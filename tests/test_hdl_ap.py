@@ -104,9 +104,14 @@ def test_registered_core_matches_golden_a_cycle_later(ap, seed):
     assert out["cycles"] == 400 + ap.rows + N_COUNTERS + 1
 
 
+# micro-ops per fault run: enough that the rarest fault (a column move taking a disabled
+# row's bit into an enabled one, then read) shows on every seed tried (24 base seeds)
+FAULT_OPS = 1000
+
+
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_every_injected_fault_is_caught_in_the_registered_core(fault, seed):
-    out = simulate(SIM_CONFIGS[0], seed, n_ops=400, fault=fault, registered=True)
+    out = simulate(SIM_CONFIGS[0], seed, n_ops=FAULT_OPS, fault=fault, registered=True)
     assert out["mismatch"] is not None, f"fault {fault!r} ({FAULTS[fault]}) went unnoticed"
 
 
@@ -124,7 +129,7 @@ def test_ignored_fields_are_ignored(ap, seed):
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_every_injected_fault_is_caught(fault, seed):
     """Mutation check: the comparison is strong enough to fail on each broken generator."""
-    out = simulate(SIM_CONFIGS[0], seed, n_ops=400, fault=fault)
+    out = simulate(SIM_CONFIGS[0], seed, n_ops=FAULT_OPS, fault=fault)
     assert out["mismatch"] is not None, f"fault {fault!r} ({FAULTS[fault]}) went unnoticed"
 
 

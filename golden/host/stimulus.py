@@ -29,12 +29,22 @@ from bfimna.golden.spec.isa import (
     runs_on,
     validate,
 )
-from bfimna.golden.spec.uops import COLUMN_OPS, N_COUNTERS, OP_BITS, Op, UOp, addr_bits, col_bits
+from bfimna.golden.spec.uops import (
+    COLUMN_OPS,
+    N_COUNTERS,
+    OP_BITS,
+    Op,
+    UOp,
+    addr_bits,
+    col_bits,
+    is_legal,
+)
 
 _WEIGHTS_1D = {Op.NOP: 2, Op.CMP: 20, Op.CMPA: 10, Op.WR: 16, Op.RDROW: 10,
                Op.WRROW: 16, Op.ROWEN: 4}
 _WEIGHTS_2D = {**_WEIGHTS_1D, Op.RDCOL: 6, Op.WRCOL: 6, Op.MVCOL: 8}
 ILLEGAL_SHARE = 0.02
+MVCOL_NOP_SHARE = 0.8   # how often an MVCOL is followed by the NOP it needs
 
 
 def _rand_bits(rng: np.random.Generator, n: int) -> int:
@@ -90,14 +100,23 @@ def _illegal(rng: np.random.Generator, model: APModel) -> UOp:
 
 
 def random_uops(model: APModel, seed: int, n: int) -> Iterator[UOp]:
-    """Yield `n` micro-ops; step `model` with each before taking the next."""
+    """Yield `n` micro-ops; step `model` with each before taking the next. A legal MVCOL
+    is followed by the NOP it needs (its second cycle) four times in five, else by the
+    next random micro-op, which is then illegal unless it is a NOP; the stream never ends
+    on an MVCOL."""
     ap = model.cfg
     rng = np.random.default_rng(seed)
     weights = _WEIGHTS_2D if ap.two_d else _WEIGHTS_1D
     ops = list(weights)
     p = np.array([weights[o] for o in ops], dtype=float)
     p /= p.sum()
-    for _ in range(n):
+    after_mv = False              # the last micro-op yielded was a legal MVCOL
+    for i in range(n):
+        if after_mv and rng.random() < MVCOL_NOP_SHARE:
+            after_mv = False
+            yield UOp(Op.NOP)         # MVCOL's second cycle; else an illegal micro-op
+            continue
+        after_mv = False
         if rng.random() < ILLEGAL_SHARE:
             yield _illegal(rng, model)
             continue
@@ -118,6 +137,11 @@ def random_uops(model: APModel, seed: int, n: int) -> Iterator[UOp]:
         elif op in COLUMN_OPS:
             u = UOp(op, col=int(rng.integers(ap.cols)), col2=int(rng.integers(ap.cols)),
                     shift=_shift(rng, ap.rows), vec=_rand_bits(rng, ap.rows))
+            if op == Op.MVCOL and i == n - 1:
+                # the stream never ends on an MVCOL: what follows it (a read-back) could
+                # not be legal
+                u = UOp(Op.NOP)
+        after_mv = u.op == Op.MVCOL and is_legal(ap, u)
         yield u
 
 

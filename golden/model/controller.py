@@ -250,6 +250,7 @@ def _expand(ins: Instr, ap: APConfig, luts: dict[str, LUT],
         for st in range(m):
             for i in range(n):
                 yield UOp(Op.MVCOL, col=a + i, col2=d + i, shift=1 << st)
+                yield UOp(Op.NOP)          # MVCOL's second cycle (its write)
             yield from clear(cy)
             yield from add_loop("add", "add", d, n, lambda i: a + i)
     else:  # pragma: no cover - every opcode is handled above

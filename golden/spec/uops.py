@@ -3,8 +3,13 @@
 This is the interface contract between the golden AP model (golden/model/ap.py), the Amaranth
 generator (hdl/gen/ap.py) and the testbenches. docs/ap_core.md is its prose version.
 
-A micro-operation takes one clock cycle. Its operand fields, all presented in the same
-cycle as the opcode:
+A micro-operation takes one clock cycle, but for MVCOL, which takes two: it reads its
+source column in its own cycle and writes its destination column in the next, so the
+micro-op after a legal MVCOL must be a NOP (any other is illegal: executed as a NOP that
+sets err, while the move's write completes). The read and the write are apart so that the
+compare network (which reads the source) and the row shift (which writes) are not one
+path (docs/fpga.md, "Critical paths", after 16). Its operand fields, all presented in the
+same cycle as the opcode:
 
     key, mask   C bits   compare pattern / write value and the columns taking part
     data        C bits   word for WRROW (written where mask is set)
@@ -37,7 +42,7 @@ class Op(enum.IntEnum):
     RDCOL = 7   # rcol <= cam[:, col] (2D only, valid the next cycle)
     WRCOL = 8   # rows with rowen: cam[r][col] = vec[r + shift] (0 past the last row) (2D)
     MVCOL = 9   # rows with rowen: cam[r][col] = cam[r + shift][col2] if row r + shift is
-    #             enabled, else 0 (also past the last row) (2D)
+    #             enabled, else 0 (also past the last row) (2D); two cycles: a NOP follows
 
 
 OP_BITS = 4
@@ -103,11 +108,15 @@ def fits_ports(ap: APConfig, u: UOp) -> bool:
     return True
 
 
-def is_legal(ap: APConfig, u: UOp) -> bool:
-    """Whether the AP core executes `u`; an illegal micro-op is a NOP that sets err."""
+def is_legal(ap: APConfig, u: UOp, after_mvcol: bool = False) -> bool:
+    """Whether the AP core executes `u`; an illegal micro-op is a NOP that sets err.
+    `after_mvcol`: the micro-op before `u` was a legal MVCOL, whose write takes `u`'s
+    cycle, so only a NOP is legal."""
     if u.op not in Op.__members__.values():
         return False
     op = Op(u.op)
+    if after_mvcol and op != Op.NOP:
+        return False
     if op in COLUMN_OPS:
         if not ap.two_d or u.col >= ap.cols:
             return False

@@ -91,6 +91,9 @@ class APCore(wiring.Component):
             m.d.comb += dec[name].eq(value)
 
         # -- legality: an illegal micro-op is executed as a NOP and sets err ----------
+        # MVCOL takes two cycles (golden/spec/uops.py): the micro-op decoded while a legal
+        # MVCOL executes (`after_mv`) must be a NOP, since the move writes in its cycle
+        after_mv = Signal()
         legal = Signal()
         with m.Switch(op):
             with m.Case(Op.NOP, Op.CMP, Op.CMPA, Op.WR):
@@ -106,9 +109,9 @@ class APCore(wiring.Component):
                     m.d.comb += legal.eq((self.col < C) & (self.shift < R))
                 with m.Case(Op.MVCOL):
                     m.d.comb += legal.eq((self.col < C) & (self.col2 < C) & (self.shift < R))
-        term("legal", 1, legal)
+        term("legal", 1, legal & ~(after_mv & (op != Op.NOP)))
         for o in Op:
-            term(f"is_{o.name.lower()}", 1, legal & (op == o))
+            term(f"is_{o.name.lower()}", 1, dec["legal"] & (op == o))
 
         # -- compare: tag <- match (CMP) or tag | match (CMPA) ------------------------
         # The same network reads a column (RDCOL, MVCOL's source): with the key all ones
@@ -147,8 +150,7 @@ class APCore(wiring.Component):
         col_onehot = Signal(C)
         if ap.two_d:
             m.d.comb += col_onehot.eq(Const(1, 1) << self.col)
-            term("col_op", 1, dec["is_wrcol"] | dec["is_mvcol"])   # a legal WRCOL or MVCOL
-            term("is_mv", 1, op == Op.MVCOL)
+            term("col_op", 1, dec["is_wrcol"])       # a legal WRCOL (an MVCOL's: mv_pend)
             term("vec", R, self.vec)
             shift = self.shift + 1 if fault == "shift_off_by_one" else self.shift
             term("shift", len(self.shift) + 1, shift)
@@ -195,26 +197,41 @@ class APCore(wiring.Component):
             m.d.sync += self.rdata.eq(rd_or)
 
         # -- column port (2D): registered read, write and move with a row shift -------
+        # MVCOL reads its source column (the compare network's `hit`, in enabled rows) in
+        # its cycle into `mv_src`, with its column and shift, and writes the cycle after
+        # (`mv_pend`, the NOP's cycle): the compare and the row shift are two paths
         col_data = Signal(R)                     # the column it writes, row by row
+        mv_pend = Signal()                       # a legal MVCOL executed last cycle
+        col_write = q["col_op"]                  # a column is written this cycle
         if ap.two_d:
             m.d.sync += self.rcol_valid.eq(is_op[Op.RDCOL])
             with m.If(is_op[Op.RDCOL]):
                 m.d.sync += self.rcol.eq(hit)
             src_col = hit if fault == "move_ignores_rowen" else hit & rowen
-            col_src = Mux(q["is_mv"], src_col, q["vec"])
-            m.d.comb += col_data.eq(col_src >> q["shift"])
+            mv_src, mv_col_we = Signal(R), Signal(C)
+            mv_shift = Signal.like(q["shift"], name="mv_shift")
+            m.d.sync += mv_pend.eq(is_op[Op.MVCOL])
+            with m.If(is_op[Op.MVCOL]):
+                m.d.sync += [mv_src.eq(src_col), mv_col_we.eq(q["col_we"]),
+                             mv_shift.eq(q["shift"])]
+            m.d.comb += [
+                col_data.eq(Mux(mv_pend, mv_src, q["vec"]) >> Mux(mv_pend, mv_shift, q["shift"])),
+                after_mv.eq(q["is_mvcol"] if self.registered else mv_pend),
+            ]
+            col_write = q["col_op"] | mv_pend
 
         # -- the one write each row can take per cycle --------------------------------
         wr_sel = Const((1 << R) - 1, R) if fault == "wr_ignores_tag" else tag
         row_we = Signal(R)
         m.d.comb += row_we.eq(Mux(is_op[Op.WR], wr_sel, 0) | q["wrrow_rows"]
-                              | Mux(q["col_op"], rowen, 0))
-        col_we = q["col_we"]
+                              | Mux(col_write, rowen, 0))
+        col_we = Mux(mv_pend, mv_col_we, q["col_we"]) if ap.two_d else q["col_we"]
         bit_c = Signal(C)                        # the data of a row write, by column
         bit_r = Signal(R)                        # the data of a column write, by row
         m.d.comb += [
-            bit_c.eq(Mux(q["take_data"], self.data, q["key_bits"])),
-            bit_r.eq(Mux(q["col_op"], col_data, 0)),
+            # (an MVCOL's write: none, whatever the illegal micro-op beside it says)
+            bit_c.eq(Mux(mv_pend, 0, Mux(q["take_data"], self.data, q["key_bits"]))),
+            bit_r.eq(Mux(col_write, col_data, 0)),
         ]
         for r in range(R):
             row = rows[r]

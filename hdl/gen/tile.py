@@ -114,7 +114,7 @@ class Phase(enum.Enum, shape=4):  # type: ignore[call-arg]  # Amaranth's EnumTyp
     CLAMPW = 6   # CLAMP: the write of that bound
     RELU = 7     # RELU: compare the sign, write zeros
     SHRR = 8     # SHR: the rounding bit into the carry
-    MV = 9       # REDUCE: column moves (2D)
+    MV = 9       # REDUCE: column moves (2D), each an MVCOL and its NOP
     XFER = 10    # MOVW: the transfer unit runs
 
 
@@ -859,9 +859,10 @@ class Sequencer(wiring.Component):
                         m.d.comb += [g_op.eq(Op.WR), g_key.eq(onehot(CY)),
                                      g_mask.eq(onehot(CY))]
                 if two_d:
-                    with _case(Phase.MV):
-                        m.d.comb += [g_op.eq(Op.MVCOL), g_col.eq(a + i), g_col2.eq(d + i),
-                                     g_shift.eq(Const(1, 1) << j)]
+                    with _case(Phase.MV):   # p = 1: the NOP of MVCOL's second cycle
+                        with m.If(p == 0):
+                            m.d.comb += [g_op.eq(Op.MVCOL), g_col.eq(a + i),
+                                         g_col2.eq(d + i), g_shift.eq(Const(1, 1) << j)]
             return {"op": g_op, "key": g_key, "mask": g_mask, "addr": g_addr,
                     "addr2": g_addr2, "col": g_col, "col2": g_col2, "shift": g_shift}
 
@@ -965,11 +966,14 @@ class Sequencer(wiring.Component):
                         m.d.comb += phase_end.eq(1)
                     with m.Else():
                         m.d.comb += nx["i"].eq(i + 1)
-                with _case(Phase.MV):
-                    with m.If(i + 1 == n):
-                        m.d.comb += phase_end.eq(1)
+                with _case(Phase.MV):       # each move: MVCOL (p = 0), NOP (p = 1)
+                    with m.If(p == 1):
+                        with m.If(i + 1 == n):
+                            m.d.comb += phase_end.eq(1)
+                        with m.Else():
+                            m.d.comb += [nx["i"].eq(i + 1), nx["p"].eq(0)]
                     with m.Else():
-                        m.d.comb += nx["i"].eq(i + 1)
+                        m.d.comb += nx["p"].eq(1)
                 # XFER: the state holds; the transfer unit's `done` ends it
 
             # per-opcode phase sequences (mirror golden _expand)
