@@ -8,7 +8,7 @@ source column in its own cycle and writes its destination column in the next, so
 micro-op after a legal MVCOL must be a NOP (any other is illegal: executed as a NOP that
 sets err, while the move's write completes). The read and the write are apart so that the
 compare network (which reads the source) and the row shift (which writes) are not one
-path (docs/fpga.md, "Critical paths", after 16). Its operand fields, all presented in the
+path (docs/fpga.md, "Critical paths", after 17). Its operand fields, all presented in the
 same cycle as the opcode:
 
     key, mask   C bits   compare pattern / write value and the columns taking part

@@ -1297,8 +1297,8 @@ class HostPort(wiring.Component):
     asks in a cycle, decoded and checked against `idle` in that cycle, reaches the port
     multiplexer the cycle after. So no path runs from the system's packet engine (or the
     board's link) through the multiplexer into the APs (docs/fpga.md, "Critical paths",
-    after 13). The sources still never meet: a request registered while idle leaves the
-    register in the cycle the sequencer loads, a cycle before it issues."""
+    after 13 and 16). The sources still never meet: a request registered while idle
+    leaves the register in the cycle the sequencer loads, a cycle before it issues."""
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
