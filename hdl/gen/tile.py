@@ -460,7 +460,7 @@ def _rules_by_opcode(w, cfg, xrows, drop=None, defer=None) -> dict:
 def _movw_src_rows_split(m, word, take, xrows, cfg):
     """MOVW's `src_rows` rule (golden isa.movw_src_rows_ok: srow + (count - 1) * stride
     below the source AP's rows) over the queue's two stages, without its 16 x 8
-    multiplier. Every AP has fewer rows than RMAX (the larger AP's), so with c = count - 1
+    multiplier. No AP has more rows than RMAX (the larger AP's), so with c = count - 1
     and stride both >= 1, the rule fails when c >= RMAX or stride >= RMAX; otherwise both
     fit in B bits and the product is a B x B one. The input stage registers c's range
     (-1, 0, too far) and that product from the word taken (`word`, when `take`) and the
@@ -1093,8 +1093,9 @@ class Sequencer(wiring.Component):
         #   a LUT phase right after one     `nj`, of S with i = 0, j + 1 and step 2 (MUL
         #                                   without s: j + 1; MAX / MIN: step 2; neither
         #                                   reads the other)
-        #   the LUT phase from another      `z`, of S with i = 0 and step 1 (the step a
-        #                                   LUT phase entered from CLR1 or SHRR has)
+        #   the LUT phase from another      `z`, of S with i = 0 and step 1 (MUL, MAX and
+        #                                   MIN enter it from CLR1 with step 1; the
+        #                                   opcodes entering it otherwise do not read it)
         # `nb` and `nj` are registers one cycle behind S: they are read when S leaves a
         # bit's last pass, and S was in the same bit (same i, j, step, word) the cycle
         # before, since every LUT has two passes or more (asserted above). `z` is
