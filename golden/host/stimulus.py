@@ -112,11 +112,10 @@ def random_uops(model: APModel, seed: int, n: int) -> Iterator[UOp]:
     p /= p.sum()
     after_mv = False              # the last micro-op yielded was a legal MVCOL
     for i in range(n):
-        if after_mv and rng.random() < MVCOL_NOP_SHARE:
-            after_mv = False
+        nop_now, after_mv = after_mv and rng.random() < MVCOL_NOP_SHARE, False
+        if nop_now:
             yield UOp(Op.NOP)         # MVCOL's second cycle; else an illegal micro-op
             continue
-        after_mv = False
         if rng.random() < ILLEGAL_SHARE:
             yield _illegal(rng, model)
             continue

@@ -680,7 +680,7 @@ class Sequencer(wiring.Component):
         # -- S: the state of the micro-op after U (meaningful while U is not the last) -----
         s_st = {"iw": iw, "illegal": illegal,
                 "ph": Signal(Phase, name="s_ph"), "step": Signal(3, name="s_step"),
-                "p": Signal(range(len(ROM_WORDS) + 1), name="s_p"),
+                "p": Signal(1, name="s_p"),   # a two-micro-op step's second (LUT: `s_sel`)
                 "i": Signal(7, name="s_i"), "j": Signal(7, name="s_j"),
                 "dpos": Signal(18, name="s_dpos"), "dneg": Signal(18, name="s_dneg"),
                 "dsign": Signal(name="s_dsign")}
@@ -944,10 +944,8 @@ class Sequencer(wiring.Component):
                             with m.If(i + 1 == sel["cnt"] - (
                                     1 if self.fault == "last_bit_skipped" else 0)):
                                 m.d.comb += phase_end.eq(1)
-                            with m.Else():
-                                m.d.comb += [nx["i"].eq(i + 1), nx["p"].eq(0)]
-                        with m.Else():
-                            m.d.comb += nx["p"].eq(p + 1)
+                            with m.Else():   # the ROM address steps in s_sel
+                                m.d.comb += nx["i"].eq(i + 1)
                 with _case(Phase.COPYB):
                     with m.If(p == 1):
                         with m.If(i + 1 == n):
@@ -1101,7 +1099,7 @@ class Sequencer(wiring.Component):
         # before, since every LUT has two passes or more (asserted above). `z` is
         # combinational: an instruction's first two states are never in the LUT phase,
         # so the state before it is not known a cycle ahead.
-        ra_shape = s_st["p"].shape()
+        ra_shape = range(len(ROM_WORDS) + 1)
         starts = Array(Const(x, ra_shape) for x in LUT_START)
         last_ra = Array(Const(x, ra_shape) for x in ends)
         s_sel = {"ra": Signal(ra_shape, name="sel_ra"),
