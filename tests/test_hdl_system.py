@@ -38,8 +38,8 @@ CFGS = {
                               "system": {"tiles": 2}}),
     "t1k1_1d": config_from_dict({"name": "t1", "ap": {"rows": 5, "cols": 12, "dims": 1},
                                  "tile": {"maps": 1}}),
-    # the APs' port inputs registered: host reads answer a cycle later, COPY takes
-    # count + 2 bus cycles (golden/spec/isa.py: copy_cycles)
+    # the port registers: host reads answer three cycles later, COPY takes count + 4
+    # bus cycles (golden/spec/isa.py: host_read_latency, copy_cycles)
     "t2k2_preg": config_from_dict({"name": "t2k2p", "ap": {"rows": 8, "cols": 18, "dims": 2,
                                                            "counter_bits": 24},
                                    "ctrl": {"queue_depth": 4},

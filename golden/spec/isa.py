@@ -230,11 +230,12 @@ def movw_cycles(count: int) -> int:
 
 def host_read_latency(port_register: bool) -> int:
     """Cycles from a read request on a tile's host port to its data (`host_rvalid`): the
-    AP answers the cycle after it executes. With the tile's port registers
-    (`tile.port_register`) the request waits two cycles first: one in the host port's
-    request register, before the tile's port multiplexer, and one in the APs' port
-    register, after it (hdl/gen/tile.py: HostPort, Tile)."""
-    return 1 + 2 * int(port_register)
+    AP answers the cycle after it executes. The tile's port registers
+    (`tile.port_register`) add three: the request waits in the host port's request
+    register, before the tile's port multiplexer, and in the APs' port register, after
+    it; and the data read waits in the host port's data register, after the multiplexer
+    of the answering AP (hdl/gen/tile.py: HostPort, Tile)."""
+    return 1 + 3 * int(port_register)
 
 
 def copy_cycles(count: int, port_register: bool) -> int:

@@ -1289,7 +1289,7 @@ class HostPort(wiring.Component):
     nothing queued): HOST_READ / HOST_WRITE a row of AP `host_ap`, HOST_READ_COL /
     HOST_WRITE_COL a column of the CAP (2D). `req` is the micro-op it asks of that AP
     this cycle (op NOP: none); a read's data comes back host_read_latency cycles after
-    on `host_rdata` with `host_rvalid`: the cycle after, or three with the tile's port
+    on `host_rdata` with `host_rvalid`: the cycle after, or four with the tile's port
     registers (golden/model/tile.py: Tile.host_*; golden/spec/isa.py: host_read_latency).
 
     With the port registers (`tile.port_register`) `req` is registered: what the host
@@ -1297,7 +1297,8 @@ class HostPort(wiring.Component):
     multiplexer the cycle after. So no path runs from the system's packet engine (or the
     board's link) through the multiplexer into the APs (docs/fpga.md, "Critical paths",
     after 13 and 16). The sources still never meet: a request registered while idle
-    leaves the register in the cycle the sequencer loads, a cycle before it issues."""
+    leaves the register in the cycle the sequencer loads, a cycle before it issues. The
+    data read is registered too, after the multiplexer of the answering AP (after 18)."""
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -1323,24 +1324,32 @@ class HostPort(wiring.Component):
                                  Signal(3, name="rq_ap"))
         host_rd_pending, host_rd_col = Signal(name="host_rd_pending"), Signal(name="host_rd_col")
         host_rd_ap = Signal(3, name="host_rd_ap")
-        lat = host_read_latency(cfg.tile.port_register)
+        lat = host_read_latency(cfg.tile.port_register) - int(cfg.tile.port_register)
         stage = (rq_pending, rq_col, rq_ap)
         for n in range(lat):
             nxt = ((host_rd_pending, host_rd_col, host_rd_ap) if n == lat - 1
                    else tuple(Signal.like(v, name=f"rd{n}_{i}") for i, v in enumerate(stage)))
             m.d.sync += [a.eq(b) for a, b in zip(nxt, stage, strict=True)]
             stage = nxt
+        # the answering AP's data; with the port registers registered once more after this
+        # multiplexer, so that no path runs from an AP's read port through the packet
+        # engine's COPY into another tile's request register (docs/fpga.md, after 18)
+        if cfg.tile.port_register:
+            rdata, rvalid = Signal.like(self.host_rdata), Signal()
+            m.d.sync += [self.host_rdata.eq(rdata), self.host_rvalid.eq(rvalid)]
+        else:
+            rdata, rvalid = self.host_rdata, self.host_rvalid
         with m.If(host_rd_col):
             if cfg.ap.two_d:
-                m.d.comb += [self.host_rdata.eq(self.rcol),
-                             self.host_rvalid.eq(host_rd_pending & self.rcol_valid)]
+                m.d.comb += [rdata.eq(self.rcol),
+                             rvalid.eq(host_rd_pending & self.rcol_valid)]
         with m.Else():
             with m.Switch(host_rd_ap):
                 for k in range(n_aps):
                     with m.Case(k):
-                        m.d.comb += [self.host_rdata.eq(getattr(self, f"rdata{k}")),
-                                     self.host_rvalid.eq(host_rd_pending
-                                                         & getattr(self, f"rd_valid{k}"))]
+                        m.d.comb += [rdata.eq(getattr(self, f"rdata{k}")),
+                                     rvalid.eq(host_rd_pending
+                                               & getattr(self, f"rd_valid{k}"))]
 
         m.d.comb += req.ap.eq(self.host_ap)
         with m.If(self.idle):
