@@ -912,6 +912,7 @@ class Sequencer(wiring.Component):
             ph, step, p, i, j = st["ph"], st["step"], st["p"], st["i"], st["j"]
             nx = {k: Signal.like(s_st[k], name=f"nx_{k}") for k in NEXT}
             last, phase_end = Signal(name="nx_last"), Signal(name="nx_phase_end")
+            lut_end = Signal(name="nx_lut_end")   # S is its LUT phase's last micro-op
             m.d.comb += [nx[k].eq(st[k]) for k in NEXT]
             clamp_t0, clamp_tn = Mux(s, mm - 1, mm), Mux(s, n - 1, n)
             dig_any, dig_pos = (Const(0, 1), Const(0, 5)) if first else (nd_any, nd_pos)
@@ -943,7 +944,7 @@ class Sequencer(wiring.Component):
                         with m.If(sel["ra"] == sel["ra_end"]):
                             with m.If(i + 1 == sel["cnt"] - (
                                     1 if self.fault == "last_bit_skipped" else 0)):
-                                m.d.comb += phase_end.eq(1)
+                                m.d.comb += [phase_end.eq(1), lut_end.eq(1)]
                             with m.Else():   # the ROM address steps in s_sel
                                 m.d.comb += nx["i"].eq(i + 1)
                 with _case(Phase.COPYB):
@@ -1041,10 +1042,14 @@ class Sequencer(wiring.Component):
                         with m.Default():
                             m.d.comb += finish()
 
-            # a MAC moving on to its next digit takes it (its sign: add or sub)
+            # a MAC moving on to its next digit takes it (its sign: add or sub). That is
+            # the one way a MAC enters CLR0 after its first state: from the last micro-op
+            # of its LUT phase, with a digit left (the switch above). Said so directly, not
+            # as "nx ph is CLR0", which put the whole phase switch in front of the digits'
+            # registers (docs/fpga.md, "Critical paths", after 18)
             take_next = Signal(name="nx_take")
-            m.d.comb += take_next.eq((op == Opcode.MAC) & (nx["ph"] == Phase.CLR0)
-                                     & (ph != Phase.CLR0))
+            m.d.comb += take_next.eq((op == Opcode.MAC) & lut_end & dig_any
+                                     & ~st["illegal"])
             with m.If(take_next):
                 m.d.comb += [nx["dsign"].eq(digit_sign(st["dneg"], dig_pos)),
                              nx["dpos"].eq(without_digit(st["dpos"], dig_pos)),
