@@ -195,21 +195,26 @@ def queue_verdicts(words, rng) -> dict:
 
 
 # -- sequencer and microcode ROM -------------------------------------------------------------
-def every_lut_path(ap, rng) -> list[int]:
+def every_phase_path(ap, rng) -> list[int]:
     """Random legal words, one per kind of LUT-phase entry and exit the sequencer has
     (its registered LUT selection: from CLR1 or SHRR, bit to bit, LUT phase to LUT
     phase): every computing opcode, MUL with and without s over two digits or more,
-    ADDI / SUBI with both immediate signs."""
+    ADDI / SUBI with both immediate signs; and one per way through the phases that read
+    S's registered word terms (`s_terms`): CLAMP with and without s over two columns or
+    more, RELU, CLEAR and COPY (MUL and SHR above)."""
     def kind(ins):
         op = Opc(ins.op)
         if op == Opc.MUL:
             return (op, ins.s) if ins.m >= 2 and ins.n >= 2 else None
         if op in (Opc.ADDI, Opc.SUBI):
             return (op, ins.imm < 0) if ins.n >= 2 else None
-        return (op,) if op in LUT_OPCODES and ins.n >= 2 else None
-    want: set[tuple] = {(o, s) for o in (Opc.MUL, Opc.ADDI, Opc.SUBI) for s in (False, True)}
-    want |= {(o,) for o in LUT_OPCODES if o not in (Opc.MUL, Opc.ADDI, Opc.SUBI)
-             and (ap.two_d or o != Opc.REDUCE)}
+        if op == Opc.CLAMP:
+            return (op, ins.s) if ins.n - ins.m >= 2 else None
+        return (op,) if op in LUT_OPCODES + TERM_OPCODES and ins.n >= 2 else None
+    want: set[tuple] = {(o, s) for o in (Opc.MUL, Opc.ADDI, Opc.SUBI, Opc.CLAMP)
+                        for s in (False, True)}
+    want |= {(o,) for o in LUT_OPCODES + TERM_OPCODES
+             if o not in (Opc.MUL, Opc.ADDI, Opc.SUBI) and (ap.two_d or o != Opc.REDUCE)}
     words, seen = [], set()
     for _ in range(20000):
         ins = random_instruction(ap, rng, 8)
@@ -225,6 +230,8 @@ def every_lut_path(ap, rng) -> list[int]:
 # the opcodes that run a LUT phase (golden _expand's passes())
 LUT_OPCODES = (Opc.ADD, Opc.SUB, Opc.ADDI, Opc.SUBI, Opc.MUL, Opc.MAC, Opc.MAX, Opc.MIN,
                Opc.SHR, Opc.REDUCE)
+# the other opcodes whose micro-ops read the word's column terms (Sequencer word_terms)
+TERM_OPCODES = (Opc.CLEAR, Opc.COPY, Opc.RELU)
 
 
 @pytest.mark.parametrize("cfg", [CFG, CFG1], ids=["2d_k2", "1d"])
@@ -233,12 +240,13 @@ def test_sequencer_issues_golden_stream(cfg, seed):
     bench): per instruction, golden expand's micro-ops, one a cycle; an illegal word one
     NOP with `illegal`; a MOVW count + 1 cycles of `xfer.run`; no idle cycle while a word
     waits. Besides the random program, a word of every way into and out of a LUT phase
-    (`every_lut_path`), back to back."""
+    and through the phases that read the word's terms (`every_phase_path`), back to
+    back."""
     rng = np.random.default_rng(seed)
     words = (random_tile_program(cfg, seed, 40, transfer_share=0.25, illegal_share=0.1,
                                  max_width=8) if cfg.tile.maps else
              random_program(cfg.ap, seed, 40, illegal_share=0.1, max_width=8))
-    words += every_lut_path(cfg.ap, rng)
+    words += every_phase_path(cfg.ap, rng)
     want, xrows = [], (0, 0, 0)
     for w in words:
         ins = decode(w)

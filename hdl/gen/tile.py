@@ -694,6 +694,31 @@ class Sequencer(wiring.Component):
             """C-bit mask of columns [start, start + width)."""
             return col_range(start, width, C)
 
+        def word_terms(iw_, first):
+            """The column terms of an instruction that depend on its word alone (its
+            fields' sums, range masks and one-hots). S reads them from registers loaded
+            with the word (`s_terms`), so that no adder or comparator of the fields lies
+            between the instruction register and U's key and mask (docs/fpga.md,
+            "Critical paths", after 20); the head's first state computes them from the
+            head word. A first state (CLAMPC, RELU's compare) reads only ct0, cn and oh,
+            so for it the others are 0 and the opcode picks nothing.
+              a    the clear range: [d, d + n), MUL's [d, d + n + m)
+              b    CLAMPW's key without s or at step 0: [d, d + m), with s [d, d + m - 1)
+              c    CLAMPW's key with s after step 0: [d + m - 1, d + n)
+              oh   the sign column d + n - 1, SHR's d + m - 1 (one-hot)
+              ct0  CLAMPC's first column: d + m, with s d + m - 1
+              cn   CLAMPC's columns: n - m"""
+            ins_ = view(GENERIC, iw_, op=Opcode)
+            op, s, n, mm, d = ins_.op, ins_.s, ins_.n, ins_.m, ins_.d
+            t = {"ct0": d + Mux(s, mm - 1, mm), "cn": n - mm}
+            if first:
+                return {**t, "a": Const(0, C), "b": Const(0, C), "c": Const(0, C),
+                        "oh": onehot(d + n - 1)}
+            return {**t, "a": Mux(op == Opcode.MUL, rng_mask(d, n + mm), rng_mask(d, n)),
+                    "b": Mux(s, rng_mask(d, mm - 1), rng_mask(d, mm)),
+                    "c": rng_mask(d + mm - 1, n - mm + 1),
+                    "oh": Mux(op == Opcode.SHR, onehot(d + mm - 1), onehot(d + n - 1))}
+
         def lut_select(st):
             """The LUT of a state in the LUT phase, the bits its loop runs over (`cnt`),
             and the role columns x, y, k."""
@@ -750,12 +775,13 @@ class Sequencer(wiring.Component):
                                  ycol.eq(d + i)]
             return {"lut": lut, "cnt": cnt, "x": xcol, "y": ycol, "k": kcol}
 
-        def micro_op(st, sel, first=False):
+        def micro_op(st, sel, terms, first=False):
             """The micro-op of a sequencer state (a pure function of it), as signals:
-            op, key, mask, addr, addr2, col, col2, shift. `first`: `st` is an
-            instruction's first state, so only FIRST_PHASES' logic is built (no ROM)."""
+            op, key, mask, addr, addr2, col, col2, shift. `terms`: its word's
+            (word_terms). `first`: `st` is an instruction's first state, so only
+            FIRST_PHASES' logic is built (no ROM)."""
             ins_, rows_ = view(GENERIC, st["iw"], op=Opcode), view(ROWS_FORMAT, st["iw"])
-            op, s, n, mm, d, a = ins_.op, ins_.s, ins_.n, ins_.m, ins_.d, ins_.a
+            op, s, d, a = ins_.op, ins_.s, ins_.d, ins_.a
             ph, step, p, i, j = st["ph"], st["step"], st["p"], st["i"], st["j"]
             lo, hi = rows_.lo, rows_.hi
             g_op, g_key, g_mask = Signal(4, name="g_op"), Signal(C, name="g_key"), \
@@ -795,15 +821,13 @@ class Sequencer(wiring.Component):
             clr_mask = Signal(C)
             with m.Switch(op):
                 with m.Case(Opcode.CLEAR, Opcode.COPY):
-                    m.d.comb += clr_mask.eq(rng_mask(d, n))
+                    m.d.comb += clr_mask.eq(terms["a"])
                 with m.Case(Opcode.MUL):
-                    m.d.comb += clr_mask.eq(Mux(step == 0, rng_mask(d, n + mm), 0)
-                                            | onehot(CY))
+                    m.d.comb += clr_mask.eq(Mux(step == 0, terms["a"], 0) | onehot(CY))
                 with m.Default():
                     m.d.comb += clr_mask.eq(0 if self.fault == "no_carry_clear"
                                             else onehot(CY))
-            sign_col = d + n - 1
-            clamp_t0 = Mux(s, mm - 1, mm)   # CLAMP loop index t runs over i (+ this)
+            sign_oh = terms["oh"]   # the sign column's one-hot (SHR: d + m - 1's)
 
             with m.Switch(ph):
                 with _case(Phase.ONE):
@@ -827,34 +851,28 @@ class Sequencer(wiring.Component):
                         m.d.comb += [g_op.eq(Op.WR), g_key.eq(onehot(d + i)),
                                      g_mask.eq(onehot(d + i))]
                 with _case(Phase.CLAMPC):
-                    t = clamp_t0 + i
+                    t_oh = onehot(terms["ct0"] + i)   # column d + t, t = m (s: m - 1) + i
                     m.d.comb += [g_op.eq(Mux(i == 0, Op.CMP, Op.CMPA))]
                     with m.If(~s):
-                        m.d.comb += [g_key.eq(onehot(d + t)), g_mask.eq(onehot(d + t))]
+                        m.d.comb += [g_key.eq(t_oh), g_mask.eq(t_oh)]
                     with m.Elif(step == 0):
-                        m.d.comb += [g_key.eq(onehot(d + t)),
-                                     g_mask.eq(onehot(sign_col) | onehot(d + t))]
+                        m.d.comb += [g_key.eq(t_oh), g_mask.eq(sign_oh | t_oh)]
                     with m.Else():
-                        m.d.comb += [g_key.eq(onehot(sign_col)),
-                                     g_mask.eq(onehot(sign_col) | onehot(d + t))]
+                        m.d.comb += [g_key.eq(sign_oh), g_mask.eq(sign_oh | t_oh)]
                 with _case(Phase.CLAMPW):
-                    m.d.comb += [g_op.eq(Op.WR), g_mask.eq(rng_mask(d, n))]
-                    with m.If(~s):
-                        m.d.comb += g_key.eq(rng_mask(d, mm))
-                    with m.Elif(step == 0):
-                        m.d.comb += g_key.eq(rng_mask(d, mm - 1))
+                    m.d.comb += [g_op.eq(Op.WR), g_mask.eq(terms["a"])]
+                    with m.If(~s | (step == 0)):
+                        m.d.comb += g_key.eq(terms["b"])
                     with m.Else():
-                        m.d.comb += g_key.eq(rng_mask(d + mm - 1, n - mm + 1))
+                        m.d.comb += g_key.eq(terms["c"])
                 with _case(Phase.RELU):
                     with m.If(p == 0):
-                        m.d.comb += [g_op.eq(Op.CMP), g_key.eq(onehot(sign_col)),
-                                     g_mask.eq(onehot(sign_col))]
+                        m.d.comb += [g_op.eq(Op.CMP), g_key.eq(sign_oh), g_mask.eq(sign_oh)]
                     with m.Else():
-                        m.d.comb += [g_op.eq(Op.WR), g_mask.eq(rng_mask(d, n))]
+                        m.d.comb += [g_op.eq(Op.WR), g_mask.eq(terms["a"])]
                 with _case(Phase.SHRR):
                     with m.If(p == 0):
-                        m.d.comb += [g_op.eq(Op.CMP), g_key.eq(onehot(d + mm - 1)),
-                                     g_mask.eq(onehot(d + mm - 1))]
+                        m.d.comb += [g_op.eq(Op.CMP), g_key.eq(sign_oh), g_mask.eq(sign_oh)]
                     with m.Else():
                         m.d.comb += [g_op.eq(Op.WR), g_key.eq(onehot(CY)),
                                      g_mask.eq(onehot(CY))]
@@ -902,7 +920,7 @@ class Sequencer(wiring.Component):
         # hold a bit for two passes or more
         assert min(e + 1 - start for start, e in zip(LUT_START, ends, strict=True)) >= 2
 
-        def next_state(st, sel, first=False):
+        def next_state(st, sel, terms, first=False):
             """The state after `st` in its instruction (a pure function of it) and whether
             `st`'s micro-op is the instruction's last (`last`; an XFER's is never: the
             transfer unit ends it). Mirrors golden _expand. `first`: `st` is an
@@ -914,7 +932,6 @@ class Sequencer(wiring.Component):
             last, phase_end = Signal(name="nx_last"), Signal(name="nx_phase_end")
             lut_end = Signal(name="nx_lut_end")   # S is its LUT phase's last micro-op
             m.d.comb += [nx[k].eq(st[k]) for k in NEXT]
-            clamp_t0, clamp_tn = Mux(s, mm - 1, mm), Mux(s, n - 1, n)
             dig_any, dig_pos = (Const(0, 1), Const(0, 5)) if first else (nd_any, nd_pos)
 
             def _case(*phases):
@@ -961,7 +978,8 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.d.comb += nx["p"].eq(1)
                 with _case(Phase.CLAMPC):
-                    with m.If(clamp_t0 + i + 1 == clamp_tn):
+                    # t + 1 == n (s: n - 1), t = m (s: m - 1) + i
+                    with m.If(i + 1 == terms["cn"]):
                         m.d.comb += phase_end.eq(1)
                     with m.Else():
                         m.d.comb += nx["i"].eq(i + 1)
@@ -1046,7 +1064,7 @@ class Sequencer(wiring.Component):
             # the one way a MAC enters CLR0 after its first state: from the last micro-op
             # of its LUT phase, with a digit left (the switch above). Said so directly, not
             # as "nx ph is CLR0", which put the whole phase switch in front of the digits'
-            # registers (docs/fpga.md, "Critical paths", after 18)
+            # registers (docs/fpga.md, "Critical paths", after 19)
             take_next = Signal(name="nx_take")
             m.d.comb += take_next.eq((op == Opcode.MAC) & lut_end & dig_any
                                      & ~st["illegal"])
@@ -1138,9 +1156,13 @@ class Sequencer(wiring.Component):
 
         # -- the two stages' next values: from the head (a load) or from S ---------------
         # (no instruction starts in the LUT phase: the head's state needs no LUT selection)
-        g_head, g_cont = micro_op(h_st, None, first=True), micro_op(s_st, s_sel)
-        (h_nx, h_last), (s_nx, s_last) = next_state(h_st, None, first=True), \
-            next_state(s_st, s_sel)
+        h_terms = word_terms(w, first=True)
+        w_terms = word_terms(w, first=False)   # loaded into S's registers with the word
+        s_terms = {k: Signal(v.shape(), name=f"s_terms_{k}") for k, v in w_terms.items()}
+        g_head, g_cont = (micro_op(h_st, None, h_terms, first=True),
+                          micro_op(s_st, s_sel, s_terms))
+        (h_nx, h_last), (s_nx, s_last) = (next_state(h_st, None, h_terms, first=True),
+                                          next_state(s_st, s_sel, s_terms))
 
         # `last`: U's micro-op ends its instruction (a MOVW's: the transfer unit's count)
         last = Signal()
@@ -1150,6 +1172,7 @@ class Sequencer(wiring.Component):
         m.d.comb += self.head.pop.eq(load)
 
         with m.If(load):
+            m.d.sync += [s_terms[k].eq(v) for k, v in w_terms.items()]
             m.d.sync += [active.eq(1), iw.eq(w), illegal.eq(~h_legal),
                          u_ph.eq(Mux(h_legal, h_ph0, Phase.ONE)),
                          u_xfer.eq(h_legal & (h_ph0 == Phase.XFER)),
@@ -1338,7 +1361,7 @@ class HostPort(wiring.Component):
             stage = nxt
         # the answering AP's data; with the port registers registered once more after this
         # multiplexer, so that no path runs from an AP's read port through the packet
-        # engine's COPY into another tile's request register (docs/fpga.md, after 18)
+        # engine's COPY into a tile's request register (docs/fpga.md, after 18)
         if cfg.tile.port_register:
             rdata, rvalid = Signal.like(self.host_rdata), Signal()
             m.d.sync += [self.host_rdata.eq(rdata), self.host_rvalid.eq(rvalid)]
