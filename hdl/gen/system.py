@@ -299,6 +299,15 @@ class System(wiring.Component):
 
         fmask = Signal(64)
         m.d.comb += fmask.eq(Cat(*((h_width > b) for b in range(64))))
+        # a COPY word's move, bits [h.col, + width) of the source's word to [d.col, +
+        # width) of the destination's: one shift of the word above Wd zeros by Wd + h.col
+        # - d.col, and a mask, both registered while the packet waits for the tiles
+        # (WAITC, a cycle or more), so that a single shifter, not two in a row, lies
+        # between a host read's data and the destination's host port (docs/fpga.md,
+        # "Critical paths", after 21)
+        Wd = len(tiles[0].host_rdata)
+        c_sh = Signal(range(2 * Wd + 1), name="c_sh")
+        c_mask = Signal(len(tiles[0].host_mask), name="c_mask")
 
         def bad(to_drop):
             """A bad packet: count it, flag it, drop up to its tlast (to_drop: 1 when this
@@ -449,6 +458,10 @@ class System(wiring.Component):
                         m.next = "HDR"
             with m.State("WAITC"):
                 # COPY / COPYCOL: until both tiles are idle
+                c_amount = Wd + h.col - d.col    # in [0, 2 Wd) for a COPY that passed
+                m.d.sync += [c_sh.eq(Mux((c_amount < 0) | (c_amount > 2 * Wd), 2 * Wd,
+                                         c_amount)),
+                             c_mask.eq(fmask << d.col)]
                 with m.If(idle_src & idle_dst):
                     m.next = "COPY"
             with m.State("COPY"):
@@ -469,8 +482,9 @@ class System(wiring.Component):
                         m.d.comb += wr_data.eq(src_rdata)
                         m.d.sync += inc("copy_cols")
                     with m.Else():
-                        m.d.comb += [wr_data.eq(((src_rdata >> h.col) & fmask) << d.col),
-                                     wr_mask.eq(fmask << d.col)]
+                        m.d.comb += [wr_data.eq((Cat(Const(0, Wd), src_rdata) >> c_sh)[:Wd]
+                                                & c_mask),
+                                     wr_mask.eq(c_mask)]
                         m.d.sync += inc("copy_words")
                 with m.If(fin):
                     m.d.sync += inc("packets")
