@@ -377,9 +377,16 @@ class System(wiring.Component):
 
         with m.FSM(init="HDR", name="ctl") as fsm:
             with m.State("HDR"):
-                # a header word: check it, latch it, go where its type leads
+                # a header word: check it, latch it, go where its type leads. It is latched
+                # whatever the checks say: only the states after a good header read it,
+                # and the next header overwrites a bad one's. So the checks decide the
+                # next state only, not the enable of every packet register (docs/fpga.md,
+                # "Critical paths", after 22)
                 m.d.comb += self.s_axis_tready.eq(1)
                 with m.If(beat):
+                    m.d.sync += [h.eq(w), h_width.eq(i_width), k.eq(0), kr.eq(0),
+                                 ra.eq(hdr.row), more.eq(hdr.count != 0),
+                                 wr_on.eq(0), fin.eq(hdr.count + lat == 1)]
                     with m.If(~hdr_ok):
                         bad(~last)
                     with m.Elif(mut.pick("tlast_on_header", has_payload & last, 0)):
@@ -387,9 +394,6 @@ class System(wiring.Component):
                     with m.Elif(mut.pick("no_tlast_header_only", ~has_payload & ~last, 0)):
                         bad(1)
                     with m.Else():
-                        m.d.sync += [h.eq(w), h_width.eq(i_width), k.eq(0), kr.eq(0),
-                                     ra.eq(hdr.row), more.eq(hdr.count != 0),
-                                     wr_on.eq(0), fin.eq(hdr.count + lat == 1)]
                         with m.Switch(hdr.type):
                             with m.Case(PacketType.INSTR):
                                 m.next = "INSTR"
@@ -402,15 +406,16 @@ class System(wiring.Component):
                             with m.Case(PacketType.SYNC):
                                 m.next = "WAITS"
             with m.State("HDR2"):
-                # COPY / COPYCOL: the destination word, which must carry tlast
+                # COPY / COPYCOL: the destination word, which must carry tlast (latched
+                # whatever the checks say, as the header)
                 m.d.comb += self.s_axis_tready.eq(1)
                 with m.If(beat):
+                    m.d.sync += [d.eq(w), wa.eq(dw.row - lat)]
                     with m.If(mut.pick("dest_no_tlast", ~last, 0)):
                         bad(1)
                     with m.Elif(~dest_ok):
                         bad(0)
                     with m.Else():
-                        m.d.sync += [d.eq(w), wa.eq(dw.row - lat)]
                         m.next = "WAITC"
             with m.State("INSTR"):
                 # instruction words into the tile's queue (every queue, for a broadcast)
