@@ -690,34 +690,48 @@ class Sequencer(wiring.Component):
             """C-bit one-hot of a column number (a decoder, not a wide shifter)."""
             return col_onehot(col, C)
 
-        def rng_mask(start, width):
-            """C-bit mask of columns [start, start + width)."""
-            return col_range(start, width, C)
+        # The column terms of an instruction that depend on its word alone (its fields'
+        # sums, range masks and one-hots), which micro_op and next_state read:
+        #   a    the clear range: [d, d + n), MUL's [d, d + n + m)
+        #   b    CLAMPW's key without s or at step 0: [d, d + m), with s [d, d + m - 1)
+        #   c    CLAMPW's key with s after step 0: [d + m - 1, d + n)
+        #   oh   the sign column d + n - 1, SHR's d + m - 1 (one-hot)
+        #   ct0  CLAMPC's first column: d + m, with s d + m - 1
+        #   cn   CLAMPC's columns: n - m
+        # S's are decoded (terms_of) from the bounds registered with the word (word_bounds,
+        # `s_bounds`); the head's first state computes the few it reads from the head word
+        # (first_terms).
+        def first_terms(iw_):
+            """The terms of an instruction's first state (CLAMPC, RELU's compare), which
+            reads only ct0, cn and oh: the others are 0 and the opcode picks nothing."""
+            ins_ = view(GENERIC, iw_, op=Opcode)
+            n, mm, d = ins_.n, ins_.m, ins_.d
+            return {"ct0": d + Mux(ins_.s, mm - 1, mm), "cn": n - mm, "a": Const(0, C),
+                    "b": Const(0, C), "c": Const(0, C), "oh": onehot(d + n - 1)}
 
-        def word_terms(iw_, first):
-            """The column terms of an instruction that depend on its word alone (its
-            fields' sums, range masks and one-hots). S reads them from registers loaded
-            with the word (`s_terms`), so that no adder or comparator of the fields lies
-            between the instruction register and U's key and mask (docs/fpga.md,
-            "Critical paths", after 20); the head's first state computes them from the
-            head word. A first state (CLAMPC, RELU's compare) reads only ct0, cn and oh,
-            so for it the others are 0 and the opcode picks nothing.
-              a    the clear range: [d, d + n), MUL's [d, d + n + m)
-              b    CLAMPW's key without s or at step 0: [d, d + m), with s [d, d + m - 1)
-              c    CLAMPW's key with s after step 0: [d + m - 1, d + n)
-              oh   the sign column d + n - 1, SHR's d + m - 1 (one-hot)
-              ct0  CLAMPC's first column: d + m, with s d + m - 1
-              cn   CLAMPC's columns: n - m"""
+        def word_bounds(iw_):
+            """The columns the word's terms are decoded from: the ranges' bounds (a range
+            [lo, hi) is at-least-lo and not at-least-hi; lo is d for a and b), the
+            one-hot's column, and ct0, cn. S loads them with the word, so that no adder of
+            the fields lies between the instruction register and U's key and mask
+            (docs/fpga.md, "Critical paths", after 20), and decodes them itself, so that no
+            decoder lies between the head word and S's registers either (after 23)."""
             ins_ = view(GENERIC, iw_, op=Opcode)
             op, s, n, mm, d = ins_.op, ins_.s, ins_.n, ins_.m, ins_.d
-            t = {"ct0": d + Mux(s, mm - 1, mm), "cn": n - mm}
-            if first:
-                return {**t, "a": Const(0, C), "b": Const(0, C), "c": Const(0, C),
-                        "oh": onehot(d + n - 1)}
-            return {**t, "a": Mux(op == Opcode.MUL, rng_mask(d, n + mm), rng_mask(d, n)),
-                    "b": Mux(s, rng_mask(d, mm - 1), rng_mask(d, mm)),
-                    "c": rng_mask(d + mm - 1, n - mm + 1),
-                    "oh": Mux(op == Opcode.SHR, onehot(d + mm - 1), onehot(d + n - 1))}
+            return {"a_hi": Mux(op == Opcode.MUL, d + (n + mm), d + n),
+                    "b_hi": Mux(s, d + (mm - 1), d + mm),
+                    "c_lo": d + mm - 1, "c_hi": (d + mm - 1) + (n - mm + 1),
+                    "oh": Mux(op == Opcode.SHR, d + mm - 1, d + n - 1),
+                    "ct0": d + Mux(s, mm - 1, mm), "cn": n - mm}
+
+        def terms_of(bounds, d):
+            """S's terms from word_bounds (and the word's d, the ranges' lower bound)."""
+            def atleast(v):
+                return col_atleast(v, C)
+            return {"a": atleast(d) & ~atleast(bounds["a_hi"]),
+                    "b": atleast(d) & ~atleast(bounds["b_hi"]),
+                    "c": atleast(bounds["c_lo"]) & ~atleast(bounds["c_hi"]),
+                    "oh": onehot(bounds["oh"]), "ct0": bounds["ct0"], "cn": bounds["cn"]}
 
         def lut_select(st):
             """The LUT of a state in the LUT phase, the bits its loop runs over (`cnt`),
@@ -778,7 +792,7 @@ class Sequencer(wiring.Component):
         def micro_op(st, sel, terms, first=False):
             """The micro-op of a sequencer state (a pure function of it), as signals:
             op, key, mask, addr, addr2, col, col2, shift. `terms`: its word's
-            (word_terms). `first`: `st` is an instruction's first state, so only
+            (the terms above). `first`: `st` is an instruction's first state, so only
             FIRST_PHASES' logic is built (no ROM)."""
             ins_, rows_ = view(GENERIC, st["iw"], op=Opcode), view(ROWS_FORMAT, st["iw"])
             op, s, d, a = ins_.op, ins_.s, ins_.d, ins_.a
@@ -1156,9 +1170,10 @@ class Sequencer(wiring.Component):
 
         # -- the two stages' next values: from the head (a load) or from S ---------------
         # (no instruction starts in the LUT phase: the head's state needs no LUT selection)
-        h_terms = word_terms(w, first=True)
-        w_terms = word_terms(w, first=False)   # loaded into S's registers with the word
-        s_terms = {k: Signal(v.shape(), name=f"s_terms_{k}") for k, v in w_terms.items()}
+        h_terms = first_terms(w)
+        w_bounds = word_bounds(w)   # loaded into S's registers with the word
+        s_bounds = {k: Signal(v.shape(), name=f"s_bounds_{k}") for k, v in w_bounds.items()}
+        s_terms = terms_of(s_bounds, view(GENERIC, iw).d)
         g_head, g_cont = (micro_op(h_st, None, h_terms, first=True),
                           micro_op(s_st, s_sel, s_terms))
         (h_nx, h_last), (s_nx, s_last) = (next_state(h_st, None, h_terms, first=True),
@@ -1172,7 +1187,7 @@ class Sequencer(wiring.Component):
         m.d.comb += self.head.pop.eq(load)
 
         with m.If(load):
-            m.d.sync += [s_terms[k].eq(v) for k, v in w_terms.items()]
+            m.d.sync += [s_bounds[k].eq(v) for k, v in w_bounds.items()]
             m.d.sync += [active.eq(1), iw.eq(w), illegal.eq(~h_legal),
                          u_ph.eq(Mux(h_legal, h_ph0, Phase.ONE)),
                          u_xfer.eq(h_legal & (h_ph0 == Phase.XFER)),
