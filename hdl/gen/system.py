@@ -65,6 +65,7 @@ from bfimna.hdl.gen.controller import (
     verify_ports,
 )
 from bfimna.hdl.gen.layouts import const, data_layout, hdl_enum, reserved, view
+from bfimna.hdl.gen.tile import field_move, field_move_amount
 
 OUT_FIFO_DEPTH = 4
 AXIL_ADDR_BITS = 16
@@ -300,8 +301,8 @@ class System(wiring.Component):
         fmask = Signal(64)
         m.d.comb += fmask.eq(Cat(*((h_width > b) for b in range(64))))
         # a COPY word's move, bits [h.col, + width) of the source's word to [d.col, +
-        # width) of the destination's: one shift of the word above Wd zeros by Wd + h.col
-        # - d.col, and a mask, both registered while the packet waits for the tiles
+        # width) of the destination's: one shift by Wd + h.col - d.col (tile.py
+        # field_move, as MOVW's) and a mask, both registered while the packet waits for the tiles
         # (WAITC, a cycle or more), so that a single shifter, not two in a row, lies
         # between a host read's data and the destination's host port (docs/fpga.md,
         # "Critical paths", after 21)
@@ -463,9 +464,8 @@ class System(wiring.Component):
                         m.next = "HDR"
             with m.State("WAITC"):
                 # COPY / COPYCOL: until both tiles are idle
-                c_amount = Wd + h.col - d.col    # in [0, 2 Wd) for a COPY that passed
-                m.d.sync += [c_sh.eq(Mux((c_amount < 0) | (c_amount > 2 * Wd), 2 * Wd,
-                                         c_amount)),
+                # in [0, 2 Wd) for a COPY that passed its checks
+                m.d.sync += [c_sh.eq(field_move_amount(Wd + h.col - d.col, Wd)),
                              c_mask.eq(fmask << d.col)]
                 with m.If(idle_src & idle_dst):
                     m.next = "COPY"
@@ -487,8 +487,7 @@ class System(wiring.Component):
                         m.d.comb += wr_data.eq(src_rdata)
                         m.d.sync += inc("copy_cols")
                     with m.Else():
-                        m.d.comb += [wr_data.eq((Cat(Const(0, Wd), src_rdata) >> c_sh)[:Wd]
-                                                & c_mask),
+                        m.d.comb += [wr_data.eq(field_move(src_rdata, c_sh, Wd) & c_mask),
                                      wr_mask.eq(c_mask)]
                         m.d.sync += inc("copy_words")
                 with m.If(fin):

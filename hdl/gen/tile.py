@@ -613,6 +613,19 @@ def col_atleast(v, C: int) -> Value:
     return Cat(*(gt[k >> L] | (eq[k >> L] & ge_lo[k & ((1 << L) - 1)]) for k in range(C)))
 
 
+def field_move_amount(sh, width: int) -> Value:
+    """The shift of field_move that moves bits [a, ...) of a `width`-bit word to [d, ...):
+    `sh` = width + a - d, or 2 * width (every bit shifted out) outside [0, 2 * width)."""
+    return Mux((sh < 0) | (sh >= 2 * width), 2 * width, sh)
+
+
+def field_move(word, amount, width: int) -> Value:
+    """A field of `word` moved to another position as one right shift of the word above
+    `width` zeros by field_move_amount's `amount` (not a right and a left shift in a row):
+    the low `width` bits; the caller masks the field (MOVW, the packet engine's COPY)."""
+    return (Cat(Const(0, width), word) >> amount)[:width]
+
+
 def col_range(start, width, C: int) -> Value:
     """C bits, bit k = (start <= k < start + width)."""
     start, width = Value.cast(start), Value.cast(width)
@@ -701,13 +714,16 @@ class Sequencer(wiring.Component):
         # S's are decoded (terms_of) from the bounds registered with the word (word_bounds,
         # `s_bounds`); the head's first state computes the few it reads from the head word
         # (first_terms).
+        def clampc_terms(ins_):
+            """ct0 and cn of a word's fields (a view of GENERIC)."""
+            return {"ct0": ins_.d + Mux(ins_.s, ins_.m - 1, ins_.m), "cn": ins_.n - ins_.m}
+
         def first_terms(iw_):
             """The terms of an instruction's first state (CLAMPC, RELU's compare), which
             reads only ct0, cn and oh: the others are 0 and the opcode picks nothing."""
             ins_ = view(GENERIC, iw_, op=Opcode)
-            n, mm, d = ins_.n, ins_.m, ins_.d
-            return {"ct0": d + Mux(ins_.s, mm - 1, mm), "cn": n - mm, "a": Const(0, C),
-                    "b": Const(0, C), "c": Const(0, C), "oh": onehot(d + n - 1)}
+            return {**clampc_terms(ins_), "a": Const(0, C), "b": Const(0, C),
+                    "c": Const(0, C), "oh": onehot(ins_.d + ins_.n - 1)}
 
         def word_bounds(iw_):
             """The columns the word's terms are decoded from: the ranges' bounds (a range
@@ -721,8 +737,7 @@ class Sequencer(wiring.Component):
             return {"a_hi": Mux(op == Opcode.MUL, d + (n + mm), d + n),
                     "b_hi": Mux(s, d + (mm - 1), d + mm),
                     "c_lo": d + mm - 1, "c_hi": (d + mm - 1) + (n - mm + 1),
-                    "oh": Mux(op == Opcode.SHR, d + mm - 1, d + n - 1),
-                    "ct0": d + Mux(s, mm - 1, mm), "cn": n - mm}
+                    "oh": Mux(op == Opcode.SHR, d + mm - 1, d + n - 1), **clampc_terms(ins_)}
 
         def terms_of(bounds, d):
             """S's terms from word_bounds (and the word's d, the ranges' lower bound)."""
@@ -1309,7 +1324,7 @@ class TransferUnit(wiring.Component):
             sh = Signal(signed(len(mv.a) + 2))
             m.d.comb += sh.eq(wmax + x_a - x_d)
             # d beyond the word shifts every bit out (an illegal MOVW, which never runs)
-            return Mux((sh < 0) | (sh >= 2 * wmax), 2 * wmax, sh), (fmask << x_d)[:wmax]
+            return field_move_amount(sh, wmax), (fmask << x_d)[:wmax]
 
         x_sh, x_mask = Signal(range(2 * wmax + 1), name="x_sh"), Signal(wmax, name="x_mask")
         sh_h, mask_h = movw_shift(w)    # the head's, registered when it is loaded
@@ -1319,7 +1334,7 @@ class TransferUnit(wiring.Component):
         m.d["sync" if self.late else "comb"] += [d_sap.eq(sap), d_sh.eq(x_sh),
                                                  d_mask.eq(x_mask)]
         x_data = Signal(wmax)
-        m.d.comb += x_data.eq((Cat(Const(0, wmax), src_word) >> d_sh)[:wmax] & d_mask)
+        m.d.comb += x_data.eq(field_move(src_word, d_sh, wmax) & d_mask)
         m.d.comb += [self.rd.eq(x_rd), self.sap.eq(sap), self.src_addr.eq(src_ptr),
                      self.wr.eq(x_wr), self.dap.eq(dap), self.dst_addr.eq(dst_ptr),
                      self.data.eq(x_data), self.mask.eq(x_mask)]
@@ -1367,6 +1382,7 @@ class HostPort(wiring.Component):
                                  Signal(3, name="rq_ap"))
         host_rd_pending, host_rd_col = Signal(name="host_rd_pending"), Signal(name="host_rd_col")
         host_rd_ap = Signal(3, name="host_rd_ap")
+        # (the data register below is the latency's last cycle, with the port registers)
         lat = host_read_latency(cfg.tile.port_register) - int(cfg.tile.port_register)
         stage = (rq_pending, rq_col, rq_ap)
         for n in range(lat):
